@@ -1,6 +1,27 @@
-//! Switchboard server.
+//! Switchboard server: the signaling hub and its HTTP front.
 //!
-//! * [`hub`]: the signaling hub core, a pure state machine (rooms, names, routing, limits).
-//! * The shell around it moves bytes between WebSockets and the core.
+//! * [`hub`]: the hub core, a pure state machine (rooms, names, routing, limits). No I/O.
+//! * [`handshake`]: negotiation of version, encoding, room and name. No I/O.
+//! * [`server`], `connection`, `relay`: the thin tokio/axum shell that moves frames between
+//!   sockets and the core.
+//! * [`config`]: every setting and limit, with defaults.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), switchboard_server::StartError> {
+//! let server = switchboard_server::Server::start(switchboard_server::Config::default()).await?;
+//! println!("listening on {}", server.local_addr());
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
 
+pub mod config;
+mod connection;
+pub mod handshake;
 pub mod hub;
+mod metrics;
+mod relay;
+pub mod server;
+
+pub use config::{Config, ConfigError, Limits};
+pub use switchboard_protocol::IceServer;
+pub use server::{Server, StartError};

@@ -1,0 +1,186 @@
+//! `switchboard serve`: configuration from flags, `SWITCHBOARD_*` environment variables and an
+//! optional TOML file (in that order of precedence), then run until Ctrl-C / SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+use switchboard_server::{Config, Server};
+
+/// Flags of `switchboard serve`. Every limit is documented in `docs/configuration.md`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// TOML configuration file; flags and environment variables override it.
+    #[arg(long, env = "SWITCHBOARD_CONFIG")]
+    config: Option<PathBuf>,
+    /// HTTP / WebSocket listen address [default: 127.0.0.1:8080].
+    #[arg(long, env = "SWITCHBOARD_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// PEM certificate chain: serve HTTPS / WSS (needs --tls-key).
+    #[arg(long, env = "SWITCHBOARD_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "SWITCHBOARD_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// ICE server URL handed to clients (repeatable; replaces the configured list).
+    #[arg(long = "ice-server", env = "SWITCHBOARD_ICE_SERVERS", value_delimiter = ',')]
+    ice_servers: Vec<String>,
+    /// Log format.
+    #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// One flag and one environment variable per limit.
+#[derive(Args, Debug)]
+struct LimitArgs {
+    /// Largest WebSocket message accepted, bytes [default: 65536].
+    #[arg(long, env = "SWITCHBOARD_MAX_MESSAGE_BYTES")]
+    max_message_bytes: Option<usize>,
+    /// Sustained messages per second per connection [default: 50].
+    #[arg(long, env = "SWITCHBOARD_MESSAGES_PER_SECOND")]
+    messages_per_second: Option<u32>,
+    /// Message burst per connection [default: 200].
+    #[arg(long, env = "SWITCHBOARD_MESSAGE_BURST")]
+    message_burst: Option<u32>,
+    /// Most peers in one room [default: 128].
+    #[arg(long, env = "SWITCHBOARD_MAX_PEERS_PER_ROOM")]
+    max_peers_per_room: Option<usize>,
+    /// Most connections in all [default: 100000].
+    #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Most connections from one IP address [default: 1000].
+    #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS_PER_IP")]
+    max_connections_per_ip: Option<usize>,
+    /// Queued messages per connection before it is closed as a slow reader [default: 256].
+    #[arg(long, env = "SWITCHBOARD_SEND_QUEUE_MESSAGES")]
+    send_queue_messages: Option<usize>,
+    /// Server ping interval, ms [default: 5000].
+    #[arg(long, env = "SWITCHBOARD_HEARTBEAT_INTERVAL_MS")]
+    heartbeat_interval_ms: Option<u64>,
+    /// Close and announce a connection silent this long, ms [default: 15000].
+    #[arg(long, env = "SWITCHBOARD_IDLE_TIMEOUT_MS")]
+    idle_timeout_ms: Option<u64>,
+    /// WebSocket read buffer per connection, bytes [default: 2048].
+    #[arg(long, env = "SWITCHBOARD_READ_BUFFER_BYTES")]
+    read_buffer_bytes: Option<usize>,
+    /// WebSocket write buffer per connection, bytes [default: 8192].
+    #[arg(long, env = "SWITCHBOARD_WRITE_BUFFER_BYTES")]
+    write_buffer_bytes: Option<usize>,
+    /// How long shutdown waits for connections to close, ms [default: 2000].
+    #[arg(long, env = "SWITCHBOARD_SHUTDOWN_GRACE_MS")]
+    shutdown_grace_ms: Option<u64>,
+}
+
+impl ServeArgs {
+    /// The configuration: defaults, then the file, then environment and flags.
+    fn config(&self) -> Result<Config, switchboard_server::ConfigError> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_toml_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        if self.tls_cert.is_some() {
+            config.tls_cert.clone_from(&self.tls_cert);
+        }
+        if self.tls_key.is_some() {
+            config.tls_key.clone_from(&self.tls_key);
+        }
+        if !self.ice_servers.is_empty() {
+            config.ice_servers = vec![ice_server_from_urls(&self.ice_servers)];
+        }
+        let l = &self.limits;
+        let c = &mut config.limits;
+        macro_rules! set {
+            ($($field:ident),*) => { $( if let Some(v) = l.$field { c.$field = v; } )* };
+        }
+        set!(
+            max_message_bytes, messages_per_second, message_burst, max_peers_per_room, max_connections,
+            max_connections_per_ip, send_queue_messages, heartbeat_interval_ms, idle_timeout_ms,
+            read_buffer_bytes, write_buffer_bytes, shutdown_grace_ms
+        );
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+fn ice_server_from_urls(urls: &[String]) -> switchboard_server::IceServer {
+    switchboard_server::IceServer { urls: urls.to_vec(), username: None, credential: None }
+}
+
+/// Runs `switchboard serve`.
+pub fn run(args: ServeArgs) -> ExitCode {
+    init_logging(args.log_format);
+    let config = match args.config() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("switchboard: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("switchboard: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let server = match Server::start(config).await {
+            Ok(server) => server,
+            Err(error) => {
+                eprintln!("switchboard: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let (http, ws) = if server.is_tls() { ("https", "wss") } else { ("http", "ws") };
+        let addr = server.local_addr();
+        tracing::info!(%addr, tls = server.is_tls(), "switchboard listening");
+        println!("Switchboard is running: {http}://{addr}/  (signaling: {ws}://{addr}/ws/{{room}}; Ctrl-C stops)");
+        wait_for_stop_signal().await;
+        tracing::info!("shutting down");
+        server.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn wait_for_stop_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

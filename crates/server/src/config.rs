@@ -1,0 +1,198 @@
+//! Every setting of the server, with its default. `docs/configuration.md` documents each one;
+//! the CLI fills this from flags, `SWITCHBOARD_*` environment variables and a TOML file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use switchboard_protocol::IceServer;
+
+use crate::hub::HubLimits;
+
+/// Server configuration. `Config::default()` is what `switchboard serve` runs with.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address of the HTTP / WebSocket listener.
+    pub listen: SocketAddr,
+    /// PEM certificate chain; with `tls_key`, the listener speaks HTTPS / WSS.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// ICE servers handed to clients in `welcome`.
+    pub ice_servers: Vec<IceServer>,
+    /// Limits, all named, all with defaults.
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            tls_cert: None,
+            tls_key: None,
+            ice_servers: Vec::new(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file; unknown keys are an error, missing keys keep their defaults.
+    pub fn from_toml_file(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.into(), e))?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse(path.into(), e))
+    }
+
+    /// Checks values that would make the server misbehave.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        let positive = [
+            ("max_message_bytes", l.max_message_bytes),
+            ("max_peers_per_room", l.max_peers_per_room),
+            ("max_connections", l.max_connections),
+            ("max_connections_per_ip", l.max_connections_per_ip),
+            ("send_queue_messages", l.send_queue_messages),
+            ("messages_per_second", l.messages_per_second as usize),
+            ("message_burst", l.message_burst as usize),
+            ("heartbeat_interval_ms", l.heartbeat_interval_ms as usize),
+            ("idle_timeout_ms", l.idle_timeout_ms as usize),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigError::Invalid(format!("limits.{name} must be greater than 0")));
+        }
+        if l.idle_timeout_ms <= l.heartbeat_interval_ms {
+            return Err(ConfigError::Invalid(
+                "limits.idle_timeout_ms must be greater than limits.heartbeat_interval_ms".into(),
+            ));
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(ConfigError::Invalid("tls_cert and tls_key go together".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Named limits. See `docs/configuration.md` for what each protects against.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest WebSocket message (and frame) accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// Sustained messages per second per connection.
+    pub messages_per_second: u32,
+    /// Burst of messages per connection above the sustained rate.
+    pub message_burst: u32,
+    /// Most peers in one room.
+    pub max_peers_per_room: usize,
+    /// Most connections in all.
+    pub max_connections: usize,
+    /// Most connections from one IP address.
+    pub max_connections_per_ip: usize,
+    /// Messages queued for one connection before it is closed as a slow reader.
+    pub send_queue_messages: usize,
+    /// How often the server pings each connection, in milliseconds.
+    pub heartbeat_interval_ms: u64,
+    /// A connection silent for this long is closed and announced as left, in milliseconds.
+    pub idle_timeout_ms: u64,
+    /// Per-connection WebSocket read buffer, in bytes (grows for larger messages, then shrinks).
+    pub read_buffer_bytes: usize,
+    /// Per-connection WebSocket write buffer, in bytes: frames queued together are written
+    /// with one system call up to this size.
+    pub write_buffer_bytes: usize,
+    /// How long shutdown waits for connections to close, in milliseconds.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 64 * 1024,
+            messages_per_second: 50,
+            message_burst: 200,
+            max_peers_per_room: 128,
+            max_connections: 100_000,
+            max_connections_per_ip: 1_000,
+            send_queue_messages: 256,
+            heartbeat_interval_ms: 5_000,
+            idle_timeout_ms: 15_000,
+            read_buffer_bytes: 2_048,
+            write_buffer_bytes: 8_192,
+            shutdown_grace_ms: 2_000,
+        }
+    }
+}
+
+impl Limits {
+    /// The part of the limits the hub core enforces.
+    pub fn hub(&self) -> HubLimits {
+        HubLimits {
+            max_peers_per_room: self.max_peers_per_room,
+            max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            messages_per_second: self.messages_per_second,
+            message_burst: self.message_burst,
+        }
+    }
+
+    /// `heartbeat_interval_ms` as a duration.
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_interval_ms)
+    }
+
+    /// `idle_timeout_ms` as a duration.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms)
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    /// The file is not valid TOML for this configuration.
+    #[error("invalid config file {0}: {1}")]
+    Parse(PathBuf, toml::de::Error),
+    /// A value is out of range.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn toml_overrides_only_what_it_names() {
+        let config: Config = toml::from_str(
+            "listen = \"127.0.0.1:9000\"\n[limits]\nmax_peers_per_room = 8\n[[ice_servers]]\nurls = [\"stun:example.test:3478\"]\n",
+        )
+        .unwrap();
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.limits.max_peers_per_room, 8);
+        assert_eq!(config.limits.idle_timeout_ms, Limits::default().idle_timeout_ms);
+        assert_eq!(config.ice_servers.len(), 1);
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_values() {
+        assert!(toml::from_str::<Config>("[limits]\nmax_peer = 1\n").is_err());
+        let mut config = Config::default();
+        config.limits.idle_timeout_ms = config.limits.heartbeat_interval_ms;
+        assert!(config.validate().is_err());
+        config = Config::default();
+        config.limits.max_message_bytes = 0;
+        assert!(config.validate().is_err());
+        config = Config::default();
+        config.tls_cert = Some("cert.pem".into());
+        assert!(config.validate().is_err());
+    }
+}

@@ -1,0 +1,237 @@
+//! One WebSocket connection: join, pump frames both ways, heartbeat, leave.
+//!
+//! A thin shell: every decision is made by the hub core; this task only moves frames between
+//! the socket, the decoder and the connection's bounded send queue.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use switchboard_protocol::{
+    decode_client, Encoding, ErrorCode, Frame, LeaveReason, PeerId, ProtocolError, ServerMessage, Welcome,
+    PROTOCOL_VERSION,
+};
+use tokio::sync::mpsc;
+
+use crate::handshake::{Handshake, Refusal};
+use crate::hub::JoinRequest;
+use crate::relay::{encode, lock, Closer, Outbox};
+use crate::server::Shared;
+
+/// How long a closing handshake may take before the socket is simply dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Most queued frames written per flush.
+const WRITE_BATCH: usize = 64;
+
+type Sink = SplitSink<WebSocket, Message>;
+type Stream = SplitStream<WebSocket>;
+
+/// Runs a connection from upgrade to close.
+pub async fn run(socket: WebSocket, shared: Arc<Shared>, handshake: Handshake, ip: IpAddr) {
+    let (mut sink, stream) = socket.split();
+    let encoding = handshake.encoding;
+    let id = PeerId::from_u128(rand::random());
+    let (queue, outgoing) = mpsc::channel(shared.config.limits.send_queue_messages);
+    let closer = Arc::new(Closer::new(&shared.shutdown));
+    if let Err(error) = join(&shared, id, handshake, ip, Outbox { queue, encoding, closer: closer.clone() }) {
+        shared.metrics.error(error.code);
+        close(&mut sink, encoding, error).await;
+        return;
+    }
+    let reason = Pump { shared: &shared, id, encoding, sink, outgoing, closer: &closer }
+        .run(stream)
+        .await;
+    let mut relay = lock(&shared.relay);
+    relay.outboxes.remove(&id);
+    if let Some(left) = relay.hub.leave(id, reason) {
+        relay.deliver(left, None, &shared.metrics);
+    }
+    shared.metrics.connections.set(relay.hub.peer_count() as i64);
+    shared.metrics.rooms.set(relay.hub.room_count() as i64);
+}
+
+/// Answers a refused handshake with an `error` message and a close frame.
+pub async fn refuse(socket: WebSocket, refusal: Refusal) {
+    let (mut sink, _stream) = socket.split();
+    close(&mut sink, refusal.encoding, refusal.error).await;
+}
+
+fn join(shared: &Shared, id: PeerId, handshake: Handshake, ip: IpAddr, outbox: Outbox) -> Result<(), ProtocolError> {
+    let limits = &shared.config.limits;
+    let mut relay = lock(&shared.relay);
+    let request = JoinRequest { id, room: handshake.room.clone(), name: handshake.name.clone(), ip };
+    let joined = relay.hub.join(request, Instant::now())?;
+    let welcome = ServerMessage::Welcome(Welcome {
+        version: PROTOCOL_VERSION,
+        id,
+        room: handshake.room,
+        name: handshake.name,
+        peers: joined.peers,
+        ice_servers: shared.config.ice_servers.clone(),
+        heartbeat_ms: limits.heartbeat_interval_ms,
+        idle_timeout_ms: limits.idle_timeout_ms,
+        max_message_bytes: limits.max_message_bytes,
+    });
+    // The queue is new and its capacity is at least 1 (validated), so the welcome goes first.
+    let _ = outbox.queue.try_send(encode(&welcome, outbox.encoding)?);
+    relay.outboxes.insert(id, outbox);
+    relay.deliver(joined.announce, None, &shared.metrics);
+    shared.metrics.connections_accepted.inc();
+    shared.metrics.connections.set(relay.hub.peer_count() as i64);
+    shared.metrics.rooms.set(relay.hub.room_count() as i64);
+    Ok(())
+}
+
+struct Pump<'a> {
+    shared: &'a Shared,
+    id: PeerId,
+    encoding: Encoding,
+    sink: Sink,
+    outgoing: mpsc::Receiver<Message>,
+    closer: &'a Closer,
+}
+
+impl Pump<'_> {
+    /// Moves frames until the connection ends; returns why it ended.
+    async fn run(mut self, mut stream: Stream) -> LeaveReason {
+        let limits = &self.shared.config.limits;
+        let (heartbeat, idle) = (limits.heartbeat_interval(), limits.idle_timeout());
+        let mut last_heard = Instant::now();
+        let mut next_ping = last_heard + heartbeat;
+        let timer = tokio::time::sleep_until(next_ping.min(last_heard + idle).into());
+        tokio::pin!(timer);
+        loop {
+            tokio::select! {
+                biased;
+                () = self.closer.closed() => {
+                    let code = self.closer.reason();
+                    let message = match code {
+                        ErrorCode::SlowReader => format!(
+                            "send queue full ({} messages): read faster",
+                            limits.send_queue_messages
+                        ),
+                        _ => "the server is shutting down".to_owned(),
+                    };
+                    close(&mut self.sink, self.encoding, ProtocolError::new(code, message)).await;
+                    return leave_reason(code);
+                }
+                frame = stream.next() => {
+                    last_heard = Instant::now();
+                    match frame {
+                        Some(Ok(Message::Text(text))) => self.receive(Frame::Text(text.as_bytes())),
+                        Some(Ok(Message::Binary(bytes))) => self.receive(Frame::Binary(&bytes)),
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                        Some(Ok(Message::Close(_))) | None => return LeaveReason::Closed,
+                        Some(Err(error)) => {
+                            if is_too_big(&error) {
+                                let max = limits.max_message_bytes;
+                                let error = ProtocolError::new(
+                                    ErrorCode::MessageTooBig,
+                                    format!("frame larger than max_message_bytes ({max})"),
+                                );
+                                self.shared.metrics.error(error.code);
+                                close(&mut self.sink, self.encoding, error).await;
+                            }
+                            return LeaveReason::Closed;
+                        }
+                    }
+                }
+                first = self.outgoing.recv() => {
+                    let Some(first) = first else { return LeaveReason::Closed };
+                    let written = tokio::select! {
+                        result = write_batch(&mut self.sink, &mut self.outgoing, first) => result,
+                        () = self.closer.closed() => Ok(()),
+                    };
+                    if written.is_err() {
+                        return LeaveReason::Closed;
+                    }
+                }
+                () = &mut timer => {
+                    let now = Instant::now();
+                    if now >= last_heard + idle {
+                        let error = ProtocolError::new(
+                            ErrorCode::IdleTimeout,
+                            format!("nothing received for {} ms", idle.as_millis()),
+                        );
+                        self.shared.metrics.error(error.code);
+                        close(&mut self.sink, self.encoding, error).await;
+                        return LeaveReason::Timeout;
+                    }
+                    if now >= next_ping {
+                        if self.sink.send(Message::Ping(Default::default())).await.is_err() {
+                            return LeaveReason::Closed;
+                        }
+                        next_ping = now + heartbeat;
+                    }
+                    timer.as_mut().reset(next_ping.min(last_heard + idle).into());
+                }
+            }
+        }
+    }
+
+    /// Decodes one frame and lets the hub act on it.
+    fn receive(&self, frame: Frame<&[u8]>) {
+        let metrics = &self.shared.metrics;
+        metrics.messages_received.inc();
+        let decoded = decode_client(frame, self.encoding);
+        let mut relay = lock(&self.shared.relay);
+        match decoded {
+            Ok(message) => {
+                if let Some(delivery) = relay.hub.handle(self.id, message, Instant::now()) {
+                    relay.deliver(delivery, Some(self.id), metrics);
+                }
+            }
+            Err(error) => relay.send_error(self.id, error, metrics),
+        }
+    }
+}
+
+/// Writes `first` and whatever else is queued (up to a batch), then flushes once.
+async fn write_batch(sink: &mut Sink, queue: &mut mpsc::Receiver<Message>, first: Message) -> Result<(), axum::Error> {
+    sink.feed(first).await?;
+    for _ in 1..WRITE_BATCH {
+        match queue.try_recv() {
+            Ok(next) => sink.feed(next).await?,
+            Err(_) => break,
+        }
+    }
+    sink.flush().await
+}
+
+/// Sends an `error` message, then a close frame carrying the error's close code and name.
+async fn close(sink: &mut Sink, encoding: Encoding, error: ProtocolError) {
+    let code = error.code;
+    let message = ServerMessage::Error { code: error.code, message: error.message };
+    let close_frame = CloseFrame { code: code.close_code().unwrap_or(1000), reason: code.as_str().into() };
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        if let Ok(frame) = encode(&message, encoding) {
+            sink.feed(frame).await?;
+        }
+        sink.send(Message::Close(Some(close_frame))).await
+    })
+    .await;
+}
+
+fn leave_reason(code: ErrorCode) -> LeaveReason {
+    match code {
+        ErrorCode::SlowReader => LeaveReason::SlowReader,
+        ErrorCode::IdleTimeout => LeaveReason::Timeout,
+        ErrorCode::Shutdown => LeaveReason::Shutdown,
+        _ => LeaveReason::Closed,
+    }
+}
+
+fn is_too_big(error: &axum::Error) -> bool {
+    use std::error::Error as _;
+    let mut source = error.source();
+    while let Some(inner) = source {
+        if let Some(tungstenite::Error::Capacity(_)) = inner.downcast_ref::<tungstenite::Error>() {
+            return true;
+        }
+        source = inner.source();
+    }
+    false
+}

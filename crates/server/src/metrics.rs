@@ -1,0 +1,80 @@
+//! Prometheus metrics, all named `switchboard_*`, rendered at `GET /metrics`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use switchboard_protocol::ErrorCode;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabel {
+    code: &'static str,
+}
+
+/// The server's metrics. One registry per server, so several servers in one process (tests)
+/// do not mix their numbers.
+pub struct Metrics {
+    registry: Registry,
+    /// Open WebSocket connections that joined a room.
+    pub connections: Gauge,
+    /// Rooms with at least one peer.
+    pub rooms: Gauge,
+    /// Connections accepted since start.
+    pub connections_accepted: Counter,
+    /// Messages received from peers.
+    pub messages_received: Counter,
+    /// Messages queued for peers (one per recipient).
+    pub messages_relayed: Counter,
+    errors: Family<CodeLabel, Counter>,
+}
+
+impl Metrics {
+    /// Fresh metrics, all zero.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("switchboard");
+        let metrics = Self {
+            connections: Gauge::default(),
+            rooms: Gauge::default(),
+            connections_accepted: Counter::default(),
+            messages_received: Counter::default(),
+            messages_relayed: Counter::default(),
+            errors: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register("connections", "Open WebSocket connections in a room", metrics.connections.clone());
+        registry.register("rooms", "Rooms with at least one peer", metrics.rooms.clone());
+        registry.register(
+            "connections_accepted",
+            "WebSocket connections accepted",
+            metrics.connections_accepted.clone(),
+        );
+        registry.register("messages_received", "Messages received from peers", metrics.messages_received.clone());
+        registry.register(
+            "messages_relayed",
+            "Messages queued for delivery, one per recipient",
+            metrics.messages_relayed.clone(),
+        );
+        registry.register("errors", "Errors sent to peers, by code", metrics.errors.clone());
+        Self { registry, ..metrics }
+    }
+
+    /// Counts one error of this code.
+    pub fn error(&self, code: ErrorCode) {
+        self.errors.get_or_create(&CodeLabel { code: code.as_str() }).inc();
+    }
+
+    /// The metrics in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

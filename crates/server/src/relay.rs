@@ -1,0 +1,136 @@
+//! Shared state of a running server: the hub core behind one lock, and the outbox of every
+//! connection. Deliveries are encoded once per encoding and queued without blocking.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use axum::extract::ws::Message;
+use bytes::Bytes;
+use switchboard_protocol::{encode_server, Encoding, ErrorCode, Frame, PeerId, ProtocolError, ServerMessage};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::{Delivery, Hub};
+use crate::metrics::Metrics;
+
+/// Asks one connection to close, with a reason.
+#[derive(Debug)]
+pub struct Closer {
+    token: CancellationToken,
+    reason: OnceLock<ErrorCode>,
+}
+
+impl Closer {
+    /// A closer that also fires when `parent` (the server's shutdown token) is cancelled.
+    pub fn new(parent: &CancellationToken) -> Self {
+        Self {
+            token: parent.child_token(),
+            reason: OnceLock::new(),
+        }
+    }
+
+    /// Asks the connection to close with this code (the first reason given wins).
+    pub fn close(&self, code: ErrorCode) {
+        let _ = self.reason.set(code);
+        self.token.cancel();
+    }
+
+    /// Whether the connection was already asked to close.
+    pub fn is_closing(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
+    /// Resolves when the connection should close.
+    pub async fn closed(&self) {
+        self.token.cancelled().await
+    }
+
+    /// Why the connection is closing: the reason given, or shutdown.
+    pub fn reason(&self) -> ErrorCode {
+        self.reason.get().copied().unwrap_or(ErrorCode::Shutdown)
+    }
+}
+
+/// Where messages for one connection go.
+pub struct Outbox {
+    /// The connection's bounded send queue.
+    pub queue: mpsc::Sender<Message>,
+    /// The connection's encoding.
+    pub encoding: Encoding,
+    /// Closes the connection (slow reader).
+    pub closer: Arc<Closer>,
+}
+
+/// The hub and the outboxes, changed together under one lock.
+pub struct Relay {
+    /// The hub core.
+    pub hub: Hub,
+    /// Outboxes of joined connections.
+    pub outboxes: HashMap<PeerId, Outbox>,
+}
+
+impl Relay {
+    /// Queues a delivery for every recipient. A recipient whose queue is full is closed as a slow
+    /// reader; its neighbours are not held up. If the message cannot be encoded for some
+    /// recipient's encoding, `sender` (when given) gets an error instead.
+    pub fn deliver(&self, delivery: Delivery, sender: Option<PeerId>, metrics: &Metrics) {
+        let mut frames: [Option<Result<Message, ProtocolError>>; 2] = [None, None];
+        let mut failure = None;
+        for id in &delivery.to {
+            let Some(outbox) = self.outboxes.get(id) else { continue };
+            let slot = &mut frames[outbox.encoding as usize];
+            let frame = slot.get_or_insert_with(|| encode(&delivery.message, outbox.encoding));
+            match frame {
+                Ok(frame) => {
+                    push(outbox, frame.clone(), metrics);
+                    metrics.messages_relayed.inc();
+                }
+                Err(error) => failure = Some(error.clone()),
+            }
+        }
+        if let ServerMessage::Error { code, .. } = &delivery.message {
+            metrics.error(*code);
+        }
+        if let (Some(error), Some(sender)) = (failure, sender) {
+            self.send_error(sender, error, metrics);
+        }
+    }
+
+    /// Queues an error for one peer.
+    pub fn send_error(&self, to: PeerId, error: ProtocolError, metrics: &Metrics) {
+        let message = ServerMessage::Error { code: error.code, message: error.message };
+        self.deliver(Delivery { to: vec![to], message }, None, metrics);
+    }
+}
+
+fn push(outbox: &Outbox, frame: Message, metrics: &Metrics) {
+    match outbox.queue.try_send(frame) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            if !outbox.closer.is_closing() {
+                metrics.error(ErrorCode::SlowReader);
+            }
+            outbox.closer.close(ErrorCode::SlowReader);
+        }
+        // The connection is already gone; its leave is on the way.
+        Err(mpsc::error::TrySendError::Closed(_)) => {}
+    }
+}
+
+/// Encodes a message as a WebSocket frame.
+pub fn encode(message: &ServerMessage, encoding: Encoding) -> Result<Message, ProtocolError> {
+    Ok(match encode_server(message, encoding)? {
+        Frame::Text(text) => Message::Text(
+            String::from_utf8(text)
+                .map_err(|_| ProtocolError::new(ErrorCode::InvalidMessage, "JSON encoder produced invalid UTF-8"))?
+                .into(),
+        ),
+        Frame::Binary(bytes) => Message::Binary(Bytes::from(bytes)),
+    })
+}
+
+/// Locks the relay. A poisoned lock (a panic elsewhere) is recovered: the hub's invariants hold
+/// between calls, so the data is still consistent.
+pub fn lock(relay: &Mutex<Relay>) -> MutexGuard<'_, Relay> {
+    relay.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

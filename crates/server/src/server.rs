@@ -1,0 +1,195 @@
+//! The HTTP front: one listener for the WebSocket endpoint, `/healthz`, `/metrics` and the
+//! landing page, in plain HTTP or TLS (rustls), with graceful shutdown.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use axum_server::tls_rustls::RustlsConfig;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, ConfigError};
+use crate::connection;
+use crate::handshake::{negotiate, ConnectQuery};
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+use crate::relay::Relay;
+
+/// State shared by every connection of one server.
+pub struct Shared {
+    /// The configuration the server started with.
+    pub config: Config,
+    /// Metrics for `/metrics`.
+    pub metrics: Metrics,
+    /// The hub core and the connections' outboxes.
+    pub relay: Mutex<Relay>,
+    /// Cancelled when the server shuts down; every connection watches a child of it.
+    pub shutdown: CancellationToken,
+    /// Tracks connection tasks, so shutdown can wait for them.
+    pub tasks: TaskTracker,
+}
+
+/// A running server.
+pub struct Server {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+    handle: axum_server::Handle<SocketAddr>,
+    serving: JoinHandle<std::io::Result<()>>,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The listener could not be bound, or the TLS files could not be loaded.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+impl Server {
+    /// Binds the listener and starts serving in the background.
+    pub async fn start(config: Config) -> Result<Self, StartError> {
+        config.validate()?;
+        let io = |what: String| move |source| StartError::Io { what, source };
+        let listener = TcpListener::bind(config.listen).map_err(io(format!("cannot listen on {}", config.listen)))?;
+        listener.set_nonblocking(true).map_err(io("cannot configure the listener".into()))?;
+        let local_addr = listener.local_addr().map_err(io("cannot read the listener address".into()))?;
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(
+                RustlsConfig::from_pem_file(cert, key)
+                    .await
+                    .map_err(io(format!("cannot load TLS certificate {} and key {}", cert.display(), key.display())))?,
+            ),
+            _ => None,
+        };
+        let shared = Arc::new(Shared {
+            relay: Mutex::new(Relay { hub: Hub::new(config.limits.hub()), outboxes: HashMap::new() }),
+            metrics: Metrics::new(),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            config,
+        });
+        let app = router(shared.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let handle = axum_server::Handle::new();
+        let serving = match tls {
+            Some(tls) => {
+                let server = axum_server::from_tcp_rustls(listener, tls).map_err(io("cannot start TLS".into()))?;
+                tokio::spawn(server.handle(handle.clone()).serve(app))
+            }
+            None => {
+                let server = axum_server::from_tcp(listener).map_err(io("cannot start".into()))?;
+                tokio::spawn(server.handle(handle.clone()).serve(app))
+            }
+        };
+        Ok(Self { shared, local_addr, handle, serving })
+    }
+
+    /// The address the server listens on (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Whether the listener uses TLS.
+    pub fn is_tls(&self) -> bool {
+        self.shared.config.tls_cert.is_some()
+    }
+
+    /// Stops accepting, closes every WebSocket with `1001 shutdown`, and waits (up to
+    /// `limits.shutdown_grace_ms`) for connections to finish.
+    pub async fn shutdown(self) {
+        let grace = Duration::from_millis(self.shared.config.limits.shutdown_grace_ms);
+        self.shared.shutdown.cancel();
+        self.shared.tasks.close();
+        let _ = tokio::time::timeout(grace, self.shared.tasks.wait()).await;
+        self.handle.graceful_shutdown(Some(grace));
+        let _ = self.serving.await;
+    }
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/", get(landing_page))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .route("/ws/{room}", get(websocket))
+        .with_state(shared)
+}
+
+async fn landing_page() -> Html<&'static str> {
+    Html(include_str!("../assets/index.html"))
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"))],
+        shared.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn websocket(
+    upgrade: WebSocketUpgrade,
+    Path(room): Path<String>,
+    query: Result<Query<ConnectQuery>, QueryRejection>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    State(shared): State<Arc<Shared>>,
+) -> Response {
+    if shared.shutdown.is_cancelled() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    let query = query.map(|Query(q)| q).unwrap_or_default();
+    let requested: Vec<String> = upgrade
+        .requested_protocols()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|p| p.trim().to_owned())
+        .collect();
+    let negotiated = negotiate(&room, &query, requested.iter().map(String::as_str));
+    let limits = &shared.config.limits;
+    let mut upgrade = upgrade
+        .read_buffer_size(limits.read_buffer_bytes)
+        .write_buffer_size(limits.write_buffer_bytes)
+        .max_message_size(limits.max_message_bytes)
+        .max_frame_size(limits.max_message_bytes);
+    if let Ok(Some(protocol)) = negotiated.as_ref().map(|hs| hs.subprotocol) {
+        upgrade = upgrade.protocols([protocol]);
+    }
+    let ip = canonical_ip(peer.ip());
+    let tasks = shared.tasks.clone();
+    upgrade.on_upgrade(move |socket| {
+        tasks.track_future(async move {
+            match negotiated {
+                Ok(handshake) => connection::run(socket, shared, handshake, ip).await,
+                Err(refusal) => {
+                    shared.metrics.error(refusal.error.code);
+                    connection::refuse(socket, refusal).await
+                }
+            }
+        })
+    })
+}
+
+/// IPv4-mapped IPv6 addresses count as the IPv4 address, for per-IP limits.
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
