@@ -24,7 +24,11 @@ pub struct ServeArgs {
     #[arg(long, env = "SWITCHBOARD_TLS_KEY")]
     tls_key: Option<PathBuf>,
     /// ICE server URL handed to clients (repeatable; replaces the configured list).
-    #[arg(long = "ice-server", env = "SWITCHBOARD_ICE_SERVERS", value_delimiter = ',')]
+    #[arg(
+        long = "ice-server",
+        env = "SWITCHBOARD_ICE_SERVERS",
+        value_delimiter = ','
+    )]
     ice_servers: Vec<String>,
     /// Log format.
     #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -105,9 +109,18 @@ impl ServeArgs {
             ($($field:ident),*) => { $( if let Some(v) = l.$field { c.$field = v; } )* };
         }
         set!(
-            max_message_bytes, messages_per_second, message_burst, max_peers_per_room, max_connections,
-            max_connections_per_ip, send_queue_messages, heartbeat_interval_ms, idle_timeout_ms,
-            read_buffer_bytes, write_buffer_bytes, shutdown_grace_ms
+            max_message_bytes,
+            messages_per_second,
+            message_burst,
+            max_peers_per_room,
+            max_connections,
+            max_connections_per_ip,
+            send_queue_messages,
+            heartbeat_interval_ms,
+            idle_timeout_ms,
+            read_buffer_bytes,
+            write_buffer_bytes,
+            shutdown_grace_ms
         );
         config.validate()?;
         Ok(config)
@@ -115,7 +128,11 @@ impl ServeArgs {
 }
 
 fn ice_server_from_urls(urls: &[String]) -> switchboard_server::IceServer {
-    switchboard_server::IceServer { urls: urls.to_vec(), username: None, credential: None }
+    switchboard_server::IceServer {
+        urls: urls.to_vec(),
+        username: None,
+        credential: None,
+    }
 }
 
 /// Runs `switchboard serve`.
@@ -128,7 +145,10 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("switchboard: cannot start the async runtime: {error}");
@@ -157,7 +177,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -52,7 +52,10 @@ pub enum Frame<T> {
 }
 
 /// Decodes a frame a peer sent on a connection that uses `encoding`.
-pub fn decode_client(frame: Frame<&[u8]>, encoding: Encoding) -> Result<ClientMessage, ProtocolError> {
+pub fn decode_client(
+    frame: Frame<&[u8]>,
+    encoding: Encoding,
+) -> Result<ClientMessage, ProtocolError> {
     let envelope: ClientEnvelope = decode_envelope(frame, encoding)?;
     if envelope.from.is_some() {
         return Err(ProtocolError::new(
@@ -79,17 +82,26 @@ pub fn decode_client(frame: Frame<&[u8]>, encoding: Encoding) -> Result<ClientMe
 }
 
 /// Encodes a message for a peer whose connection uses `encoding`.
-pub fn encode_server(message: &ServerMessage, encoding: Encoding) -> Result<Frame<Vec<u8>>, ProtocolError> {
+pub fn encode_server(
+    message: &ServerMessage,
+    encoding: Encoding,
+) -> Result<Frame<Vec<u8>>, ProtocolError> {
     encode(message, encoding)
 }
 
 /// Encodes a message to send to the hub (for clients).
-pub fn encode_client(message: &ClientMessage, encoding: Encoding) -> Result<Frame<Vec<u8>>, ProtocolError> {
+pub fn encode_client(
+    message: &ClientMessage,
+    encoding: Encoding,
+) -> Result<Frame<Vec<u8>>, ProtocolError> {
     encode(message, encoding)
 }
 
 /// Decodes a frame the hub sent (for clients).
-pub fn decode_server(frame: Frame<&[u8]>, encoding: Encoding) -> Result<ServerMessage, ProtocolError> {
+pub fn decode_server(
+    frame: Frame<&[u8]>,
+    encoding: Encoding,
+) -> Result<ServerMessage, ProtocolError> {
     let e: ServerEnvelope = decode_envelope(frame, encoding)?;
     let message = match e.kind.as_ref() {
         "welcome" => ServerMessage::Welcome(Welcome {
@@ -100,8 +112,12 @@ pub fn decode_server(frame: Frame<&[u8]>, encoding: Encoding) -> Result<ServerMe
             peers: e.peers.unwrap_or_default(),
             ice_servers: e.ice_servers.unwrap_or_default(),
             heartbeat_ms: e.heartbeat_ms.ok_or_else(|| missing("heartbeat_ms"))?,
-            idle_timeout_ms: e.idle_timeout_ms.ok_or_else(|| missing("idle_timeout_ms"))?,
-            max_message_bytes: e.max_message_bytes.ok_or_else(|| missing("max_message_bytes"))?,
+            idle_timeout_ms: e
+                .idle_timeout_ms
+                .ok_or_else(|| missing("idle_timeout_ms"))?,
+            max_message_bytes: e
+                .max_message_bytes
+                .ok_or_else(|| missing("max_message_bytes"))?,
         }),
         "peer_joined" => ServerMessage::PeerJoined(PeerInfo {
             id: e.id.ok_or_else(|| missing("id"))?,
@@ -176,20 +192,24 @@ fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<P
 }
 
 fn missing(field: &str) -> ProtocolError {
-    ProtocolError::new(ErrorCode::InvalidMessage, format!("missing field `{field}`"))
+    ProtocolError::new(
+        ErrorCode::InvalidMessage,
+        format!("missing field `{field}`"),
+    )
 }
 
-fn decode_envelope<'a, T: Deserialize<'a>>(frame: Frame<&'a [u8]>, encoding: Encoding) -> Result<T, ProtocolError> {
+fn decode_envelope<'a, T: Deserialize<'a>>(
+    frame: Frame<&'a [u8]>,
+    encoding: Encoding,
+) -> Result<T, ProtocolError> {
     match (frame, encoding) {
-        (Frame::Text(bytes), Encoding::Json) => {
-            serde_json::from_slice(bytes).map_err(|e| {
-                let code = match e.classify() {
-                    serde_json::error::Category::Data => ErrorCode::InvalidMessage,
-                    _ => ErrorCode::Malformed,
-                };
-                ProtocolError::new(code, e.to_string())
-            })
-        }
+        (Frame::Text(bytes), Encoding::Json) => serde_json::from_slice(bytes).map_err(|e| {
+            let code = match e.classify() {
+                serde_json::error::Category::Data => ErrorCode::InvalidMessage,
+                _ => ErrorCode::Malformed,
+            };
+            ProtocolError::new(code, e.to_string())
+        }),
         (Frame::Binary(bytes), Encoding::MsgPack) => {
             let mut de = rmp_serde::Deserializer::new(std::io::Cursor::new(bytes));
             de.set_max_depth(MAX_MSGPACK_DEPTH);
@@ -224,8 +244,12 @@ fn decode_envelope<'a, T: Deserialize<'a>>(frame: Frame<&'a [u8]>, encoding: Enc
 }
 
 fn encode<T: Serialize>(message: &T, encoding: Encoding) -> Result<Frame<Vec<u8>>, ProtocolError> {
-    let unrepresentable =
-        |e: String| ProtocolError::new(ErrorCode::InvalidMessage, format!("cannot encode as {}: {e}", encoding.name()));
+    let unrepresentable = |e: String| {
+        ProtocolError::new(
+            ErrorCode::InvalidMessage,
+            format!("cannot encode as {}: {e}", encoding.name()),
+        )
+    };
     match encoding {
         Encoding::Json => serde_json::to_vec(message)
             .map(Frame::Text)

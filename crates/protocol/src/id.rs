@@ -44,8 +44,7 @@ impl FromStr for PeerId {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let well_formed = s.len() == 32
-            && s
-                .bytes()
+            && s.bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !well_formed {
             return Err(ParsePeerIdError);
@@ -92,7 +91,13 @@ mod tests {
 
     #[test]
     fn rejects_malformed_text() {
-        for bad in ["", "xyz", "0123456789ABCDEF0011223344556677", "+123456789abcdef0011223344556677", "0123456789abcdef00112233445566778"] {
+        for bad in [
+            "",
+            "xyz",
+            "0123456789ABCDEF0011223344556677",
+            "+123456789abcdef0011223344556677",
+            "0123456789abcdef00112233445566778",
+        ] {
             assert_eq!(bad.parse::<PeerId>(), Err(ParsePeerIdError), "{bad}");
         }
     }

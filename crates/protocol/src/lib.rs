@@ -20,7 +20,9 @@ mod payload;
 pub use codec::{decode_client, decode_server, encode_client, encode_server, Encoding, Frame};
 pub use error::{ErrorCode, ProtocolError};
 pub use id::{ParsePeerIdError, PeerId};
-pub use message::{ClientMessage, IceServer, LeaveReason, PeerInfo, ServerMessage, Target, Welcome};
+pub use message::{
+    ClientMessage, IceServer, LeaveReason, PeerInfo, ServerMessage, Target, Welcome,
+};
 pub use names::{validate_room_name, validate_user_name, MAX_NAME_LEN};
 pub use payload::Payload;
 

@@ -60,7 +60,9 @@ impl Config {
             ("idle_timeout_ms", l.idle_timeout_ms as usize),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
-            return Err(ConfigError::Invalid(format!("limits.{name} must be greater than 0")));
+            return Err(ConfigError::Invalid(format!(
+                "limits.{name} must be greater than 0"
+            )));
         }
         if l.idle_timeout_ms <= l.heartbeat_interval_ms {
             return Err(ConfigError::Invalid(
@@ -68,7 +70,9 @@ impl Config {
             ));
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
-            return Err(ConfigError::Invalid("tls_cert and tls_key go together".into()));
+            return Err(ConfigError::Invalid(
+                "tls_cert and tls_key go together".into(),
+            ));
         }
         Ok(())
     }
@@ -178,7 +182,10 @@ mod tests {
         .unwrap();
         assert_eq!(config.listen.port(), 9000);
         assert_eq!(config.limits.max_peers_per_room, 8);
-        assert_eq!(config.limits.idle_timeout_ms, Limits::default().idle_timeout_ms);
+        assert_eq!(
+            config.limits.idle_timeout_ms,
+            Limits::default().idle_timeout_ms
+        );
         assert_eq!(config.ice_servers.len(), 1);
     }
 

@@ -11,8 +11,8 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use switchboard_protocol::{
-    decode_client, Encoding, ErrorCode, Frame, LeaveReason, PeerId, ProtocolError, ServerMessage, Welcome,
-    PROTOCOL_VERSION,
+    decode_client, Encoding, ErrorCode, Frame, LeaveReason, PeerId, ProtocolError, ServerMessage,
+    Welcome, PROTOCOL_VERSION,
 };
 use tokio::sync::mpsc;
 
@@ -36,20 +36,40 @@ pub async fn run(socket: WebSocket, shared: Arc<Shared>, handshake: Handshake, i
     let id = PeerId::from_u128(rand::random());
     let (queue, outgoing) = mpsc::channel(shared.config.limits.send_queue_messages);
     let closer = Arc::new(Closer::new(&shared.shutdown));
-    if let Err(error) = join(&shared, id, handshake, ip, Outbox { queue, encoding, closer: closer.clone() }) {
+    if let Err(error) = join(
+        &shared,
+        id,
+        handshake,
+        ip,
+        Outbox {
+            queue,
+            encoding,
+            closer: closer.clone(),
+        },
+    ) {
         shared.metrics.error(error.code);
         close(&mut sink, encoding, error).await;
         return;
     }
-    let reason = Pump { shared: &shared, id, encoding, sink, outgoing, closer: &closer }
-        .run(stream)
-        .await;
+    let reason = Pump {
+        shared: &shared,
+        id,
+        encoding,
+        sink,
+        outgoing,
+        closer: &closer,
+    }
+    .run(stream)
+    .await;
     let mut relay = lock(&shared.relay);
     relay.outboxes.remove(&id);
     if let Some(left) = relay.hub.leave(id, reason) {
         relay.deliver(left, None, &shared.metrics);
     }
-    shared.metrics.connections.set(relay.hub.peer_count() as i64);
+    shared
+        .metrics
+        .connections
+        .set(relay.hub.peer_count() as i64);
     shared.metrics.rooms.set(relay.hub.room_count() as i64);
 }
 
@@ -59,10 +79,21 @@ pub async fn refuse(socket: WebSocket, refusal: Refusal) {
     close(&mut sink, refusal.encoding, refusal.error).await;
 }
 
-fn join(shared: &Shared, id: PeerId, handshake: Handshake, ip: IpAddr, outbox: Outbox) -> Result<(), ProtocolError> {
+fn join(
+    shared: &Shared,
+    id: PeerId,
+    handshake: Handshake,
+    ip: IpAddr,
+    outbox: Outbox,
+) -> Result<(), ProtocolError> {
     let limits = &shared.config.limits;
     let mut relay = lock(&shared.relay);
-    let request = JoinRequest { id, room: handshake.room.clone(), name: handshake.name.clone(), ip };
+    let request = JoinRequest {
+        id,
+        room: handshake.room.clone(),
+        name: handshake.name.clone(),
+        ip,
+    };
     let joined = relay.hub.join(request, Instant::now())?;
     let welcome = ServerMessage::Welcome(Welcome {
         version: PROTOCOL_VERSION,
@@ -80,7 +111,10 @@ fn join(shared: &Shared, id: PeerId, handshake: Handshake, ip: IpAddr, outbox: O
     relay.outboxes.insert(id, outbox);
     relay.deliver(joined.announce, None, &shared.metrics);
     shared.metrics.connections_accepted.inc();
-    shared.metrics.connections.set(relay.hub.peer_count() as i64);
+    shared
+        .metrics
+        .connections
+        .set(relay.hub.peer_count() as i64);
     shared.metrics.rooms.set(relay.hub.room_count() as i64);
     Ok(())
 }
@@ -190,7 +224,11 @@ impl Pump<'_> {
 }
 
 /// Writes `first` and whatever else is queued (up to a batch), then flushes once.
-async fn write_batch(sink: &mut Sink, queue: &mut mpsc::Receiver<Message>, first: Message) -> Result<(), axum::Error> {
+async fn write_batch(
+    sink: &mut Sink,
+    queue: &mut mpsc::Receiver<Message>,
+    first: Message,
+) -> Result<(), axum::Error> {
     sink.feed(first).await?;
     for _ in 1..WRITE_BATCH {
         match queue.try_recv() {
@@ -204,8 +242,14 @@ async fn write_batch(sink: &mut Sink, queue: &mut mpsc::Receiver<Message>, first
 /// Sends an `error` message, then a close frame carrying the error's close code and name.
 async fn close(sink: &mut Sink, encoding: Encoding, error: ProtocolError) {
     let code = error.code;
-    let message = ServerMessage::Error { code: error.code, message: error.message };
-    let close_frame = CloseFrame { code: code.close_code().unwrap_or(1000), reason: code.as_str().into() };
+    let message = ServerMessage::Error {
+        code: error.code,
+        message: error.message,
+    };
+    let close_frame = CloseFrame {
+        code: code.close_code().unwrap_or(1000),
+        reason: code.as_str().into(),
+    };
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
         if let Ok(frame) = encode(&message, encoding) {
             sink.feed(frame).await?;

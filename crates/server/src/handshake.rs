@@ -28,6 +28,10 @@ pub struct Refusal {
     pub error: ProtocolError,
     /// The encoding the client asked for, or JSON when that was the problem.
     pub encoding: Encoding,
+    /// A `switchboard.*` subprotocol the client offered that we do not speak. The upgrade
+    /// selects it anyway, because browsers drop a connection whose offered subprotocols were all
+    /// ignored before any message arrives; this way the client reads why it was refused.
+    pub echo_subprotocol: Option<String>,
 }
 
 /// The query parameters the hub reads; the rest are ignored.
@@ -48,17 +52,22 @@ pub fn negotiate<'a>(
     query: &ConnectQuery,
     requested_subprotocols: impl IntoIterator<Item = &'a str>,
 ) -> Result<Handshake, Refusal> {
-    let (encoding, subprotocol) = pick_encoding(query, requested_subprotocols).map_err(|error| Refusal {
-        error,
-        encoding: Encoding::Json,
-    })?;
+    let (encoding, subprotocol) =
+        pick_encoding(query, requested_subprotocols).map_err(|(error, echo)| Refusal {
+            error,
+            encoding: Encoding::Json,
+            echo_subprotocol: echo,
+        })?;
     let refuse = |code, message: String| Refusal {
         error: ProtocolError::new(code, message),
         encoding,
+        echo_subprotocol: None,
     };
-    validate_room_name(room).map_err(|why| refuse(ErrorCode::InvalidRoom, format!("room name {why}")))?;
+    validate_room_name(room)
+        .map_err(|why| refuse(ErrorCode::InvalidRoom, format!("room name {why}")))?;
     if let Some(name) = &query.user {
-        validate_user_name(name).map_err(|why| refuse(ErrorCode::InvalidName, format!("user name {why}")))?;
+        validate_user_name(name)
+            .map_err(|why| refuse(ErrorCode::InvalidName, format!("user name {why}")))?;
     }
     Ok(Handshake {
         encoding,
@@ -68,15 +77,22 @@ pub fn negotiate<'a>(
     })
 }
 
+/// A refused encoding choice, with the unsupported `switchboard.*` subprotocol to echo, if any.
+type EncodingRefusal = (ProtocolError, Option<String>);
+
 fn pick_encoding<'a>(
     query: &ConnectQuery,
     requested: impl IntoIterator<Item = &'a str>,
-) -> Result<(Encoding, Option<&'static str>), ProtocolError> {
+) -> Result<(Encoding, Option<&'static str>), EncodingRefusal> {
     let mut ours_unsupported = None;
     for offered in requested {
         let offered = offered.trim();
         if let Some(known) = SUBPROTOCOLS.iter().find(|p| **p == offered) {
-            let encoding = if known.ends_with("json") { Encoding::Json } else { Encoding::MsgPack };
+            let encoding = if known.ends_with("json") {
+                Encoding::Json
+            } else {
+                Encoding::MsgPack
+            };
             return Ok((encoding, Some(*known)));
         }
         if offered.starts_with("switchboard.") && ours_unsupported.is_none() {
@@ -84,24 +100,30 @@ fn pick_encoding<'a>(
         }
     }
     if let Some(offered) = ours_unsupported {
-        return Err(ProtocolError::new(
+        let error = ProtocolError::new(
             ErrorCode::UnsupportedVersion,
-            format!("subprotocol {offered:?} is not supported; this server speaks {}", SUBPROTOCOLS.join(", ")),
-        ));
+            format!(
+                "subprotocol {offered:?} is not supported; this server speaks {}",
+                SUBPROTOCOLS.join(", ")
+            ),
+        );
+        return Err((error, Some(offered)));
     }
     let version = query.v.as_deref().unwrap_or("1");
     if version != PROTOCOL_VERSION.to_string() {
-        return Err(ProtocolError::new(
+        let error = ProtocolError::new(
             ErrorCode::UnsupportedVersion,
             format!("protocol version {version:?} is not supported; this server speaks version {PROTOCOL_VERSION}"),
-        ));
+        );
+        return Err((error, None));
     }
     let encoding_name = query.enc.as_deref().unwrap_or("json");
     let encoding = Encoding::from_name(encoding_name).ok_or_else(|| {
-        ProtocolError::new(
+        let error = ProtocolError::new(
             ErrorCode::UnsupportedEncoding,
             format!("encoding {encoding_name:?} is not supported; use json or msgpack"),
-        )
+        );
+        (error, None)
     })?;
     Ok((encoding, None))
 }
@@ -111,34 +133,70 @@ mod tests {
     use super::*;
 
     fn query(v: Option<&str>, enc: Option<&str>, user: Option<&str>) -> ConnectQuery {
-        ConnectQuery { v: v.map(Into::into), enc: enc.map(Into::into), user: user.map(Into::into) }
+        ConnectQuery {
+            v: v.map(Into::into),
+            enc: enc.map(Into::into),
+            user: user.map(Into::into),
+        }
     }
 
     fn refusal(room: &str, q: ConnectQuery, protocols: &[&str]) -> ErrorCode {
-        negotiate(room, &q, protocols.iter().copied()).unwrap_err().error.code
+        negotiate(room, &q, protocols.iter().copied())
+            .unwrap_err()
+            .error
+            .code
     }
 
     #[test]
     fn defaults_to_json_v1() {
         let hs = negotiate("lobby", &ConnectQuery::default(), []).unwrap();
-        assert_eq!((hs.encoding, hs.subprotocol, hs.name), (Encoding::Json, None, None));
+        assert_eq!(
+            (hs.encoding, hs.subprotocol, hs.name),
+            (Encoding::Json, None, None)
+        );
     }
 
     #[test]
     fn reads_query_and_subprotocols() {
         let hs = negotiate("r", &query(Some("1"), Some("msgpack"), Some("ann")), []).unwrap();
-        assert_eq!((hs.encoding, hs.name.as_deref()), (Encoding::MsgPack, Some("ann")));
-        let hs = negotiate("r", &query(None, Some("json"), None), ["chat", "switchboard.v1.msgpack"]).unwrap();
-        assert_eq!((hs.encoding, hs.subprotocol), (Encoding::MsgPack, Some("switchboard.v1.msgpack")));
+        assert_eq!(
+            (hs.encoding, hs.name.as_deref()),
+            (Encoding::MsgPack, Some("ann"))
+        );
+        let hs = negotiate(
+            "r",
+            &query(None, Some("json"), None),
+            ["chat", "switchboard.v1.msgpack"],
+        )
+        .unwrap();
+        assert_eq!(
+            (hs.encoding, hs.subprotocol),
+            (Encoding::MsgPack, Some("switchboard.v1.msgpack"))
+        );
     }
 
     #[test]
     fn refuses_what_it_does_not_speak() {
-        assert_eq!(refusal("r", query(Some("2"), None, None), &[]), ErrorCode::UnsupportedVersion);
-        assert_eq!(refusal("r", query(None, None, None), &["switchboard.v9.json"]), ErrorCode::UnsupportedVersion);
-        assert_eq!(refusal("r", query(None, Some("xml"), None), &[]), ErrorCode::UnsupportedEncoding);
-        assert_eq!(refusal("bad room", query(None, None, None), &[]), ErrorCode::InvalidRoom);
-        assert_eq!(refusal("r", query(None, None, Some("a/b")), &[]), ErrorCode::InvalidName);
+        assert_eq!(
+            refusal("r", query(Some("2"), None, None), &[]),
+            ErrorCode::UnsupportedVersion
+        );
+        assert_eq!(
+            refusal("r", query(None, None, None), &["switchboard.v9.json"]),
+            ErrorCode::UnsupportedVersion
+        );
+        assert_eq!(
+            refusal("r", query(None, Some("xml"), None), &[]),
+            ErrorCode::UnsupportedEncoding
+        );
+        assert_eq!(
+            refusal("bad room", query(None, None, None), &[]),
+            ErrorCode::InvalidRoom
+        );
+        assert_eq!(
+            refusal("r", query(None, None, Some("a/b")), &[]),
+            ErrorCode::InvalidName
+        );
     }
 
     #[test]

@@ -23,5 +23,5 @@ mod relay;
 pub mod server;
 
 pub use config::{Config, ConfigError, Limits};
-pub use switchboard_protocol::IceServer;
 pub use server::{Server, StartError};
+pub use switchboard_protocol::IceServer;

@@ -42,26 +42,49 @@ impl Metrics {
             errors: Family::default(),
             registry: Registry::default(),
         };
-        registry.register("connections", "Open WebSocket connections in a room", metrics.connections.clone());
-        registry.register("rooms", "Rooms with at least one peer", metrics.rooms.clone());
+        registry.register(
+            "connections",
+            "Open WebSocket connections in a room",
+            metrics.connections.clone(),
+        );
+        registry.register(
+            "rooms",
+            "Rooms with at least one peer",
+            metrics.rooms.clone(),
+        );
         registry.register(
             "connections_accepted",
             "WebSocket connections accepted",
             metrics.connections_accepted.clone(),
         );
-        registry.register("messages_received", "Messages received from peers", metrics.messages_received.clone());
+        registry.register(
+            "messages_received",
+            "Messages received from peers",
+            metrics.messages_received.clone(),
+        );
         registry.register(
             "messages_relayed",
             "Messages queued for delivery, one per recipient",
             metrics.messages_relayed.clone(),
         );
-        registry.register("errors", "Errors sent to peers, by code", metrics.errors.clone());
-        Self { registry, ..metrics }
+        registry.register(
+            "errors",
+            "Errors sent to peers, by code",
+            metrics.errors.clone(),
+        );
+        Self {
+            registry,
+            ..metrics
+        }
     }
 
     /// Counts one error of this code.
     pub fn error(&self, code: ErrorCode) {
-        self.errors.get_or_create(&CodeLabel { code: code.as_str() }).inc();
+        self.errors
+            .get_or_create(&CodeLabel {
+                code: code.as_str(),
+            })
+            .inc();
     }
 
     /// The metrics in the Prometheus text format.

@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use axum::extract::ws::Message;
 use bytes::Bytes;
-use switchboard_protocol::{encode_server, Encoding, ErrorCode, Frame, PeerId, ProtocolError, ServerMessage};
+use switchboard_protocol::{
+    encode_server, Encoding, ErrorCode, Frame, PeerId, ProtocolError, ServerMessage,
+};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -77,7 +79,9 @@ impl Relay {
         let mut frames: [Option<Result<Message, ProtocolError>>; 2] = [None, None];
         let mut failure = None;
         for id in &delivery.to {
-            let Some(outbox) = self.outboxes.get(id) else { continue };
+            let Some(outbox) = self.outboxes.get(id) else {
+                continue;
+            };
             let slot = &mut frames[outbox.encoding as usize];
             let frame = slot.get_or_insert_with(|| encode(&delivery.message, outbox.encoding));
             match frame {
@@ -98,8 +102,18 @@ impl Relay {
 
     /// Queues an error for one peer.
     pub fn send_error(&self, to: PeerId, error: ProtocolError, metrics: &Metrics) {
-        let message = ServerMessage::Error { code: error.code, message: error.message };
-        self.deliver(Delivery { to: vec![to], message }, None, metrics);
+        let message = ServerMessage::Error {
+            code: error.code,
+            message: error.message,
+        };
+        self.deliver(
+            Delivery {
+                to: vec![to],
+                message,
+            },
+            None,
+            metrics,
+        );
     }
 }
 
@@ -122,7 +136,12 @@ pub fn encode(message: &ServerMessage, encoding: Encoding) -> Result<Message, Pr
     Ok(match encode_server(message, encoding)? {
         Frame::Text(text) => Message::Text(
             String::from_utf8(text)
-                .map_err(|_| ProtocolError::new(ErrorCode::InvalidMessage, "JSON encoder produced invalid UTF-8"))?
+                .map_err(|_| {
+                    ProtocolError::new(
+                        ErrorCode::InvalidMessage,
+                        "JSON encoder produced invalid UTF-8",
+                    )
+                })?
                 .into(),
         ),
         Frame::Binary(bytes) => Message::Binary(Bytes::from(bytes)),
@@ -132,5 +151,7 @@ pub fn encode(message: &ServerMessage, encoding: Encoding) -> Result<Message, Pr
 /// Locks the relay. A poisoned lock (a panic elsewhere) is recovered: the hub's invariants hold
 /// between calls, so the data is still consistent.
 pub fn lock(relay: &Mutex<Relay>) -> MutexGuard<'_, Relay> {
-    relay.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    relay
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

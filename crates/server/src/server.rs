@@ -6,8 +6,8 @@ use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -20,7 +20,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ConfigError};
 use crate::connection;
-use crate::handshake::{negotiate, ConnectQuery};
+use crate::handshake::{negotiate, ConnectQuery, Handshake, Refusal};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::relay::Relay;
@@ -68,19 +68,29 @@ impl Server {
     pub async fn start(config: Config) -> Result<Self, StartError> {
         config.validate()?;
         let io = |what: String| move |source| StartError::Io { what, source };
-        let listener = TcpListener::bind(config.listen).map_err(io(format!("cannot listen on {}", config.listen)))?;
-        listener.set_nonblocking(true).map_err(io("cannot configure the listener".into()))?;
-        let local_addr = listener.local_addr().map_err(io("cannot read the listener address".into()))?;
+        let listener = TcpListener::bind(config.listen)
+            .map_err(io(format!("cannot listen on {}", config.listen)))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(io("cannot configure the listener".into()))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(io("cannot read the listener address".into()))?;
         let tls = match (&config.tls_cert, &config.tls_key) {
-            (Some(cert), Some(key)) => Some(
-                RustlsConfig::from_pem_file(cert, key)
-                    .await
-                    .map_err(io(format!("cannot load TLS certificate {} and key {}", cert.display(), key.display())))?,
-            ),
+            (Some(cert), Some(key)) => Some(RustlsConfig::from_pem_file(cert, key).await.map_err(
+                io(format!(
+                    "cannot load TLS certificate {} and key {}",
+                    cert.display(),
+                    key.display()
+                )),
+            )?),
             _ => None,
         };
         let shared = Arc::new(Shared {
-            relay: Mutex::new(Relay { hub: Hub::new(config.limits.hub()), outboxes: HashMap::new() }),
+            relay: Mutex::new(Relay {
+                hub: Hub::new(config.limits.hub()),
+                outboxes: HashMap::new(),
+            }),
             metrics: Metrics::new(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -90,7 +100,8 @@ impl Server {
         let handle = axum_server::Handle::new();
         let serving = match tls {
             Some(tls) => {
-                let server = axum_server::from_tcp_rustls(listener, tls).map_err(io("cannot start TLS".into()))?;
+                let server = axum_server::from_tcp_rustls(listener, tls)
+                    .map_err(io("cannot start TLS".into()))?;
                 tokio::spawn(server.handle(handle.clone()).serve(app))
             }
             None => {
@@ -98,7 +109,12 @@ impl Server {
                 tokio::spawn(server.handle(handle.clone()).serve(app))
             }
         };
-        Ok(Self { shared, local_addr, handle, serving })
+        Ok(Self {
+            shared,
+            local_addr,
+            handle,
+            serving,
+        })
     }
 
     /// The address the server listens on (useful with port 0).
@@ -138,7 +154,10 @@ async fn landing_page() -> Html<&'static str> {
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
         shared.metrics.render(),
     )
         .into_response()
@@ -168,8 +187,16 @@ async fn websocket(
         .write_buffer_size(limits.write_buffer_bytes)
         .max_message_size(limits.max_message_bytes)
         .max_frame_size(limits.max_message_bytes);
-    if let Ok(Some(protocol)) = negotiated.as_ref().map(|hs| hs.subprotocol) {
-        upgrade = upgrade.protocols([protocol]);
+    match &negotiated {
+        Ok(Handshake {
+            subprotocol: Some(protocol),
+            ..
+        }) => upgrade = upgrade.protocols([*protocol]),
+        Err(Refusal {
+            echo_subprotocol: Some(protocol),
+            ..
+        }) => upgrade = upgrade.protocols([protocol.clone()]),
+        _ => {}
     }
     let ip = canonical_ip(peer.ip());
     let tasks = shared.tasks.clone();

@@ -10,10 +10,16 @@ fn text(s: &str) -> Frame<&[u8]> {
 
 #[test]
 fn decodes_every_client_message_in_json() {
-    let to_peer = format!(r#"{{"type":"message","to":{{"peer":"{}"}},"data":{{"x":1}}}}"#, id(7));
+    let to_peer = format!(
+        r#"{{"type":"message","to":{{"peer":"{}"}},"data":{{"x":1}}}}"#,
+        id(7)
+    );
     assert_eq!(
         decode_client(text(&to_peer), Encoding::Json).unwrap(),
-        ClientMessage::Message { to: Target::Peer(id(7)), data: Payload::from_json(r#"{"x":1}"#).unwrap() }
+        ClientMessage::Message {
+            to: Target::Peer(id(7)),
+            data: Payload::from_json(r#"{"x":1}"#).unwrap()
+        }
     );
     let signal = r#"{"type":"signal","to":{"name":"bob"},"data":"sdp"}"#;
     assert!(matches!(
@@ -23,10 +29,19 @@ fn decodes_every_client_message_in_json() {
     let room = r#"{"type":"message","to":"room","data":null}"#;
     assert_eq!(
         decode_client(text(room), Encoding::Json).unwrap(),
-        ClientMessage::Message { to: Target::Room, data: Payload::from_json("null").unwrap() }
+        ClientMessage::Message {
+            to: Target::Room,
+            data: Payload::from_json("null").unwrap()
+        }
     );
     let me = r#"{"type":"message","to":"self","data":[1]}"#;
-    assert!(matches!(decode_client(text(me), Encoding::Json).unwrap(), ClientMessage::Message { to: Target::Myself, .. }));
+    assert!(matches!(
+        decode_client(text(me), Encoding::Json).unwrap(),
+        ClientMessage::Message {
+            to: Target::Myself,
+            ..
+        }
+    ));
     assert_eq!(
         decode_client(text(r#"{"type":"ping","nonce":9}"#), Encoding::Json).unwrap(),
         ClientMessage::Ping { nonce: Some(9) }
@@ -36,22 +51,44 @@ fn decodes_every_client_message_in_json() {
 #[test]
 fn json_payload_is_kept_verbatim() {
     let raw = r#"{"type":"message","to":"room","data":{"b": [1, 2.5e3, "é"]}}"#;
-    let ClientMessage::Message { data, .. } = decode_client(text(raw), Encoding::Json).unwrap() else {
+    let ClientMessage::Message { data, .. } = decode_client(text(raw), Encoding::Json).unwrap()
+    else {
         panic!("not a message")
     };
-    let out = encode_server(&ServerMessage::Message { from: id(1), data }, Encoding::Json).unwrap();
-    let Frame::Text(out) = out else { panic!("json is text") };
-    let expected = format!(r#"{{"type":"message","from":"{}","data":{{"b": [1, 2.5e3, "é"]}}}}"#, id(1));
+    let out = encode_server(
+        &ServerMessage::Message { from: id(1), data },
+        Encoding::Json,
+    )
+    .unwrap();
+    let Frame::Text(out) = out else {
+        panic!("json is text")
+    };
+    let expected = format!(
+        r#"{{"type":"message","from":"{}","data":{{"b": [1, 2.5e3, "é"]}}}}"#,
+        id(1)
+    );
     assert_eq!(String::from_utf8(out).unwrap(), expected);
 }
 
 #[test]
 fn client_messages_round_trip_in_both_encodings() {
     let messages = [
-        ClientMessage::Message { to: Target::Room, data: Payload::from_json(r#"{"k":[1,"two",null]}"#).unwrap() },
-        ClientMessage::Signal { to: Target::Peer(id(42)), data: Payload::from_json(r#""candidate""#).unwrap() },
-        ClientMessage::Message { to: Target::Name("ann".into()), data: Payload::from_json("3").unwrap() },
-        ClientMessage::Message { to: Target::Myself, data: Payload::from_json("true").unwrap() },
+        ClientMessage::Message {
+            to: Target::Room,
+            data: Payload::from_json(r#"{"k":[1,"two",null]}"#).unwrap(),
+        },
+        ClientMessage::Signal {
+            to: Target::Peer(id(42)),
+            data: Payload::from_json(r#""candidate""#).unwrap(),
+        },
+        ClientMessage::Message {
+            to: Target::Name("ann".into()),
+            data: Payload::from_json("3").unwrap(),
+        },
+        ClientMessage::Message {
+            to: Target::Myself,
+            data: Payload::from_json("true").unwrap(),
+        },
         ClientMessage::Ping { nonce: Some(5) },
         ClientMessage::Ping { nonce: None },
     ];
@@ -75,18 +112,40 @@ fn server_messages_round_trip_in_both_encodings() {
             id: id(1),
             room: "r".into(),
             name: Some("me".into()),
-            peers: vec![PeerInfo { id: id(2), name: None }],
-            ice_servers: vec![IceServer { urls: vec!["stun:127.0.0.1:3478".into()], username: None, credential: None }],
+            peers: vec![PeerInfo {
+                id: id(2),
+                name: None,
+            }],
+            ice_servers: vec![IceServer {
+                urls: vec!["stun:127.0.0.1:3478".into()],
+                username: None,
+                credential: None,
+            }],
             heartbeat_ms: 5000,
             idle_timeout_ms: 15000,
             max_message_bytes: 65536,
         }),
-        ServerMessage::PeerJoined(PeerInfo { id: id(3), name: Some("x".into()) }),
-        ServerMessage::PeerLeft { id: id(3), reason: LeaveReason::Timeout },
-        ServerMessage::Message { from: id(4), data: Payload::MsgPack(rmpv::Value::Array(vec![1.into(), "x".into()])) },
-        ServerMessage::Signal { from: id(4), data: Payload::from_json(r#"{"sdp":"v=0"}"#).unwrap() },
+        ServerMessage::PeerJoined(PeerInfo {
+            id: id(3),
+            name: Some("x".into()),
+        }),
+        ServerMessage::PeerLeft {
+            id: id(3),
+            reason: LeaveReason::Timeout,
+        },
+        ServerMessage::Message {
+            from: id(4),
+            data: Payload::MsgPack(rmpv::Value::Array(vec![1.into(), "x".into()])),
+        },
+        ServerMessage::Signal {
+            from: id(4),
+            data: Payload::from_json(r#"{"sdp":"v=0"}"#).unwrap(),
+        },
         ServerMessage::Pong { nonce: Some(1) },
-        ServerMessage::Error { code: ErrorCode::UnknownPeer, message: "nope".into() },
+        ServerMessage::Error {
+            code: ErrorCode::UnknownPeer,
+            message: "nope".into(),
+        },
     ];
     for encoding in [Encoding::Json, Encoding::MsgPack] {
         for message in &messages {
@@ -102,11 +161,24 @@ fn server_messages_round_trip_in_both_encodings() {
 
 #[test]
 fn msgpack_uses_field_names_and_string_targets() {
-    let frame = encode_client(&ClientMessage::Message { to: Target::Room, data: Payload::from_json("1").unwrap() }, Encoding::MsgPack).unwrap();
-    let Frame::Binary(bytes) = frame else { panic!("msgpack is binary") };
+    let frame = encode_client(
+        &ClientMessage::Message {
+            to: Target::Room,
+            data: Payload::from_json("1").unwrap(),
+        },
+        Encoding::MsgPack,
+    )
+    .unwrap();
+    let Frame::Binary(bytes) = frame else {
+        panic!("msgpack is binary")
+    };
     let value: rmpv::Value = rmp_serde::from_slice(&bytes).unwrap();
     let map = value.as_map().unwrap();
-    let get = |k: &str| map.iter().find(|(key, _)| key.as_str() == Some(k)).map(|(_, v)| v.clone());
+    let get = |k: &str| {
+        map.iter()
+            .find(|(key, _)| key.as_str() == Some(k))
+            .map(|(_, v)| v.clone())
+    };
     assert_eq!(get("type"), Some(rmpv::Value::from("message")));
     assert_eq!(get("to"), Some(rmpv::Value::from("room")));
 }
@@ -125,15 +197,30 @@ fn classifies_bad_frames() {
     assert_eq!(error_code(text(r#"{"type":5}"#), j), InvalidMessage);
     assert_eq!(error_code(text(r#"["message"]"#), j), InvalidMessage);
     assert_eq!(error_code(text(r#"{"type":"dance"}"#), j), UnknownType);
-    assert_eq!(error_code(text(r#"{"type":"message","to":{"peer":"zz"},"data":1}"#), j), InvalidMessage);
-    assert_eq!(error_code(text(r#"{"type":"message","to":"everyone","data":1}"#), j), InvalidMessage);
-    assert_eq!(error_code(text(r#"{"type":"message","to":"room","data":1,"from":"x"}"#), j), ForbiddenField);
+    assert_eq!(
+        error_code(text(r#"{"type":"message","to":{"peer":"zz"},"data":1}"#), j),
+        InvalidMessage
+    );
+    assert_eq!(
+        error_code(text(r#"{"type":"message","to":"everyone","data":1}"#), j),
+        InvalidMessage
+    );
+    assert_eq!(
+        error_code(
+            text(r#"{"type":"message","to":"room","data":1,"from":"x"}"#),
+            j
+        ),
+        ForbiddenField
+    );
     assert_eq!(error_code(Frame::Binary(b"\x80"), j), WrongFrameType);
     let m = Encoding::MsgPack;
     assert_eq!(error_code(text("{}"), m), WrongFrameType);
     assert_eq!(error_code(Frame::Binary(b"\xc1"), m), Malformed);
     assert_eq!(error_code(Frame::Binary(b""), m), Malformed);
-    assert_eq!(error_code(Frame::Binary(b"\xdf\xff\xff\xff\xff"), m), Malformed);
+    assert_eq!(
+        error_code(Frame::Binary(b"\xdf\xff\xff\xff\xff"), m),
+        Malformed
+    );
     let ping = rmp_serde::to_vec_named(&ClientMessage::Ping { nonce: None }).unwrap();
     let mut trailing = ping.clone();
     trailing.push(0);
@@ -147,14 +234,19 @@ fn classifies_bad_frames() {
 fn deep_nesting_is_refused_not_a_stack_overflow() {
     // JSON payloads are relayed verbatim to JSON peers; converting one for MessagePack peers is
     // depth-limited and fails cleanly.
-    let deep = format!(r#"{{"type":"message","to":"room","data":{}{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
+    let deep = format!(
+        r#"{{"type":"message","to":"room","data":{}{}}}"#,
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
     if let Ok(ClientMessage::Message { data, .. }) = decode_client(text(&deep), Encoding::Json) {
         assert!(data.to_msgpack_value().is_err());
     }
-    let mut bytes = rmp_serde::to_vec_named(&serde_json::json!({"type": "message", "to": "room"})).unwrap();
+    let mut bytes =
+        rmp_serde::to_vec_named(&serde_json::json!({"type": "message", "to": "room"})).unwrap();
     bytes[0] = 0x83; // three entries: add "data" with deep nesting
     bytes.extend(rmp_serde::to_vec("data").unwrap());
-    bytes.extend(std::iter::repeat(0x91).take(100_000));
+    bytes.extend(std::iter::repeat_n(0x91, 100_000));
     bytes.push(0xc0);
     assert!(decode_client(Frame::Binary(&bytes), Encoding::MsgPack).is_err());
 }

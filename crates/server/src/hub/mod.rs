@@ -127,7 +127,10 @@ impl Hub {
         if self.peers.len() >= self.limits.max_connections {
             return Err(ProtocolError::new(
                 ErrorCode::TooManyConnections,
-                format!("the server has reached max_connections ({})", self.limits.max_connections),
+                format!(
+                    "the server has reached max_connections ({})",
+                    self.limits.max_connections
+                ),
             ));
         }
         let from_ip = self.per_ip.get(&ip).copied().unwrap_or(0);
@@ -144,7 +147,10 @@ impl Hub {
         if members.is_some_and(|r| r.members.len() >= self.limits.max_peers_per_room) {
             return Err(ProtocolError::new(
                 ErrorCode::RoomFull,
-                format!("room {room:?} is full (max_peers_per_room {})", self.limits.max_peers_per_room),
+                format!(
+                    "room {room:?} is full (max_peers_per_room {})",
+                    self.limits.max_peers_per_room
+                ),
             ));
         }
         if let Some(name) = &name {
@@ -192,7 +198,12 @@ impl Hub {
 
     /// Handles one decoded message from a joined peer. Returns what to deliver: the relayed
     /// message, a pong, or an error for the sender; `None` when nothing is to be sent.
-    pub fn handle(&mut self, from: PeerId, message: ClientMessage, now: Instant) -> Option<Delivery> {
+    pub fn handle(
+        &mut self,
+        from: PeerId,
+        message: ClientMessage,
+        now: Instant,
+    ) -> Option<Delivery> {
         let limits = &self.limits;
         let peer = self.peers.get_mut(&from)?;
         if !peer
@@ -257,7 +268,11 @@ impl Hub {
     }
 
     fn recipients(&self, from: PeerId, target: &Target) -> Result<Vec<PeerId>, ProtocolError> {
-        let room_name = self.peers.get(&from).map(|p| p.room.as_str()).unwrap_or_default();
+        let room_name = self
+            .peers
+            .get(&from)
+            .map(|p| p.room.as_str())
+            .unwrap_or_default();
         let room = self.rooms.get(room_name);
         match target {
             Target::Myself => Ok(vec![from]),
@@ -275,7 +290,10 @@ impl Hub {
                 .and_then(|r| r.names.get(name))
                 .map(|id| vec![*id])
                 .ok_or_else(|| {
-                    ProtocolError::new(ErrorCode::UnknownName, format!("no peer named {name:?} in your room"))
+                    ProtocolError::new(
+                        ErrorCode::UnknownName,
+                        format!("no peer named {name:?} in your room"),
+                    )
                 }),
         }
     }

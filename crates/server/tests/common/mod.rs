@@ -1,0 +1,226 @@
+//! Test harness: a real server on a loopback port and real WebSocket clients.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use switchboard_protocol::{
+    decode_server, encode_client, ClientMessage, Encoding, ErrorCode, Frame, Payload, PeerId,
+    ServerMessage, Target, Welcome,
+};
+use switchboard_server::{Config, Server};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for something that should happen.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// A config for tests: loopback, ephemeral port.
+pub fn config() -> Config {
+    let mut config = Config::default();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config
+}
+
+pub async fn start(config: Config) -> Server {
+    Server::start(config).await.expect("server starts")
+}
+
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A protocol client over a real WebSocket.
+pub struct Client {
+    pub socket: Socket,
+    pub encoding: Encoding,
+    pub welcome: Welcome,
+}
+
+pub fn url(addr: SocketAddr, path_and_query: &str) -> String {
+    format!("ws://{addr}{path_and_query}")
+}
+
+/// Opens a raw WebSocket (no protocol handling).
+pub async fn raw(addr: SocketAddr, path_and_query: &str) -> Socket {
+    let (socket, _) = tokio_tungstenite::connect_async(url(addr, path_and_query))
+        .await
+        .expect("connects");
+    socket
+}
+
+impl Client {
+    /// Joins `room` with the given query string (e.g. `"enc=msgpack&user=ann"`).
+    pub async fn join(addr: SocketAddr, room: &str, query: &str) -> Client {
+        let encoding = if query.contains("enc=msgpack") {
+            Encoding::MsgPack
+        } else {
+            Encoding::Json
+        };
+        let socket = raw(addr, &format!("/ws/{room}?{query}")).await;
+        Self::from_socket(socket, encoding).await
+    }
+
+    pub async fn from_socket(socket: Socket, encoding: Encoding) -> Client {
+        let mut client = Client {
+            socket,
+            encoding,
+            welcome: placeholder_welcome(),
+        };
+        match client.recv().await {
+            ServerMessage::Welcome(welcome) => client.welcome = welcome,
+            other => panic!("expected welcome, got {other:?}"),
+        }
+        client
+    }
+
+    pub fn id(&self) -> PeerId {
+        self.welcome.id
+    }
+
+    pub async fn send(&mut self, message: ClientMessage) {
+        let frame = match encode_client(&message, self.encoding).unwrap() {
+            Frame::Text(t) => Message::Text(String::from_utf8(t).unwrap().into()),
+            Frame::Binary(b) => Message::Binary(b.into()),
+        };
+        self.socket.send(frame).await.expect("send");
+    }
+
+    pub async fn send_json(&mut self, to: Target, json: &str) {
+        self.send(ClientMessage::Message {
+            to,
+            data: Payload::from_json(json).unwrap(),
+        })
+        .await;
+    }
+
+    /// The next protocol message (pings are answered by tungstenite and skipped).
+    pub async fn recv(&mut self) -> ServerMessage {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .expect("a message within the wait")
+                .expect("socket open")
+                .expect("no socket error");
+            let decoded = match &frame {
+                Message::Text(t) => decode_server(Frame::Text(t.as_bytes()), self.encoding),
+                Message::Binary(b) => decode_server(Frame::Binary(b), self.encoding),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                Message::Close(c) => panic!("closed: {c:?}"),
+                Message::Frame(_) => continue,
+            };
+            return decoded.expect("server frames decode");
+        }
+    }
+
+    /// The next message other than presence events, which must be an error; returns its code.
+    pub async fn recv_error(&mut self) -> ErrorCode {
+        loop {
+            match self.recv().await {
+                ServerMessage::Error { code, .. } => return code,
+                ServerMessage::PeerJoined(_) | ServerMessage::PeerLeft { .. } => continue,
+                other => panic!("expected an error, got {other:?}"),
+            }
+        }
+    }
+
+    /// Asserts nothing arrives for `quiet`.
+    pub async fn expect_silence(&mut self, quiet: Duration) {
+        let deadline = tokio::time::Instant::now() + quiet;
+        loop {
+            match tokio::time::timeout_at(deadline, self.socket.next()).await {
+                Err(_) => return,
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                Ok(other) => panic!("expected silence, got {other:?}"),
+            }
+        }
+    }
+}
+
+/// Reads until the server closes; returns the error code sent before the close and the close
+/// frame's code and reason.
+pub async fn expect_refusal(socket: &mut Socket, encoding: Encoding) -> (ErrorCode, u16, String) {
+    let mut error = None;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .expect("closed within the wait");
+        match frame {
+            Some(Ok(Message::Close(Some(close)))) => {
+                let code: u16 = CloseCode::into(close.code);
+                return (
+                    error.expect("an error message before the close"),
+                    code,
+                    close.reason.to_string(),
+                );
+            }
+            Some(Ok(Message::Text(t))) => {
+                error = Some(code_of(decode_server(Frame::Text(t.as_bytes()), encoding)))
+            }
+            Some(Ok(Message::Binary(b))) => {
+                error = Some(code_of(decode_server(Frame::Binary(&b), encoding)))
+            }
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
+fn code_of(message: Result<ServerMessage, switchboard_protocol::ProtocolError>) -> ErrorCode {
+    match message {
+        Ok(ServerMessage::Error { code, .. }) => code,
+        other => panic!("expected an error message, got {other:?}"),
+    }
+}
+
+/// Connects, expecting to be refused; returns (error code, close code, close reason).
+pub async fn refused(
+    addr: SocketAddr,
+    path_and_query: &str,
+    encoding: Encoding,
+) -> (ErrorCode, u16, String) {
+    let mut socket = raw(addr, path_and_query).await;
+    expect_refusal(&mut socket, encoding).await
+}
+
+/// Opens a WebSocket offering the given subprotocols; returns the socket and the one selected.
+pub async fn with_subprotocols(
+    addr: SocketAddr,
+    path: &str,
+    protocols: &str,
+) -> (Socket, Option<String>) {
+    let mut request = url(addr, path).into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", protocols.parse().unwrap());
+    let (socket, response) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("connects");
+    let selected = response
+        .headers()
+        .get("sec-websocket-protocol")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (socket, selected)
+}
+
+fn placeholder_welcome() -> Welcome {
+    Welcome {
+        version: 0,
+        id: PeerId::from_u128(0),
+        room: String::new(),
+        name: None,
+        peers: vec![],
+        ice_servers: vec![],
+        heartbeat_ms: 0,
+        idle_timeout_ms: 0,
+        max_message_bytes: 0,
+    }
+}
+
+pub fn json(text: &str) -> Payload {
+    Payload::from_json(text).unwrap()
+}
