@@ -21,9 +21,7 @@ pub const WAIT: Duration = Duration::from_secs(5);
 
 /// A config for tests: loopback, ephemeral port.
 pub fn config() -> Config {
-    let mut config = Config::default();
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config
+    Config { listen: "127.0.0.1:0".parse().unwrap(), ..Config::default() }
 }
 
 pub async fn start(config: Config) -> Server {
