@@ -1,1 +1,111 @@
-fn main() {}
+//! `switchboard-bench`: load generator for the signaling benchmarks. It speaks Switchboard's
+//! protocol and matchbox_server's, so both run the same workload in one session.
+//! `bench/signaling.sh` starts the servers and calls this; see `bench/README.md`.
+
+mod connect;
+mod idle;
+mod relay;
+mod wire;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Load generator for Switchboard's signaling benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Relay throughput and latency; prints one line of JSON.
+    Relay {
+        #[arg(long)]
+        server: SocketAddr,
+        #[arg(long, value_enum)]
+        flavor: wire::Flavor,
+        #[arg(long, value_enum, default_value = "direct")]
+        fanout: relay::Fanout,
+        #[arg(long, default_value_t = 50)]
+        rooms: usize,
+        #[arg(long, default_value_t = 8)]
+        peers: usize,
+        #[arg(long, default_value_t = 8)]
+        window: usize,
+        #[arg(long, default_value_t = 2)]
+        warmup_secs: u64,
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+    },
+    /// Memory per idle connection; prints one line of JSON per step.
+    Idle {
+        #[arg(long)]
+        server: SocketAddr,
+        #[arg(long)]
+        server_pid: u32,
+        #[arg(long, value_enum)]
+        flavor: wire::Flavor,
+        /// Connection counts to measure at, ascending, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "10000")]
+        counts: Vec<usize>,
+        #[arg(long, default_value_t = 4)]
+        per_room: usize,
+        /// Number of 127.0.0.x source addresses to spread connections over.
+        #[arg(long, default_value_t = 32)]
+        sources: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async move {
+        match cli.command {
+            Command::Relay { server, flavor, fanout, rooms, peers, window, warmup_secs, secs } => {
+                let cfg = relay::RelayRun {
+                    server,
+                    flavor,
+                    fanout,
+                    rooms,
+                    peers,
+                    window,
+                    warmup: Duration::from_secs(warmup_secs),
+                    duration: Duration::from_secs(secs),
+                };
+                let r = relay::run(cfg).await?;
+                println!(
+                    r#"{{"delivered_per_sec":{:.0},"p50_us":{},"p99_us":{},"delivered":{}}}"#,
+                    r.delivered_per_sec, r.p50_us, r.p99_us, r.delivered
+                );
+                Ok(())
+            }
+            Command::Idle { server, server_pid, flavor, counts, per_room, sources } => {
+                let (base, points) = idle::run(server, server_pid, flavor, &counts, per_room, sources).await?;
+                for p in points {
+                    println!(
+                        r#"{{"base_kib":{base},"connections":{},"rss_kib":{},"per_connection_bytes":{:.0}}}"#,
+                        p.connections, p.rss_kib, p.per_connection_bytes
+                    );
+                }
+                Ok::<(), String>(())
+            }
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("switchboard-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
