@@ -42,18 +42,37 @@ impl Encoding {
     }
 }
 
-/// One WebSocket data frame, borrowed (for decoding) or owned (from encoding).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Frame<T> {
+/// One WebSocket data frame to decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frame<'a> {
     /// A text frame.
-    Text(T),
+    Text(&'a [u8]),
     /// A binary frame.
-    Binary(T),
+    Binary(&'a [u8]),
+}
+
+/// An encoded message, ready to send as one WebSocket frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Encoded {
+    /// JSON: send as a text frame.
+    Text(String),
+    /// MessagePack: send as a binary frame.
+    Binary(Vec<u8>),
+}
+
+impl Encoded {
+    /// The frame for decoding (as the receiving end would see it).
+    pub fn as_frame(&self) -> Frame<'_> {
+        match self {
+            Self::Text(text) => Frame::Text(text.as_bytes()),
+            Self::Binary(bytes) => Frame::Binary(bytes),
+        }
+    }
 }
 
 /// Decodes a frame a peer sent on a connection that uses `encoding`.
 pub fn decode_client(
-    frame: Frame<&[u8]>,
+    frame: Frame<'_>,
     encoding: Encoding,
 ) -> Result<ClientMessage, ProtocolError> {
     let envelope: ClientEnvelope = decode_envelope(frame, encoding)?;
@@ -85,7 +104,7 @@ pub fn decode_client(
 pub fn encode_server(
     message: &ServerMessage,
     encoding: Encoding,
-) -> Result<Frame<Vec<u8>>, ProtocolError> {
+) -> Result<Encoded, ProtocolError> {
     encode(message, encoding)
 }
 
@@ -93,13 +112,13 @@ pub fn encode_server(
 pub fn encode_client(
     message: &ClientMessage,
     encoding: Encoding,
-) -> Result<Frame<Vec<u8>>, ProtocolError> {
+) -> Result<Encoded, ProtocolError> {
     encode(message, encoding)
 }
 
 /// Decodes a frame the hub sent (for clients).
 pub fn decode_server(
-    frame: Frame<&[u8]>,
+    frame: Frame<'_>,
     encoding: Encoding,
 ) -> Result<ServerMessage, ProtocolError> {
     let e: ServerEnvelope = decode_envelope(frame, encoding)?;
@@ -199,7 +218,7 @@ fn missing(field: &str) -> ProtocolError {
 }
 
 fn decode_envelope<'a, T: Deserialize<'a>>(
-    frame: Frame<&'a [u8]>,
+    frame: Frame<'a>,
     encoding: Encoding,
 ) -> Result<T, ProtocolError> {
     match (frame, encoding) {
@@ -243,7 +262,7 @@ fn decode_envelope<'a, T: Deserialize<'a>>(
     }
 }
 
-fn encode<T: Serialize>(message: &T, encoding: Encoding) -> Result<Frame<Vec<u8>>, ProtocolError> {
+fn encode<T: Serialize>(message: &T, encoding: Encoding) -> Result<Encoded, ProtocolError> {
     let unrepresentable = |e: String| {
         ProtocolError::new(
             ErrorCode::InvalidMessage,
@@ -251,11 +270,11 @@ fn encode<T: Serialize>(message: &T, encoding: Encoding) -> Result<Frame<Vec<u8>
         )
     };
     match encoding {
-        Encoding::Json => serde_json::to_vec(message)
-            .map(Frame::Text)
+        Encoding::Json => serde_json::to_string(message)
+            .map(Encoded::Text)
             .map_err(|e| unrepresentable(e.to_string())),
         Encoding::MsgPack => rmp_serde::to_vec_named(message)
-            .map(Frame::Binary)
+            .map(Encoded::Binary)
             .map_err(|e| unrepresentable(e.to_string())),
     }
 }

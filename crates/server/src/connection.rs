@@ -137,11 +137,15 @@ impl Pump<'_> {
         let mut next_ping = last_heard + heartbeat;
         let timer = tokio::time::sleep_until(next_ping.min(last_heard + idle).into());
         tokio::pin!(timer);
+        // Created once: a cancellation future registers a waiter, too costly to redo per frame.
+        let closer = self.closer;
+        let closed = closer.closed();
+        tokio::pin!(closed);
         loop {
             tokio::select! {
                 biased;
-                () = self.closer.closed() => {
-                    let code = self.closer.reason();
+                () = &mut closed => {
+                    let code = closer.reason();
                     let message = match code {
                         ErrorCode::SlowReader => format!(
                             "send queue full ({} messages): read faster",
@@ -155,8 +159,8 @@ impl Pump<'_> {
                 frame = stream.next() => {
                     last_heard = Instant::now();
                     match frame {
-                        Some(Ok(Message::Text(text))) => self.receive(Frame::Text(text.as_bytes())),
-                        Some(Ok(Message::Binary(bytes))) => self.receive(Frame::Binary(&bytes)),
+                        Some(Ok(Message::Text(text))) => self.receive(Frame::Text(text.as_bytes()), last_heard),
+                        Some(Ok(Message::Binary(bytes))) => self.receive(Frame::Binary(&bytes), last_heard),
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                         Some(Ok(Message::Close(_))) | None => return LeaveReason::Closed,
                         Some(Err(error)) => {
@@ -177,7 +181,7 @@ impl Pump<'_> {
                     let Some(first) = first else { return LeaveReason::Closed };
                     let written = tokio::select! {
                         result = write_batch(&mut self.sink, &mut self.outgoing, first) => result,
-                        () = self.closer.closed() => Ok(()),
+                        () = &mut closed => Ok(()),
                     };
                     if written.is_err() {
                         return LeaveReason::Closed;
@@ -207,14 +211,14 @@ impl Pump<'_> {
     }
 
     /// Decodes one frame and lets the hub act on it.
-    fn receive(&self, frame: Frame<&[u8]>) {
+    fn receive(&self, frame: Frame<'_>, now: Instant) {
         let metrics = &self.shared.metrics;
         metrics.messages_received.inc();
         let decoded = decode_client(frame, self.encoding);
         let mut relay = lock(&self.shared.relay);
         match decoded {
             Ok(message) => {
-                if let Some(delivery) = relay.hub.handle(self.id, message, Instant::now()) {
+                if let Some(delivery) = relay.hub.handle(self.id, message, now) {
                     relay.deliver(delivery, Some(self.id), metrics);
                 }
             }

@@ -1,18 +1,17 @@
 //! Shared state of a running server: the hub core behind one lock, and the outbox of every
 //! connection. Deliveries are encoded once per encoding and queued without blocking.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use axum::extract::ws::Message;
 use bytes::Bytes;
 use switchboard_protocol::{
-    encode_server, Encoding, ErrorCode, Frame, PeerId, ProtocolError, ServerMessage,
+    encode_server, Encoded, Encoding, ErrorCode, PeerId, ProtocolError, ServerMessage,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::{Delivery, Hub};
+use crate::hub::{Delivery, Hub, PeerMap};
 use crate::metrics::Metrics;
 
 /// Asks one connection to close, with a reason.
@@ -68,7 +67,7 @@ pub struct Relay {
     /// The hub core.
     pub hub: Hub,
     /// Outboxes of joined connections.
-    pub outboxes: HashMap<PeerId, Outbox>,
+    pub outboxes: PeerMap<Outbox>,
 }
 
 impl Relay {
@@ -134,17 +133,8 @@ fn push(outbox: &Outbox, frame: Message, metrics: &Metrics) {
 /// Encodes a message as a WebSocket frame.
 pub fn encode(message: &ServerMessage, encoding: Encoding) -> Result<Message, ProtocolError> {
     Ok(match encode_server(message, encoding)? {
-        Frame::Text(text) => Message::Text(
-            String::from_utf8(text)
-                .map_err(|_| {
-                    ProtocolError::new(
-                        ErrorCode::InvalidMessage,
-                        "JSON encoder produced invalid UTF-8",
-                    )
-                })?
-                .into(),
-        ),
-        Frame::Binary(bytes) => Message::Binary(Bytes::from(bytes)),
+        Encoded::Text(text) => Message::Text(text.into()),
+        Encoded::Binary(bytes) => Message::Binary(Bytes::from(bytes)),
     })
 }
 

@@ -1,7 +1,6 @@
 //! The HTTP front: one listener for the WebSocket endpoint, `/healthz`, `/metrics` and the
 //! landing page, in plain HTTP or TLS (rustls), with graceful shutdown.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,7 +20,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{Config, ConfigError};
 use crate::connection;
 use crate::handshake::{negotiate, ConnectQuery, Handshake, Refusal};
-use crate::hub::Hub;
+use crate::hub::{Hub, PeerMap};
 use crate::metrics::Metrics;
 use crate::relay::Relay;
 
@@ -89,7 +88,7 @@ impl Server {
         let shared = Arc::new(Shared {
             relay: Mutex::new(Relay {
                 hub: Hub::new(config.limits.hub()),
-                outboxes: HashMap::new(),
+                outboxes: PeerMap::default(),
             }),
             metrics: Metrics::new(),
             shutdown: CancellationToken::new(),

@@ -4,7 +4,7 @@ fn id(n: u128) -> PeerId {
     PeerId::from_u128(n)
 }
 
-fn text(s: &str) -> Frame<&[u8]> {
+fn text(s: &str) -> Frame<'_> {
     Frame::Text(s.as_bytes())
 }
 
@@ -60,14 +60,14 @@ fn json_payload_is_kept_verbatim() {
         Encoding::Json,
     )
     .unwrap();
-    let Frame::Text(out) = out else {
+    let Encoded::Text(out) = out else {
         panic!("json is text")
     };
     let expected = format!(
         r#"{{"type":"message","from":"{}","data":{{"b": [1, 2.5e3, "é"]}}}}"#,
         id(1)
     );
-    assert_eq!(String::from_utf8(out).unwrap(), expected);
+    assert_eq!(out, expected);
 }
 
 #[test]
@@ -95,10 +95,7 @@ fn client_messages_round_trip_in_both_encodings() {
     for encoding in [Encoding::Json, Encoding::MsgPack] {
         for message in &messages {
             let frame = encode_client(message, encoding).unwrap();
-            let decoded = match &frame {
-                Frame::Text(b) => decode_client(Frame::Text(b), encoding),
-                Frame::Binary(b) => decode_client(Frame::Binary(b), encoding),
-            };
+            let decoded = decode_client(frame.as_frame(), encoding);
             assert_eq!(&decoded.unwrap(), message, "{encoding:?}");
         }
     }
@@ -150,10 +147,7 @@ fn server_messages_round_trip_in_both_encodings() {
     for encoding in [Encoding::Json, Encoding::MsgPack] {
         for message in &messages {
             let frame = encode_server(message, encoding).unwrap();
-            let decoded = match &frame {
-                Frame::Text(b) => decode_server(Frame::Text(b), encoding),
-                Frame::Binary(b) => decode_server(Frame::Binary(b), encoding),
-            };
+            let decoded = decode_server(frame.as_frame(), encoding);
             assert_eq!(&decoded.unwrap(), message, "{encoding:?}");
         }
     }
@@ -169,7 +163,7 @@ fn msgpack_uses_field_names_and_string_targets() {
         Encoding::MsgPack,
     )
     .unwrap();
-    let Frame::Binary(bytes) = frame else {
+    let Encoded::Binary(bytes) = frame else {
         panic!("msgpack is binary")
     };
     let value: rmpv::Value = rmp_serde::from_slice(&bytes).unwrap();
@@ -183,7 +177,7 @@ fn msgpack_uses_field_names_and_string_targets() {
     assert_eq!(get("to"), Some(rmpv::Value::from("room")));
 }
 
-fn error_code(frame: Frame<&[u8]>, encoding: Encoding) -> ErrorCode {
+fn error_code(frame: Frame<'_>, encoding: Encoding) -> ErrorCode {
     decode_client(frame, encoding).unwrap_err().code
 }
 
@@ -249,4 +243,17 @@ fn deep_nesting_is_refused_not_a_stack_overflow() {
     bytes.extend(std::iter::repeat_n(0x91, 100_000));
     bytes.push(0xc0);
     assert!(decode_client(Frame::Binary(&bytes), Encoding::MsgPack).is_err());
+}
+
+#[test]
+fn relay_fast_path_writes_what_serde_writes() {
+    let data = Payload::from_json(r#"{"k":"v\"q","n":[1,2]}"#).unwrap();
+    for message in [
+        ServerMessage::Message { from: id(0xabc), data: data.clone() },
+        ServerMessage::Signal { from: id(u128::MAX), data: data.clone() },
+    ] {
+        let fast = encode_server(&message, Encoding::Json).unwrap();
+        let slow = Encoded::Text(serde_json::to_string(&message).unwrap());
+        assert_eq!(fast, slow);
+    }
 }

@@ -4,6 +4,7 @@
 //! [`Hub::leave`] with the current time and carries out the [`Delivery`] values they return.
 //! Everything here is deterministic and unit-tested without a network.
 
+mod peer_map;
 mod rate;
 
 use std::collections::HashMap;
@@ -14,6 +15,7 @@ use switchboard_protocol::{
     ClientMessage, ErrorCode, LeaveReason, PeerId, PeerInfo, ProtocolError, ServerMessage, Target,
 };
 
+pub use peer_map::PeerMap;
 pub use rate::TokenBucket;
 
 /// The limits the hub core enforces. (Frame size, queues and timeouts are the shell's.)
@@ -95,7 +97,7 @@ struct Room {
 #[derive(Debug)]
 pub struct Hub {
     limits: HubLimits,
-    peers: HashMap<PeerId, Peer>,
+    peers: PeerMap<Peer>,
     rooms: HashMap<String, Room>,
     per_ip: HashMap<IpAddr, usize>,
 }
@@ -105,7 +107,7 @@ impl Hub {
     pub fn new(limits: HubLimits) -> Self {
         Self {
             limits,
-            peers: HashMap::new(),
+            peers: PeerMap::default(),
             rooms: HashMap::new(),
             per_ip: HashMap::new(),
         }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use switchboard_protocol::{
-    decode_server, encode_client, ClientMessage, Encoding, ErrorCode, Frame, Payload, PeerId,
+    decode_server, encode_client, ClientMessage, Encoded, Encoding, ErrorCode, Frame, Payload, PeerId,
     ServerMessage, Target, Welcome,
 };
 use switchboard_server::{Config, Server};
@@ -80,8 +80,8 @@ impl Client {
 
     pub async fn send(&mut self, message: ClientMessage) {
         let frame = match encode_client(&message, self.encoding).unwrap() {
-            Frame::Text(t) => Message::Text(String::from_utf8(t).unwrap().into()),
-            Frame::Binary(b) => Message::Binary(b.into()),
+            Encoded::Text(t) => Message::Text(t.into()),
+            Encoded::Binary(b) => Message::Binary(b.into()),
         };
         self.socket.send(frame).await.expect("send");
     }
