@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""Signaling benchmark: Switchboard against matchbox_server, same workload, one run.
+
+Builds the release binaries, installs matchbox_server from crates.io when missing, runs each
+server on loopback in turn with the same load generator (bench/src), prints a table and writes it
+to bench/results/signaling-<UTC time>.md. See bench/README.md for what each row means.
+"""
+
+import json
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MATCHBOX_VERSION = "0.15.0"
+ROOMS = int(os.environ.get("ROOMS", "50"))
+PEERS = int(os.environ.get("PEERS", "8"))
+WINDOW = int(os.environ.get("WINDOW", "8"))
+SECS = int(os.environ.get("SECS", "10"))
+IDLE_COUNTS = os.environ.get("IDLE_COUNTS", "10000,18000")
+BENCH = ROOT / "target/release/switchboard-bench"
+SWITCHBOARD = ROOT / "target/release/switchboard"
+
+
+def sh(*args, **kw):
+    print("+", " ".join(str(a) for a in args), file=sys.stderr)
+    return subprocess.run(args, check=True, **kw)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def matchbox_binary():
+    found = shutil.which("matchbox_server") or str(Path.home() / ".cargo/bin/matchbox_server")
+    if not Path(found).exists():
+        sh("cargo", "install", "--locked", f"matchbox_server@{MATCHBOX_VERSION}")
+    return found
+
+
+def cpu_seconds(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Server:
+    def __init__(self, flavor):
+        self.flavor = flavor
+        self.port = free_port()
+        env = dict(os.environ, RUST_LOG="warn")
+        if flavor == "switchboard":
+            # Only the rate limit is raised (the benchmark floods on purpose); all else is default.
+            cmd = [SWITCHBOARD, "serve", "--listen", f"127.0.0.1:{self.port}",
+                   "--messages-per-second", "1000000", "--message-burst", "1000000"]
+        else:
+            cmd = [matchbox_binary(), f"127.0.0.1:{self.port}"]
+        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"{flavor} did not start")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def bench(*args):
+    out = subprocess.run([BENCH, *args], check=True, capture_output=True, text=True).stdout
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def relay(flavor, fanout):
+    server = Server(flavor)
+    try:
+        before = cpu_seconds(server.proc.pid)
+        [result] = bench("relay", "--server", f"127.0.0.1:{server.port}", "--flavor", flavor,
+                         "--fanout", fanout, "--rooms", str(ROOMS), "--peers", str(PEERS),
+                         "--window", str(WINDOW), "--secs", str(SECS))
+        result["server_cpu_s"] = cpu_seconds(server.proc.pid) - before
+        return result
+    finally:
+        server.stop()
+
+
+def idle(flavor):
+    server = Server(flavor)
+    try:
+        return bench("idle", "--server", f"127.0.0.1:{server.port}", "--server-pid", str(server.proc.pid),
+                     "--flavor", flavor, "--counts", IDLE_COUNTS)
+    finally:
+        server.stop()
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}x" if b else "n/a"
+
+
+def main():
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    sh("cargo", "build", "--release", "-q", "-p", "switchboard", "-p", "switchboard-bench", cwd=ROOT)
+    matchbox_binary()
+
+    sb_direct = relay("switchboard", "direct")
+    mb_direct = relay("matchbox", "direct")
+    sb_room = relay("switchboard", "room")
+    sb_idle = idle("switchboard")
+    mb_idle = idle("matchbox")
+
+    def us_per_msg(r):
+        # CPU of the whole server process over the run (warm-up included) per delivery counted in
+        # the measured window, scaled by the window's share of the run.
+        total = r["delivered"] * (SECS + 2) / SECS
+        return r["server_cpu_s"] * 1e6 / total
+
+    cores = os.cpu_count()
+    rows = [
+        ("relay, one message per recipient: delivered msgs/s", f"{sb_direct['delivered_per_sec']:,.0f}",
+         f"{mb_direct['delivered_per_sec']:,.0f}", ratio(sb_direct["delivered_per_sec"], mb_direct["delivered_per_sec"])),
+        ("relay, one message per recipient: p50 latency ms", f"{sb_direct['p50_us'] / 1000:.1f}",
+         f"{mb_direct['p50_us'] / 1000:.1f}", ratio(mb_direct["p50_us"], sb_direct["p50_us"])),
+        ("relay, one message per recipient: p99 latency ms", f"{sb_direct['p99_us'] / 1000:.1f}",
+         f"{mb_direct['p99_us'] / 1000:.1f}", ratio(mb_direct["p99_us"], sb_direct["p99_us"])),
+        ("relay: server CPU per delivered msg, µs", f"{us_per_msg(sb_direct):.2f}",
+         f"{us_per_msg(mb_direct):.2f}", ratio(us_per_msg(mb_direct), us_per_msg(sb_direct))),
+        ("relay, one message to the room (server fan-out): delivered msgs/s", f"{sb_room['delivered_per_sec']:,.0f}",
+         "(no room send)", ratio(sb_room["delivered_per_sec"], mb_direct["delivered_per_sec"])),
+        ("relay, room fan-out: p50 / p99 latency ms", f"{sb_room['p50_us'] / 1000:.1f} / {sb_room['p99_us'] / 1000:.1f}",
+         "", ""),
+    ]
+    for sb, mb in zip(sb_idle, mb_idle):
+        n = sb["connections"]
+        rows.append((f"idle connections: memory per connection at {n:,}, KiB",
+                     f"{sb['per_connection_bytes'] / 1024:.1f}", f"{mb['per_connection_bytes'] / 1024:.1f}",
+                     ratio(mb["per_connection_bytes"], sb["per_connection_bytes"])))
+        rows.append((f"idle connections: server RSS at {n:,}, MiB", f"{sb['rss_kib'] / 1024:.0f}",
+                     f"{mb['rss_kib'] / 1024:.0f}", ""))
+
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H%MZ")
+    lines = [
+        f"# Signaling benchmark, {stamp}",
+        "",
+        f"Machine: {cores} cores; servers and load generator share them. matchbox_server {MATCHBOX_VERSION} "
+        f"(crates.io). Relay: {ROOMS} rooms x {PEERS} peers, each peer keeps {WINDOW} messages in flight to "
+        f"the rest of its room, {SECS} s measured after 2 s warm-up; JSON on both. Idle: rooms of 4, "
+        f"connections from 32 loopback source addresses. Ratio: > 1 means Switchboard is better.",
+        "",
+        "| metric | switchboard | matchbox_server | ratio |",
+        "|---|---:|---:|---:|",
+        *[f"| {m} | {a} | {b} | {r} |" for m, a, b, r in rows],
+        "",
+        "Raw: " + json.dumps({"switchboard_direct": sb_direct, "matchbox_direct": mb_direct,
+                              "switchboard_room": sb_room, "switchboard_idle": sb_idle, "matchbox_idle": mb_idle}),
+        "",
+    ]
+    text = "\n".join(lines)
+    out = ROOT / "bench/results" / f"signaling-{stamp}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(text)
+    print(f"written to {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
