@@ -17,9 +17,16 @@ pub fn source_ip(i: usize, sources: usize) -> IpAddr {
 /// Connects to `server` from `source` and performs the WebSocket handshake for `path`.
 pub async fn open(server: SocketAddr, source: IpAddr, path: &str) -> Result<Ws, String> {
     let socket = TcpSocket::new_v4().map_err(|e| format!("socket: {e}"))?;
-    socket.bind(SocketAddr::new(source, 0)).map_err(|e| format!("bind {source}: {e}"))?;
-    let stream = socket.connect(server).await.map_err(|e| format!("connect: {e}"))?;
-    stream.set_nodelay(true).map_err(|e| format!("nodelay: {e}"))?;
+    socket
+        .bind(SocketAddr::new(source, 0))
+        .map_err(|e| format!("bind {source}: {e}"))?;
+    let stream = socket
+        .connect(server)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    stream
+        .set_nodelay(true)
+        .map_err(|e| format!("nodelay: {e}"))?;
     let url = format!("ws://{server}{path}");
     let (ws, _) = tokio_tungstenite::client_async(url, stream)
         .await

@@ -12,7 +12,8 @@ use crate::wire::{self, Flavor};
 
 /// Resident set size of a process, in KiB, from /proc.
 pub fn rss_kib(pid: u32) -> Result<u64, String> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| format!("read /proc/{pid}/status: {e}"))?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("read /proc/{pid}/status: {e}"))?;
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -30,7 +31,14 @@ pub struct IdlePoint {
 
 /// Opens connections in steps up to each count in `counts`, measuring after each step settles.
 /// Rooms hold `per_room` peers each. Connections stay open (answering pings) until return.
-pub async fn run(server: SocketAddr, server_pid: u32, flavor: Flavor, counts: &[usize], per_room: usize, sources: usize) -> Result<(u64, Vec<IdlePoint>), String> {
+pub async fn run(
+    server: SocketAddr,
+    server_pid: u32,
+    flavor: Flavor,
+    counts: &[usize],
+    per_room: usize,
+    sources: usize,
+) -> Result<(u64, Vec<IdlePoint>), String> {
     let settle = Duration::from_secs(3);
     tokio::time::sleep(settle).await;
     let base = rss_kib(server_pid)?;
@@ -40,9 +48,13 @@ pub async fn run(server: SocketAddr, server_pid: u32, flavor: Flavor, counts: &[
     for &target in counts {
         while opened < target {
             let room = format!("idle{}", opened / per_room.max(1));
-            let mut ws = open(server, source_ip(opened, sources), &wire::room_path(flavor, &room))
-                .await
-                .map_err(|e| format!("connection {opened}: {e}"))?;
+            let mut ws = open(
+                server,
+                source_ip(opened, sources),
+                &wire::room_path(flavor, &room),
+            )
+            .await
+            .map_err(|e| format!("connection {opened}: {e}"))?;
             // Wait for the id, so the server has fully set the peer up.
             loop {
                 match ws.next().await {
@@ -52,7 +64,9 @@ pub async fn run(server: SocketAddr, server_pid: u32, flavor: Flavor, counts: &[
                 }
             }
             // Keep reading, so pings are answered and presence events drained.
-            holders.push(tokio::spawn(async move { while let Some(Ok(_)) = ws.next().await {} }));
+            holders.push(tokio::spawn(async move {
+                while let Some(Ok(_)) = ws.next().await {}
+            }));
             opened += 1;
         }
         tokio::time::sleep(settle).await;

@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
@@ -57,7 +56,12 @@ pub async fn run(cfg: RelayRun) -> Result<RelayResult, String> {
     let mut ids = Vec::with_capacity(peers);
     for i in 0..peers {
         let room = format!("bench{}", i / cfg.peers);
-        let mut ws = open(cfg.server, source_ip(i, 8), &wire::room_path(cfg.flavor, &room)).await?;
+        let mut ws = open(
+            cfg.server,
+            source_ip(i, 8),
+            &wire::room_path(cfg.flavor, &room),
+        )
+        .await?;
         let id = loop {
             match ws.next().await {
                 Some(Ok(Message::Text(t))) => {
@@ -87,7 +91,10 @@ pub async fn run(cfg: RelayRun) -> Result<RelayResult, String> {
     let mut tasks = Vec::new();
     for (i, ws) in sockets.into_iter().enumerate() {
         let room_base = i / cfg.peers * cfg.peers;
-        let others: Vec<String> = (room_base..room_base + cfg.peers).filter(|j| *j != i).map(|j| ids[j].clone()).collect();
+        let others: Vec<String> = (room_base..room_base + cfg.peers)
+            .filter(|j| *j != i)
+            .map(|j| ids[j].clone())
+            .collect();
         let (mut sink, mut stream) = ws.split();
         let senders_for_send = senders.clone();
         let stop_send = stop.clone();
@@ -96,21 +103,35 @@ pub async fn run(cfg: RelayRun) -> Result<RelayResult, String> {
             let me = &senders_for_send[i];
             let mut n: u64 = 0;
             while !stop_send.load(Ordering::Relaxed) {
-                let Ok(permit) = me.permits.acquire().await else { break };
+                let Ok(permit) = me.permits.acquire().await else {
+                    break;
+                };
                 permit.forget();
                 me.receipts[(n % cfg2.window as u64) as usize].store(0, Ordering::Relaxed);
-                let probe = Probe { s: i as u32, n, t: start.elapsed().as_micros() as u64 };
+                let probe = Probe {
+                    s: i as u32,
+                    n,
+                    t: start.elapsed().as_micros() as u64,
+                };
                 let result = match cfg2.fanout {
                     Fanout::Room => sink.send(Message::Text(wire::to_room(probe).into())).await,
                     Fanout::Direct => {
                         let mut r = Ok(());
                         for peer in &others {
-                            r = sink.feed(Message::Text(wire::to_peer(cfg2.flavor, peer, probe).into())).await;
+                            r = sink
+                                .feed(Message::Text(
+                                    wire::to_peer(cfg2.flavor, peer, probe).into(),
+                                ))
+                                .await;
                             if r.is_err() {
                                 break;
                             }
                         }
-                        if r.is_ok() { sink.flush().await } else { r }
+                        if r.is_ok() {
+                            sink.flush().await
+                        } else {
+                            r
+                        }
                     }
                 };
                 if result.is_err() {
@@ -125,9 +146,14 @@ pub async fn run(cfg: RelayRun) -> Result<RelayResult, String> {
         let recv_task = tokio::spawn(async move {
             let mut latencies = Vec::new();
             let deadline = tokio::time::Instant::from_std(start + measure_to);
-            while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline, stream.next()).await {
-                let Message::Text(text) = message else { continue };
-                let Some(probe) = wire::probe(flavor, &text) else { continue };
+            while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline, stream.next()).await
+            {
+                let Message::Text(text) = message else {
+                    continue;
+                };
+                let Some(probe) = wire::probe(flavor, &text) else {
+                    continue;
+                };
                 let now = start.elapsed();
                 if now >= measure_from && now < measure_to {
                     latencies.push((now.as_micros() as u64).saturating_sub(probe.t));
@@ -162,7 +188,12 @@ pub async fn run(cfg: RelayRun) -> Result<RelayResult, String> {
     }
     latencies.sort_unstable();
     let delivered = latencies.len() as u64;
-    let pct = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1))).copied().unwrap_or(0);
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
     Ok(RelayResult {
         delivered_per_sec: delivered as f64 / cfg.duration.as_secs_f64(),
         p50_us: pct(0.50),

@@ -58,9 +58,13 @@ pub fn to_peer(flavor: Flavor, peer: &str, probe: Probe) -> String {
     let Probe { s, n, t } = probe;
     match flavor {
         Flavor::Switchboard => {
-            format!(r#"{{"type":"message","to":{{"peer":"{peer}"}},"data":{{"s":{s},"n":{n},"t":{t}}}}}"#)
+            format!(
+                r#"{{"type":"message","to":{{"peer":"{peer}"}},"data":{{"s":{s},"n":{n},"t":{t}}}}}"#
+            )
         }
-        Flavor::Matchbox => format!(r#"{{"Signal":{{"receiver":"{peer}","data":{{"s":{s},"n":{n},"t":{t}}}}}}}"#),
+        Flavor::Matchbox => {
+            format!(r#"{{"Signal":{{"receiver":"{peer}","data":{{"s":{s},"n":{n},"t":{t}}}}}}}"#)
+        }
     }
 }
 

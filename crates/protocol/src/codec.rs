@@ -71,10 +71,7 @@ impl Encoded {
 }
 
 /// Decodes a frame a peer sent on a connection that uses `encoding`.
-pub fn decode_client(
-    frame: Frame<'_>,
-    encoding: Encoding,
-) -> Result<ClientMessage, ProtocolError> {
+pub fn decode_client(frame: Frame<'_>, encoding: Encoding) -> Result<ClientMessage, ProtocolError> {
     let envelope: ClientEnvelope = decode_envelope(frame, encoding)?;
     if envelope.from.is_some() {
         return Err(ProtocolError::new(
@@ -117,10 +114,7 @@ pub fn encode_client(
 }
 
 /// Decodes a frame the hub sent (for clients).
-pub fn decode_server(
-    frame: Frame<'_>,
-    encoding: Encoding,
-) -> Result<ServerMessage, ProtocolError> {
+pub fn decode_server(frame: Frame<'_>, encoding: Encoding) -> Result<ServerMessage, ProtocolError> {
     let e: ServerEnvelope = decode_envelope(frame, encoding)?;
     let message = match e.kind.as_ref() {
         "welcome" => ServerMessage::Welcome(Welcome {

@@ -17,7 +17,9 @@ mod message;
 mod names;
 mod payload;
 
-pub use codec::{decode_client, decode_server, encode_client, encode_server, Encoded, Encoding, Frame};
+pub use codec::{
+    decode_client, decode_server, encode_client, encode_server, Encoded, Encoding, Frame,
+};
 pub use error::{ErrorCode, ProtocolError};
 pub use id::{ParsePeerIdError, PeerId};
 pub use message::{

@@ -249,11 +249,31 @@ fn deep_nesting_is_refused_not_a_stack_overflow() {
 fn relay_fast_path_writes_what_serde_writes() {
     let data = Payload::from_json(r#"{"k":"v\"q","n":[1,2]}"#).unwrap();
     for message in [
-        ServerMessage::Message { from: id(0xabc), data: data.clone() },
-        ServerMessage::Signal { from: id(u128::MAX), data: data.clone() },
+        ServerMessage::Message {
+            from: id(0xabc),
+            data: data.clone(),
+        },
+        ServerMessage::Signal {
+            from: id(u128::MAX),
+            data: data.clone(),
+        },
     ] {
         let fast = encode_server(&message, Encoding::Json).unwrap();
         let slow = Encoded::Text(serde_json::to_string(&message).unwrap());
         assert_eq!(fast, slow);
     }
+}
+
+#[test]
+fn msgpack_ping_matches_the_documented_bytes() {
+    let Encoded::Binary(bytes) =
+        encode_client(&ClientMessage::Ping { nonce: Some(1) }, Encoding::MsgPack).unwrap()
+    else {
+        panic!("msgpack is binary")
+    };
+    let documented = [
+        0x82, 0xa4, 0x74, 0x79, 0x70, 0x65, 0xa4, 0x70, 0x69, 0x6e, 0x67, 0xa5, 0x6e, 0x6f, 0x6e,
+        0x63, 0x65, 0x01,
+    ];
+    assert_eq!(bytes, documented, "docs/protocol.md shows these bytes");
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use switchboard_protocol::{
-    decode_server, encode_client, ClientMessage, Encoded, Encoding, ErrorCode, Frame, Payload, PeerId,
-    ServerMessage, Target, Welcome,
+    decode_server, encode_client, ClientMessage, Encoded, Encoding, ErrorCode, Frame, Payload,
+    PeerId, ServerMessage, Target, Welcome,
 };
 use switchboard_server::{Config, Server};
 use tokio::net::TcpStream;
@@ -21,7 +21,10 @@ pub const WAIT: Duration = Duration::from_secs(5);
 
 /// A config for tests: loopback, ephemeral port.
 pub fn config() -> Config {
-    Config { listen: "127.0.0.1:0".parse().unwrap(), ..Config::default() }
+    Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    }
 }
 
 pub async fn start(config: Config) -> Server {
