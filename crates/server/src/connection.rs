@@ -31,7 +31,7 @@ type Stream = SplitStream<WebSocket>;
 
 /// Runs a connection from upgrade to close.
 pub async fn run(socket: WebSocket, shared: Arc<Shared>, handshake: Handshake, ip: IpAddr) {
-    let (mut sink, stream) = socket.split();
+    let (mut sink, mut stream) = socket.split();
     let encoding = handshake.encoding;
     let id = PeerId::from_u128(rand::random());
     let (queue, outgoing) = mpsc::channel(shared.config.limits.send_queue_messages);
@@ -48,10 +48,15 @@ pub async fn run(socket: WebSocket, shared: Arc<Shared>, handshake: Handshake, i
         },
     ) {
         shared.metrics.error(error.code);
-        close(&mut sink, encoding, error).await;
+        close(&mut sink, &mut stream, encoding, error).await;
         return;
     }
-    let reason = Pump {
+    let mut membership = Membership {
+        shared: &shared,
+        id,
+        reason: LeaveReason::Closed,
+    };
+    membership.reason = Pump {
         shared: &shared,
         id,
         encoding,
@@ -61,22 +66,33 @@ pub async fn run(socket: WebSocket, shared: Arc<Shared>, handshake: Handshake, i
     }
     .run(stream)
     .await;
-    let mut relay = lock(&shared.relay);
-    relay.outboxes.remove(&id);
-    if let Some(left) = relay.hub.leave(id, reason) {
-        relay.deliver(left, None, &shared.metrics);
+}
+
+/// A joined peer's place in the hub. Dropping it leaves the room, also when the connection task
+/// is cancelled or fails, so the room is always told and the peer never lingers.
+struct Membership<'a> {
+    shared: &'a Shared,
+    id: PeerId,
+    reason: LeaveReason,
+}
+
+impl Drop for Membership<'_> {
+    fn drop(&mut self) {
+        let metrics = &self.shared.metrics;
+        let mut relay = lock(&self.shared.relay);
+        relay.outboxes.remove(&self.id);
+        if let Some(left) = relay.hub.leave(self.id, self.reason) {
+            relay.deliver(left, None, metrics);
+        }
+        metrics.connections.set(relay.hub.peer_count() as i64);
+        metrics.rooms.set(relay.hub.room_count() as i64);
     }
-    shared
-        .metrics
-        .connections
-        .set(relay.hub.peer_count() as i64);
-    shared.metrics.rooms.set(relay.hub.room_count() as i64);
 }
 
 /// Answers a refused handshake with an `error` message and a close frame.
 pub async fn refuse(socket: WebSocket, refusal: Refusal) {
-    let (mut sink, _stream) = socket.split();
-    close(&mut sink, refusal.encoding, refusal.error).await;
+    let (mut sink, mut stream) = socket.split();
+    close(&mut sink, &mut stream, refusal.encoding, refusal.error).await;
 }
 
 fn join(
@@ -144,18 +160,7 @@ impl Pump<'_> {
         loop {
             tokio::select! {
                 biased;
-                () = &mut closed => {
-                    let code = closer.reason();
-                    let message = match code {
-                        ErrorCode::SlowReader => format!(
-                            "send queue full ({} messages): read faster",
-                            limits.send_queue_messages
-                        ),
-                        _ => "the server is shutting down".to_owned(),
-                    };
-                    close(&mut self.sink, self.encoding, ProtocolError::new(code, message)).await;
-                    return leave_reason(code);
-                }
+                () = &mut closed => return self.close_as_asked(&mut stream).await,
                 frame = stream.next() => {
                     last_heard = Instant::now();
                     match frame {
@@ -171,7 +176,7 @@ impl Pump<'_> {
                                     format!("frame larger than max_message_bytes ({max})"),
                                 );
                                 self.shared.metrics.error(error.code);
-                                close(&mut self.sink, self.encoding, error).await;
+                                close(&mut self.sink, &mut stream, self.encoding, error).await;
                             }
                             return LeaveReason::Closed;
                         }
@@ -179,12 +184,14 @@ impl Pump<'_> {
                 }
                 first = self.outgoing.recv() => {
                     let Some(first) = first else { return LeaveReason::Closed };
-                    let written = tokio::select! {
-                        result = write_batch(&mut self.sink, &mut self.outgoing, first) => result,
-                        () = &mut closed => Ok(()),
-                    };
-                    if written.is_err() {
-                        return LeaveReason::Closed;
+                    // A stalled socket must not delay a close request (slow reader, shutdown).
+                    tokio::select! {
+                        result = write_batch(&mut self.sink, &mut self.outgoing, first) => {
+                            if result.is_err() {
+                                return LeaveReason::Closed;
+                            }
+                        }
+                        () = &mut closed => return self.close_as_asked(&mut stream).await,
                     }
                 }
                 () = &mut timer => {
@@ -195,7 +202,7 @@ impl Pump<'_> {
                             format!("nothing received for {} ms", idle.as_millis()),
                         );
                         self.shared.metrics.error(error.code);
-                        close(&mut self.sink, self.encoding, error).await;
+                        close(&mut self.sink, &mut stream, self.encoding, error).await;
                         return LeaveReason::Timeout;
                     }
                     if now >= next_ping {
@@ -208,6 +215,26 @@ impl Pump<'_> {
                 }
             }
         }
+    }
+
+    /// Closes the connection for the reason its `Closer` was given.
+    async fn close_as_asked(&mut self, stream: &mut Stream) -> LeaveReason {
+        let code = self.closer.reason();
+        let message = match code {
+            ErrorCode::SlowReader => format!(
+                "send queue full ({} messages): read faster",
+                self.shared.config.limits.send_queue_messages
+            ),
+            _ => "the server is shutting down".to_owned(),
+        };
+        close(
+            &mut self.sink,
+            stream,
+            self.encoding,
+            ProtocolError::new(code, message),
+        )
+        .await;
+        leave_reason(code)
     }
 
     /// Decodes one frame and lets the hub act on it.
@@ -243,8 +270,10 @@ async fn write_batch(
     sink.flush().await
 }
 
-/// Sends an `error` message, then a close frame carrying the error's close code and name.
-async fn close(sink: &mut Sink, encoding: Encoding, error: ProtocolError) {
+/// Sends an `error` message, then a close frame carrying the error's close code and name, then
+/// waits (briefly) for the peer's close reply: dropping the socket with unread input would make
+/// the kernel send a reset, and the peer could lose the close frame and its reason.
+async fn close(sink: &mut Sink, stream: &mut Stream, encoding: Encoding, error: ProtocolError) {
     let code = error.code;
     let message = ServerMessage::Error {
         code: error.code,
@@ -258,7 +287,13 @@ async fn close(sink: &mut Sink, encoding: Encoding, error: ProtocolError) {
         if let Ok(frame) = encode(&message, encoding) {
             sink.feed(frame).await?;
         }
-        sink.send(Message::Close(Some(close_frame))).await
+        sink.send(Message::Close(Some(close_frame))).await?;
+        while let Some(Ok(frame)) = stream.next().await {
+            if matches!(frame, Message::Close(_)) {
+                break;
+            }
+        }
+        Ok::<(), axum::Error>(())
     })
     .await;
 }
