@@ -15,6 +15,14 @@ rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup com
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 rustup target list --installed 2>/dev/null | grep -q '^wasm32-unknown-unknown$' || rustup target add wasm32-unknown-unknown
 
+step "system packages"
+# coturn's turnutils_stunclient is the real STUN client the STUN tests use.
+if ! command -v turnutils_stunclient >/dev/null; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq coturn >/dev/null
+fi
+
 step "format"
 cargo fmt --all -- --check
 

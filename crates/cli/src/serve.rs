@@ -30,6 +30,19 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     ice_servers: Vec<String>,
+    /// UDP address of the built-in STUN server (repeatable) [default: port 3478 on the --listen IP].
+    #[arg(
+        long = "stun-listen",
+        env = "SWITCHBOARD_STUN_LISTEN",
+        value_delimiter = ','
+    )]
+    stun_listen: Vec<SocketAddr>,
+    /// Do not run the built-in STUN server.
+    #[arg(long, env = "SWITCHBOARD_NO_STUN")]
+    no_stun: bool,
+    /// STUN worker threads per address [default: one per CPU core].
+    #[arg(long, env = "SWITCHBOARD_STUN_WORKERS")]
+    stun_workers: Option<usize>,
     /// Log format.
     #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -103,6 +116,15 @@ impl ServeArgs {
         if !self.ice_servers.is_empty() {
             config.ice_servers = vec![ice_server_from_urls(&self.ice_servers)];
         }
+        if !self.stun_listen.is_empty() {
+            config.stun.listen.clone_from(&self.stun_listen);
+        }
+        if self.no_stun {
+            config.stun.enabled = false;
+        }
+        if let Some(workers) = self.stun_workers {
+            config.stun.workers = workers;
+        }
         let l = &self.limits;
         let c = &mut config.limits;
         macro_rules! set {
@@ -165,8 +187,11 @@ pub fn run(args: ServeArgs) -> ExitCode {
         };
         let (http, ws) = if server.is_tls() { ("https", "wss") } else { ("http", "ws") };
         let addr = server.local_addr();
-        tracing::info!(%addr, tls = server.is_tls(), "switchboard listening");
+        tracing::info!(%addr, tls = server.is_tls(), stun = ?server.stun_addrs(), "switchboard listening");
         println!("Switchboard is running: {http}://{addr}/  (signaling: {ws}://{addr}/ws/{{room}}; Ctrl-C stops)");
+        for stun in server.stun_addrs() {
+            println!("STUN (UDP): {stun}");
+        }
         wait_for_stop_signal().await;
         tracing::info!("shutting down");
         server.shutdown().await;

@@ -20,11 +20,38 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for `tls_cert`.
     pub tls_key: Option<PathBuf>,
-    /// ICE servers handed to clients in `welcome`.
+    /// ICE servers handed to clients in `welcome`. Empty: the built-in STUN server, if on.
     pub ice_servers: Vec<IceServer>,
+    /// The built-in STUN server.
+    pub stun: StunConfig,
     /// Limits, all named, all with defaults.
     pub limits: Limits,
 }
+
+/// The built-in STUN server (RFC 8489 Binding over UDP).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StunConfig {
+    /// Whether to run it.
+    pub enabled: bool,
+    /// UDP addresses; empty means port 3478 on the IP of `listen`.
+    pub listen: Vec<SocketAddr>,
+    /// Worker threads (one socket each, `SO_REUSEPORT`) per address; 0 means one per CPU core.
+    pub workers: usize,
+}
+
+impl Default for StunConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: Vec::new(),
+            workers: 0,
+        }
+    }
+}
+
+/// The STUN port used when `stun.listen` is empty.
+pub const DEFAULT_STUN_PORT: u16 = 3478;
 
 impl Default for Config {
     fn default() -> Self {
@@ -33,6 +60,7 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             ice_servers: Vec::new(),
+            stun: StunConfig::default(),
             limits: Limits::default(),
         }
     }
@@ -43,6 +71,25 @@ impl Config {
     pub fn from_toml_file(path: &std::path::Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.into(), e))?;
         toml::from_str(&text).map_err(|e| ConfigError::Parse(path.into(), e))
+    }
+
+    /// The UDP addresses the STUN server binds (none when it is off).
+    pub fn stun_addrs(&self) -> Vec<SocketAddr> {
+        match (self.stun.enabled, self.stun.listen.is_empty()) {
+            (false, _) => Vec::new(),
+            (true, true) => vec![SocketAddr::new(self.listen.ip(), DEFAULT_STUN_PORT)],
+            (true, false) => self.stun.listen.clone(),
+        }
+    }
+
+    /// STUN worker threads per address.
+    pub fn stun_workers(&self) -> usize {
+        match self.stun.workers {
+            0 => std::thread::available_parallelism()
+                .map(usize::from)
+                .unwrap_or(1),
+            n => n,
+        }
     }
 
     /// Checks values that would make the server misbehave.

@@ -11,8 +11,8 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use switchboard_protocol::{
-    decode_client, Encoding, ErrorCode, Frame, LeaveReason, PeerId, ProtocolError, ServerMessage,
-    Welcome, PROTOCOL_VERSION,
+    decode_client, Encoding, ErrorCode, Frame, IceServer, LeaveReason, PeerId, ProtocolError,
+    ServerMessage, Welcome, PROTOCOL_VERSION,
 };
 use tokio::sync::mpsc;
 
@@ -30,21 +30,31 @@ type Sink = SplitSink<WebSocket, Message>;
 type Stream = SplitStream<WebSocket>;
 
 /// Runs a connection from upgrade to close.
-pub async fn run(socket: WebSocket, shared: Arc<Shared>, handshake: Handshake, ip: IpAddr) {
+pub async fn run(
+    socket: WebSocket,
+    shared: Arc<Shared>,
+    handshake: Handshake,
+    ip: IpAddr,
+    ice_servers: Vec<IceServer>,
+) {
     let (mut sink, mut stream) = socket.split();
     let encoding = handshake.encoding;
     let id = PeerId::from_u128(rand::random());
     let (queue, outgoing) = mpsc::channel(shared.config.limits.send_queue_messages);
     let closer = Arc::new(Closer::new(&shared.shutdown));
+    let outbox = Outbox {
+        queue,
+        encoding,
+        closer: closer.clone(),
+    };
     if let Err(error) = join(
         &shared,
-        id,
-        handshake,
-        ip,
-        Outbox {
-            queue,
-            encoding,
-            closer: closer.clone(),
+        Joining {
+            id,
+            handshake,
+            ip,
+            ice_servers,
+            outbox,
         },
     ) {
         shared.metrics.error(error.code);
@@ -95,13 +105,23 @@ pub async fn refuse(socket: WebSocket, refusal: Refusal) {
     close(&mut sink, &mut stream, refusal.encoding, refusal.error).await;
 }
 
-fn join(
-    shared: &Shared,
+/// Everything a join needs besides the shared state.
+struct Joining {
     id: PeerId,
     handshake: Handshake,
     ip: IpAddr,
+    ice_servers: Vec<IceServer>,
     outbox: Outbox,
-) -> Result<(), ProtocolError> {
+}
+
+fn join(shared: &Shared, joining: Joining) -> Result<(), ProtocolError> {
+    let Joining {
+        id,
+        handshake,
+        ip,
+        ice_servers,
+        outbox,
+    } = joining;
     let limits = &shared.config.limits;
     let mut relay = lock(&shared.relay);
     let request = JoinRequest {
@@ -117,7 +137,7 @@ fn join(
         room: handshake.room,
         name: handshake.name,
         peers: joined.peers,
-        ice_servers: shared.config.ice_servers.clone(),
+        ice_servers,
         heartbeat_ms: limits.heartbeat_interval_ms,
         idle_timeout_ms: limits.idle_timeout_ms,
         max_message_bytes: limits.max_message_bytes,

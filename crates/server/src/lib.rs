@@ -4,6 +4,7 @@
 //! * [`handshake`]: negotiation of version, encoding, room and name. No I/O.
 //! * [`server`], `connection`, `relay`: the thin tokio/axum shell that moves frames between
 //!   sockets and the core.
+//! * `stun`: the built-in STUN server's UDP workers around the sans-IO `switchboard-stun` codec.
 //! * [`config`]: every setting and limit, with defaults.
 //!
 //! ```no_run
@@ -21,7 +22,8 @@ pub mod hub;
 mod metrics;
 mod relay;
 pub mod server;
+mod stun;
 
-pub use config::{Config, ConfigError, Limits};
+pub use config::{Config, ConfigError, Limits, StunConfig};
 pub use server::{Server, StartError};
 pub use switchboard_protocol::IceServer;

@@ -7,6 +7,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use switchboard_protocol::ErrorCode;
 
+use crate::stun::StunCounters;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CodeLabel {
     code: &'static str,
@@ -27,6 +29,8 @@ pub struct Metrics {
     /// Messages queued for peers (one per recipient).
     pub messages_relayed: Counter,
     errors: Family<CodeLabel, Counter>,
+    /// The STUN server's counters.
+    pub stun: StunCounters,
 }
 
 impl Metrics {
@@ -40,6 +44,7 @@ impl Metrics {
             messages_received: Counter::default(),
             messages_relayed: Counter::default(),
             errors: Family::default(),
+            stun: StunCounters::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -72,6 +77,37 @@ impl Metrics {
             "Errors sent to peers, by code",
             metrics.errors.clone(),
         );
+        let stun = &metrics.stun;
+        let stun_counters = [
+            (
+                "stun_answered",
+                "STUN Binding success responses sent",
+                &stun.answered,
+            ),
+            (
+                "stun_errors",
+                "STUN error responses sent (400, 420)",
+                &stun.errors,
+            ),
+            (
+                "stun_dropped_not_stun",
+                "UDP datagrams on the STUN port that were not STUN",
+                &stun.not_stun,
+            ),
+            (
+                "stun_dropped_malformed",
+                "STUN messages dropped for bad attributes or FINGERPRINT",
+                &stun.malformed,
+            ),
+            (
+                "stun_dropped_not_request",
+                "STUN indications and responses dropped",
+                &stun.not_request,
+            ),
+        ];
+        for (name, help, counter) in stun_counters {
+            registry.register(name, help, counter.clone());
+        }
         Self {
             registry,
             ..metrics

@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -17,12 +17,15 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use switchboard_protocol::IceServer;
+
 use crate::config::{Config, ConfigError};
 use crate::connection;
 use crate::handshake::{negotiate, ConnectQuery, Handshake, Refusal};
 use crate::hub::{Hub, PeerMap};
 use crate::metrics::Metrics;
 use crate::relay::Relay;
+use crate::stun::StunServer;
 
 /// State shared by every connection of one server.
 pub struct Shared {
@@ -36,6 +39,8 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// Tracks connection tasks, so shutdown can wait for them.
     pub tasks: TaskTracker,
+    /// Where the built-in STUN server listens (empty when off).
+    pub stun_addrs: Vec<SocketAddr>,
 }
 
 /// A running server.
@@ -44,6 +49,7 @@ pub struct Server {
     local_addr: SocketAddr,
     handle: axum_server::Handle<SocketAddr>,
     serving: JoinHandle<std::io::Result<()>>,
+    stun: Option<StunServer>,
 }
 
 /// Why the server could not start.
@@ -85,12 +91,32 @@ impl Server {
             )?),
             _ => None,
         };
+        let metrics = Metrics::new();
+        let stun_addrs = config.stun_addrs();
+        let stun = if stun_addrs.is_empty() {
+            None
+        } else {
+            let software = switchboard_stun::SOFTWARE.to_owned();
+            Some(
+                StunServer::start(
+                    &stun_addrs,
+                    config.stun_workers(),
+                    software,
+                    metrics.stun.clone(),
+                )
+                .map_err(io("cannot start the STUN server".into()))?,
+            )
+        };
         let shared = Arc::new(Shared {
+            stun_addrs: stun
+                .as_ref()
+                .map(|s| s.local_addrs().to_vec())
+                .unwrap_or_default(),
             relay: Mutex::new(Relay {
                 hub: Hub::new(config.limits.hub()),
                 outboxes: PeerMap::default(),
             }),
-            metrics: Metrics::new(),
+            metrics,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             config,
@@ -113,12 +139,18 @@ impl Server {
             local_addr,
             handle,
             serving,
+            stun,
         })
     }
 
     /// The address the server listens on (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where the built-in STUN server listens (empty when it is off).
+    pub fn stun_addrs(&self) -> &[SocketAddr] {
+        &self.shared.stun_addrs
     }
 
     /// Whether the listener uses TLS.
@@ -135,6 +167,9 @@ impl Server {
         let _ = tokio::time::timeout(grace, self.shared.tasks.wait()).await;
         self.handle.graceful_shutdown(Some(grace));
         let _ = self.serving.await;
+        if let Some(stun) = self.stun {
+            let _ = tokio::task::spawn_blocking(move || stun.stop()).await;
+        }
     }
 }
 
@@ -163,6 +198,7 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn websocket(
+    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
     Path(room): Path<String>,
     query: Result<Query<ConnectQuery>, QueryRejection>,
@@ -198,11 +234,15 @@ async fn websocket(
         _ => {}
     }
     let ip = canonical_ip(peer.ip());
+    let ice_servers = ice_servers(
+        &shared,
+        headers.get(header::HOST).and_then(|h| h.to_str().ok()),
+    );
     let tasks = shared.tasks.clone();
     upgrade.on_upgrade(move |socket| {
         tasks.track_future(async move {
             match negotiated {
-                Ok(handshake) => connection::run(socket, shared, handshake, ip).await,
+                Ok(handshake) => connection::run(socket, shared, handshake, ip, ice_servers).await,
                 Err(refusal) => {
                     shared.metrics.error(refusal.error.code);
                     connection::refuse(socket, refusal).await
@@ -210,6 +250,50 @@ async fn websocket(
             }
         })
     })
+}
+
+/// The ICE servers for a client: the configured list, or else the built-in STUN server, named by
+/// its bound address when specific, or by the host the client used to reach us when the STUN
+/// server listens on a wildcard address.
+fn ice_servers(shared: &Shared, host_header: Option<&str>) -> Vec<IceServer> {
+    if !shared.config.ice_servers.is_empty() {
+        return shared.config.ice_servers.clone();
+    }
+    let urls: Vec<String> = shared
+        .stun_addrs
+        .iter()
+        .filter_map(|addr| {
+            let host = if addr.ip().is_unspecified() {
+                host_of(host_header?)?.to_owned()
+            } else {
+                match addr.ip() {
+                    IpAddr::V6(v6) => format!("[{v6}]"),
+                    v4 => v4.to_string(),
+                }
+            };
+            Some(format!("stun:{host}:{}", addr.port()))
+        })
+        .collect();
+    if urls.is_empty() {
+        Vec::new()
+    } else {
+        vec![IceServer {
+            urls,
+            username: None,
+            credential: None,
+        }]
+    }
+}
+
+/// The host part of a `Host` header: `example.com:8080` gives `example.com`, `[::1]:80` gives `[::1]`.
+fn host_of(host_header: &str) -> Option<&str> {
+    if host_header.starts_with('[') {
+        return host_header.find(']').map(|end| &host_header[..=end]);
+    }
+    let host = host_header
+        .rsplit_once(':')
+        .map_or(host_header, |(host, _)| host);
+    (!host.is_empty()).then_some(host)
 }
 
 /// IPv4-mapped IPv6 addresses count as the IPv4 address, for per-IP limits.

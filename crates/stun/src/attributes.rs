@@ -46,7 +46,11 @@ pub fn is_known_comprehension_required(kind: u16) -> bool {
 }
 
 /// Writes the XOR-MAPPED-ADDRESS value for `address` into `out` (8 or 20 bytes); returns its length.
-pub(crate) fn encode_xor_mapped_address(address: SocketAddr, transaction_id: &[u8; 12], out: &mut [u8]) -> usize {
+pub(crate) fn encode_xor_mapped_address(
+    address: SocketAddr,
+    transaction_id: &[u8; 12],
+    out: &mut [u8],
+) -> usize {
     let port = address.port() ^ (MAGIC_COOKIE >> 16) as u16;
     out[0] = 0;
     out[2..4].copy_from_slice(&port.to_be_bytes());

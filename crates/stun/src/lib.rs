@@ -20,7 +20,9 @@
 mod attributes;
 mod message;
 
-pub use attributes::{decode_xor_mapped_address, is_known_comprehension_required, FINGERPRINT, XOR_MAPPED_ADDRESS};
+pub use attributes::{
+    decode_xor_mapped_address, is_known_comprehension_required, FINGERPRINT, XOR_MAPPED_ADDRESS,
+};
 pub use message::{parse, Attribute, Class, Header, ParseError, Parsed, MAGIC_COOKIE};
 
 use std::net::SocketAddr;
@@ -30,7 +32,8 @@ pub const BINDING: u16 = 0x001;
 /// Default SOFTWARE attribute value.
 pub const SOFTWARE: &str = concat!("switchboard ", env!("CARGO_PKG_VERSION"));
 /// The largest response [`respond`] writes, in bytes; a buffer of this size always suffices.
-pub const MAX_RESPONSE_LEN: usize = 20 + (8 + MAX_REASON_LEN) + (4 + 32) + (4 + MAX_SOFTWARE_LEN) + 8;
+pub const MAX_RESPONSE_LEN: usize =
+    20 + (8 + MAX_REASON_LEN) + (4 + 32) + (4 + MAX_SOFTWARE_LEN) + 8;
 /// Longest SOFTWARE value written, in bytes (longer values are cut at a character boundary).
 pub const MAX_SOFTWARE_LEN: usize = 128;
 /// Longest ERROR-CODE reason phrase written, in bytes.
@@ -76,14 +79,20 @@ pub fn respond(datagram: &[u8], source: SocketAddr, software: &str, out: &mut [u
     let mut writer = message::Writer::new(out, header.method, header.transaction_id);
     if header.method != BINDING {
         writer.start(Class::ErrorResponse);
-        writer.error_code(400, "unsupported method: this server answers STUN Binding only");
+        writer.error_code(
+            400,
+            "unsupported method: this server answers STUN Binding only",
+        );
         writer.software(software);
         return Action::ReplyError(writer.finish_with_fingerprint());
     }
     let mut unknown = [0u16; 16];
     let mut unknown_len = 0;
     for attribute in parsed.attributes() {
-        if !is_known_comprehension_required(attribute.kind) && attribute.kind < 0x8000 && unknown_len < unknown.len() {
+        if !is_known_comprehension_required(attribute.kind)
+            && attribute.kind < 0x8000
+            && unknown_len < unknown.len()
+        {
             unknown[unknown_len] = attribute.kind;
             unknown_len += 1;
         }

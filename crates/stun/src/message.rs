@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 
 use crate::attributes::{
-    encode_xor_mapped_address, ERROR_CODE, FINGERPRINT, FINGERPRINT_XOR, SOFTWARE, UNKNOWN_ATTRIBUTES,
-    XOR_MAPPED_ADDRESS,
+    encode_xor_mapped_address, ERROR_CODE, FINGERPRINT, FINGERPRINT_XOR, SOFTWARE,
+    UNKNOWN_ATTRIBUTES, XOR_MAPPED_ADDRESS,
 };
 use crate::{MAX_REASON_LEN, MAX_SOFTWARE_LEN};
 
@@ -111,7 +111,9 @@ fn padded(len: usize) -> usize {
 /// Parses and validates a datagram as a STUN message (RFC 8489 §6.3): header checks, attribute
 /// bounds, FINGERPRINT position and value.
 pub fn parse(datagram: &[u8]) -> Result<Parsed<'_>, ParseError> {
-    let (header, body) = datagram.split_at_checked(HEADER_LEN).ok_or(ParseError::NotStun)?;
+    let (header, body) = datagram
+        .split_at_checked(HEADER_LEN)
+        .ok_or(ParseError::NotStun)?;
     let kind = u16::from_be_bytes([header[0], header[1]]);
     let length = usize::from(u16::from_be_bytes([header[2], header[3]]));
     let cookie = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
@@ -120,7 +122,9 @@ pub fn parse(datagram: &[u8]) -> Result<Parsed<'_>, ParseError> {
     }
     let mut offset = 0;
     while offset < body.len() {
-        let head = body.get(offset..offset + 4).ok_or(ParseError::BadAttribute)?;
+        let head = body
+            .get(offset..offset + 4)
+            .ok_or(ParseError::BadAttribute)?;
         let attr_kind = u16::from_be_bytes([head[0], head[1]]);
         let attr_len = usize::from(u16::from_be_bytes([head[2], head[3]]));
         let end = offset + 4 + padded(attr_len);
@@ -149,7 +153,14 @@ pub fn parse(datagram: &[u8]) -> Result<Parsed<'_>, ParseError> {
         0b10 => Class::SuccessResponse,
         _ => Class::ErrorResponse,
     };
-    Ok(Parsed { header: Header { class, method, transaction_id }, body })
+    Ok(Parsed {
+        header: Header {
+            class,
+            method,
+            transaction_id,
+        },
+        body,
+    })
 }
 
 /// Writes one STUN message into a caller's buffer, which the caller sized to
@@ -163,14 +174,23 @@ pub(crate) struct Writer<'a> {
 
 impl<'a> Writer<'a> {
     pub fn new(buf: &'a mut [u8], method: u16, transaction_id: [u8; 12]) -> Self {
-        Self { buf, len: 0, method, transaction_id }
+        Self {
+            buf,
+            len: 0,
+            method,
+            transaction_id,
+        }
     }
 
     /// Writes the header for `class` (the length is filled in by `finish`).
     pub fn start(&mut self, class: Class) {
         let m = self.method & 0x0FFF;
         let c = class.bits();
-        let kind = (m & 0x000F) | ((m & 0x0070) << 1) | ((m & 0x0F80) << 2) | ((c & 1) << 4) | ((c & 2) << 7);
+        let kind = (m & 0x000F)
+            | ((m & 0x0070) << 1)
+            | ((m & 0x0F80) << 2)
+            | ((c & 1) << 4)
+            | ((c & 2) << 7);
         self.buf[0..2].copy_from_slice(&kind.to_be_bytes());
         self.buf[2..4].copy_from_slice(&[0, 0]);
         self.buf[4..8].copy_from_slice(&MAGIC_COOKIE.to_be_bytes());

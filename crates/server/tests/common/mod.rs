@@ -21,10 +21,14 @@ pub const WAIT: Duration = Duration::from_secs(5);
 
 /// A config for tests: loopback, ephemeral port.
 pub fn config() -> Config {
-    Config {
+    let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         ..Config::default()
-    }
+    };
+    // Every test server gets its own STUN port, so tests can run in parallel.
+    config.stun.listen = vec!["127.0.0.1:0".parse().unwrap()];
+    config.stun.workers = 1;
+    config
 }
 
 pub async fn start(config: Config) -> Server {

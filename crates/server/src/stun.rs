@@ -1,0 +1,188 @@
+//! The built-in STUN server's shell: UDP sockets and worker threads around the sans-IO
+//! `switchboard_stun::respond`.
+//!
+//! One blocking thread per worker, each with its own socket bound to the same address with
+//! `SO_REUSEPORT`, so the kernel spreads clients over cores and no lock or queue is shared.
+//! Counters are kept per thread and added to the Prometheus counters in batches.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use prometheus_client::metrics::counter::Counter;
+use socket2::{Domain, Protocol, Socket, Type};
+use switchboard_stun::{respond, Action, DropReason, MAX_RESPONSE_LEN};
+
+/// How often an idle worker checks whether to stop.
+const STOP_CHECK: Duration = Duration::from_millis(100);
+/// Kernel receive buffer asked for per socket, so bursts queue instead of being dropped (the
+/// kernel caps it at `net.core.rmem_max`).
+const RECEIVE_BUFFER_BYTES: usize = 4 << 20;
+/// Datagrams handled before a worker adds its counts to the shared counters.
+const COUNTER_FLUSH: u64 = 1024;
+
+/// The STUN counters exported at `/metrics`.
+#[derive(Clone, Default)]
+pub struct StunCounters {
+    /// Binding success responses sent.
+    pub answered: Counter,
+    /// Error responses sent (400, 420).
+    pub errors: Counter,
+    /// Datagrams dropped: not STUN.
+    pub not_stun: Counter,
+    /// Datagrams dropped: STUN that failed validation.
+    pub malformed: Counter,
+    /// Datagrams dropped: indications and responses.
+    pub not_request: Counter,
+}
+
+/// Running STUN workers.
+pub struct StunServer {
+    local_addrs: Vec<SocketAddr>,
+    stop: Arc<AtomicBool>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl StunServer {
+    /// Binds every address (port 0 picks one, shared by that address's workers) and starts
+    /// `workers` threads per address.
+    pub fn start(
+        listen: &[SocketAddr],
+        workers: usize,
+        software: String,
+        counters: StunCounters,
+    ) -> io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let software: Arc<str> = software.into();
+        let mut local_addrs = Vec::new();
+        let mut handles = Vec::new();
+        for addr in listen {
+            let bound = claim_port(*addr)?;
+            local_addrs.push(bound);
+            let sockets = (0..workers.max(1))
+                .map(|_| bind_reuseport(bound))
+                .collect::<io::Result<Vec<_>>>()?;
+            for (i, socket) in sockets.into_iter().enumerate() {
+                let (stop, software, counters) = (stop.clone(), software.clone(), counters.clone());
+                let handle = std::thread::Builder::new()
+                    .name(format!("stun-{bound}-{i}"))
+                    .spawn(move || serve(socket, &stop, &software, &counters))?;
+                handles.push(handle);
+            }
+        }
+        Ok(Self {
+            local_addrs,
+            stop,
+            workers: handles,
+        })
+    }
+
+    /// The bound addresses, in the order given.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
+    }
+
+    /// Stops the workers and waits for them.
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
+}
+
+impl Drop for StunServer {
+    /// Workers never outlive their server, even when it is dropped without `stop`.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Finds the port to share: binds once *without* `SO_REUSEPORT`, so that a port already served by
+/// another process fails with "address in use" instead of silently splitting its traffic, and so
+/// that port 0 picks a port nobody else holds (with `SO_REUSEPORT`, the kernel may hand out a
+/// port another reuse-port socket of the same user already has).
+fn claim_port(addr: SocketAddr) -> io::Result<SocketAddr> {
+    let probe = UdpSocket::bind(addr)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot bind STUN to {addr}: {e}")))?;
+    probe.local_addr()
+}
+
+fn bind_reuseport(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    #[cfg(unix)]
+    socket.set_reuse_port(true)?;
+    // Best effort: a smaller buffer only means drops under bursts.
+    let _ = socket.set_recv_buffer_size(RECEIVE_BUFFER_BYTES);
+    socket
+        .bind(&addr.into())
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot bind STUN to {addr}: {e}")))?;
+    let socket: UdpSocket = socket.into();
+    socket.set_read_timeout(Some(STOP_CHECK))?;
+    Ok(socket)
+}
+
+#[derive(Default)]
+struct Tally {
+    answered: u64,
+    errors: u64,
+    not_stun: u64,
+    malformed: u64,
+    not_request: u64,
+}
+
+impl Tally {
+    fn total(&self) -> u64 {
+        self.answered + self.errors + self.not_stun + self.malformed + self.not_request
+    }
+
+    fn flush(&mut self, counters: &StunCounters) {
+        counters.answered.inc_by(self.answered);
+        counters.errors.inc_by(self.errors);
+        counters.not_stun.inc_by(self.not_stun);
+        counters.malformed.inc_by(self.malformed);
+        counters.not_request.inc_by(self.not_request);
+        *self = Tally::default();
+    }
+}
+
+fn serve(socket: UdpSocket, stop: &AtomicBool, software: &str, counters: &StunCounters) {
+    let mut input = [0u8; 2048];
+    let mut output = [0u8; MAX_RESPONSE_LEN];
+    let mut tally = Tally::default();
+    while !stop.load(Ordering::Relaxed) {
+        let (len, source) = match socket.recv_from(&mut input) {
+            Ok(received) => received,
+            // A timeout (nothing to do) or an ICMP error from an earlier send: not fatal either
+            // way; a quiet moment to publish the counts.
+            Err(_) => {
+                tally.flush(counters);
+                continue;
+            }
+        };
+        // A datagram longer than the buffer arrives truncated and fails the length check.
+        match respond(&input[..len], source, software, &mut output) {
+            Action::Reply(n) => {
+                tally.answered += 1;
+                let _ = socket.send_to(&output[..n], source);
+            }
+            Action::ReplyError(n) => {
+                tally.errors += 1;
+                let _ = socket.send_to(&output[..n], source);
+            }
+            Action::Drop(DropReason::NotStun) => tally.not_stun += 1,
+            Action::Drop(DropReason::Malformed) => tally.malformed += 1,
+            Action::Drop(DropReason::NotARequest) => tally.not_request += 1,
+        }
+        if tally.total() >= COUNTER_FLUSH {
+            tally.flush(counters);
+        }
+    }
+    tally.flush(counters);
+}
