@@ -5,6 +5,7 @@
 mod connect;
 mod idle;
 mod relay;
+mod stun;
 mod wire;
 
 use std::net::SocketAddr;
@@ -40,6 +41,21 @@ enum Command {
         warmup_secs: u64,
         #[arg(long, default_value_t = 10)]
         secs: u64,
+    },
+    /// STUN Binding requests answered per second; prints one line of JSON.
+    Stun {
+        #[arg(long)]
+        server: SocketAddr,
+        #[arg(long, default_value_t = 64)]
+        sockets: usize,
+        #[arg(long, default_value_t = 4)]
+        window: usize,
+        #[arg(long, default_value_t = 2)]
+        warmup_secs: u64,
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+        #[arg(long, default_value_t = 250)]
+        timeout_ms: u64,
     },
     /// Memory per idle connection; prints one line of JSON per step.
     Idle {
@@ -89,6 +105,22 @@ fn main() -> ExitCode {
                 println!(
                     r#"{{"delivered_per_sec":{:.0},"p50_us":{},"p99_us":{},"delivered":{}}}"#,
                     r.delivered_per_sec, r.p50_us, r.p99_us, r.delivered
+                );
+                Ok(())
+            }
+            Command::Stun { server, sockets, window, warmup_secs, secs, timeout_ms } => {
+                let r = stun::run(stun::StunRun {
+                    server,
+                    sockets,
+                    window,
+                    warmup: Duration::from_secs(warmup_secs),
+                    duration: Duration::from_secs(secs),
+                    timeout: Duration::from_millis(timeout_ms),
+                })
+                .await?;
+                println!(
+                    r#"{{"answered_per_sec":{:.0},"sent":{},"lost":{},"p50_us":{},"p99_us":{}}}"#,
+                    r.answered_per_sec, r.sent, r.lost, r.p50_us, r.p99_us
                 );
                 Ok(())
             }
