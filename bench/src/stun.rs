@@ -38,9 +38,19 @@ pub async fn run(cfg: StunRun) -> Result<StunResult, String> {
     let start = Instant::now();
     let mut tasks = Vec::new();
     for index in 0..cfg.sockets {
-        let socket = UdpSocket::bind("127.0.0.1:0").await.map_err(|e| format!("bind: {e}"))?;
-        socket.connect(cfg.server).await.map_err(|e| format!("connect: {e}"))?;
-        tasks.push(tokio::spawn(client(socket, index as u32, cfg.clone(), start)));
+        let socket = UdpSocket::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| format!("bind: {e}"))?;
+        socket
+            .connect(cfg.server)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        tasks.push(tokio::spawn(client(
+            socket,
+            index as u32,
+            cfg.clone(),
+            start,
+        )));
     }
     let mut latencies = Vec::new();
     let (mut sent, mut lost) = (0, 0);
@@ -51,7 +61,12 @@ pub async fn run(cfg: StunRun) -> Result<StunResult, String> {
         lost += outcome.lost;
     }
     latencies.sort_unstable();
-    let pct = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1))).copied().unwrap_or(0);
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
     Ok(StunResult {
         answered_per_sec: latencies.len() as f64 / cfg.duration.as_secs_f64(),
         sent,
@@ -76,7 +91,11 @@ async fn client(socket: UdpSocket, index: u32, cfg: StunRun, start: Instant) -> 
     let measure_from = start + cfg.warmup;
     let measure_to = measure_from + cfg.duration;
     let mut in_flight: HashMap<u64, Instant> = HashMap::new();
-    let mut outcome = Outcome { latencies: Vec::new(), sent: 0, lost: 0 };
+    let mut outcome = Outcome {
+        latencies: Vec::new(),
+        sent: 0,
+        lost: 0,
+    };
     let mut seq = 0u64;
     let mut buf = [0u8; 512];
     loop {
@@ -104,15 +123,21 @@ async fn client(socket: UdpSocket, index: u32, cfg: StunRun, start: Instant) -> 
             in_flight.insert(seq, sent_at);
         }
         let deadline = tokio::time::Instant::from_std(measure_to.min(now + cfg.timeout));
-        let Ok(Ok(len)) = tokio::time::timeout_at(deadline, socket.recv(&mut buf)).await else { continue };
+        let Ok(Ok(len)) = tokio::time::timeout_at(deadline, socket.recv(&mut buf)).await else {
+            continue;
+        };
         if len < 20 || buf[0..2] != [0x01, 0x01] {
             continue;
         }
-        let got_seq = u64::from_be_bytes([buf[12], buf[13], buf[14], buf[15], buf[16], buf[17], buf[18], buf[19]]);
+        let got_seq = u64::from_be_bytes([
+            buf[12], buf[13], buf[14], buf[15], buf[16], buf[17], buf[18], buf[19],
+        ]);
         if let Some(sent_at) = in_flight.remove(&got_seq) {
             let received = Instant::now();
             if sent_at >= measure_from && received < measure_to {
-                outcome.latencies.push(received.duration_since(sent_at).as_micros() as u64);
+                outcome
+                    .latencies
+                    .push(received.duration_since(sent_at).as_micros() as u64);
             }
         }
     }

@@ -3,6 +3,7 @@
 //!
 //! One blocking thread per worker, each with its own socket bound to the same address with
 //! `SO_REUSEPORT`, so the kernel spreads clients over cores and no lock or queue is shared.
+//! On Linux, `recvmmsg` / `sendmmsg` move up to 32 datagrams per system call (`mmsg`).
 //! Counters are kept per thread and added to the Prometheus counters in batches.
 
 use std::io;
@@ -15,6 +16,9 @@ use std::time::Duration;
 use prometheus_client::metrics::counter::Counter;
 use socket2::{Domain, Protocol, Socket, Type};
 use switchboard_stun::{respond, Action, DropReason, MAX_RESPONSE_LEN};
+
+#[cfg(target_os = "linux")]
+mod mmsg;
 
 /// How often an idle worker checks whether to stop.
 const STOP_CHECK: Duration = Duration::from_millis(100);
@@ -152,33 +156,91 @@ impl Tally {
     }
 }
 
+/// Answers one datagram into `out`; returns the reply length, if any.
+fn handle(
+    datagram: &[u8],
+    source: SocketAddr,
+    software: &str,
+    out: &mut [u8],
+    tally: &mut Tally,
+) -> Option<usize> {
+    match respond(datagram, source, software, out) {
+        Action::Reply(n) => {
+            tally.answered += 1;
+            Some(n)
+        }
+        Action::ReplyError(n) => {
+            tally.errors += 1;
+            Some(n)
+        }
+        Action::Drop(DropReason::NotStun) => {
+            tally.not_stun += 1;
+            None
+        }
+        Action::Drop(DropReason::Malformed) => {
+            tally.malformed += 1;
+            None
+        }
+        Action::Drop(DropReason::NotARequest) => {
+            tally.not_request += 1;
+            None
+        }
+    }
+}
+
+/// Worker loop, Linux: up to `mmsg::BATCH` datagrams in and out per system call.
+#[cfg(target_os = "linux")]
 fn serve(socket: UdpSocket, stop: &AtomicBool, software: &str, counters: &StunCounters) {
-    let mut input = [0u8; 2048];
-    let mut output = [0u8; MAX_RESPONSE_LEN];
+    let mut inbox = mmsg::Inbox::new();
+    let mut outputs = vec![[0u8; MAX_RESPONSE_LEN]; mmsg::BATCH];
+    let mut replies: Vec<(usize, usize, SocketAddr)> = Vec::with_capacity(mmsg::BATCH);
     let mut tally = Tally::default();
     while !stop.load(Ordering::Relaxed) {
-        let (len, source) = match socket.recv_from(&mut input) {
-            Ok(received) => received,
-            // A timeout (nothing to do) or an ICMP error from an earlier send: not fatal either
-            // way; a quiet moment to publish the counts.
+        let count = match inbox.receive(&socket) {
+            Ok(count) => count,
+            // A timeout (nothing to do) or an ICMP error from an earlier send: a quiet moment
+            // to publish the counts.
             Err(_) => {
                 tally.flush(counters);
                 continue;
             }
         };
-        // A datagram longer than the buffer arrives truncated and fails the length check.
-        match respond(&input[..len], source, software, &mut output) {
-            Action::Reply(n) => {
-                tally.answered += 1;
-                let _ = socket.send_to(&output[..n], source);
+        replies.clear();
+        for (i, out) in outputs.iter_mut().enumerate().take(count) {
+            let Some((datagram, source)) = inbox.get(i) else {
+                tally.not_stun += 1;
+                continue;
+            };
+            if let Some(n) = handle(datagram, source, software, out, &mut tally) {
+                replies.push((i, n, source));
             }
-            Action::ReplyError(n) => {
-                tally.errors += 1;
-                let _ = socket.send_to(&output[..n], source);
+        }
+        let datagrams: Vec<(&[u8], SocketAddr)> = replies
+            .iter()
+            .map(|&(i, n, to)| (&outputs[i][..n], to))
+            .collect();
+        mmsg::send_all(&socket, &datagrams);
+        if tally.total() >= COUNTER_FLUSH {
+            tally.flush(counters);
+        }
+    }
+    tally.flush(counters);
+}
+
+/// Worker loop, other systems: one datagram per system call.
+#[cfg(not(target_os = "linux"))]
+fn serve(socket: UdpSocket, stop: &AtomicBool, software: &str, counters: &StunCounters) {
+    let mut input = [0u8; 2048];
+    let mut output = [0u8; MAX_RESPONSE_LEN];
+    let mut tally = Tally::default();
+    while !stop.load(Ordering::Relaxed) {
+        match socket.recv_from(&mut input) {
+            Ok((len, source)) => {
+                if let Some(n) = handle(&input[..len], source, software, &mut output, &mut tally) {
+                    let _ = socket.send_to(&output[..n], source);
+                }
             }
-            Action::Drop(DropReason::NotStun) => tally.not_stun += 1,
-            Action::Drop(DropReason::Malformed) => tally.malformed += 1,
-            Action::Drop(DropReason::NotARequest) => tally.not_request += 1,
+            Err(_) => tally.flush(counters),
         }
         if tally.total() >= COUNTER_FLUSH {
             tally.flush(counters);
