@@ -14,10 +14,11 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchlib import ROOT, cpu_seconds, free_port, publish, utc_stamp
+
+ROUNDS = int(os.environ.get("ROUNDS", "3"))
 MATCHBOX_VERSION = "0.15.0"
 ROOMS = int(os.environ.get("ROOMS", "50"))
 PEERS = int(os.environ.get("PEERS", "8"))
@@ -33,12 +34,6 @@ def sh(*args, **kw):
     return subprocess.run(args, check=True, **kw)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def matchbox_binary():
     found = shutil.which("matchbox_server") or str(Path.home() / ".cargo/bin/matchbox_server")
     if not Path(found).exists():
@@ -46,20 +41,15 @@ def matchbox_binary():
     return found
 
 
-def cpu_seconds(pid):
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 class Server:
-    def __init__(self, flavor):
+    def __init__(self, flavor, extra=()):
         self.flavor = flavor
         self.port = free_port()
         env = dict(os.environ, RUST_LOG="warn")
         if flavor == "switchboard":
             # Only the rate limit is raised (the benchmark floods on purpose); all else is default.
             cmd = [SWITCHBOARD, "serve", "--listen", f"127.0.0.1:{self.port}",
-                   "--messages-per-second", "1000000", "--message-burst", "1000000"]
+                   "--messages-per-second", "1000000", "--message-burst", "1000000", "--no-stun", *extra]
         else:
             cmd = [matchbox_binary(), f"127.0.0.1:{self.port}"]
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -85,8 +75,8 @@ def bench(*args):
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
 
-def relay(flavor, fanout):
-    server = Server(flavor)
+def relay(flavor, fanout, extra=()):
+    server = Server(flavor, extra)
     try:
         before = cpu_seconds(server.proc.pid)
         [result] = bench("relay", "--server", f"127.0.0.1:{server.port}", "--flavor", flavor,
@@ -117,9 +107,19 @@ def main():
     sh("cargo", "build", "--release", "-q", "-p", "switchboard", "-p", "switchboard-bench", cwd=ROOT)
     matchbox_binary()
 
-    sb_direct = relay("switchboard", "direct")
-    mb_direct = relay("matchbox", "direct")
-    sb_room = relay("switchboard", "room")
+    # Alternating rounds; each figure is the median round (by delivered msgs/s).
+    rounds = {"sb_direct": [], "mb_direct": [], "sb_room": [], "sb_direct_big": []}
+    for _ in range(ROUNDS):
+        rounds["sb_direct"].append(relay("switchboard", "direct"))
+        rounds["mb_direct"].append(relay("matchbox", "direct"))
+        rounds["sb_room"].append(relay("switchboard", "room"))
+        rounds["sb_direct_big"].append(relay("switchboard", "direct", ["--read-buffer-bytes", "16384"]))
+
+    def median_round(runs):
+        return sorted(runs, key=lambda r: r["delivered_per_sec"])[len(runs) // 2]
+
+    sb_direct, mb_direct, sb_room, sb_big = (median_round(rounds[k]) for k in
+                                             ("sb_direct", "mb_direct", "sb_room", "sb_direct_big"))
     sb_idle = idle("switchboard")
     mb_idle = idle("matchbox")
 
@@ -143,6 +143,11 @@ def main():
          "(no room send)", ratio(sb_room["delivered_per_sec"], mb_direct["delivered_per_sec"])),
         ("relay, room fan-out: p50 / p99 latency ms", f"{sb_room['p50_us'] / 1000:.1f} / {sb_room['p99_us'] / 1000:.1f}",
          "", ""),
+        ("relay, one message per recipient, `--read-buffer-bytes 16384`: delivered msgs/s",
+         f"{sb_big['delivered_per_sec']:,.0f}", f"{mb_direct['delivered_per_sec']:,.0f}",
+         ratio(sb_big["delivered_per_sec"], mb_direct["delivered_per_sec"])),
+        ("relay, `--read-buffer-bytes 16384`: server CPU per delivered msg, µs", f"{us_per_msg(sb_big):.2f}",
+         f"{us_per_msg(mb_direct):.2f}", ratio(us_per_msg(mb_direct), us_per_msg(sb_big))),
     ]
     for sb, mb in zip(sb_idle, mb_idle):
         n = sb["connections"]
@@ -152,29 +157,25 @@ def main():
         rows.append((f"idle connections: server RSS at {n:,}, MiB", f"{sb['rss_kib'] / 1024:.0f}",
                      f"{mb['rss_kib'] / 1024:.0f}", ""))
 
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H%MZ")
+    stamp = utc_stamp()
     lines = [
         f"# Signaling benchmark, {stamp}",
         "",
         f"Machine: {cores} cores; servers and load generator share them. matchbox_server {MATCHBOX_VERSION} "
         f"(crates.io). Relay: {ROOMS} rooms x {PEERS} peers, each peer keeps {WINDOW} messages in flight to "
-        f"the rest of its room, {SECS} s measured after 2 s warm-up; JSON on both. Idle: rooms of 4, "
-        f"connections from 32 loopback source addresses. Ratio: > 1 means Switchboard is better.",
+        f"the rest of its room, {SECS} s measured after 2 s warm-up; JSON on both; median of {ROUNDS} "
+        f"alternating rounds (Switchboard with default settings unless the row says otherwise). Idle: rooms "
+        f"of 4, connections from 32 loopback source addresses, default settings. Ratio: > 1 means "
+        f"Switchboard is better.",
         "",
         "| metric | switchboard | matchbox_server | ratio |",
         "|---|---:|---:|---:|",
         *[f"| {m} | {a} | {b} | {r} |" for m, a, b, r in rows],
         "",
-        "Raw: " + json.dumps({"switchboard_direct": sb_direct, "matchbox_direct": mb_direct,
-                              "switchboard_room": sb_room, "switchboard_idle": sb_idle, "matchbox_idle": mb_idle}),
+        "Raw: " + json.dumps({"relay_rounds": rounds, "switchboard_idle": sb_idle, "matchbox_idle": mb_idle}),
         "",
     ]
-    text = "\n".join(lines)
-    out = ROOT / "bench/results" / f"signaling-{stamp}.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    print(text)
-    print(f"written to {out.relative_to(ROOT)}")
+    publish("signaling", stamp, lines)
 
 
 if __name__ == "__main__":

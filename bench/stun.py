@@ -15,10 +15,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchlib import ROOT, cpu_seconds, free_port, publish, rss_kib, utc_stamp
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 SECS = int(os.environ.get("SECS", "8"))
 SOCKETS = int(os.environ.get("SOCKETS", "64"))
@@ -32,28 +30,9 @@ def sh(*args, **kw):
     return subprocess.run(args, check=True, **kw)
 
 
-def free_udp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def free_tcp_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def proc_stat(pid):
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    rss_kib = next(int(l.split()[1]) for l in Path(f"/proc/{pid}/status").read_text().splitlines() if l.startswith("VmRSS:"))
-    return cpu, rss_kib
-
-
 def start(flavor, port, workdir):
     if flavor == "switchboard":
-        cmd = [SWITCHBOARD, "serve", "--listen", f"127.0.0.1:{free_tcp_port()}", "--stun-listen", f"127.0.0.1:{port}"]
+        cmd = [SWITCHBOARD, "serve", "--listen", f"127.0.0.1:{free_port()}", "--stun-listen", f"127.0.0.1:{port}"]
     else:
         # STUN only, no TLS/DTLS, no CLI, no config file; state files in a temporary folder.
         cmd = ["turnserver", "-n", "--stun-only", "-L", "127.0.0.1", "-p", str(port), "--no-cli", "--no-tls",
@@ -77,14 +56,14 @@ def start(flavor, port, workdir):
 
 
 def one_round(flavor, workdir):
-    port = free_udp_port()
+    port = free_port(socket.SOCK_DGRAM)
     proc = start(flavor, port, workdir)
     try:
-        cpu0, _ = proc_stat(proc.pid)
+        cpu0 = cpu_seconds(proc.pid)
         out = subprocess.run([BENCH, "stun", "--server", f"127.0.0.1:{port}", "--sockets", str(SOCKETS),
                               "--window", str(WINDOW), "--secs", str(SECS)],
                              check=True, capture_output=True, text=True).stdout
-        cpu1, rss = proc_stat(proc.pid)
+        cpu1, rss = cpu_seconds(proc.pid), rss_kib(proc.pid)
         result = json.loads(out.strip().splitlines()[-1])
         answered = result["answered_per_sec"] * SECS
         result["cpu_us_per_request"] = (cpu1 - cpu0) * 1e6 / answered if answered else 0
@@ -120,7 +99,7 @@ def main():
         sent = sum(r["sent"] for r in runs[flavor])
         return 100.0 * sum(r["lost"] for r in runs[flavor]) / sent if sent else 0.0
 
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H%MZ")
+    stamp = utc_stamp()
     lines = [
         f"# STUN benchmark, {stamp}",
         "",
@@ -141,12 +120,7 @@ def main():
         "Raw: " + json.dumps(runs),
         "",
     ]
-    text = "\n".join(lines)
-    out = ROOT / "bench/results" / f"stun-{stamp}.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    print(text)
-    print(f"written to {out.relative_to(ROOT)}")
+    publish("stun", stamp, lines)
 
 
 if __name__ == "__main__":

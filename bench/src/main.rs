@@ -5,6 +5,7 @@
 mod connect;
 mod idle;
 mod relay;
+mod stats;
 mod stun;
 mod wire;
 

@@ -11,6 +11,7 @@ use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::connect::{open, source_ip};
+use crate::stats::quantile;
 use crate::wire::{self, Flavor, Probe};
 
 /// How peers address the rest of the room.
@@ -188,12 +189,7 @@ pub async fn run(cfg: RelayRun) -> Result<RelayResult, String> {
     }
     latencies.sort_unstable();
     let delivered = latencies.len() as u64;
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0)
-    };
+    let pct = |p: f64| quantile(&latencies, p);
     Ok(RelayResult {
         delivered_per_sec: delivered as f64 / cfg.duration.as_secs_f64(),
         p50_us: pct(0.50),

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
 
+use crate::stats::quantile;
+
 /// Parameters of one run.
 #[derive(Clone, Debug)]
 pub struct StunRun {
@@ -61,12 +63,7 @@ pub async fn run(cfg: StunRun) -> Result<StunResult, String> {
         lost += outcome.lost;
     }
     latencies.sort_unstable();
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0)
-    };
+    let pct = |p: f64| quantile(&latencies, p);
     Ok(StunResult {
         answered_per_sec: latencies.len() as f64 / cfg.duration.as_secs_f64(),
         sent,

@@ -152,7 +152,7 @@ async fn hostile_datagrams_are_dropped_and_others_still_served() {
     ];
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let metrics = http_metrics(addr).await;
+        let (_, metrics) = http_get(addr, "/metrics").await;
         let value = |name: &str| -> u64 {
             metrics
                 .lines()
@@ -202,16 +202,4 @@ async fn welcome_points_clients_at_the_built_in_stun_server() {
         vec!["turn:turn.example.test:3478".to_owned()]
     );
     server.shutdown().await;
-}
-
-async fn http_metrics(addr: SocketAddr) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    response
 }
