@@ -37,6 +37,19 @@ fn serve(args: &[&str], env: &[(&str, &str)]) -> (Child, SocketAddr, String) {
     (child, addr, banner)
 }
 
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Connects and returns the socket (kept open by the caller) and the first text frame.
+async fn first_frame(url: &str) -> (Socket, String) {
+    let (mut socket, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("connects");
+    let frame = socket.next().await.expect("a frame").expect("no error");
+    let text = frame.into_text().expect("text").to_string();
+    (socket, text)
+}
+
 fn sigterm(child: &Child) {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -109,37 +122,13 @@ async fn flags_beat_environment_which_beats_the_config_file() {
         &[("SWITCHBOARD_MAX_PEERS_PER_ROOM", "2")],
     );
     let url = format!("ws://{addr}/ws/r");
-    let mut first = tokio_tungstenite::connect_async(url.as_str())
-        .await
-        .unwrap()
-        .0;
-    let welcome = first.next().await.unwrap().unwrap().into_text().unwrap();
+    let (_first, welcome) = first_frame(&url).await;
     assert!(welcome.contains(r#""max_message_bytes":1000"#), "{welcome}");
     assert!(welcome.contains(r#""idle_timeout_ms":7000"#), "{welcome}");
-    let mut second = tokio_tungstenite::connect_async(url.as_str())
-        .await
-        .unwrap()
-        .0;
-    assert!(second
-        .next()
-        .await
-        .unwrap()
-        .unwrap()
-        .into_text()
-        .unwrap()
-        .contains("welcome"));
-    let mut third = tokio_tungstenite::connect_async(url.as_str())
-        .await
-        .unwrap()
-        .0;
-    assert!(third
-        .next()
-        .await
-        .unwrap()
-        .unwrap()
-        .into_text()
-        .unwrap()
-        .contains("room_full"));
+    let (_second, welcome) = first_frame(&url).await;
+    assert!(welcome.contains("welcome"), "{welcome}");
+    let (_third, refusal) = first_frame(&url).await;
+    assert!(refusal.contains("room_full"), "{refusal}");
     sigterm(&child);
     let _ = tokio::task::spawn_blocking(move || child.wait()).await;
     std::fs::remove_dir_all(&dir).ok();
