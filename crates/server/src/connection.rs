@@ -88,6 +88,7 @@ struct Membership<'a> {
 
 impl Drop for Membership<'_> {
     fn drop(&mut self) {
+        tracing::debug!(peer = %self.id, reason = ?self.reason, "left");
         let metrics = &self.shared.metrics;
         let mut relay = lock(&self.shared.relay);
         relay.outboxes.remove(&self.id);
@@ -146,6 +147,7 @@ fn join(shared: &Shared, joining: Joining) -> Result<(), ProtocolError> {
     let _ = outbox.queue.try_send(encode(&welcome, outbox.encoding)?);
     relay.outboxes.insert(id, outbox);
     relay.deliver(joined.announce, None, &shared.metrics);
+    tracing::debug!(peer = %id, %ip, "joined");
     shared.metrics.connections_accepted.inc();
     shared
         .metrics
@@ -295,6 +297,7 @@ async fn write_batch(
 /// the kernel send a reset, and the peer could lose the close frame and its reason.
 async fn close(sink: &mut Sink, stream: &mut Stream, encoding: Encoding, error: ProtocolError) {
     let code = error.code;
+    tracing::debug!(code = code.as_str(), reason = %error.message, "closing connection");
     let message = ServerMessage::Error {
         code: error.code,
         message: error.message,

@@ -121,6 +121,7 @@ fn push(outbox: &Outbox, frame: Message, metrics: &Metrics) {
         Ok(()) => {}
         Err(mpsc::error::TrySendError::Full(_)) => {
             if !outbox.closer.is_closing() {
+                tracing::info!("closing a slow reader: its send queue is full");
                 metrics.error(ErrorCode::SlowReader);
             }
             outbox.closer.close(ErrorCode::SlowReader);

@@ -107,6 +107,9 @@ impl Server {
                 .map_err(io("cannot start the STUN server".into()))?,
             )
         };
+        if let Some(stun) = &stun {
+            tracing::info!(addrs = ?stun.local_addrs(), "STUN server listening");
+        }
         let shared = Arc::new(Shared {
             stun_addrs: stun
                 .as_ref()
