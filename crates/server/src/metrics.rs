@@ -47,38 +47,34 @@ impl Metrics {
             stun: StunCounters::default(),
             registry: Registry::default(),
         };
-        registry.register(
-            "connections",
-            "Open WebSocket connections in a room",
-            metrics.connections.clone(),
-        );
-        registry.register(
-            "rooms",
-            "Rooms with at least one peer",
-            metrics.rooms.clone(),
-        );
-        registry.register(
-            "connections_accepted",
-            "WebSocket connections accepted",
-            metrics.connections_accepted.clone(),
-        );
-        registry.register(
-            "messages_received",
-            "Messages received from peers",
-            metrics.messages_received.clone(),
-        );
-        registry.register(
-            "messages_relayed",
-            "Messages queued for delivery, one per recipient",
-            metrics.messages_relayed.clone(),
-        );
-        registry.register(
-            "errors",
-            "Errors sent to peers, by code",
-            metrics.errors.clone(),
-        );
+        let gauges = [
+            (
+                "connections",
+                "Open WebSocket connections in a room",
+                &metrics.connections,
+            ),
+            ("rooms", "Rooms with at least one peer", &metrics.rooms),
+        ];
+        for (name, help, gauge) in gauges {
+            registry.register(name, help, gauge.clone());
+        }
         let stun = &metrics.stun;
-        let stun_counters = [
+        let counters = [
+            (
+                "connections_accepted",
+                "WebSocket connections accepted",
+                &metrics.connections_accepted,
+            ),
+            (
+                "messages_received",
+                "Messages received from peers",
+                &metrics.messages_received,
+            ),
+            (
+                "messages_relayed",
+                "Messages queued for delivery, one per recipient",
+                &metrics.messages_relayed,
+            ),
             (
                 "stun_answered",
                 "STUN Binding success responses sent",
@@ -105,9 +101,14 @@ impl Metrics {
                 &stun.not_request,
             ),
         ];
-        for (name, help, counter) in stun_counters {
+        for (name, help, counter) in counters {
             registry.register(name, help, counter.clone());
         }
+        registry.register(
+            "errors",
+            "Errors sent to peers, by code",
+            metrics.errors.clone(),
+        );
         Self {
             registry,
             ..metrics
