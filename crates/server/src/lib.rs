@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+mod assets;
 pub mod config;
 mod connection;
 pub mod handshake;

@@ -1,5 +1,5 @@
-//! The HTTP front: one listener for the WebSocket endpoint, `/healthz`, `/metrics` and the
-//! landing page, in plain HTTP or TLS (rustls), with graceful shutdown.
+//! The HTTP front: one listener for the WebSocket endpoint, `/healthz`, `/metrics`, the landing
+//! page, the browser client bundle and the demos, in plain HTTP or TLS (rustls), with graceful shutdown.
 
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
@@ -9,7 +9,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use axum_server::tls_rustls::RustlsConfig;
@@ -19,6 +19,7 @@ use tokio_util::task::TaskTracker;
 
 use switchboard_protocol::IceServer;
 
+use crate::assets;
 use crate::config::{Config, ConfigError};
 use crate::connection;
 use crate::handshake::{negotiate, ConnectQuery, Handshake, Refusal};
@@ -177,16 +178,15 @@ impl Server {
 }
 
 fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
-        .route("/", get(landing_page))
+    let mut router = Router::new();
+    for (path, handler) in assets::routes() {
+        router = router.route(path, handler);
+    }
+    router
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
         .route("/ws/{room}", get(websocket))
         .with_state(shared)
-}
-
-async fn landing_page() -> Html<&'static str> {
-    Html(include_str!("../assets/index.html"))
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {

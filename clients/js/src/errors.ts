@@ -1,0 +1,36 @@
+/**
+ * Errors raised or emitted by the client. `code` is stable and meant for programs; `message` is
+ * for humans.
+ *
+ * Codes the client itself produces:
+ * - `invalid_options`: a bad argument (channel declaration, URL, room name...).
+ * - `join_timeout`: no `welcome` from the server within `joinTimeoutMs`.
+ * - `connection_closed`: the signaling socket closed (before `welcome`, or later).
+ * - `connection_failed`: the socket could not be opened.
+ * - `bad_server_message`: the server sent something that is not a Switchboard message.
+ * - `server_timeout`: the server stopped answering heartbeats.
+ * - `room_closed`: the room was closed (by `close()` or because the server went away).
+ * - `unknown_peer`: no such peer in the room.
+ * - `peer_not_connected`: the peer is known but its data channels are not open (yet or anymore).
+ * - `unknown_channel`: the channel was not declared when joining.
+ * - `message_too_big`: larger than the channel can carry (see `maxMessageBytes`).
+ * - `send_queue_full`: more than `maxBufferedBytes` waiting to be sent to one peer on one channel.
+ * - `bad_frame`: a peer sent a data channel frame that does not follow the framing rules.
+ * - `bad_signal`: a peer sent a signaling payload that is not a valid offer/answer/candidate.
+ * - `channel_mismatch`: a peer declared different channels; the two cannot talk.
+ * - `webrtc_error`: the browser refused an offer, answer or candidate.
+ *
+ * Codes the server sends (`room_full`, `name_taken`, `rate_limited`, ...) are passed through
+ * unchanged; see docs/protocol.md.
+ */
+export class SwitchboardError extends Error {
+  /** Stable machine-readable code. */
+  readonly code: string;
+
+  /** Creates an error with a stable `code` and a human-readable `message`. */
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = "SwitchboardError";
+    this.code = code;
+  }
+}

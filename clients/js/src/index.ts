@@ -1,0 +1,20 @@
+/**
+ * Switchboard browser client: peer-to-peer rooms over WebRTC data channels, with signaling
+ * through a Switchboard server.
+ *
+ * ```js
+ * import { joinRoom } from "/switchboard.js";
+ * const room = await joinRoom("/ws/lobby");
+ * room.on("message", ({ peer, channel, data }) => console.log(peer.id, channel, data));
+ * room.on("connect", ({ peer }) => room.send(peer, "reliable", "hello"));
+ * ```
+ */
+export { joinRoom, Room, DEFAULTS } from "./room.js";
+export type { RoomOptions, RoomEvents, Peer } from "./room.js";
+export { SwitchboardError } from "./errors.js";
+export { RELIABLE, UNRELIABLE, DEFAULT_CHANNELS, MAX_CHANNELS } from "./channels.js";
+export type { ChannelOptions, ChannelSpec } from "./channels.js";
+export type { Payload, Received } from "./framing.js";
+export type { Encoding, PeerInfo } from "./signaling.js";
+export { PROTOCOL_VERSION } from "./signaling.js";
+export { pack, unpack } from "./msgpack.js";

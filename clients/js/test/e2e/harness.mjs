@@ -1,0 +1,129 @@
+// Shared set-up of the end-to-end tests: the real `switchboard` binary on loopback and Debian's
+// Chromium driven by playwright-core (which never downloads a browser of its own here).
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const repo = fileURLToPath(new URL("../../../../", import.meta.url));
+
+/** The switchboard binary: $SWITCHBOARD_BIN, else the workspace's debug build. */
+export function binary() {
+  const path = process.env.SWITCHBOARD_BIN ?? `${repo}target/debug/switchboard`;
+  if (!existsSync(path)) throw new Error(`no switchboard binary at ${path}; run cargo build first`);
+  return path;
+}
+
+/** Starts `switchboard serve` on 127.0.0.1 with free ports; resolves to { url, stop() }. */
+export async function startServer(extraArgs = []) {
+  const child = spawn(
+    binary(),
+    ["serve", "--listen", "127.0.0.1:0", "--stun-listen", "127.0.0.1:0", ...extraArgs],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let output = "";
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 15000);
+    const onData = (chunk) => {
+      output += chunk;
+      const match = /Switchboard is running: (http:\/\/[^/\s]+)\//.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]);
+      }
+    };
+    child.stdout.on("data", onData);
+    child.stderr.on("data", (chunk) => (output += chunk));
+    child.on("exit", (code) => reject(new Error(`server exited with ${code}:\n${output}`)));
+  });
+  return {
+    url,
+    ws: url.replace(/^http/, "ws"),
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((resolve) => child.on("exit", resolve));
+      child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+/** Chromium flags from the brief, plus plain loopback addresses for meetings on one machine. */
+export const CHROMIUM_ARGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--allow-loopback-in-peer-connection",
+];
+
+/** Launches headless Chromium (a fresh profile each time). `mdns: false` exposes plain host addresses. */
+export async function launchBrowser({ mdns = false } = {}) {
+  const executablePath = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
+  const args = [...CHROMIUM_ARGS];
+  if (!mdns) args.push("--disable-features=WebRtcHideLocalIpsWithMdns");
+  return chromium.launch({ executablePath, headless: true, args });
+}
+
+/**
+ * Opens a page of `server` in its own browser context, with the client loaded as `window.sb`.
+ * Page errors and unhandled rejections are collected in `page.problems`.
+ */
+export async function openPage(browser, server) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.problems = [];
+  page.on("pageerror", (error) => page.problems.push(`pageerror: ${error.message}`));
+  page.on("console", (message) => {
+    if (message.type() === "error") page.problems.push(`console: ${message.text()}`);
+  });
+  await page.goto(`${server.url}/`);
+  await page.evaluate(async () => {
+    window.sb = await import("/switchboard.js");
+    window.addEventListener("unhandledrejection", (event) => {
+      console.error(`unhandled rejection: ${event.reason?.code ?? ""} ${event.reason?.message ?? event.reason}`);
+    });
+  });
+  return page;
+}
+
+/**
+ * Joins `room` in the page and records everything in `window.log`: joins, connects, leaves
+ * (with time), messages (per channel, in arrival order) and errors.
+ */
+export async function join(page, room, options = {}) {
+  return page.evaluate(
+    async ({ room, options }) => {
+      const log = { joins: [], connects: [], leaves: [], errors: [], messages: {}, closes: [] };
+      window.log = log;
+      window.room = await window.sb.joinRoom(`/ws/${room}`, options);
+      const r = window.room;
+      r.on("join", ({ peer }) => log.joins.push(peer.id));
+      r.on("connect", ({ peer }) => log.connects.push(peer.id));
+      r.on("leave", ({ peer, reason }) => log.leaves.push({ id: peer.id, reason, at: Date.now() }));
+      r.on("error", ({ error }) => log.errors.push(`${error.code}: ${error.message}`));
+      r.on("close", (event) => log.closes.push(event));
+      r.on("message", ({ peer, channel, data }) => {
+        const list = (log.messages[channel] ??= []);
+        list.push({
+          from: peer.id,
+          text: typeof data === "string" ? data : null,
+          bytes: typeof data === "string" ? null : data.byteLength,
+          head: typeof data === "string" ? null : Array.from(data.subarray(0, 8)),
+          tail: typeof data === "string" ? null : data[data.byteLength - 1],
+        });
+      });
+      return r.id;
+    },
+    { room, options },
+  );
+}
+
+/** Polls `predicate` in the page until it returns a truthy value or `timeoutMs` passes. */
+export async function waitFor(page, predicate, arg, timeoutMs = 20000) {
+  const handle = await page.waitForFunction(predicate, arg, { timeout: timeoutMs, polling: 50 });
+  return handle.jsonValue();
+}
