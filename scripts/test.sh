@@ -16,11 +16,18 @@ rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup comp
 rustup target list --installed 2>/dev/null | grep -q '^wasm32-unknown-unknown$' || rustup target add wasm32-unknown-unknown
 
 step "system packages"
-# coturn's turnutils_stunclient is the real STUN client the STUN tests use.
-if ! command -v turnutils_stunclient >/dev/null; then
+# coturn's turnutils_stunclient is the real STUN client the STUN tests use; Debian's chromium is
+# the browser of the end-to-end tests; Node runs the browser client's build and tests.
+missing=()
+command -v turnutils_stunclient >/dev/null || missing+=(coturn)
+[ -x "${CHROMIUM_BIN:-/usr/bin/chromium}" ] || missing+=(chromium)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  echo "installing: ${missing[*]}"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq coturn >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 step "format"
@@ -32,5 +39,21 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "protocol crate builds for wasm32 (no I/O)"
 cargo build --locked -p switchboard-protocol --target wasm32-unknown-unknown
 
-step "tests"
+step "browser client: install, type-check, build"
+(cd clients/js && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)
+# The served bundle is committed (a fresh clone serves it without npm): it must be what the
+# sources build.
+if git rev-parse --git-dir >/dev/null 2>&1 && ! git diff --quiet -- clients/js/dist/switchboard.js; then
+  echo "clients/js/dist/switchboard.js is out of date: run 'npm run build' in clients/js and commit it" >&2
+  exit 1
+fi
+
+step "browser client: unit tests (node --test)"
+(cd clients/js && npm test --silent)
+
+step "Rust tests"
 cargo test --workspace --locked
+
+step "end-to-end tests in headless Chromium"
+cargo build --locked -p switchboard
+(cd clients/js && npm run --silent test:e2e)

@@ -1,6 +1,16 @@
+/** Rethrows on a later task: the error shows in the console as uncaught, the client goes on. */
+function rethrowLater(error: unknown): void {
+  setTimeout(() => {
+    throw error;
+  }, 0);
+}
+
 /** A small typed event emitter: one handler throwing does not stop the others or the client. */
 export class Emitter<Events extends object> {
   private readonly handlers = new Map<keyof Events, Set<(event: never) => void>>();
+
+  /** `report` receives exceptions thrown by handlers (default: rethrown on a later task). */
+  constructor(private readonly report: (error: unknown) => void = rethrowLater) {}
 
   /** Calls `handler` for every event of `type`; returns a function that unsubscribes it. */
   on<K extends keyof Events>(type: K, handler: (event: Events[K]) => void): () => void {
@@ -23,7 +33,7 @@ export class Emitter<Events extends object> {
     return (this.handlers.get(type)?.size ?? 0) > 0;
   }
 
-  /** Delivers an event; a handler's exception is rethrown asynchronously (visible, not fatal). */
+  /** Delivers an event to every handler; a handler's exception goes to `report`. */
   emit<K extends keyof Events>(type: K, event: Events[K]): void {
     const set = this.handlers.get(type);
     if (set === undefined) return;
@@ -31,9 +41,7 @@ export class Emitter<Events extends object> {
       try {
         (handler as (event: Events[K]) => void)(event);
       } catch (error) {
-        setTimeout(() => {
-          throw error;
-        }, 0);
+        this.report(error);
       }
     }
   }

@@ -70,7 +70,8 @@ export async function launchBrowser({ mdns = false } = {}) {
 
 /**
  * Opens a page of `server` in its own browser context, with the client loaded as `window.sb`.
- * Page errors and unhandled rejections are collected in `page.problems`.
+ * Uncaught exceptions and unhandled rejections are collected in `page.problems` (the browser's
+ * own console noise, such as a failed WebSocket connection, is not).
  */
 export async function openPage(browser, server) {
   const context = await browser.newContext();
@@ -78,7 +79,9 @@ export async function openPage(browser, server) {
   page.problems = [];
   page.on("pageerror", (error) => page.problems.push(`pageerror: ${error.message}`));
   page.on("console", (message) => {
-    if (message.type() === "error") page.problems.push(`console: ${message.text()}`);
+    if (message.type() === "error" && message.text().startsWith("unhandled rejection")) {
+      page.problems.push(message.text());
+    }
   });
   await page.goto(`${server.url}/`);
   await page.evaluate(async () => {

@@ -1,0 +1,37 @@
+// Chromium's default: host addresses hidden behind mDNS names. Two pages still connect, through
+// the server-reflexive candidates of Switchboard's built-in STUN server, which `welcome` hands
+// out as the default ICE server.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { join, launchBrowser, openPage, startServer, waitFor } from "./harness.mjs";
+
+let server;
+let browser;
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser({ mdns: true });
+});
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+test("with mDNS-hidden host candidates, peers connect through the built-in STUN server", async () => {
+  const pages = [await openPage(browser, server), await openPage(browser, server)];
+  const ids = [await join(pages[0], "mdns"), await join(pages[1], "mdns")];
+  await waitFor(pages[0], (id) => window.log.connects.includes(id), ids[1]);
+  const { iceServers, candidates } = await pages[0].evaluate(async (other) => {
+    const stats = await window.room.connection(other).getStats();
+    const candidates = [];
+    stats.forEach((s) => {
+      if (s.type === "local-candidate") candidates.push({ type: s.candidateType, address: s.address ?? "" });
+    });
+    return { iceServers: window.room.iceServers, candidates };
+  }, ids[1]);
+  assert.equal(iceServers.length, 1);
+  assert.match(String(iceServers[0].urls), /^stun:127\.0\.0\.1:\d+$/);
+  assert.ok(candidates.some((c) => c.type === "srflx" && c.address === "127.0.0.1"), JSON.stringify(candidates));
+  assert.ok(candidates.filter((c) => c.type === "host").every((c) => !/^\d/.test(c.address)), "host addresses hidden");
+  await pages[0].evaluate((other) => window.room.send(other, "reliable", "through STUN"), ids[1]);
+  await waitFor(pages[1], () => window.log.messages.reliable?.[0]?.text === "through STUN");
+});

@@ -1,0 +1,44 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { encode } from "@msgpack/msgpack";
+import { decodeServerMessage, encodeClientMessage, roomUrl } from "../../dist/signaling.js";
+
+const ID = "6f1c0e7d9a2b4c8e9f00112233445566";
+const WELCOME = {
+  type: "welcome", version: 1, id: ID, room: "lobby", name: "alice",
+  peers: [{ id: "0a1b2c3d4e5f60718293a4b5c6d7e8f9", name: "bob" }, { id: "ffeeddccbbaa99887766554433221100" }],
+  ice_servers: [{ urls: ["stun:127.0.0.1:3478"] }], heartbeat_ms: 5000, idle_timeout_ms: 15000, max_message_bytes: 65536,
+};
+
+test("room URLs: schemes, relative paths, version, encoding and user; other parameters kept", () => {
+  assert.equal(roomUrl("ws://h:1/ws/a", undefined, { encoding: "json" }), "ws://h:1/ws/a?v=1&enc=json");
+  assert.equal(roomUrl("https://h/ws/a?token=x", undefined, { encoding: "msgpack", user: "bo.b" }), "wss://h/ws/a?token=x&v=1&enc=msgpack&user=bo.b");
+  assert.equal(roomUrl("/ws/a", "http://h:8080/demo/chat", { encoding: "json" }), "ws://h:8080/ws/a?v=1&enc=json");
+  assert.throws(() => roomUrl("ftp://h/", undefined, { encoding: "json" }), { code: "invalid_options" });
+  assert.throws(() => roomUrl("not a url", undefined, { encoding: "json" }), { code: "invalid_options" });
+  assert.throws(() => roomUrl("ws://h/ws/a", undefined, { encoding: "json", user: "x y" }), { code: "invalid_options" });
+});
+
+test("the welcome example of docs/protocol.md decodes in both encodings", () => {
+  const json = decodeServerMessage(JSON.stringify(WELCOME), "json");
+  assert.deepEqual(json, WELCOME);
+  assert.deepEqual(decodeServerMessage(encode(WELCOME), "msgpack"), WELCOME);
+});
+
+test("client messages encode as the protocol says", () => {
+  assert.equal(encodeClientMessage({ type: "ping", nonce: 42 }, "json"), '{"type":"ping","nonce":42}');
+  assert.ok(encodeClientMessage({ type: "ping", nonce: 42 }, "msgpack") instanceof Uint8Array);
+});
+
+test("unknown message types are skipped, malformed ones refused", () => {
+  assert.equal(decodeServerMessage('{"type":"from_the_future"}', "json"), null);
+  const bad = [
+    "", "{", "[]", "null", '{"type":5}', '{"type":"peer_joined","id":"XYZ"}', '{"type":"peer_left","id":"' + ID + '"}',
+    '{"type":"signal","from":"' + ID + '"}', '{"type":"pong","nonce":"x"}', '{"type":"error"}',
+    JSON.stringify({ ...WELCOME, heartbeat_ms: -1 }), JSON.stringify({ ...WELCOME, peers: [{ id: ID, name: 7 }] }),
+  ];
+  for (const frame of bad) assert.throws(() => decodeServerMessage(frame, "json"), { code: "bad_server_message" }, frame);
+  assert.throws(() => decodeServerMessage(new Uint8Array([0xc1]), "msgpack"), { code: "bad_server_message" });
+  assert.throws(() => decodeServerMessage(new Uint8Array([0x80]).buffer, "json"), { code: "bad_server_message" });
+  assert.throws(() => decodeServerMessage('{"type":"pong","nonce":1}', "msgpack"), { code: "bad_server_message" });
+});
