@@ -301,6 +301,32 @@ async fn health_metrics_and_landing_page_are_served() {
 }
 
 #[tokio::test]
+async fn serves_the_client_bundle_and_the_demos_embedded() {
+    let server = start(config()).await;
+    let addr = server.local_addr();
+    let (head, bundle) = http_get(addr, "/switchboard.js").await;
+    let head = head.to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("content-type: text/javascript"), "{head}");
+    assert!(bundle.contains("joinRoom") && bundle.len() > 10_000);
+    for demo in ["/demo/chat", "/demo/dots"] {
+        let (head, page) = http_get(addr, demo).await;
+        assert!(head
+            .to_ascii_lowercase()
+            .contains("content-type: text/html"));
+        assert!(
+            page.contains("from \"/switchboard.js\""),
+            "{demo} imports the bundle"
+        );
+    }
+    let (_, landing) = http_get(addr, "/").await;
+    assert!(landing.contains("/demo/chat") && landing.contains("/demo/dots"));
+    let (head, _) = http_get(addr, "/demo/missing").await;
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn tls_listener_serves_wss() {
     use std::sync::Arc;
     let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");

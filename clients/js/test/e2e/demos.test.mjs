@@ -1,0 +1,54 @@
+// The demo pages served by `switchboard serve` work in two tabs, as a newcomer would use them.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { join, launchBrowser, openPage, startServer, waitFor } from "./harness.mjs";
+
+let server;
+let browser;
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+async function openDemo(path) {
+  const page = await (await browser.newContext()).newPage();
+  const problems = [];
+  page.on("pageerror", (error) => problems.push(error.message));
+  await page.goto(`${server.url}${path}`);
+  return { page, problems };
+}
+
+test("chat demo: a line typed in one tab appears in the other", async () => {
+  const a = await openDemo("/demo/chat?room=e2e-chat");
+  const b = await openDemo("/demo/chat?room=e2e-chat");
+  for (const { page } of [a, b]) {
+    await page.waitForFunction(() => window.room?.peers.some((p) => p.connected), null, { timeout: 20000 });
+  }
+  await a.page.fill("#text", "hello from tab A");
+  await a.page.press("#text", "Enter");
+  await b.page.waitForFunction(() => document.getElementById("log").textContent.includes(": hello from tab A"), null, { timeout: 10000 });
+  assert.deepEqual([...a.problems, ...b.problems], []);
+});
+
+test("dots demo: each tab receives the other's position at about 30 Hz over the unreliable channel", async () => {
+  const a = await openDemo("/demo/dots?room=e2e-dots");
+  const b = await openDemo("/demo/dots?room=e2e-dots");
+  for (const { page } of [a, b]) {
+    await page.waitForFunction(() => /1 other player\(s\) connected · (2[5-9]|3\d) updates\/s/.test(document.getElementById("stats").textContent), null, { timeout: 20000 });
+  }
+  assert.deepEqual([...a.problems, ...b.problems], []);
+});
+
+test("a MessagePack-signaling peer and a JSON-signaling peer connect", async () => {
+  const json = await openPage(browser, server);
+  const msgpack = await openPage(browser, server);
+  const jsonId = await join(json, "mixed-encodings");
+  const msgpackId = await join(msgpack, "mixed-encodings", { encoding: "msgpack" });
+  await waitFor(json, (id) => window.log.connects.includes(id), msgpackId);
+  await msgpack.evaluate((id) => window.room.send(id, "reliable", new Uint8Array([1, 2, 3])), jsonId);
+  await waitFor(json, () => window.log.messages.reliable?.[0]?.bytes === 3);
+});
