@@ -19,6 +19,10 @@
  * - `bad_signal`: a peer sent a signaling payload that is not a valid offer/answer/candidate.
  * - `channel_mismatch`: a peer declared different channels; the two cannot talk.
  * - `webrtc_error`: the browser refused an offer, answer or candidate.
+ * - `invalid_sdp`: an SDP that is not a data-channel-only offer or answer (compact codes).
+ * - `invalid_code`: a compact code that is truncated, corrupted, oversized or of another
+ *   version; `detail` says which (`truncated`, `checksum`, `oversized`, `unsupported_version`,
+ *   `invalid`).
  *
  * Codes the server sends (`room_full`, `name_taken`, `rate_limited`, ...) are passed through
  * unchanged; see docs/protocol.md.
@@ -26,11 +30,14 @@
 export class SwitchboardError extends Error {
   /** Stable machine-readable code. */
   readonly code: string;
+  /** A finer stable reason, when the code has several (e.g. `checksum` for `invalid_code`). */
+  readonly detail: string | undefined;
 
-  /** Creates an error with a stable `code` and a human-readable `message`. */
-  constructor(code: string, message: string) {
+  /** Creates an error with a stable `code`, a human-readable `message` and an optional `detail`. */
+  constructor(code: string, message: string, detail?: string) {
     super(message);
     this.name = "SwitchboardError";
     this.code = code;
+    this.detail = detail;
   }
 }

@@ -12,6 +12,8 @@
 export { joinRoom, Room, DEFAULTS } from "./room.js";
 export type { RoomOptions, RoomEvents, Peer } from "./room.js";
 export { SwitchboardError } from "./errors.js";
+export { Connection } from "./connection.js";
+export type { ConnectionEvents } from "./connection.js";
 export { RELIABLE, UNRELIABLE, DEFAULT_CHANNELS, MAX_CHANNELS } from "./channels.js";
 export type { ChannelOptions, ChannelSpec } from "./channels.js";
 export type { Payload, Received } from "./framing.js";

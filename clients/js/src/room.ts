@@ -9,7 +9,7 @@ import { SwitchboardError } from "./errors.js";
 import type { Payload, Received } from "./framing.js";
 import { Membership } from "./membership.js";
 import type { Role, Signal } from "./negotiation.js";
-import { type LinkOptions, PeerLink } from "./peer.js";
+import { Connection, type ConnectionLimits } from "./connection.js";
 import {
   type ClientMessage,
   type Encoding,
@@ -209,10 +209,10 @@ export class Room {
 
   private readonly events = new Emitter<RoomEvents>();
   private readonly membership = new Membership();
-  private readonly links = new Map<string, PeerLink>();
+  private readonly links = new Map<string, Connection>();
   private readonly fingerprint: string;
   private readonly rtc: RTCConfiguration;
-  private readonly link: LinkOptions;
+  private readonly limits: ConnectionLimits;
   private readonly inbox: ServerMessage[] = [];
   private started = false;
   private closed = false;
@@ -232,7 +232,7 @@ export class Room {
     this.room = welcome.room;
     this.fingerprint = channelsFingerprint(specs);
     this.rtc = { iceServers: options.iceServers ?? welcome.ice_servers };
-    this.link = {
+    this.limits = {
       frameBytes: options.frameBytes,
       maxMessageBytes: options.maxMessageBytes,
       maxBufferedBytes: options.maxBufferedBytes,
@@ -309,13 +309,16 @@ export class Room {
   }
 
   /** Negotiated properties of the channel to a peer, as the browser reports them. */
-  channelInfo(peer: string, channel: string): ReturnType<PeerLink["channelInfo"]> {
+  channelInfo(peer: string, channel: string): ReturnType<Connection["channelInfo"]> {
     return this.links.get(peer)?.channelInfo(channel);
   }
 
-  /** The `RTCPeerConnection` to a peer (for `getStats()` and debugging). */
-  connection(peer: string): RTCPeerConnection | undefined {
-    return this.links.get(peer)?.connection;
+  /**
+   * The connection to a peer: the same object a pairing gives (its own `send`, `on`, `rtc` for
+   * `getStats()`). Room events already cover it; this is for per-peer code.
+   */
+  connection(peer: string | PeerInfo): Connection | undefined {
+    return this.links.get(typeof peer === "string" ? peer : peer.id);
   }
 
   /** Leaves the room: closes the signaling socket and every peer connection. */
@@ -384,16 +387,16 @@ export class Room {
   private admit(peer: PeerInfo, role: Role): void {
     if (!isPeerId(peer.id) || !this.membership.join(peer)) return;
     this.events.emit("join", { peer });
-    let link: PeerLink;
+    let link: Connection;
     try {
-      link = new PeerLink(role, this.specs, this.fingerprint, this.rtc, this.link, {
-        signal: (data: Signal) => this.transmit({ type: "signal", to: { peer: peer.id }, data }),
-        open: () => this.events.emit("connect", { peer }),
-        state: (state) => this.events.emit("state", { peer, state }),
-        message: (channel, data) => this.events.emit("message", { peer, channel, data }),
-        error: (error) => this.events.emit("error", { error, peer }),
-        gone: (reason) => this.depart(peer.id, reason),
-      });
+      link = new Connection(role, this.specs, this.fingerprint, this.rtc, this.limits, (data: Signal) =>
+        this.transmit({ type: "signal", to: { peer: peer.id }, data }),
+      );
+      link.on("open", () => this.events.emit("connect", { peer }));
+      link.on("state", ({ state }) => this.events.emit("state", { peer, state }));
+      link.on("message", ({ channel, data }) => this.events.emit("message", { peer, channel, data }));
+      link.on("error", ({ error }) => this.events.emit("error", { error, peer }));
+      link.on("close", ({ reason }) => this.depart(peer.id, reason));
     } catch (error) {
       this.events.emit("error", { error: new SwitchboardError("webrtc_error", (error as Error).message), peer });
       this.depart(peer.id, "connection_failed");

@@ -1,5 +1,6 @@
 //! `switchboard`: the command-line front of Switchboard.
 
+mod sdp;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -16,11 +17,15 @@ struct Cli {
 enum Command {
     /// Run the server (HTTP + WebSocket signaling) until Ctrl-C or SIGTERM.
     Serve(Box<serve::ServeArgs>),
+    /// Compact SDP codes for pairing without a server: encode, decode, QR codes.
+    #[command(subcommand)]
+    Sdp(sdp::SdpCommand),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve::run(*args),
+        Command::Sdp(command) => sdp::run(command),
     }
 }

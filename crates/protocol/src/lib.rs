@@ -9,8 +9,10 @@
 //!   messages. [`decode_client`], [`encode_server`], [`encode_client`] and [`decode_server`]
 //!   convert between messages and frames.
 //! * [`ErrorCode`] lists the stable error codes, and the WebSocket close code each fatal one uses.
+//! * [`compact`] shrinks a data-channel offer or answer to a code that fits a small QR code.
 
 mod codec;
+pub mod compact;
 mod error;
 mod id;
 mod message;

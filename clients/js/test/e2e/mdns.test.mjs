@@ -21,7 +21,7 @@ test("with mDNS-hidden host candidates, peers connect through the built-in STUN 
   const ids = [await join(pages[0], "mdns"), await join(pages[1], "mdns")];
   await waitFor(pages[0], (id) => window.log.connects.includes(id), ids[1]);
   const { iceServers, candidates } = await pages[0].evaluate(async (other) => {
-    const stats = await window.room.connection(other).getStats();
+    const stats = await window.room.connection(other).rtc.getStats();
     const candidates = [];
     stats.forEach((s) => {
       if (s.type === "local-candidate") candidates.push({ type: s.candidateType, address: s.address ?? "" });

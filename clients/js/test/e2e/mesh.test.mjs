@@ -92,7 +92,7 @@ test("the unreliable channel is negotiated unordered with no retransmits on both
     const info = await page.evaluate((other) => ({
       unreliable: window.room.channelInfo(other, "unreliable"),
       reliable: window.room.channelInfo(other, "reliable"),
-      sctp: window.room.connection(other).sctp?.state,
+      sctp: window.room.connection(other).rtc.sctp?.state,
     }), other);
     assert.equal(info.sctp, "connected");
     assert.deepEqual(info.unreliable, { ordered: false, maxRetransmits: 0, maxPacketLifeTime: null, id: 1 });

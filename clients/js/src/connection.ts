@@ -1,15 +1,17 @@
 /**
- * One WebRTC connection to another peer of the room: a thin shell that runs the `Negotiation`
- * state machine against a real `RTCPeerConnection`, creates the pre-negotiated channels, frames
- * and reassembles messages, and respects the data channels' send buffers.
+ * One WebRTC connection to another peer (of a room, or paired by compact codes): a thin shell
+ * that runs the `Negotiation` state machine against a real `RTCPeerConnection`, creates the
+ * pre-negotiated channels, frames and reassembles messages, and respects the data channels'
+ * send buffers.
  */
 import { type ChannelSpec, dataChannelInit } from "./channels.js";
+import { Emitter } from "./emitter.js";
 import { SwitchboardError } from "./errors.js";
 import { encodeFrames, type Payload, type Received, Reassembler } from "./framing.js";
 import { Negotiation, type Role, type Signal, type Step } from "./negotiation.js";
 
-/** Limits and timeouts of a peer connection (see `RoomOptions`). */
-export interface LinkOptions {
+/** Limits and timeouts of a connection (see `RoomOptions`). */
+export interface ConnectionLimits {
   frameBytes: number;
   maxMessageBytes: number;
   maxBufferedBytes: number;
@@ -19,20 +21,21 @@ export interface LinkOptions {
   maxQueuedCandidates: number;
 }
 
-/** What a link reports to its room. */
-export interface LinkHooks {
-  /** Send this payload to the other peer through the hub. */
-  signal(data: Signal): void;
-  /** Every channel is open. */
-  open(): void;
+/** Events of a connection, by name. */
+export interface ConnectionEvents {
+  /** Every channel is open: `send` works. */
+  open: Record<string, never>;
   /** `RTCPeerConnection.connectionState` changed. */
-  state(state: RTCPeerConnectionState): void;
-  /** A whole application message arrived. */
-  message(channel: string, data: Received): void;
+  state: { state: RTCPeerConnectionState };
+  /** A whole message on a channel: text as `string`, binary as `Uint8Array`. */
+  message: { channel: string; data: Received };
   /** Something went wrong that does not end the connection. */
-  error(error: SwitchboardError): void;
-  /** The connection is over (reported once); the link has closed itself. */
-  gone(reason: string): void;
+  error: { error: SwitchboardError };
+  /**
+   * The connection is over, reported once (not after `close()`): `disconnected` (the other
+   * side's channels closed), `connection_failed`, `connection_lost`, `channel_mismatch`.
+   */
+  close: { reason: string };
 }
 
 interface Channel {
@@ -44,10 +47,11 @@ interface Channel {
   queuedBytes: number;
 }
 
-/** A connection to one peer. */
-export class PeerLink {
+/** A WebRTC connection to one peer with the declared channels. */
+export class Connection {
+  private readonly events = new Emitter<ConnectionEvents>();
   private readonly pc: RTCPeerConnection;
-  private readonly channels = new Map<string, Channel>();
+  private readonly channelsByName = new Map<string, Channel>();
   private readonly negotiation: Negotiation;
   private chain: Promise<void> = Promise.resolve();
   private openChannels = 0;
@@ -56,26 +60,39 @@ export class PeerLink {
   private connectTimer: ReturnType<typeof setTimeout> | undefined;
   private disconnectTimer: ReturnType<typeof setTimeout> | undefined;
 
-  /** Creates the connection and its channels; call `start()` to begin. */
+  /**
+   * @internal Created by a room or a pairing. `signal` carries negotiation payloads to the other
+   * peer; call `start()` to begin.
+   */
   constructor(
     role: Role,
     specs: readonly ChannelSpec[],
     private readonly fingerprint: string,
     rtc: RTCConfiguration,
-    private readonly options: LinkOptions,
-    private readonly hooks: LinkHooks,
+    private readonly options: ConnectionLimits,
+    private readonly signal: (data: Signal) => void,
   ) {
     this.negotiation = new Negotiation(role, this.fingerprint, options.maxQueuedCandidates);
     this.pc = new RTCPeerConnection(rtc);
     for (const spec of specs) this.addChannel(spec);
     this.pc.onicecandidate = (event) => {
       if (this.closed) return;
-      this.hooks.signal({ type: "candidate", candidate: event.candidate ? event.candidate.toJSON() : null });
+      this.signal({ type: "candidate", candidate: event.candidate ? event.candidate.toJSON() : null });
     };
     this.pc.onconnectionstatechange = () => this.connectionStateChanged();
   }
 
-  /** Starts negotiating (the offerer sends its offer) and the connect timeout. */
+  /** Calls `handler` for every event of `type`; returns a function that unsubscribes it. */
+  on<K extends keyof ConnectionEvents>(type: K, handler: (event: ConnectionEvents[K]) => void): () => void {
+    return this.events.on(type, handler);
+  }
+
+  /** Removes a handler added with `on`. */
+  off<K extends keyof ConnectionEvents>(type: K, handler: (event: ConnectionEvents[K]) => void): void {
+    this.events.off(type, handler);
+  }
+
+  /** @internal Starts negotiating (the offerer sends its offer) and the connect timeout. */
   start(): void {
     this.connectTimer = setTimeout(() => this.end("connection_failed"), this.options.connectTimeoutMs);
     if (this.negotiation.role === "offerer") {
@@ -84,7 +101,7 @@ export class PeerLink {
         await this.pc.setLocalDescription(offer);
         if (this.closed) return;
         this.negotiation.offerSent();
-        this.hooks.signal({ type: "offer", sdp: offer.sdp ?? "", channels: this.fingerprint });
+        this.signal({ type: "offer", sdp: offer.sdp ?? "", channels: this.fingerprint });
       });
     }
   }
@@ -96,24 +113,29 @@ export class PeerLink {
 
   /** Negotiated properties of a channel, as the browser reports them. */
   channelInfo(name: string): { ordered: boolean; maxRetransmits: number | null; maxPacketLifeTime: number | null; id: number | null } | undefined {
-    const dc = this.channels.get(name)?.dc;
+    const dc = this.channelsByName.get(name)?.dc;
     if (dc === undefined) return undefined;
     return { ordered: dc.ordered, maxRetransmits: dc.maxRetransmits, maxPacketLifeTime: dc.maxPacketLifeTime, id: dc.id };
   }
 
-  /** The underlying connection (for stats and debugging). */
-  get connection(): RTCPeerConnection {
+  /** The underlying `RTCPeerConnection` (for `getStats()` and debugging). */
+  get rtc(): RTCPeerConnection {
     return this.pc;
   }
 
-  /** Handles a signaling payload from the other peer. */
+  /** The declared channels. */
+  get channels(): string[] {
+    return [...this.channelsByName.keys()];
+  }
+
+  /** @internal Handles a negotiation payload from the other peer. */
   receive(data: unknown): void {
     if (this.closed) return;
     let steps: Step[];
     try {
       steps = this.negotiation.receive(data);
     } catch (error) {
-      this.hooks.error(error as SwitchboardError);
+      this.events.emit("error", { error: error as SwitchboardError });
       if ((error as SwitchboardError).code === "channel_mismatch") this.end("channel_mismatch");
       return;
     }
@@ -122,7 +144,7 @@ export class PeerLink {
 
   /** Sends one message; throws `SwitchboardError` when it cannot be sent. */
   send(channelName: string, payload: Payload): void {
-    const channel = this.channels.get(channelName);
+    const channel = this.channelsByName.get(channelName);
     if (channel === undefined) throw new SwitchboardError("unknown_channel", `no channel named ${channelName}`);
     if (!this.connected || channel.dc.readyState !== "open") {
       throw new SwitchboardError("peer_not_connected", "the data channels to this peer are not open");
@@ -144,13 +166,18 @@ export class PeerLink {
     this.drain(channel);
   }
 
-  /** Closes the connection without reporting it as gone. */
+  /** Closes the connection (no `close` event follows). */
   close(): void {
+    this.shut();
+    this.events.clear();
+  }
+
+  private shut(): void {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.connectTimer);
     clearTimeout(this.disconnectTimer);
-    for (const channel of this.channels.values()) {
+    for (const channel of this.channelsByName.values()) {
       channel.dc.onclose = null;
       channel.dc.onmessage = null;
       channel.dc.close();
@@ -162,14 +189,15 @@ export class PeerLink {
 
   private end(reason: string): void {
     if (this.closed) return;
-    this.close();
-    this.hooks.gone(reason);
+    this.shut();
+    this.events.emit("close", { reason });
+    this.events.clear();
   }
 
   private enqueue(task: () => Promise<void>): void {
     this.chain = this.chain.then(task).catch((error: unknown) => {
       if (this.closed) return;
-      this.hooks.error(new SwitchboardError("webrtc_error", (error as Error)?.message ?? String(error)));
+      this.events.emit("error", { error: new SwitchboardError("webrtc_error", (error as Error)?.message ?? String(error)) });
     });
   }
 
@@ -181,7 +209,7 @@ export class PeerLink {
         this.released();
         const answer = await this.pc.createAnswer();
         await this.pc.setLocalDescription(answer);
-        if (!this.closed) this.hooks.signal({ type: "answer", sdp: answer.sdp ?? "" });
+        if (!this.closed) this.signal({ type: "answer", sdp: answer.sdp ?? "" });
         return;
       }
       case "accept-answer":
@@ -204,13 +232,13 @@ export class PeerLink {
     dc.binaryType = "arraybuffer";
     dc.bufferedAmountLowThreshold = Math.floor(this.options.bufferedHighBytes / 2);
     const channel: Channel = { spec, dc, reassembler: new Reassembler(this.options.maxMessageBytes), queue: [], queuedBytes: 0 };
-    this.channels.set(spec.name, channel);
+    this.channelsByName.set(spec.name, channel);
     dc.onopen = () => {
       this.openChannels += 1;
-      if (this.openChannels === this.channels.size && !this.isOpen && !this.closed) {
+      if (this.openChannels === this.channelsByName.size && !this.isOpen && !this.closed) {
         this.isOpen = true;
         clearTimeout(this.connectTimer);
-        this.hooks.open();
+        this.events.emit("open", {});
       }
     };
     dc.onclose = () => this.end("disconnected");
@@ -222,7 +250,7 @@ export class PeerLink {
     if (this.closed) return;
     if (typeof data === "string") {
       // A peer that does not frame its messages (not a Switchboard client): deliver as text.
-      this.hooks.message(channel.spec.name, data);
+      this.events.emit("message", { channel: channel.spec.name, data });
       return;
     }
     if (!(data instanceof ArrayBuffer)) return;
@@ -230,10 +258,10 @@ export class PeerLink {
     try {
       message = channel.reassembler.push(new Uint8Array(data));
     } catch (error) {
-      this.hooks.error(error as SwitchboardError);
+      this.events.emit("error", { error: error as SwitchboardError });
       return;
     }
-    if (message !== null) this.hooks.message(channel.spec.name, message);
+    if (message !== null) this.events.emit("message", { channel: channel.spec.name, data: message });
   }
 
   private drain(channel: Channel): void {
@@ -244,7 +272,7 @@ export class PeerLink {
       try {
         dc.send(frame as Uint8Array<ArrayBuffer>);
       } catch (error) {
-        this.hooks.error(new SwitchboardError("webrtc_error", `send failed: ${(error as Error).message}`));
+        this.events.emit("error", { error: new SwitchboardError("webrtc_error", `send failed: ${(error as Error).message}`) });
         queue.length = 0;
         channel.queuedBytes = 0;
         return;
@@ -255,7 +283,7 @@ export class PeerLink {
   private connectionStateChanged(): void {
     if (this.closed) return;
     const state = this.pc.connectionState;
-    this.hooks.state(state);
+    this.events.emit("state", { state });
     clearTimeout(this.disconnectTimer);
     if (state === "failed") this.end("connection_failed");
     else if (state === "closed") this.end("disconnected");
