@@ -20,3 +20,7 @@ export type { Payload, Received } from "./framing.js";
 export type { Encoding, PeerInfo } from "./signaling.js";
 export { PROTOCOL_VERSION } from "./signaling.js";
 export { pack, unpack } from "./msgpack.js";
+export { createPairingOffer, answerPairingOffer, PairingOffer, PairingCode, PAIRING_DEFAULTS } from "./pairing.js";
+export type { PairingOptions } from "./pairing.js";
+export { parseSdp, buildSdp, encodeDescription, decodeDescription, decodeCode, toQrText, toUrlText, fromQrText, fromUrlText } from "./compact.js";
+export type { CompactDescription, CompactCandidate } from "./compact.js";

@@ -41,6 +41,11 @@ const ASSETS: &[Asset] = &[
         content_type: HTML,
         body: include_str!("../assets/demo/dots.html"),
     },
+    Asset {
+        path: "/demo/pair",
+        content_type: HTML,
+        body: include_str!("../assets/demo/pair.html"),
+    },
 ];
 
 /// `(path, handler)` for every embedded file, to be added to the router.

@@ -309,7 +309,7 @@ async fn serves_the_client_bundle_and_the_demos_embedded() {
     assert!(head.starts_with("http/1.1 200"), "{head}");
     assert!(head.contains("content-type: text/javascript"), "{head}");
     assert!(bundle.contains("joinRoom") && bundle.len() > 10_000);
-    for demo in ["/demo/chat", "/demo/dots"] {
+    for demo in ["/demo/chat", "/demo/dots", "/demo/pair"] {
         let (head, page) = http_get(addr, demo).await;
         assert!(head
             .to_ascii_lowercase()

@@ -52,3 +52,19 @@ test("a MessagePack-signaling peer and a JSON-signaling peer connect", async () 
   await msgpack.evaluate((id) => window.room.send(id, "reliable", new Uint8Array([1, 2, 3])), jsonId);
   await waitFor(json, () => window.log.messages.reliable?.[0]?.bytes === 3);
 });
+
+test("pairing demo: A's link opened in B, B's answer code pasted in A, then they chat", async () => {
+  const a = await openDemo("/demo/pair");
+  await a.page.click("#create");
+  const link = await a.page.waitForFunction(() => document.getElementById("offer-link").href || null, null, { timeout: 10000 });
+  const b = await openDemo(new URL(await link.jsonValue()).pathname + new URL(await link.jsonValue()).hash);
+  const answer = await b.page.waitForFunction(() => document.getElementById("answer-code").textContent || null, null, { timeout: 10000 });
+  await a.page.fill("#answer-in", await answer.jsonValue());
+  await a.page.click("#accept");
+  for (const { page } of [a, b]) await page.waitForSelector("#chat:not([hidden])", { timeout: 15000 });
+  await b.page.fill("#text", "paired!");
+  await b.page.press("#text", "Enter");
+  await a.page.waitForFunction(() => document.getElementById("log").textContent.includes("them: paired!"), null, { timeout: 10000 });
+  assert.match(await a.page.textContent("#offer-size"), /\(\d{2,3} bytes\)/);
+  assert.deepEqual([...a.problems, ...b.problems], []);
+});
