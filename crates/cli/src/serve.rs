@@ -95,6 +95,18 @@ struct LimitArgs {
     /// How long shutdown waits for connections to close, ms [default: 2000].
     #[arg(long, env = "SWITCHBOARD_SHUTDOWN_GRACE_MS")]
     shutdown_grace_ms: Option<u64>,
+    /// How long a resumable peer whose connection dropped keeps its place, ms [default: 10000].
+    #[arg(long, env = "SWITCHBOARD_RESUME_GRACE_MS")]
+    resume_grace_ms: Option<u64>,
+    /// How long a detached peer stays in its room at most, ms [default: 3600000].
+    #[arg(long, env = "SWITCHBOARD_DETACHED_TTL_MS")]
+    detached_ttl_ms: Option<u64>,
+    /// Largest room metadata (JSON), bytes [default: 1024].
+    #[arg(long, env = "SWITCHBOARD_MAX_ROOM_META_BYTES")]
+    max_room_meta_bytes: Option<usize>,
+    /// Most rooms in one /rooms listing [default: 100].
+    #[arg(long, env = "SWITCHBOARD_MAX_LISTED_ROOMS")]
+    max_listed_rooms: Option<usize>,
 }
 
 impl ServeArgs {
@@ -142,7 +154,11 @@ impl ServeArgs {
             idle_timeout_ms,
             read_buffer_bytes,
             write_buffer_bytes,
-            shutdown_grace_ms
+            shutdown_grace_ms,
+            resume_grace_ms,
+            detached_ttl_ms,
+            max_room_meta_bytes,
+            max_listed_rooms
         );
         config.validate()?;
         Ok(config)

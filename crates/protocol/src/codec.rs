@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     ClientMessage, ErrorCode, IceServer, LeaveReason, Payload, PeerId, PeerInfo, ProtocolError,
-    ServerMessage, Target, Welcome,
+    RoomInfo, ServerMessage, Target, Welcome,
 };
 
 /// The two encodings of protocol v1. A connection uses one, chosen when it connects.
@@ -90,9 +90,21 @@ pub fn decode_client(frame: Frame<'_>, encoding: Encoding) -> Result<ClientMessa
         "ping" => Ok(ClientMessage::Ping {
             nonce: envelope.nonce,
         }),
+        "kick" => Ok(ClientMessage::Kick {
+            peer: envelope.peer.ok_or_else(|| missing("peer"))?,
+        }),
+        "set_meta" => Ok(ClientMessage::SetMeta {
+            meta: envelope.meta.ok_or_else(|| missing("meta"))?,
+        }),
+        "detach" => Ok(ClientMessage::Detach),
+        "gone" => Ok(ClientMessage::Gone {
+            peer: envelope.peer.ok_or_else(|| missing("peer"))?,
+        }),
         other => Err(ProtocolError::new(
             ErrorCode::UnknownType,
-            format!("unknown message type {other:?}; expected message, signal or ping"),
+            format!(
+                "unknown message type {other:?}; expected message, signal, ping, kick, set_meta, detach or gone"
+            ),
         )),
     }
 }
@@ -117,7 +129,7 @@ pub fn encode_client(
 pub fn decode_server(frame: Frame<'_>, encoding: Encoding) -> Result<ServerMessage, ProtocolError> {
     let e: ServerEnvelope = decode_envelope(frame, encoding)?;
     let message = match e.kind.as_ref() {
-        "welcome" => ServerMessage::Welcome(Welcome {
+        "welcome" => ServerMessage::Welcome(Box::new(Welcome {
             version: e.version.ok_or_else(|| missing("version"))?,
             id: e.id.ok_or_else(|| missing("id"))?,
             room: e.room.ok_or_else(|| missing("room"))?,
@@ -131,11 +143,22 @@ pub fn decode_server(frame: Frame<'_>, encoding: Encoding) -> Result<ServerMessa
             max_message_bytes: e
                 .max_message_bytes
                 .ok_or_else(|| missing("max_message_bytes"))?,
-        }),
+            room_info: e.room_info.ok_or_else(|| missing("room_info"))?,
+            resume_token: e.resume_token,
+            resumed: e.resumed.unwrap_or(false),
+        })),
         "peer_joined" => ServerMessage::PeerJoined(PeerInfo {
             id: e.id.ok_or_else(|| missing("id"))?,
             name: e.name,
+            resumable: e.resumable.unwrap_or(false),
         }),
+        "host_changed" => ServerMessage::HostChanged {
+            host: e.host.ok_or_else(|| missing("host"))?,
+        },
+        "room_started" => ServerMessage::RoomStarted,
+        "room_updated" => ServerMessage::RoomUpdated {
+            meta: e.meta.ok_or_else(|| missing("meta"))?,
+        },
         "peer_left" => ServerMessage::PeerLeft {
             id: e.id.ok_or_else(|| missing("id"))?,
             reason: e.reason.ok_or_else(|| missing("reason"))?,
@@ -171,6 +194,9 @@ struct ClientEnvelope<'a> {
     #[serde(default, deserialize_with = "present")]
     data: Option<Payload>,
     nonce: Option<u64>,
+    peer: Option<PeerId>,
+    #[serde(default, deserialize_with = "present")]
+    meta: Option<Payload>,
     from: Option<IgnoredAny>,
 }
 
@@ -194,6 +220,13 @@ struct ServerEnvelope<'a> {
     nonce: Option<u64>,
     code: Option<ErrorCode>,
     message: Option<String>,
+    room_info: Option<RoomInfo>,
+    resume_token: Option<String>,
+    resumed: Option<bool>,
+    resumable: Option<bool>,
+    host: Option<PeerId>,
+    #[serde(default, deserialize_with = "present")]
+    meta: Option<Payload>,
 }
 
 /// How deeply MessagePack values may nest (serde_json's own limit is the same).

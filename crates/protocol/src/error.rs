@@ -49,6 +49,21 @@ pub enum ErrorCode {
     IdleTimeout,
     /// The server is shutting down.
     Shutdown,
+    /// Only the room's host may do that (kick, change the room's metadata).
+    NotHost,
+    /// The room does not exist and the request does not create rooms (a code, a session id,
+    /// `create=false`).
+    NoSuchRoom,
+    /// The resume token is unknown, used already, or its grace period is over.
+    ResumeFailed,
+    /// The room's host removed you.
+    Kicked,
+    /// The room was closed (its host left and the room closes then).
+    RoomClosed,
+    /// A room option in the URL is not acceptable (topology, capacity, players, metadata...).
+    InvalidOptions,
+    /// The same peer resumed on another connection; this one is closed.
+    Replaced,
 }
 
 impl ErrorCode {
@@ -74,6 +89,13 @@ impl ErrorCode {
             Self::SlowReader => "slow_reader",
             Self::IdleTimeout => "idle_timeout",
             Self::Shutdown => "shutdown",
+            Self::NotHost => "not_host",
+            Self::NoSuchRoom => "no_such_room",
+            Self::ResumeFailed => "resume_failed",
+            Self::Kicked => "kicked",
+            Self::RoomClosed => "room_closed",
+            Self::InvalidOptions => "invalid_options",
+            Self::Replaced => "replaced",
         }
     }
 
@@ -88,7 +110,8 @@ impl ErrorCode {
             | Self::WrongFrameType
             | Self::UnknownPeer
             | Self::UnknownName
-            | Self::RateLimited => None,
+            | Self::RateLimited
+            | Self::NotHost => None,
             Self::UnsupportedVersion => Some(4000),
             Self::UnsupportedEncoding => Some(4001),
             Self::InvalidRoom => Some(4002),
@@ -98,6 +121,12 @@ impl ErrorCode {
             Self::TooManyConnections => Some(4006),
             Self::SlowReader => Some(4007),
             Self::IdleTimeout => Some(4008),
+            Self::NoSuchRoom => Some(4009),
+            Self::ResumeFailed => Some(4010),
+            Self::Kicked => Some(4011),
+            Self::RoomClosed => Some(4012),
+            Self::InvalidOptions => Some(4013),
+            Self::Replaced => Some(4014),
             Self::MessageTooBig => Some(1009),
             Self::Shutdown => Some(1001),
         }

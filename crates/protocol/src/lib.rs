@@ -25,7 +25,8 @@ pub use codec::{
 pub use error::{ErrorCode, ProtocolError};
 pub use id::{ParsePeerIdError, PeerId};
 pub use message::{
-    ClientMessage, IceServer, LeaveReason, PeerInfo, ServerMessage, Target, Welcome,
+    ClientMessage, HostLeaves, IceServer, LeaveReason, PeerInfo, RoomInfo, RoomKind, ServerMessage,
+    Target, Topology, Welcome,
 };
 pub use names::{validate_room_name, validate_user_name, MAX_NAME_LEN};
 pub use payload::Payload;

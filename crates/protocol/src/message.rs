@@ -46,6 +46,93 @@ pub enum ClientMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         nonce: Option<u64>,
     },
+    /// Host only: remove a peer from the room (it is closed with `kicked`; the room hears
+    /// `peer_left` with reason `kicked`).
+    Kick {
+        /// Who.
+        peer: PeerId,
+    },
+    /// Host only: replace the room's public metadata (a JSON object); the room hears
+    /// `room_updated`.
+    SetMeta {
+        /// The new metadata.
+        meta: Payload,
+    },
+    /// Close-after-connect: stay a member of the room without a connection. The server closes
+    /// this connection; the room keeps the peer until another peer reports it `gone`, it resumes,
+    /// or `detached_ttl_ms` passes.
+    Detach,
+    /// Report that a detached peer's data channels closed: the server removes it.
+    Gone {
+        /// The detached peer.
+        peer: PeerId,
+    },
+}
+
+/// How peers of a room connect to each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Topology {
+    /// Everyone connects to everyone.
+    #[default]
+    Mesh,
+    /// Clients connect only to the host.
+    Star,
+}
+
+/// What happens when the host leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostLeaves {
+    /// The oldest remaining peer becomes host (`host_changed`).
+    #[default]
+    Migrate,
+    /// The room closes: everyone is closed with `room_closed`.
+    Close,
+}
+
+/// How a room came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomKind {
+    /// A room whose name the peers chose.
+    #[default]
+    Named,
+    /// A room with a short code drawn by the server.
+    Code,
+    /// A one-to-one session with a 128-bit id drawn by the server.
+    Session,
+    /// An auto-matched room.
+    Match,
+}
+
+/// A room's settings and state, in `welcome` and in the public room list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomInfo {
+    /// How the room came to be.
+    pub kind: RoomKind,
+    /// How peers connect.
+    pub topology: Topology,
+    /// Most peers in the room.
+    pub capacity: usize,
+    /// The host: the peer that created the room, or the one that took over. `None` only in an
+    /// empty listing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<PeerId>,
+    /// What happens when the host leaves.
+    pub host_leaves: HostLeaves,
+    /// Whether the room is in the public list.
+    pub public: bool,
+    /// Application metadata (a JSON object), when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Payload>,
+    /// For matches: the room is full and started; nobody else joins.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub started: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 /// A peer as other peers see it.
@@ -56,6 +143,10 @@ pub struct PeerInfo {
     /// The peer's user name, if it chose one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The peer may come back with the same id after its connection drops (within the resume
+    /// grace period): a dropped data channel to it is not yet a leave.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub resumable: bool,
 }
 
 /// An ICE server entry, in the shape of the browser's `RTCIceServer`.
@@ -93,6 +184,15 @@ pub struct Welcome {
     pub idle_timeout_ms: u64,
     /// The largest frame the server accepts, in bytes.
     pub max_message_bytes: usize,
+    /// The room's settings, host and state.
+    pub room_info: RoomInfo,
+    /// Present when you asked to be resumable: reconnect with `?resume=<token>` to keep your id.
+    /// Secret; valid once (each resume hands out a new one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_token: Option<String>,
+    /// This connection resumed an earlier one: same id, the room saw no leave or join.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub resumed: bool,
 }
 
 /// Why a peer left the room.
@@ -107,6 +207,10 @@ pub enum LeaveReason {
     SlowReader,
     /// The server is shutting down.
     Shutdown,
+    /// The host removed the peer.
+    Kicked,
+    /// The peer had detached and another peer reported it gone, or `detached_ttl_ms` passed.
+    Gone,
 }
 
 /// A message from the hub to a peer.
@@ -114,7 +218,7 @@ pub enum LeaveReason {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
     /// Sent once, first.
-    Welcome(Welcome),
+    Welcome(Box<Welcome>),
     /// Another peer joined your room.
     PeerJoined(PeerInfo),
     /// A peer left your room.
@@ -143,6 +247,18 @@ pub enum ServerMessage {
         /// The nonce of the ping.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         nonce: Option<u64>,
+    },
+    /// The room has a new host (the previous one left).
+    HostChanged {
+        /// The new host.
+        host: PeerId,
+    },
+    /// An auto-matched room is full: the match starts, nobody else joins.
+    RoomStarted,
+    /// The host changed the room's metadata.
+    RoomUpdated {
+        /// The new metadata.
+        meta: Payload,
     },
     /// Something you sent was refused, or the connection is about to close.
     Error {

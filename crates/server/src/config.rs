@@ -105,6 +105,10 @@ impl Config {
             ("message_burst", l.message_burst as usize),
             ("heartbeat_interval_ms", l.heartbeat_interval_ms as usize),
             ("idle_timeout_ms", l.idle_timeout_ms as usize),
+            ("resume_grace_ms", l.resume_grace_ms as usize),
+            ("detached_ttl_ms", l.detached_ttl_ms as usize),
+            ("max_room_meta_bytes", l.max_room_meta_bytes),
+            ("max_listed_rooms", l.max_listed_rooms),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Invalid(format!(
@@ -154,6 +158,14 @@ pub struct Limits {
     pub write_buffer_bytes: usize,
     /// How long shutdown waits for connections to close, in milliseconds.
     pub shutdown_grace_ms: u64,
+    /// How long a resumable peer whose connection dropped keeps its id and place, in ms.
+    pub resume_grace_ms: u64,
+    /// How long a detached peer (close-after-connect) stays in its room at most, in ms.
+    pub detached_ttl_ms: u64,
+    /// Largest room metadata (JSON), in bytes.
+    pub max_room_meta_bytes: usize,
+    /// Most rooms one `/rooms` listing returns.
+    pub max_listed_rooms: usize,
 }
 
 impl Default for Limits {
@@ -171,6 +183,10 @@ impl Default for Limits {
             read_buffer_bytes: 2_048,
             write_buffer_bytes: 8_192,
             shutdown_grace_ms: 2_000,
+            resume_grace_ms: 10_000,
+            detached_ttl_ms: 3_600_000,
+            max_room_meta_bytes: 1_024,
+            max_listed_rooms: 100,
         }
     }
 }
@@ -184,6 +200,9 @@ impl Limits {
             max_connections_per_ip: self.max_connections_per_ip,
             messages_per_second: self.messages_per_second,
             message_burst: self.message_burst,
+            resume_grace: Duration::from_millis(self.resume_grace_ms),
+            detached_ttl: Duration::from_millis(self.detached_ttl_ms),
+            max_room_meta_bytes: self.max_room_meta_bytes,
         }
     }
 

@@ -1,9 +1,11 @@
-//! One WebSocket connection: join, pump frames both ways, heartbeat, leave.
+//! One WebSocket connection: join or resume, pump frames both ways, heartbeat, leave.
 //!
 //! A thin shell: every decision is made by the hub core; this task only moves frames between
-//! the socket, the decoder and the connection's bounded send queue.
+//! the socket, the decoder and the connection's bounded send queue, and carries out the hub's
+//! effects.
 
 use std::net::IpAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,8 +18,8 @@ use switchboard_protocol::{
 };
 use tokio::sync::mpsc;
 
-use crate::handshake::{Handshake, Refusal};
-use crate::hub::JoinRequest;
+use crate::handshake::{Entry, Handshake, Refusal};
+use crate::hub::{CloseReason, JoinRequest, ResumeRequest, Seat};
 use crate::relay::{encode, lock, Closer, Outbox};
 use crate::server::Shared;
 
@@ -39,84 +41,92 @@ pub async fn run(
 ) {
     let (mut sink, mut stream) = socket.split();
     let encoding = handshake.encoding;
-    let id = PeerId::from_u128(rand::random());
+    let conn = shared.connections.fetch_add(1, Ordering::Relaxed);
     let (queue, outgoing) = mpsc::channel(shared.config.limits.send_queue_messages);
     let closer = Arc::new(Closer::new(&shared.shutdown));
     let outbox = Outbox {
+        conn,
         queue,
         encoding,
         closer: closer.clone(),
     };
-    if let Err(error) = join(
-        &shared,
-        Joining {
-            id,
-            handshake,
-            ip,
-            ice_servers,
-            outbox,
-        },
-    ) {
-        shared.metrics.error(error.code);
-        close(&mut sink, &mut stream, encoding, error).await;
-        return;
-    }
+    let id = match enter(&shared, handshake, conn, ip, ice_servers, outbox) {
+        Ok(id) => id,
+        Err(error) => {
+            shared.metrics.error(error.code);
+            close(&mut sink, &mut stream, encoding, CloseReason::Error(error)).await;
+            return;
+        }
+    };
     let mut membership = Membership {
         shared: &shared,
         id,
-        reason: LeaveReason::Closed,
+        conn,
+        ending: Ending::quietly(LeaveReason::Closed),
     };
     let mut pump = Pump {
         shared: &shared,
         id,
+        conn,
         encoding,
         sink,
         outgoing,
         closer: &closer,
     };
     let ending = pump.run(&mut stream).await;
-    membership.reason = ending.reason;
+    let close_with = ending.close.clone();
+    membership.ending = ending;
     // The room hears the leave now; the closing handshake with a dead or stalled peer may take
     // up to `CLOSE_TIMEOUT` and must not delay it.
     drop(membership);
-    if let Some(error) = ending.close {
-        close(&mut pump.sink, &mut stream, encoding, error).await;
+    if let Some(reason) = close_with {
+        close(&mut pump.sink, &mut stream, encoding, reason).await;
     }
 }
 
-/// How a joined connection ended: the leave reason the room hears, and the error to close the
-/// socket with (if the server is the one closing).
+/// How a joined connection ended: the leave reason the room hears, whether the peer may resume
+/// (a lost connection, not a goodbye), and how to close the socket (if the server closes it).
 struct Ending {
     reason: LeaveReason,
-    close: Option<ProtocolError>,
+    may_suspend: bool,
+    close: Option<CloseReason>,
 }
 
 impl Ending {
     fn quietly(reason: LeaveReason) -> Self {
         Self {
             reason,
+            may_suspend: true,
             close: None,
         }
     }
 }
 
-/// A joined peer's place in the hub. Dropping it leaves the room, also when the connection task
-/// is cancelled or fails, so the room is always told and the peer never lingers.
+/// A joined peer's place in the hub. Dropping it tells the hub the connection ended, also when
+/// the connection task is cancelled or fails, so the room is always told and the peer never
+/// lingers (a resumable peer is suspended instead, until its grace period ends).
 struct Membership<'a> {
     shared: &'a Shared,
     id: PeerId,
-    reason: LeaveReason,
+    conn: u64,
+    ending: Ending,
 }
 
 impl Drop for Membership<'_> {
     fn drop(&mut self) {
-        tracing::debug!(peer = %self.id, reason = ?self.reason, "left");
+        let Ending {
+            reason,
+            may_suspend,
+            ..
+        } = self.ending;
+        tracing::debug!(peer = %self.id, ?reason, may_suspend, "connection ended");
         let metrics = &self.shared.metrics;
         let mut relay = lock(&self.shared.relay);
-        relay.outboxes.remove(&self.id);
-        if let Some(left) = relay.hub.leave(self.id, self.reason) {
-            relay.deliver(left, None, metrics);
-        }
+        relay.remove_outbox(self.id, self.conn);
+        let effects = relay
+            .hub
+            .disconnect(self.id, self.conn, reason, may_suspend, Instant::now());
+        self.shared.settle(&relay, effects);
         metrics.connections.set(relay.hub.peer_count() as i64);
         metrics.rooms.set(relay.hub.room_count() as i64);
     }
@@ -125,63 +135,98 @@ impl Drop for Membership<'_> {
 /// Answers a refused handshake with an `error` message and a close frame.
 pub async fn refuse(socket: WebSocket, refusal: Refusal) {
     let (mut sink, mut stream) = socket.split();
-    close(&mut sink, &mut stream, refusal.encoding, refusal.error).await;
+    close(
+        &mut sink,
+        &mut stream,
+        refusal.encoding,
+        CloseReason::Error(refusal.error),
+    )
+    .await;
 }
 
-/// Everything a join needs besides the shared state.
-struct Joining {
-    id: PeerId,
+/// Joins or resumes; queues the welcome, then what the room must hear. Returns the peer's id.
+fn enter(
+    shared: &Shared,
     handshake: Handshake,
+    conn: u64,
     ip: IpAddr,
     ice_servers: Vec<IceServer>,
     outbox: Outbox,
-}
-
-fn join(shared: &Shared, joining: Joining) -> Result<(), ProtocolError> {
-    let Joining {
-        id,
-        handshake,
-        ip,
-        ice_servers,
-        outbox,
-    } = joining;
+) -> Result<PeerId, ProtocolError> {
     let limits = &shared.config.limits;
     let mut relay = lock(&shared.relay);
-    let request = JoinRequest {
-        id,
-        room: handshake.room.clone(),
-        name: handshake.name.clone(),
-        ip,
+    let now = Instant::now();
+    let (seat, effects, resumed) = match handshake.entry {
+        Entry::Join(destination) => {
+            let request = JoinRequest {
+                id: PeerId::from_u128(rand::random()),
+                conn,
+                destination,
+                name: handshake.name,
+                ip,
+                token: handshake.resumable.then(rand::random),
+                entropy: rand::random(),
+            };
+            let (seat, effects) = relay.hub.join(request, now)?;
+            (seat, effects, false)
+        }
+        Entry::Resume(token) => {
+            let request = ResumeRequest {
+                token,
+                conn,
+                next_token: rand::random(),
+            };
+            let (seat, effects) = relay.hub.resume(request)?;
+            (seat, effects, true)
+        }
     };
-    let joined = relay.hub.join(request, Instant::now())?;
-    let welcome = ServerMessage::Welcome(Welcome {
+    let Seat {
+        id,
+        room,
+        name,
+        peers,
+        info,
+        token,
+    } = seat;
+    let welcome = ServerMessage::Welcome(Box::new(Welcome {
         version: PROTOCOL_VERSION,
         id,
-        room: handshake.room,
-        name: handshake.name,
-        peers: joined.peers,
+        room,
+        name,
+        peers,
         ice_servers,
         heartbeat_ms: limits.heartbeat_interval_ms,
         idle_timeout_ms: limits.idle_timeout_ms,
         max_message_bytes: limits.max_message_bytes,
-    });
+        room_info: info,
+        resume_token: token.map(|t| format!("{t:032x}")),
+        resumed,
+    }));
     // The queue is new and its capacity is at least 1 (validated), so the welcome goes first.
     let _ = outbox.queue.try_send(encode(&welcome, outbox.encoding)?);
-    relay.outboxes.insert(id, outbox);
-    relay.deliver(joined.announce, None, &shared.metrics);
-    tracing::debug!(peer = %id, %ip, "joined");
+    // On resume this replaces the old connection's outbox; the hub closes that connection.
+    let old = relay.outboxes.insert(id, outbox);
+    shared.settle(&relay, effects);
+    if let Some(old) = old {
+        old.closer.close_for(CloseReason::Error(ProtocolError::new(
+            ErrorCode::Replaced,
+            "this peer resumed on another connection",
+        )));
+    }
+    tracing::debug!(peer = %id, %ip, resumed, "joined");
     shared.metrics.connections_accepted.inc();
     shared
         .metrics
         .connections
         .set(relay.hub.peer_count() as i64);
     shared.metrics.rooms.set(relay.hub.room_count() as i64);
-    Ok(())
+    Ok(id)
 }
 
 struct Pump<'a> {
     shared: &'a Shared,
     id: PeerId,
+    conn: u64,
     encoding: Encoding,
     sink: Sink,
     outgoing: mpsc::Receiver<Message>,
@@ -211,6 +256,10 @@ impl Pump<'_> {
                         Some(Ok(Message::Text(text))) => self.receive(Frame::Text(text.as_bytes()), last_heard),
                         Some(Ok(Message::Binary(bytes))) => self.receive(Frame::Binary(&bytes), last_heard),
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                        // A normal close (1000) is a goodbye: the peer does not mean to resume.
+                        Some(Ok(Message::Close(Some(frame)))) if frame.code == 1000 => {
+                            return Ending { reason: LeaveReason::Closed, may_suspend: false, close: None };
+                        }
                         Some(Ok(Message::Close(_))) | None => return Ending::quietly(LeaveReason::Closed),
                         Some(Err(error)) => {
                             if !is_too_big(&error) {
@@ -222,7 +271,7 @@ impl Pump<'_> {
                                 format!("frame larger than max_message_bytes ({max})"),
                             );
                             self.shared.metrics.error(error.code);
-                            return Ending { reason: LeaveReason::Closed, close: Some(error) };
+                            return Ending { reason: LeaveReason::Closed, may_suspend: false, close: Some(CloseReason::Error(error)) };
                         }
                     }
                 }
@@ -246,7 +295,7 @@ impl Pump<'_> {
                             format!("nothing received for {} ms", idle.as_millis()),
                         );
                         self.shared.metrics.error(error.code);
-                        return Ending { reason: LeaveReason::Timeout, close: Some(error) };
+                        return Ending { reason: LeaveReason::Timeout, may_suspend: true, close: Some(CloseReason::Error(error)) };
                     }
                     if now >= next_ping {
                         if self.sink.send(Message::Ping(Default::default())).await.is_err() {
@@ -262,17 +311,18 @@ impl Pump<'_> {
 
     /// The ending for the reason the connection's `Closer` was given.
     fn close_as_asked(&self) -> Ending {
-        let code = self.closer.reason();
-        let message = match code {
-            ErrorCode::SlowReader => format!(
-                "send queue full ({} messages): read faster",
-                self.shared.config.limits.send_queue_messages
-            ),
-            _ => "the server is shutting down".to_owned(),
+        let reason = self.closer.reason();
+        let (leave, may_suspend) = match &reason {
+            CloseReason::Error(error) => match error.code {
+                ErrorCode::SlowReader => (LeaveReason::SlowReader, true),
+                _ => (LeaveReason::Shutdown, false),
+            },
+            CloseReason::Detached => (LeaveReason::Closed, false),
         };
         Ending {
-            reason: leave_reason(code),
-            close: Some(ProtocolError::new(code, message)),
+            reason: leave,
+            may_suspend,
+            close: Some(reason),
         }
     }
 
@@ -284,9 +334,12 @@ impl Pump<'_> {
         let mut relay = lock(&self.shared.relay);
         match decoded {
             Ok(message) => {
-                if let Some(delivery) = relay.hub.handle(self.id, message, now) {
-                    relay.deliver(delivery, Some(self.id), metrics);
+                let effects = relay.hub.handle(self.id, self.conn, message, now);
+                if !effects.closes.is_empty() {
+                    metrics.connections.set(relay.hub.peer_count() as i64);
+                    metrics.rooms.set(relay.hub.room_count() as i64);
                 }
+                self.shared.settle_from(&relay, effects, Some(self.id));
             }
             Err(error) => relay.send_error(self.id, error, metrics),
         }
@@ -309,22 +362,37 @@ async fn write_batch(
     sink.flush().await
 }
 
-/// Sends an `error` message, then a close frame carrying the error's close code and name, then
-/// waits (briefly) for the peer's close reply: dropping the socket with unread input would make
-/// the kernel send a reset, and the peer could lose the close frame and its reason.
-async fn close(sink: &mut Sink, stream: &mut Stream, encoding: Encoding, error: ProtocolError) {
-    let code = error.code;
-    tracing::debug!(code = code.as_str(), reason = %error.message, "closing connection");
-    let message = ServerMessage::Error {
-        code: error.code,
-        message: error.message,
-    };
-    let close_frame = CloseFrame {
-        code: code.close_code().unwrap_or(1000),
-        reason: code.as_str().into(),
+/// Closes the socket: for an error, an `error` message, then a close frame carrying the error's
+/// close code and name; for a detach, a normal close (1000, `detached`). Then waits (briefly) for
+/// the peer's close reply: dropping the socket with unread input would make the kernel send a
+/// reset, and the peer could lose the close frame and its reason.
+async fn close(sink: &mut Sink, stream: &mut Stream, encoding: Encoding, reason: CloseReason) {
+    let (message, close_frame) = match reason {
+        CloseReason::Error(error) => {
+            let code = error.code;
+            tracing::debug!(code = code.as_str(), reason = %error.message, "closing connection");
+            let frame = CloseFrame {
+                code: code.close_code().unwrap_or(1000),
+                reason: code.as_str().into(),
+            };
+            (
+                Some(ServerMessage::Error {
+                    code,
+                    message: error.message,
+                }),
+                frame,
+            )
+        }
+        CloseReason::Detached => (
+            None,
+            CloseFrame {
+                code: 1000,
+                reason: "detached".into(),
+            },
+        ),
     };
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
-        if let Ok(frame) = encode(&message, encoding) {
+        if let Some(Ok(frame)) = message.map(|m| encode(&m, encoding)) {
             sink.feed(frame).await?;
         }
         sink.send(Message::Close(Some(close_frame))).await?;
@@ -336,15 +404,6 @@ async fn close(sink: &mut Sink, stream: &mut Stream, encoding: Encoding, error: 
         Ok::<(), axum::Error>(())
     })
     .await;
-}
-
-fn leave_reason(code: ErrorCode) -> LeaveReason {
-    match code {
-        ErrorCode::SlowReader => LeaveReason::SlowReader,
-        ErrorCode::IdleTimeout => LeaveReason::Timeout,
-        ErrorCode::Shutdown => LeaveReason::Shutdown,
-        _ => LeaveReason::Closed,
-    }
 }
 
 fn is_too_big(error: &axum::Error) -> bool {

@@ -1,24 +1,39 @@
-//! Connection negotiation: protocol version, encoding, room and user name, from the URL query
-//! and the WebSocket subprotocols. Pure: the HTTP handler passes the strings in.
+//! Connection negotiation: protocol version, encoding, user name, and where the peer goes (a
+//! named room with its options, a new code room or session, a match, or a resume), from the URL
+//! path and query and the WebSocket subprotocols. Pure: the HTTP handler passes the strings in.
 
 use switchboard_protocol::{
-    validate_room_name, validate_user_name, Encoding, ErrorCode, ProtocolError, PROTOCOL_VERSION,
+    validate_room_name, validate_user_name, Encoding, ErrorCode, HostLeaves, Payload,
+    ProtocolError, Topology, PROTOCOL_VERSION,
 };
+
+use crate::hub::{check_meta, normalize_code, Destination, RoomOptions};
 
 /// Subprotocol names the server selects, as `switchboard.v<version>.<encoding>`.
 pub const SUBPROTOCOLS: [&str; 2] = ["switchboard.v1.json", "switchboard.v1.msgpack"];
 
+/// Where a connecting peer goes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Entry {
+    /// A fresh join.
+    Join(Destination),
+    /// Taking back an earlier place with a resume token.
+    Resume(u128),
+}
+
 /// What a connecting peer asked for, checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Handshake {
     /// The encoding for the whole connection.
     pub encoding: Encoding,
     /// The subprotocol to select in the upgrade response, when the client offered ours.
     pub subprotocol: Option<&'static str>,
-    /// The room from the URL path.
-    pub room: String,
+    /// Join or resume.
+    pub entry: Entry,
     /// The user name from `?user=`.
     pub name: Option<String>,
+    /// `?resumable=true`: hand out a resume token.
+    pub resumable: bool,
 }
 
 /// A refused handshake: the error, and the encoding to send it in.
@@ -34,7 +49,7 @@ pub struct Refusal {
     pub echo_subprotocol: Option<String>,
 }
 
-/// The query parameters the hub reads; the rest are ignored.
+/// The query parameters the hub reads (docs/protocol.md); the rest are ignored.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct ConnectQuery {
     /// Protocol version, `1`.
@@ -43,14 +58,40 @@ pub struct ConnectQuery {
     pub enc: Option<String>,
     /// Optional user name.
     pub user: Option<String>,
+    /// `/ws/{room}`: `false` refuses to create the room. `/ws`: `code` or `session` creates one.
+    pub create: Option<String>,
+    /// `/ws`: join the room with this code.
+    pub code: Option<String>,
+    /// `/ws`: join the session with this id.
+    pub session: Option<String>,
+    /// `/ws`: auto-match into a match of this many players.
+    #[serde(rename = "match")]
+    pub players: Option<String>,
+    /// With `match`: the matching key (game mode).
+    pub key: Option<String>,
+    /// Room option: `mesh` or `star`.
+    pub topology: Option<String>,
+    /// Room option: most peers.
+    pub capacity: Option<String>,
+    /// Room option: `migrate` or `close`.
+    pub host_leaves: Option<String>,
+    /// Room option: `true` lists the room in `/rooms`.
+    pub public: Option<String>,
+    /// Room option: metadata, a JSON object.
+    pub meta: Option<String>,
+    /// `true`: get a resume token.
+    pub resumable: Option<String>,
+    /// A resume token.
+    pub resume: Option<String>,
 }
 
-/// Negotiates a connection. A subprotocol of ours (`switchboard.v1.json` or
-/// `switchboard.v1.msgpack`) wins over `?v=` and `?enc=`.
+/// Negotiates a connection to `/ws/{room}` (`room` given) or `/ws`. A subprotocol of ours
+/// (`switchboard.v1.json` or `switchboard.v1.msgpack`) wins over `?v=` and `?enc=`.
 pub fn negotiate<'a>(
-    room: &str,
+    room: Option<&str>,
     query: &ConnectQuery,
     requested_subprotocols: impl IntoIterator<Item = &'a str>,
+    max_meta_bytes: usize,
 ) -> Result<Handshake, Refusal> {
     let (encoding, subprotocol) =
         pick_encoding(query, requested_subprotocols).map_err(|(error, echo)| Refusal {
@@ -58,23 +99,167 @@ pub fn negotiate<'a>(
             encoding: Encoding::Json,
             echo_subprotocol: echo,
         })?;
-    let refuse = |code, message: String| Refusal {
-        error: ProtocolError::new(code, message),
+    let refuse = |error: ProtocolError| Refusal {
+        error,
         encoding,
         echo_subprotocol: None,
     };
-    validate_room_name(room)
-        .map_err(|why| refuse(ErrorCode::InvalidRoom, format!("room name {why}")))?;
     if let Some(name) = &query.user {
-        validate_user_name(name)
-            .map_err(|why| refuse(ErrorCode::InvalidName, format!("user name {why}")))?;
+        validate_user_name(name).map_err(|why| {
+            refuse(ProtocolError::new(
+                ErrorCode::InvalidName,
+                format!("user name {why}"),
+            ))
+        })?;
     }
+    let resumable = flag(query.resumable.as_deref(), "resumable").map_err(refuse)?;
+    let entry = match &query.resume {
+        Some(token) => Entry::Resume(parse_token(token).map_err(refuse)?),
+        None => Entry::Join(destination(room, query, max_meta_bytes).map_err(refuse)?),
+    };
     Ok(Handshake {
         encoding,
         subprotocol,
-        room: room.to_owned(),
+        entry,
         name: query.user.clone(),
+        resumable,
     })
+}
+
+fn options_error(message: impl Into<String>) -> ProtocolError {
+    ProtocolError::new(ErrorCode::InvalidOptions, message)
+}
+
+fn flag(value: Option<&str>, name: &str) -> Result<bool, ProtocolError> {
+    match value {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(options_error(format!(
+            "{name} must be true or false, not {other:?}"
+        ))),
+    }
+}
+
+fn parse_token(text: &str) -> Result<u128, ProtocolError> {
+    let valid = text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit());
+    valid
+        .then(|| u128::from_str_radix(text, 16).ok())
+        .flatten()
+        .ok_or_else(|| {
+            ProtocolError::new(ErrorCode::ResumeFailed, "a resume token is 32 hex digits")
+        })
+}
+
+fn room_options(query: &ConnectQuery, max_meta_bytes: usize) -> Result<RoomOptions, ProtocolError> {
+    let topology = match query.topology.as_deref() {
+        None | Some("mesh") => Topology::Mesh,
+        Some("star") => Topology::Star,
+        Some(other) => {
+            return Err(options_error(format!(
+                "topology must be mesh or star, not {other:?}"
+            )))
+        }
+    };
+    let host_leaves = match query.host_leaves.as_deref() {
+        None | Some("migrate") => HostLeaves::Migrate,
+        Some("close") => HostLeaves::Close,
+        Some(other) => {
+            return Err(options_error(format!(
+                "host_leaves must be migrate or close, not {other:?}"
+            )))
+        }
+    };
+    let capacity = query
+        .capacity
+        .as_deref()
+        .map(|text| {
+            text.parse::<usize>()
+                .map_err(|_| options_error("capacity must be a number"))
+        })
+        .transpose()?;
+    let meta = query
+        .meta
+        .as_deref()
+        .map(|text| {
+            let meta = Payload::from_json(text).map_err(|_| options_error("meta must be JSON"))?;
+            check_meta(&meta, max_meta_bytes).map_err(options_error)?;
+            Ok::<_, ProtocolError>(meta)
+        })
+        .transpose()?;
+    Ok(RoomOptions {
+        topology,
+        capacity,
+        host_leaves,
+        public: flag(query.public.as_deref(), "public")?,
+        meta,
+    })
+}
+
+fn destination(
+    room: Option<&str>,
+    query: &ConnectQuery,
+    max_meta_bytes: usize,
+) -> Result<Destination, ProtocolError> {
+    let invalid_room = |why: String| ProtocolError::new(ErrorCode::InvalidRoom, why);
+    if let Some(room) = room {
+        validate_room_name(room).map_err(|why| invalid_room(format!("room name {why}")))?;
+        if room.len() == 32 && room.bytes().all(|b| b.is_ascii_hexdigit()) {
+            // 32 hex digits name sessions, which only `create=session` makes.
+            return Ok(Destination::Named {
+                room: room.to_ascii_lowercase(),
+                create: false,
+                options: RoomOptions::default(),
+            });
+        }
+        let create = !matches!(query.create.as_deref(), Some("false"));
+        return Ok(Destination::Named {
+            room: room.to_owned(),
+            create,
+            options: room_options(query, max_meta_bytes)?,
+        });
+    }
+    if let Some(code) = &query.code {
+        let room = normalize_code(code).ok_or_else(|| {
+            ProtocolError::new(
+                ErrorCode::NoSuchRoom,
+                format!("{code:?} is not a room code"),
+            )
+        })?;
+        return Ok(Destination::Named {
+            room,
+            create: false,
+            options: RoomOptions::default(),
+        });
+    }
+    if let Some(session) = &query.session {
+        let valid = session.len() == 32 && session.bytes().all(|b| b.is_ascii_hexdigit());
+        if !valid {
+            return Err(ProtocolError::new(
+                ErrorCode::NoSuchRoom,
+                "a session id is 32 hex digits",
+            ));
+        }
+        return Ok(Destination::Named {
+            room: session.to_ascii_lowercase(),
+            create: false,
+            options: RoomOptions::default(),
+        });
+    }
+    if let Some(players) = &query.players {
+        let players = players
+            .parse()
+            .map_err(|_| options_error("match must be a number of players"))?;
+        let key = query.key.clone().unwrap_or_default();
+        if !key.is_empty() {
+            validate_room_name(&key).map_err(|why| options_error(format!("key {why}")))?;
+        }
+        return Ok(Destination::Match { players, key });
+    }
+    match query.create.as_deref() {
+        Some("code") => Ok(Destination::NewCode { options: room_options(query, max_meta_bytes)? }),
+        Some("session") => Ok(Destination::NewSession),
+        _ => Err(invalid_room("no room: use /ws/{room}, or /ws with create=code, create=session, code=, session= or match=".into())),
+    }
 }
 
 /// A refused encoding choice, with the unsupported `switchboard.*` subprotocol to echo, if any.
@@ -129,79 +314,4 @@ fn pick_encoding<'a>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn query(v: Option<&str>, enc: Option<&str>, user: Option<&str>) -> ConnectQuery {
-        ConnectQuery {
-            v: v.map(Into::into),
-            enc: enc.map(Into::into),
-            user: user.map(Into::into),
-        }
-    }
-
-    fn refusal(room: &str, q: ConnectQuery, protocols: &[&str]) -> ErrorCode {
-        negotiate(room, &q, protocols.iter().copied())
-            .unwrap_err()
-            .error
-            .code
-    }
-
-    #[test]
-    fn defaults_to_json_v1() {
-        let hs = negotiate("lobby", &ConnectQuery::default(), []).unwrap();
-        assert_eq!(
-            (hs.encoding, hs.subprotocol, hs.name),
-            (Encoding::Json, None, None)
-        );
-    }
-
-    #[test]
-    fn reads_query_and_subprotocols() {
-        let hs = negotiate("r", &query(Some("1"), Some("msgpack"), Some("ann")), []).unwrap();
-        assert_eq!(
-            (hs.encoding, hs.name.as_deref()),
-            (Encoding::MsgPack, Some("ann"))
-        );
-        let hs = negotiate(
-            "r",
-            &query(None, Some("json"), None),
-            ["chat", "switchboard.v1.msgpack"],
-        )
-        .unwrap();
-        assert_eq!(
-            (hs.encoding, hs.subprotocol),
-            (Encoding::MsgPack, Some("switchboard.v1.msgpack"))
-        );
-    }
-
-    #[test]
-    fn refuses_what_it_does_not_speak() {
-        assert_eq!(
-            refusal("r", query(Some("2"), None, None), &[]),
-            ErrorCode::UnsupportedVersion
-        );
-        assert_eq!(
-            refusal("r", query(None, None, None), &["switchboard.v9.json"]),
-            ErrorCode::UnsupportedVersion
-        );
-        assert_eq!(
-            refusal("r", query(None, Some("xml"), None), &[]),
-            ErrorCode::UnsupportedEncoding
-        );
-        assert_eq!(
-            refusal("bad room", query(None, None, None), &[]),
-            ErrorCode::InvalidRoom
-        );
-        assert_eq!(
-            refusal("r", query(None, None, Some("a/b")), &[]),
-            ErrorCode::InvalidName
-        );
-    }
-
-    #[test]
-    fn refusal_uses_the_requested_encoding_when_known() {
-        let r = negotiate("bad room", &query(None, Some("msgpack"), None), []).unwrap_err();
-        assert_eq!(r.encoding, Encoding::MsgPack);
-    }
-}
+mod tests;

@@ -11,14 +11,14 @@ use switchboard_protocol::{
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::{Delivery, Hub, PeerMap};
+use crate::hub::{CloseReason, Delivery, Effects, Hub, PeerMap};
 use crate::metrics::Metrics;
 
 /// Asks one connection to close, with a reason.
 #[derive(Debug)]
 pub struct Closer {
     token: CancellationToken,
-    reason: OnceLock<ErrorCode>,
+    reason: OnceLock<CloseReason>,
 }
 
 impl Closer {
@@ -32,7 +32,17 @@ impl Closer {
 
     /// Asks the connection to close with this code (the first reason given wins).
     pub fn close(&self, code: ErrorCode) {
-        let _ = self.reason.set(code);
+        let message = match code {
+            ErrorCode::SlowReader => "your send queue is full: read faster",
+            ErrorCode::Shutdown => "the server is shutting down",
+            _ => "closed by the server",
+        };
+        self.close_for(CloseReason::Error(ProtocolError::new(code, message)));
+    }
+
+    /// Asks the connection to close for this reason (the first reason given wins).
+    pub fn close_for(&self, reason: CloseReason) {
+        let _ = self.reason.set(reason);
         self.token.cancel();
     }
 
@@ -47,13 +57,20 @@ impl Closer {
     }
 
     /// Why the connection is closing: the reason given, or shutdown.
-    pub fn reason(&self) -> ErrorCode {
-        self.reason.get().copied().unwrap_or(ErrorCode::Shutdown)
+    pub fn reason(&self) -> CloseReason {
+        self.reason.get().cloned().unwrap_or_else(|| {
+            CloseReason::Error(ProtocolError::new(
+                ErrorCode::Shutdown,
+                "the server is shutting down",
+            ))
+        })
     }
 }
 
 /// Where messages for one connection go.
 pub struct Outbox {
+    /// Which connection of the peer this is (a resumed peer gets a new one).
+    pub conn: u64,
     /// The connection's bounded send queue.
     pub queue: mpsc::Sender<Message>,
     /// The connection's encoding.
@@ -71,6 +88,29 @@ pub struct Relay {
 }
 
 impl Relay {
+    /// Carries out what the hub decided: queues the deliveries, asks connections to close.
+    pub fn apply(&self, effects: Effects, sender: Option<PeerId>, metrics: &Metrics) {
+        for delivery in effects.deliveries {
+            self.deliver(delivery, sender, metrics);
+        }
+        for close in effects.closes {
+            if let Some(outbox) = self
+                .outboxes
+                .get(&close.peer)
+                .filter(|o| o.conn == close.conn)
+            {
+                outbox.closer.close_for(close.reason);
+            }
+        }
+    }
+
+    /// Removes a connection's outbox, unless the peer has moved on to a newer connection.
+    pub fn remove_outbox(&mut self, id: PeerId, conn: u64) {
+        if self.outboxes.get(&id).is_some_and(|o| o.conn == conn) {
+            self.outboxes.remove(&id);
+        }
+    }
+
     /// Queues a delivery for every recipient. A recipient whose queue is full is closed as a slow
     /// reader; its neighbours are not held up. If the message cannot be encoded for some
     /// recipient's encoding, `sender` (when given) gets an error instead.

@@ -2,8 +2,9 @@
 //! page, the browser client bundle and the demos, in plain HTTP or TLS (rustls), with graceful shutdown.
 
 use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::WebSocketUpgrade;
@@ -13,19 +14,20 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use axum_server::tls_rustls::RustlsConfig;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use switchboard_protocol::IceServer;
+use switchboard_protocol::{IceServer, PeerId};
 
 use crate::assets;
 use crate::config::{Config, ConfigError};
 use crate::connection;
 use crate::handshake::{negotiate, ConnectQuery, Handshake, Refusal};
-use crate::hub::{Hub, PeerMap};
+use crate::hub::{Effects, Hub, PeerMap};
 use crate::metrics::Metrics;
-use crate::relay::Relay;
+use crate::relay::{lock, Relay};
 use crate::stun::StunServer;
 
 /// State shared by every connection of one server.
@@ -42,6 +44,48 @@ pub struct Shared {
     pub tasks: TaskTracker,
     /// Where the built-in STUN server listens (empty when off).
     pub stun_addrs: Vec<SocketAddr>,
+    /// Numbers connections (a resumed peer's new connection differs from its old one).
+    pub connections: AtomicU64,
+    /// Wakes the reaper when the hub has a new deadline (resume grace, detached TTL).
+    pub reaper: Notify,
+}
+
+impl Shared {
+    /// Carries out the hub's effects (the lock is held) and wakes the reaper if needed.
+    pub fn settle(&self, relay: &Relay, effects: Effects) {
+        self.settle_from(relay, effects, None);
+    }
+
+    /// Like `settle`; errors about unencodable payloads go to `sender`.
+    pub fn settle_from(&self, relay: &Relay, effects: Effects, sender: Option<PeerId>) {
+        if effects.new_deadline {
+            self.reaper.notify_one();
+        }
+        relay.apply(effects, sender, &self.metrics);
+    }
+}
+
+/// Removes suspended and detached peers whose time is up, until shutdown.
+async fn reap(shared: Arc<Shared>) {
+    const IDLE: Duration = Duration::from_secs(3600);
+    loop {
+        let next = lock(&shared.relay).hub.next_deadline();
+        let wake = next.unwrap_or_else(|| Instant::now() + IDLE);
+        tokio::select! {
+            () = tokio::time::sleep_until(wake.into()) => {}
+            () = shared.reaper.notified() => continue,
+            () = shared.shutdown.cancelled() => return,
+        }
+        let relay = lock(&shared.relay);
+        let mut relay = relay;
+        let effects = relay.hub.expire_due(Instant::now());
+        shared.settle(&relay, effects);
+        shared
+            .metrics
+            .connections
+            .set(relay.hub.peer_count() as i64);
+        shared.metrics.rooms.set(relay.hub.room_count() as i64);
+    }
 }
 
 /// A running server.
@@ -124,7 +168,10 @@ impl Server {
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             config,
+            connections: AtomicU64::new(0),
+            reaper: Notify::new(),
         });
+        tokio::spawn(reap(shared.clone()));
         let app = router(shared.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let handle = axum_server::Handle::new();
         let serving = match tls {
@@ -185,8 +232,41 @@ fn router(shared: Arc<Shared>) -> Router {
     router
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
+        .route("/ws", get(websocket_without_room))
         .route("/ws/{room}", get(websocket))
+        .route("/rooms", get(rooms))
         .with_state(shared)
+}
+
+/// Query of `/rooms`.
+#[derive(Debug, Default, serde::Deserialize)]
+struct RoomsQuery {
+    /// `true`: only rooms a peer could join now (not full, not started).
+    open: Option<bool>,
+}
+
+/// The public room list, as JSON.
+async fn rooms(
+    query: Result<Query<RoomsQuery>, QueryRejection>,
+    State(shared): State<Arc<Shared>>,
+) -> Response {
+    let open = query
+        .map(|Query(q)| q.open.unwrap_or(false))
+        .unwrap_or(false);
+    let listed = lock(&shared.relay)
+        .hub
+        .public_rooms(open, shared.config.limits.max_listed_rooms);
+    let rooms: Vec<serde_json::Value> = listed
+        .into_iter()
+        .map(|listing| {
+            serde_json::json!({
+                "room": listing.room,
+                "players": listing.players,
+                "info": listing.info,
+            })
+        })
+        .collect();
+    axum::Json(serde_json::json!({ "rooms": rooms })).into_response()
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
@@ -200,10 +280,31 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         .into_response()
 }
 
+async fn websocket_without_room(
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+    query: Result<Query<ConnectQuery>, QueryRejection>,
+    connect_info: ConnectInfo<SocketAddr>,
+    state: State<Arc<Shared>>,
+) -> Response {
+    accept(headers, upgrade, None, query, connect_info, state)
+}
+
 async fn websocket(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
     Path(room): Path<String>,
+    query: Result<Query<ConnectQuery>, QueryRejection>,
+    connect_info: ConnectInfo<SocketAddr>,
+    state: State<Arc<Shared>>,
+) -> Response {
+    accept(headers, upgrade, Some(room), query, connect_info, state)
+}
+
+fn accept(
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+    room: Option<String>,
     query: Result<Query<ConnectQuery>, QueryRejection>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(shared): State<Arc<Shared>>,
@@ -218,8 +319,13 @@ async fn websocket(
         .flat_map(|value| value.split(','))
         .map(|p| p.trim().to_owned())
         .collect();
-    let negotiated = negotiate(&room, &query, requested.iter().map(String::as_str));
     let limits = &shared.config.limits;
+    let negotiated = negotiate(
+        room.as_deref(),
+        &query,
+        requested.iter().map(String::as_str),
+        limits.max_room_meta_bytes,
+    );
     let mut upgrade = upgrade
         .read_buffer_size(limits.read_buffer_bytes)
         .write_buffer_size(limits.write_buffer_bytes)

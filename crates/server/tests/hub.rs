@@ -23,7 +23,8 @@ async fn welcome_lists_present_peers_and_presence_is_announced() {
         bob.welcome.peers,
         vec![PeerInfo {
             id: ann.id(),
-            name: Some("ann".into())
+            name: Some("ann".into()),
+            resumable: false,
         }]
     );
     assert_ne!(ann.id(), bob.id());
@@ -31,7 +32,8 @@ async fn welcome_lists_present_peers_and_presence_is_announced() {
         ann.recv().await,
         ServerMessage::PeerJoined(PeerInfo {
             id: bob.id(),
-            name: None
+            name: None,
+            resumable: false,
         })
     );
     let bob_id = bob.id();

@@ -1,4 +1,5 @@
 use super::*;
+use crate::{HostLeaves, RoomKind, Topology};
 
 fn id(n: u128) -> PeerId {
     PeerId::from_u128(n)
@@ -91,6 +92,12 @@ fn client_messages_round_trip_in_both_encodings() {
         },
         ClientMessage::Ping { nonce: Some(5) },
         ClientMessage::Ping { nonce: None },
+        ClientMessage::Kick { peer: id(7) },
+        ClientMessage::SetMeta {
+            meta: Payload::from_json(r#"{"mode":"ctf"}"#).unwrap(),
+        },
+        ClientMessage::Detach,
+        ClientMessage::Gone { peer: id(8) },
     ];
     for encoding in [Encoding::Json, Encoding::MsgPack] {
         for message in &messages {
@@ -104,7 +111,7 @@ fn client_messages_round_trip_in_both_encodings() {
 #[test]
 fn server_messages_round_trip_in_both_encodings() {
     let messages = [
-        ServerMessage::Welcome(Welcome {
+        ServerMessage::Welcome(Box::new(Welcome {
             version: 1,
             id: id(1),
             room: "r".into(),
@@ -112,6 +119,7 @@ fn server_messages_round_trip_in_both_encodings() {
             peers: vec![PeerInfo {
                 id: id(2),
                 name: None,
+                resumable: true,
             }],
             ice_servers: vec![IceServer {
                 urls: vec!["stun:127.0.0.1:3478".into()],
@@ -121,11 +129,29 @@ fn server_messages_round_trip_in_both_encodings() {
             heartbeat_ms: 5000,
             idle_timeout_ms: 15000,
             max_message_bytes: 65536,
-        }),
+            room_info: RoomInfo {
+                kind: RoomKind::Match,
+                topology: Topology::Star,
+                capacity: 4,
+                host: Some(id(2)),
+                host_leaves: HostLeaves::Close,
+                public: true,
+                meta: Some(Payload::from_json(r#"{"name":"x"}"#).unwrap()),
+                started: true,
+            },
+            resume_token: Some("00112233445566778899aabbccddeeff".into()),
+            resumed: true,
+        })),
         ServerMessage::PeerJoined(PeerInfo {
             id: id(3),
             name: Some("x".into()),
+            resumable: false,
         }),
+        ServerMessage::HostChanged { host: id(3) },
+        ServerMessage::RoomStarted,
+        ServerMessage::RoomUpdated {
+            meta: Payload::from_json(r#"{"round":3}"#).unwrap(),
+        },
         ServerMessage::PeerLeft {
             id: id(3),
             reason: LeaveReason::Timeout,

@@ -1,36 +1,49 @@
-//! The hub core: rooms, peers, names, routing and limits, as a plain state machine.
+//! The hub core: rooms, peers, names, routing, hosts, matches, resumption and limits, as a
+//! plain state machine.
 //!
-//! No sockets, no clocks, no tasks: the shell calls [`Hub::join`], [`Hub::handle`] and
-//! [`Hub::leave`] with the current time and carries out the [`Delivery`] values they return.
+//! No sockets, no clocks, no tasks, no randomness: the shell calls [`Hub::join`],
+//! [`Hub::resume`], [`Hub::handle`], [`Hub::disconnect`] and [`Hub::expire_due`] with the
+//! current time (and random values it drew) and carries out the [`Effects`] they return.
 //! Everything here is deterministic and unit-tested without a network.
 
 mod peer_map;
 mod rate;
+mod room;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use switchboard_protocol::{
-    ClientMessage, ErrorCode, LeaveReason, PeerId, PeerInfo, ProtocolError, ServerMessage, Target,
+    ClientMessage, ErrorCode, HostLeaves, LeaveReason, Payload, PeerId, PeerInfo, ProtocolError,
+    RoomInfo, RoomKind, ServerMessage, Target,
 };
 
 pub use peer_map::PeerMap;
 pub use rate::TokenBucket;
+pub use room::{normalize_code, RoomOptions, CODE_ALPHABET, CODE_LENGTH};
 
-/// The limits the hub core enforces. (Frame size, queues and timeouts are the shell's.)
+use room::{code_from, reroll, Room};
+
+/// The limits the hub core enforces. (Frame size, queues and socket timeouts are the shell's.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HubLimits {
-    /// Most peers in one room.
+    /// Most peers in one room (and the largest capacity or match a peer may ask for).
     pub max_peers_per_room: usize,
-    /// Most connected peers in all.
+    /// Most peers in all (connected, suspended or detached).
     pub max_connections: usize,
-    /// Most connected peers from one IP address.
+    /// Most peers from one IP address.
     pub max_connections_per_ip: usize,
     /// Sustained messages per second one connection may send.
     pub messages_per_second: u32,
     /// Messages one connection may send in a burst above the sustained rate.
     pub message_burst: u32,
+    /// How long a resumable peer whose connection dropped keeps its place.
+    pub resume_grace: Duration,
+    /// How long a detached peer stays in its room at most.
+    pub detached_ttl: Duration,
+    /// Largest room metadata (JSON text), in bytes.
+    pub max_room_meta_bytes: usize,
 }
 
 /// A message for a list of peers. The shell encodes it once per encoding and queues it.
@@ -54,26 +67,149 @@ impl Delivery {
     }
 }
 
-/// A peer asking to join a room.
+/// Why the shell must close a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// With an `error` message and the error's close code.
+    Error(ProtocolError),
+    /// Normally (1000): the peer detached and stays in its room without a connection.
+    Detached,
+}
+
+/// A connection the shell must close.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Close {
+    /// The peer.
+    pub peer: PeerId,
+    /// Which of its connections (a resumed peer's old connection differs from its new one).
+    pub conn: u64,
+    /// Why.
+    pub reason: CloseReason,
+}
+
+/// What the shell must do after a call: deliver messages, close connections.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Effects {
+    /// Messages to queue, in order.
+    pub deliveries: Vec<Delivery>,
+    /// Connections to close.
+    pub closes: Vec<Close>,
+    /// A deadline was added: the shell's reaper should look at [`Hub::next_deadline`] again.
+    pub new_deadline: bool,
+}
+
+impl Effects {
+    fn deliver(&mut self, to: Vec<PeerId>, message: ServerMessage) {
+        if !to.is_empty() {
+            self.deliveries.push(Delivery { to, message });
+        }
+    }
+
+    fn error(&mut self, to: PeerId, error: ProtocolError) {
+        self.deliveries.push(Delivery::error(to, error));
+    }
+}
+
+/// Where a joining peer wants to go.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Destination {
+    /// A room by name; `create: false` refuses to create it (`no_such_room`).
+    Named {
+        /// The room name (validated).
+        room: String,
+        /// Whether joining may create the room.
+        create: bool,
+        /// Settings if this join creates it.
+        options: RoomOptions,
+    },
+    /// A new room with a short code drawn by the server.
+    NewCode {
+        /// Its settings.
+        options: RoomOptions,
+    },
+    /// A new one-to-one session with a 128-bit id drawn by the server.
+    NewSession,
+    /// Auto-match: the open match of `players` peers for `key`, or a new one.
+    Match {
+        /// Players in a match.
+        players: usize,
+        /// Game mode or other matching key (may be empty).
+        key: String,
+    },
+}
+
+/// A peer asking to join.
 #[derive(Debug, Clone)]
 pub struct JoinRequest {
     /// The id the shell drew for it.
     pub id: PeerId,
-    /// The room, already validated by the handshake.
-    pub room: String,
+    /// Which connection this is (the shell numbers them).
+    pub conn: u64,
+    /// Where to.
+    pub destination: Destination,
     /// The user name it asked for, already validated.
     pub name: Option<String>,
     /// Where it connects from.
     pub ip: IpAddr,
+    /// `Some(token)` (drawn by the shell) when the peer asks to be resumable.
+    pub token: Option<u128>,
+    /// Random bits for a generated room code, session id or match room name.
+    pub entropy: u128,
 }
 
-/// A successful join: who was already there, and the announcement for them.
+/// A peer taking its place back with a resume token.
+#[derive(Debug, Clone)]
+pub struct ResumeRequest {
+    /// The token it was given.
+    pub token: u128,
+    /// The new connection.
+    pub conn: u64,
+    /// The next token (drawn by the shell): tokens are single-use.
+    pub next_token: u128,
+}
+
+/// A peer's place in a room, for its `welcome`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Joined {
-    /// The peers already in the room, oldest first.
+pub struct Seat {
+    /// The peer's id (drawn at join, kept across resumes).
+    pub id: PeerId,
+    /// The room name.
+    pub room: String,
+    /// Its user name.
+    pub name: Option<String>,
+    /// The other peers, oldest first.
     pub peers: Vec<PeerInfo>,
-    /// `peer_joined` for those peers.
-    pub announce: Delivery,
+    /// The room's settings and state.
+    pub info: RoomInfo,
+    /// Its resume token, when resumable.
+    pub token: Option<u128>,
+}
+
+/// A public room in the listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listing {
+    /// The room name.
+    pub room: String,
+    /// Peers in it.
+    pub players: usize,
+    /// Its settings and state.
+    pub info: RoomInfo,
+}
+
+/// Whether a peer has a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    Attached {
+        conn: u64,
+    },
+    /// The connection dropped; the peer may resume until the deadline.
+    Suspended {
+        until: Instant,
+    },
+    /// The peer closed its connection on purpose and stays until reported gone or the deadline.
+    Detached {
+        until: Instant,
+    },
 }
 
 #[derive(Debug)]
@@ -85,12 +221,8 @@ struct Peer {
     /// Set when a message was dropped for the rate limit; cleared by the next accepted one.
     /// Only the first drop of a run is answered with an error.
     throttled: bool,
-}
-
-#[derive(Debug, Default)]
-struct Room {
-    members: Vec<PeerId>,
-    names: HashMap<String, PeerId>,
+    token: Option<u128>,
+    link: Link,
 }
 
 /// All rooms and peers of one hub.
@@ -100,6 +232,15 @@ pub struct Hub {
     peers: PeerMap<Peer>,
     rooms: HashMap<String, Room>,
     per_ip: HashMap<IpAddr, usize>,
+    tokens: HashMap<u128, PeerId>,
+    /// The open (not yet full) match room for each `(key, players)`.
+    open_matches: HashMap<(String, usize), String>,
+    /// Suspended and detached peers by deadline.
+    deadlines: BTreeSet<(Instant, PeerId)>,
+}
+
+fn error(code: ErrorCode, message: impl Into<String>) -> ProtocolError {
+    ProtocolError::new(code, message)
 }
 
 impl Hub {
@@ -110,10 +251,13 @@ impl Hub {
             peers: PeerMap::default(),
             rooms: HashMap::new(),
             per_ip: HashMap::new(),
+            tokens: HashMap::new(),
+            open_matches: HashMap::new(),
+            deadlines: BTreeSet::new(),
         }
     }
 
-    /// Number of connected peers.
+    /// Number of peers in rooms (connected, suspended or detached).
     pub fn peer_count(&self) -> usize {
         self.peers.len()
     }
@@ -123,11 +267,293 @@ impl Hub {
         self.rooms.len()
     }
 
-    /// Adds a peer to its room, or says why it may not join.
-    pub fn join(&mut self, request: JoinRequest, now: Instant) -> Result<Joined, ProtocolError> {
-        let JoinRequest { id, room, name, ip } = request;
+    /// Number of open matches waiting for players.
+    pub fn open_match_count(&self) -> usize {
+        self.open_matches.len()
+    }
+
+    /// Adds a peer to a room, or says why it may not join.
+    pub fn join(
+        &mut self,
+        request: JoinRequest,
+        now: Instant,
+    ) -> Result<(Seat, Effects), ProtocolError> {
+        self.check_capacity(request.ip)?;
+        let room_name = self.place(&request)?;
+        let room = self.rooms.get(&room_name);
+        if let Some(name) = &request.name {
+            if room.is_some_and(|r| r.names.contains_key(name)) {
+                return Err(error(
+                    ErrorCode::NameTaken,
+                    format!("the name {name:?} is taken in room {room_name:?}"),
+                ));
+            }
+        }
+        let mut effects = Effects::default();
+        let room = self
+            .rooms
+            .get_mut(&room_name)
+            .ok_or_else(|| error(ErrorCode::NoSuchRoom, "room vanished"))?;
+        let peers = room
+            .members
+            .iter()
+            .filter_map(|other| self.peers.get(other).map(|p| info(*other, p)))
+            .collect();
+        let id = request.id;
+        let resumable = request.token.is_some();
+        effects.deliver(
+            room.members.clone(),
+            ServerMessage::PeerJoined(PeerInfo {
+                id,
+                name: request.name.clone(),
+                resumable,
+            }),
+        );
+        room.members.push(id);
+        room.host.get_or_insert(id);
+        if let Some(name) = &request.name {
+            room.names.insert(name.clone(), id);
+        }
+        if room.open_match.is_some() && room.is_full() {
+            if let Some(key) = room.open_match.take() {
+                self.open_matches.remove(&key);
+            }
+            room.started = true;
+            effects.deliver(room.members.clone(), ServerMessage::RoomStarted);
+        }
+        let seat_info = room.info();
+        *self.per_ip.entry(request.ip).or_insert(0) += 1;
+        if let Some(token) = request.token {
+            self.tokens.insert(token, id);
+        }
+        self.peers.insert(
+            id,
+            Peer {
+                room: room_name.clone(),
+                name: request.name.clone(),
+                ip: request.ip,
+                bucket: TokenBucket::full(self.limits.message_burst, now),
+                throttled: false,
+                token: request.token,
+                link: Link::Attached { conn: request.conn },
+            },
+        );
+        let seat = Seat {
+            id,
+            room: room_name,
+            name: request.name,
+            peers,
+            info: seat_info,
+            token: request.token,
+        };
+        Ok((seat, effects))
+    }
+
+    /// Gives a peer its place back: same id, same room, no leave or join for the room. Works
+    /// while the peer is suspended, detached, or even still attached (its old connection is
+    /// closed with `replaced`).
+    pub fn resume(&mut self, request: ResumeRequest) -> Result<(Seat, Effects), ProtocolError> {
+        let refused = || {
+            error(
+                ErrorCode::ResumeFailed,
+                "unknown or expired resume token: join again",
+            )
+        };
+        let id = self.tokens.remove(&request.token).ok_or_else(refused)?;
+        let peer = self.peers.get_mut(&id).ok_or_else(refused)?;
+        let mut effects = Effects::default();
+        match peer.link {
+            Link::Attached { conn } => effects.closes.push(Close {
+                peer: id,
+                conn,
+                reason: CloseReason::Error(error(
+                    ErrorCode::Replaced,
+                    "this peer resumed on another connection",
+                )),
+            }),
+            Link::Suspended { until } | Link::Detached { until } => {
+                self.deadlines.remove(&(until, id));
+            }
+        }
+        peer.link = Link::Attached { conn: request.conn };
+        peer.token = Some(request.next_token);
+        let (room_name, name) = (peer.room.clone(), peer.name.clone());
+        self.tokens.insert(request.next_token, id);
+        let room = self.rooms.get(&room_name).ok_or_else(refused)?;
+        let peers = room
+            .members
+            .iter()
+            .filter(|other| **other != id)
+            .filter_map(|other| self.peers.get(other).map(|p| info(*other, p)))
+            .collect();
+        let seat = Seat {
+            id,
+            room: room_name,
+            name,
+            peers,
+            info: room.info(),
+            token: Some(request.next_token),
+        };
+        Ok((seat, effects))
+    }
+
+    /// A connection ended. An explicit leave (`may_suspend` false) removes the peer; a lost
+    /// connection of a resumable peer suspends it for the resume grace period. A connection that
+    /// is no longer the peer's (resumed elsewhere, detached, kicked) changes nothing.
+    pub fn disconnect(
+        &mut self,
+        id: PeerId,
+        conn: u64,
+        reason: LeaveReason,
+        may_suspend: bool,
+        now: Instant,
+    ) -> Effects {
+        let mut effects = Effects::default();
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return effects;
+        };
+        if peer.link != (Link::Attached { conn }) {
+            return effects;
+        }
+        if may_suspend && peer.token.is_some() {
+            let until = now + self.limits.resume_grace;
+            peer.link = Link::Suspended { until };
+            self.deadlines.insert((until, id));
+            effects.new_deadline = true;
+            return effects;
+        }
+        self.remove(id, reason, &mut effects);
+        effects
+    }
+
+    /// The earliest deadline of a suspended or detached peer.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.deadlines.first().map(|(at, _)| *at)
+    }
+
+    /// Removes the suspended and detached peers whose time is up.
+    pub fn expire_due(&mut self, now: Instant) -> Effects {
+        let mut effects = Effects::default();
+        while let Some(&(at, id)) = self.deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            let reason = match self.peers.get(&id).map(|p| p.link) {
+                Some(Link::Suspended { until }) if until == at => LeaveReason::Timeout,
+                Some(Link::Detached { until }) if until == at => LeaveReason::Gone,
+                _ => continue,
+            };
+            self.remove(id, reason, &mut effects);
+        }
+        effects
+    }
+
+    /// Public rooms, by name: all of them, or only those a peer could still join.
+    pub fn public_rooms(&self, open_only: bool, limit: usize) -> Vec<Listing> {
+        let mut listed: Vec<Listing> = self
+            .rooms
+            .iter()
+            .filter(|(_, room)| {
+                room.options.public && !(open_only && (room.is_full() || room.started))
+            })
+            .map(|(name, room)| Listing {
+                room: name.clone(),
+                players: room.members.len(),
+                info: room.info(),
+            })
+            .collect();
+        listed.sort_by(|a, b| a.room.cmp(&b.room));
+        listed.truncate(limit);
+        listed
+    }
+
+    /// Handles one decoded message from a connected peer.
+    pub fn handle(
+        &mut self,
+        from: PeerId,
+        conn: u64,
+        message: ClientMessage,
+        now: Instant,
+    ) -> Effects {
+        let mut effects = Effects::default();
+        let limits = &self.limits;
+        let Some(peer) = self.peers.get_mut(&from) else {
+            return effects;
+        };
+        if peer.link != (Link::Attached { conn }) {
+            return effects;
+        }
+        if !peer
+            .bucket
+            .try_take(limits.messages_per_second, limits.message_burst, now)
+        {
+            if !peer.throttled {
+                effects.error(
+                    from,
+                    error(
+                        ErrorCode::RateLimited,
+                        format!(
+                            "over {} messages/s (burst {}): messages are dropped until the rate falls",
+                            limits.messages_per_second, limits.message_burst
+                        ),
+                    ),
+                );
+            }
+            peer.throttled = true;
+            return effects;
+        }
+        peer.throttled = false;
+        let (to, message) = match message {
+            ClientMessage::Ping { nonce } => {
+                effects.deliver(vec![from], ServerMessage::Pong { nonce });
+                return effects;
+            }
+            ClientMessage::Message { to, data } => (to, ServerMessage::Message { from, data }),
+            ClientMessage::Signal { to, data } => (to, ServerMessage::Signal { from, data }),
+            ClientMessage::Kick { peer } => {
+                self.kick(from, peer, &mut effects);
+                return effects;
+            }
+            ClientMessage::SetMeta { meta } => {
+                self.set_meta(from, meta, &mut effects);
+                return effects;
+            }
+            ClientMessage::Detach => {
+                let until = now + self.limits.detached_ttl;
+                if let Some(peer) = self.peers.get_mut(&from) {
+                    peer.link = Link::Detached { until };
+                }
+                self.deadlines.insert((until, from));
+                effects.new_deadline = true;
+                effects.closes.push(Close {
+                    peer: from,
+                    conn,
+                    reason: CloseReason::Detached,
+                });
+                return effects;
+            }
+            ClientMessage::Gone { peer } => {
+                let same_room = self.peers.get(&peer).is_some_and(|p| {
+                    matches!(p.link, Link::Detached { .. })
+                        && Some(&p.room) == self.peers.get(&from).map(|f| &f.room)
+                });
+                if same_room {
+                    self.remove(peer, LeaveReason::Gone, &mut effects);
+                }
+                return effects;
+            }
+        };
+        match self.recipients(from, &to) {
+            Ok(to) => effects.deliver(to, message),
+            Err(error) => effects.error(from, error),
+        }
+        effects
+    }
+
+    fn check_capacity(&self, ip: IpAddr) -> Result<(), ProtocolError> {
         if self.peers.len() >= self.limits.max_connections {
-            return Err(ProtocolError::new(
+            return Err(error(
                 ErrorCode::TooManyConnections,
                 format!(
                     "the server has reached max_connections ({})",
@@ -135,9 +561,8 @@ impl Hub {
                 ),
             ));
         }
-        let from_ip = self.per_ip.get(&ip).copied().unwrap_or(0);
-        if from_ip >= self.limits.max_connections_per_ip {
-            return Err(ProtocolError::new(
+        if self.per_ip.get(&ip).copied().unwrap_or(0) >= self.limits.max_connections_per_ip {
+            return Err(error(
                 ErrorCode::TooManyConnections,
                 format!(
                     "your address has reached max_connections_per_ip ({})",
@@ -145,128 +570,230 @@ impl Hub {
                 ),
             ));
         }
-        let members = self.rooms.get(&room);
-        if members.is_some_and(|r| r.members.len() >= self.limits.max_peers_per_room) {
-            return Err(ProtocolError::new(
-                ErrorCode::RoomFull,
-                format!(
-                    "room {room:?} is full (max_peers_per_room {})",
-                    self.limits.max_peers_per_room
-                ),
-            ));
-        }
-        if let Some(name) = &name {
-            if members.is_some_and(|r| r.names.contains_key(name)) {
-                return Err(ProtocolError::new(
-                    ErrorCode::NameTaken,
-                    format!("the name {name:?} is taken in room {room:?}"),
-                ));
-            }
-        }
-
-        let entry = self.rooms.entry(room.clone()).or_default();
-        let peers = entry
-            .members
-            .iter()
-            .map(|other| PeerInfo {
-                id: *other,
-                name: self.peers.get(other).and_then(|p| p.name.clone()),
-            })
-            .collect();
-        let announce = Delivery {
-            to: entry.members.clone(),
-            message: ServerMessage::PeerJoined(PeerInfo {
-                id,
-                name: name.clone(),
-            }),
-        };
-        entry.members.push(id);
-        if let Some(name) = &name {
-            entry.names.insert(name.clone(), id);
-        }
-        *self.per_ip.entry(ip).or_insert(0) += 1;
-        self.peers.insert(
-            id,
-            Peer {
-                room,
-                name,
-                ip,
-                bucket: TokenBucket::full(self.limits.message_burst, now),
-                throttled: false,
-            },
-        );
-        Ok(Joined { peers, announce })
+        Ok(())
     }
 
-    /// Handles one decoded message from a joined peer. Returns what to deliver: the relayed
-    /// message, a pong, or an error for the sender; `None` when nothing is to be sent.
-    pub fn handle(
-        &mut self,
-        from: PeerId,
-        message: ClientMessage,
-        now: Instant,
-    ) -> Option<Delivery> {
-        let limits = &self.limits;
-        let peer = self.peers.get_mut(&from)?;
-        if !peer
-            .bucket
-            .try_take(limits.messages_per_second, limits.message_burst, now)
-        {
-            let first_drop = !peer.throttled;
-            peer.throttled = true;
-            return first_drop.then(|| {
-                Delivery::error(
+    /// Finds or creates the room for a join; returns its name. The room has a free seat.
+    fn place(&mut self, request: &JoinRequest) -> Result<String, ProtocolError> {
+        let max = self.limits.max_peers_per_room;
+        match &request.destination {
+            Destination::Named {
+                room,
+                create,
+                options,
+            } => {
+                if let Some(existing) = self.rooms.get(room) {
+                    if existing.kind == RoomKind::Match {
+                        return Err(error(
+                            ErrorCode::NoSuchRoom,
+                            "match rooms are joined by matching, not by name",
+                        ));
+                    }
+                    if existing.is_full() {
+                        return Err(full(room, existing));
+                    }
+                    return Ok(room.clone());
+                }
+                if !create {
+                    return Err(error(ErrorCode::NoSuchRoom, format!("no room {room:?}")));
+                }
+                let capacity = checked_capacity(options.capacity, max)?;
+                self.rooms.insert(
+                    room.clone(),
+                    Room::new(RoomKind::Named, options.clone(), capacity),
+                );
+                Ok(room.clone())
+            }
+            Destination::NewCode { options } => {
+                let capacity = checked_capacity(options.capacity, max)?;
+                let name = self.fresh_name(request.entropy, code_from);
+                self.rooms.insert(
+                    name.clone(),
+                    Room::new(RoomKind::Code, options.clone(), capacity),
+                );
+                Ok(name)
+            }
+            Destination::NewSession => {
+                let options = RoomOptions {
+                    topology: switchboard_protocol::Topology::Star,
+                    host_leaves: HostLeaves::Close,
+                    ..RoomOptions::default()
+                };
+                let name = self.fresh_name(request.entropy, |bits| format!("{bits:032x}"));
+                self.rooms
+                    .insert(name.clone(), Room::new(RoomKind::Session, options, 2));
+                Ok(name)
+            }
+            Destination::Match { players, key } => {
+                if !(2..=max).contains(players) {
+                    return Err(error(
+                        ErrorCode::InvalidOptions,
+                        format!("players must be 2 to {max}"),
+                    ));
+                }
+                let slot = (key.clone(), *players);
+                if let Some(name) = self.open_matches.get(&slot) {
+                    return Ok(name.clone());
+                }
+                let name = self.fresh_name(request.entropy, |bits| {
+                    format!("match-{:016x}", bits as u64)
+                });
+                let mut room = Room::new(RoomKind::Match, RoomOptions::default(), *players);
+                room.open_match = Some(slot.clone());
+                self.rooms.insert(name.clone(), room);
+                self.open_matches.insert(slot, name.clone());
+                Ok(name)
+            }
+        }
+    }
+
+    fn fresh_name(&self, mut bits: u128, make: impl Fn(u128) -> String) -> String {
+        loop {
+            let name = make(bits);
+            if !self.rooms.contains_key(&name) {
+                return name;
+            }
+            bits = reroll(bits);
+        }
+    }
+
+    fn kick(&mut self, from: PeerId, target: PeerId, effects: &mut Effects) {
+        let Some(room_name) = self.peers.get(&from).map(|p| p.room.clone()) else {
+            return;
+        };
+        if self.rooms.get(&room_name).and_then(|r| r.host) != Some(from) {
+            effects.error(from, error(ErrorCode::NotHost, "only the host may kick"));
+            return;
+        }
+        let target_link = match self.peers.get(&target) {
+            Some(peer) if peer.room == room_name && target != from => peer.link,
+            _ => {
+                effects.error(
                     from,
-                    ProtocolError::new(
-                        ErrorCode::RateLimited,
-                        format!(
-                            "over {} messages/s (burst {}): messages are dropped until the rate falls",
-                            limits.messages_per_second, limits.message_burst
-                        ),
+                    error(
+                        ErrorCode::UnknownPeer,
+                        format!("no other peer {target} in your room"),
                     ),
-                )
+                );
+                return;
+            }
+        };
+        if let Link::Attached { conn } = target_link {
+            effects.closes.push(Close {
+                peer: target,
+                conn,
+                reason: CloseReason::Error(error(
+                    ErrorCode::Kicked,
+                    "the host removed you from the room",
+                )),
             });
         }
-        peer.throttled = false;
-        let (to, message) = match message {
-            ClientMessage::Ping { nonce } => {
-                return Some(Delivery {
-                    to: vec![from],
-                    message: ServerMessage::Pong { nonce },
-                })
-            }
-            ClientMessage::Message { to, data } => (to, ServerMessage::Message { from, data }),
-            ClientMessage::Signal { to, data } => (to, ServerMessage::Signal { from, data }),
+        self.remove(target, LeaveReason::Kicked, effects);
+    }
+
+    fn set_meta(&mut self, from: PeerId, meta: Payload, effects: &mut Effects) {
+        let Some(room_name) = self.peers.get(&from).map(|p| p.room.clone()) else {
+            return;
         };
-        match self.recipients(from, &to) {
-            Ok(to) => Some(Delivery { to, message }),
-            Err(error) => Some(Delivery::error(from, error)),
+        let Some(room) = self.rooms.get_mut(&room_name) else {
+            return;
+        };
+        if room.host != Some(from) {
+            effects.error(
+                from,
+                error(
+                    ErrorCode::NotHost,
+                    "only the host may change the room's metadata",
+                ),
+            );
+            return;
+        }
+        if let Err(why) = check_meta(&meta, self.limits.max_room_meta_bytes) {
+            effects.error(from, error(ErrorCode::InvalidMessage, why));
+            return;
+        }
+        room.options.meta = Some(meta.clone());
+        let others = room
+            .members
+            .iter()
+            .copied()
+            .filter(|m| *m != from)
+            .collect();
+        effects.deliver(others, ServerMessage::RoomUpdated { meta });
+    }
+
+    /// Takes a peer out of the hub and tells its room; hands the room to a new host or closes
+    /// it when the host goes.
+    fn remove(&mut self, id: PeerId, reason: LeaveReason, effects: &mut Effects) {
+        let Some(peer) = self.peers.remove(&id) else {
+            return;
+        };
+        self.forget(id, &peer);
+        let Some(room) = self.rooms.get_mut(&peer.room) else {
+            return;
+        };
+        room.members.retain(|member| *member != id);
+        if let Some(name) = &peer.name {
+            room.names.remove(name);
+        }
+        if room.members.is_empty() {
+            self.drop_room(&peer.room);
+            return;
+        }
+        effects.deliver(room.members.clone(), ServerMessage::PeerLeft { id, reason });
+        if room.host != Some(id) {
+            return;
+        }
+        match room.options.host_leaves {
+            HostLeaves::Migrate => {
+                let host = room.members[0];
+                room.host = Some(host);
+                effects.deliver(room.members.clone(), ServerMessage::HostChanged { host });
+            }
+            HostLeaves::Close => {
+                let members = std::mem::take(&mut room.members);
+                self.drop_room(&peer.room);
+                for member in members {
+                    if let Some(gone) = self.peers.remove(&member) {
+                        if let Link::Attached { conn } = gone.link {
+                            effects.closes.push(Close {
+                                peer: member,
+                                conn,
+                                reason: CloseReason::Error(error(
+                                    ErrorCode::RoomClosed,
+                                    "the host left and the room is closed",
+                                )),
+                            });
+                        }
+                        self.forget(member, &gone);
+                    }
+                }
+            }
         }
     }
 
-    /// Removes a peer; returns the `peer_left` announcement for the rest of its room.
-    /// Removing an unknown peer does nothing.
-    pub fn leave(&mut self, id: PeerId, reason: LeaveReason) -> Option<Delivery> {
-        let peer = self.peers.remove(&id)?;
+    /// Drops a removed peer's per-IP count, token and deadline.
+    fn forget(&mut self, id: PeerId, peer: &Peer) {
         if let Some(count) = self.per_ip.get_mut(&peer.ip) {
             *count -= 1;
             if *count == 0 {
                 self.per_ip.remove(&peer.ip);
             }
         }
-        let room = self.rooms.get_mut(&peer.room)?;
-        room.members.retain(|member| *member != id);
-        if let Some(name) = &peer.name {
-            room.names.remove(name);
+        if let Some(token) = peer.token {
+            self.tokens.remove(&token);
         }
-        if room.members.is_empty() {
-            self.rooms.remove(&peer.room);
-            return None;
+        if let Link::Suspended { until } | Link::Detached { until } = peer.link {
+            self.deadlines.remove(&(until, id));
         }
-        Some(Delivery {
-            to: room.members.clone(),
-            message: ServerMessage::PeerLeft { id, reason },
-        })
+    }
+
+    fn drop_room(&mut self, name: &str) {
+        if let Some(room) = self.rooms.remove(name) {
+            if let Some(slot) = room.open_match {
+                self.open_matches.remove(&slot);
+            }
+        }
     }
 
     fn recipients(&self, from: PeerId, target: &Target) -> Result<Vec<PeerId>, ProtocolError> {
@@ -283,7 +810,7 @@ impl Hub {
                 .unwrap_or_default()),
             Target::Peer(id) => match self.peers.get(id) {
                 Some(peer) if peer.room == room_name => Ok(vec![*id]),
-                _ => Err(ProtocolError::new(
+                _ => Err(error(
                     ErrorCode::UnknownPeer,
                     format!("no peer {id} in your room"),
                 )),
@@ -292,13 +819,57 @@ impl Hub {
                 .and_then(|r| r.names.get(name))
                 .map(|id| vec![*id])
                 .ok_or_else(|| {
-                    ProtocolError::new(
+                    error(
                         ErrorCode::UnknownName,
                         format!("no peer named {name:?} in your room"),
                     )
                 }),
         }
     }
+}
+
+fn info(id: PeerId, peer: &Peer) -> PeerInfo {
+    PeerInfo {
+        id,
+        name: peer.name.clone(),
+        resumable: peer.token.is_some(),
+    }
+}
+
+fn full(name: &str, room: &Room) -> ProtocolError {
+    let what = if room.kind == RoomKind::Session {
+        format!("session {name} already has its two peers")
+    } else {
+        format!("room {name:?} is full ({} peers)", room.capacity)
+    };
+    error(ErrorCode::RoomFull, what)
+}
+
+fn checked_capacity(asked: Option<usize>, max: usize) -> Result<usize, ProtocolError> {
+    match asked {
+        None => Ok(max),
+        Some(n) if (2..=max).contains(&n) => Ok(n),
+        Some(_) => Err(error(
+            ErrorCode::InvalidOptions,
+            format!("capacity must be 2 to {max}"),
+        )),
+    }
+}
+
+/// Room metadata must be a JSON object (a map) of at most `max_bytes` bytes as JSON.
+pub fn check_meta(meta: &Payload, max_bytes: usize) -> Result<(), String> {
+    let json = serde_json::to_string(meta)
+        .map_err(|e| format!("metadata cannot be written as JSON: {e}"))?;
+    if !json.starts_with('{') {
+        return Err("metadata must be an object".into());
+    }
+    if json.len() > max_bytes {
+        return Err(format!(
+            "metadata is {} bytes as JSON, over max_room_meta_bytes ({max_bytes})",
+            json.len()
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -68,6 +68,11 @@ impl Client {
         Self::from_socket(socket, encoding).await
     }
 
+    /// Joins through any path and query (e.g. `"/ws?match=4"`), in JSON.
+    pub async fn at(addr: SocketAddr, path_and_query: &str) -> Client {
+        Self::from_socket(raw(addr, path_and_query).await, Encoding::Json).await
+    }
+
     pub async fn from_socket(socket: Socket, encoding: Encoding) -> Client {
         let mut client = Client {
             socket,
@@ -75,7 +80,7 @@ impl Client {
             welcome: placeholder_welcome(),
         };
         match client.recv().await {
-            ServerMessage::Welcome(welcome) => client.welcome = welcome,
+            ServerMessage::Welcome(welcome) => client.welcome = *welcome,
             other => panic!("expected welcome, got {other:?}"),
         }
         client
@@ -118,6 +123,24 @@ impl Client {
                 Message::Frame(_) => continue,
             };
             return decoded.expect("server frames decode");
+        }
+    }
+
+    /// Reads until the server closes; returns the close code and reason (messages before it are
+    /// skipped).
+    pub async fn closed(&mut self) -> (u16, String) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .expect("closed within the wait");
+            match frame {
+                Some(Ok(Message::Close(Some(close)))) => {
+                    return (close.code.into(), close.reason.to_string())
+                }
+                Some(Ok(_)) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
         }
     }
 
@@ -223,6 +246,18 @@ fn placeholder_welcome() -> Welcome {
         heartbeat_ms: 0,
         idle_timeout_ms: 0,
         max_message_bytes: 0,
+        room_info: switchboard_protocol::RoomInfo {
+            kind: switchboard_protocol::RoomKind::Named,
+            topology: switchboard_protocol::Topology::Mesh,
+            capacity: 0,
+            host: None,
+            host_leaves: switchboard_protocol::HostLeaves::Migrate,
+            public: false,
+            meta: None,
+            started: false,
+        },
+        resume_token: None,
+        resumed: false,
     }
 }
 
