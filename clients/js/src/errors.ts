@@ -41,3 +41,11 @@ export class SwitchboardError extends Error {
     this.detail = detail;
   }
 }
+
+/** The error a WebSocket close stands for: the server's code when it gave one (4000-4999, 1001, 1009). */
+export function closeError(event: { code: number; reason: string }): SwitchboardError {
+  if (event.code >= 4000 || event.code === 1009 || event.code === 1001) {
+    if (event.reason) return new SwitchboardError(event.reason, `the server closed the connection: ${event.reason} (${event.code})`);
+  }
+  return new SwitchboardError("connection_closed", `the connection closed (${event.code}${event.reason ? ` ${event.reason}` : ""})`);
+}

@@ -9,15 +9,19 @@
  * room.on("connect", ({ peer }) => room.send(peer, "reliable", "hello"));
  * ```
  */
-export { joinRoom, Room, DEFAULTS } from "./room.js";
-export type { RoomOptions, RoomEvents, Peer } from "./room.js";
+export { Room } from "./room.js";
+export type { RoomEvents, Peer } from "./room.js";
+export { joinRoom, createRoom, joinByCode, createSession, joinSession, matchmake, listRooms } from "./join.js";
+export type { ListedRoom } from "./join.js";
+export { DEFAULTS } from "./options.js";
+export type { RoomOptions } from "./options.js";
 export { SwitchboardError } from "./errors.js";
 export { Connection } from "./connection.js";
 export type { ConnectionEvents } from "./connection.js";
 export { RELIABLE, UNRELIABLE, DEFAULT_CHANNELS, MAX_CHANNELS } from "./channels.js";
 export type { ChannelOptions, ChannelSpec } from "./channels.js";
 export type { Payload, Received } from "./framing.js";
-export type { Encoding, PeerInfo } from "./signaling.js";
+export type { Encoding, PeerInfo, RoomInfo } from "./signaling.js";
 export { PROTOCOL_VERSION } from "./signaling.js";
 export { pack, unpack } from "./msgpack.js";
 export { createPairingOffer, answerPairingOffer, PairingOffer, PairingCode, PAIRING_DEFAULTS } from "./pairing.js";

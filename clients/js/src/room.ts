@@ -1,70 +1,29 @@
 /**
- * A peer-to-peer room: the signaling socket to the hub, and a full mesh of WebRTC connections to
- * the other peers of the room. This is the shell; the decisions live in `Membership`,
- * `Negotiation`, `framing` and `signaling`.
+ * A peer-to-peer room: the signaling socket to the hub, and WebRTC connections to the other
+ * peers of the room (all of them in a mesh; host and clients in a star). This is the shell; the
+ * decisions live in `Membership`, `Negotiation`, `topology`, `framing` and `signaling`.
  */
-import { type ChannelOptions, type ChannelSpec, DEFAULT_CHANNELS, channelSpecs, channelsFingerprint } from "./channels.js";
+import { type ChannelSpec, channelsFingerprint } from "./channels.js";
+import { Connection, type ConnectionLimits } from "./connection.js";
 import { Emitter } from "./emitter.js";
-import { SwitchboardError } from "./errors.js";
+import { SwitchboardError, closeError } from "./errors.js";
 import type { Payload, Received } from "./framing.js";
 import { Membership } from "./membership.js";
 import type { Role, Signal } from "./negotiation.js";
-import { Connection, type ConnectionLimits } from "./connection.js";
+import type { Resolved } from "./options.js";
 import {
   type ClientMessage,
-  type Encoding,
   type PeerInfo,
+  type RoomInfo,
   type ServerMessage,
   type Welcome,
   decodeServerMessage,
   encodeClientMessage,
   isPeerId,
-  roomUrl,
 } from "./signaling.js";
+import { roleFor, shouldLink } from "./topology.js";
 
-/** Options of `joinRoom`. Every limit has a default; docs/configuration.md lists them all. */
-export interface RoomOptions {
-  /** Channels every peer of the room declares (default: `reliable` and `unreliable`). */
-  channels?: Record<string, ChannelOptions>;
-  /** A user name, unique in the room (1-64 of `A-Za-z0-9_.-`); others can address you by it. */
-  user?: string;
-  /** Signaling encoding (default `"json"`). */
-  encoding?: Encoding;
-  /** ICE servers (default: what the server's `welcome` lists, i.e. its built-in STUN server). */
-  iceServers?: RTCIceServer[];
-  /** Give up joining when no `welcome` arrives within this time (default 10000 ms). */
-  joinTimeoutMs?: number;
-  /** A peer whose channels are not all open this long after it joined is dropped as `connection_failed` (default 20000 ms). */
-  connectTimeoutMs?: number;
-  /** A connection that stays ICE-`disconnected` this long is dropped as `connection_lost` (default 5000 ms). */
-  disconnectTimeoutMs?: number;
-  /** Largest data channel frame (default 16384 bytes); larger reliable messages are chunked. */
-  frameBytes?: number;
-  /** Largest message sent or accepted on an ordered reliable channel (default 16 MiB). */
-  maxMessageBytes?: number;
-  /** Most bytes waiting in this client per peer and channel before `send` throws `send_queue_full` (default 16 MiB). */
-  maxBufferedBytes?: number;
-  /** Frames are handed to the browser while its channel buffer holds less than this (default 1 MiB). */
-  bufferedHighBytes?: number;
-  /** Candidates kept per peer while its description is pending (default 64). */
-  maxQueuedCandidates?: number;
-  /** WebSocket implementation (default: the global one; pass `ws` in Node). */
-  WebSocket?: typeof WebSocket;
-}
-
-/** The defaults of every numeric option. */
-export const DEFAULTS = Object.freeze({
-  joinTimeoutMs: 10_000,
-  connectTimeoutMs: 20_000,
-  disconnectTimeoutMs: 5_000,
-  frameBytes: 16 * 1024,
-  maxMessageBytes: 16 * 1024 * 1024,
-  maxBufferedBytes: 16 * 1024 * 1024,
-  bufferedHighBytes: 1024 * 1024,
-  maxQueuedCandidates: 64,
-});
-
-/** A peer of the room, as events report it. */
+/** A peer of the room, as `room.peers` reports it. */
 export interface Peer extends PeerInfo {
   /** Whether the data channels to this peer are open. */
   readonly connected: boolean;
@@ -76,136 +35,49 @@ export interface RoomEvents {
   join: { peer: PeerInfo };
   /** Every channel to the peer is open: `send` works. */
   connect: { peer: PeerInfo };
-  /** The WebRTC connection state to a peer changed. */
+  /** The WebRTC connection state to a peer changed (`disconnected` also when a resumable peer's connection dropped). */
   state: { peer: PeerInfo; state: RTCPeerConnectionState };
   /** A whole message from a peer on a channel: text as `string`, binary as `Uint8Array`. */
   message: { peer: PeerInfo; channel: string; data: Received };
   /**
    * A peer is gone, reported once. `reason`: from the hub `closed`, `timeout`, `slow_reader`,
-   * `shutdown`; from the connection `disconnected` (its channels closed, e.g. the page was
-   * closed), `connection_failed` (ICE failed or the connect timeout passed), `connection_lost`
-   * (ICE disconnected for `disconnectTimeoutMs`), `channel_mismatch`.
+   * `shutdown`, `kicked`, `gone`; from the connection `disconnected` (its channels closed, e.g.
+   * the page was closed), `connection_failed` (ICE failed or the connect timeout passed),
+   * `connection_lost` (ICE disconnected for `disconnectTimeoutMs`), `channel_mismatch`.
    */
   leave: { peer: PeerInfo; reason: string };
-  /** A problem that does not end the room (a bad message, a refused send from the hub...). */
+  /** The room has a new host. */
+  host: { host: string };
+  /** A match is full and starts. */
+  started: Record<string, never>;
+  /** The host changed the room's metadata. */
+  meta: { meta: Record<string, unknown> };
+  /** A problem that does not end the room (a bad message, a refused request...). */
   error: { error: SwitchboardError; peer?: PeerInfo };
-  /** The room is closed (by `close()`, the server or a timeout); no events follow. */
+  /**
+   * The room is over for you (`close()`, kicked, the room closed, the server went away or timed
+   * out); no events follow. `code`: `room_closed` after `close()`, else the server's or the
+   * client's error code (`kicked`, `room_closed`, `shutdown`, `server_timeout`, ...).
+   */
   close: { code: string; reason: string };
 }
 
-type Resolved = Required<Omit<RoomOptions, "iceServers" | "user" | "WebSocket">> & Pick<RoomOptions, "iceServers" | "user">;
-
-function resolveOptions(options: RoomOptions): Resolved {
-  const resolved: Resolved = {
-    ...DEFAULTS,
-    channels: options.channels ?? DEFAULT_CHANNELS,
-    encoding: options.encoding ?? "json",
-    iceServers: options.iceServers,
-    user: options.user,
-  };
-  for (const key of Object.keys(DEFAULTS) as (keyof typeof DEFAULTS)[]) {
-    const value = options[key];
-    if (value === undefined) continue;
-    if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
-      throw new SwitchboardError("invalid_options", `${key} must be a positive number`);
-    }
-    resolved[key] = value;
-  }
-  if (resolved.encoding !== "json" && resolved.encoding !== "msgpack") {
-    throw new SwitchboardError("invalid_options", "encoding must be \"json\" or \"msgpack\"");
-  }
-  if (resolved.frameBytes < 64 || resolved.frameBytes > 256 * 1024) {
-    throw new SwitchboardError("invalid_options", "frameBytes must be between 64 and 262144");
-  }
-  return resolved;
+/** Where the room keeps its resume token. */
+export interface TokenStore {
+  storage: Resolved["storage"];
+  key: string;
 }
 
-/**
- * Joins a room and resolves once the server has accepted you. `url` is the room's endpoint,
- * e.g. `ws://localhost:8080/ws/lobby` (`http(s)` and relative URLs work too). Events start on
- * the next task after the promise resolves, so handlers attached right after `await` see every
- * peer. Rejects with a `SwitchboardError` (never leaves a rejection unhandled).
- */
-export function joinRoom(url: string, options: RoomOptions = {}): Promise<Room> {
-  return new Promise<Room>((resolve, reject) => {
-    let resolved: Resolved;
-    let specs: ChannelSpec[];
-    let socket: WebSocket;
-    try {
-      resolved = resolveOptions(options);
-      specs = channelSpecs(resolved.channels);
-      const base = typeof location === "undefined" ? undefined : location.href;
-      const target = roomUrl(url, base, { encoding: resolved.encoding, user: resolved.user });
-      const Socket = options.WebSocket ?? globalThis.WebSocket;
-      if (Socket === undefined) throw new SwitchboardError("invalid_options", "no WebSocket implementation");
-      socket = new Socket(target);
-    } catch (error) {
-      reject(error instanceof SwitchboardError ? error : new SwitchboardError("connection_failed", String((error as Error)?.message ?? error)));
-      return;
-    }
-    socket.binaryType = "arraybuffer";
-    let settled = false;
-    const fail = (error: SwitchboardError) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      socket.onopen = socket.onmessage = socket.onerror = socket.onclose = null;
-      try {
-        socket.close();
-      } catch {
-        // already closed
-      }
-      reject(error);
-    };
-    const timer = setTimeout(
-      () => fail(new SwitchboardError("join_timeout", `no welcome from the server within ${resolved.joinTimeoutMs} ms`)),
-      resolved.joinTimeoutMs,
-    );
-    socket.onerror = () => {
-      // The close event that follows carries the details.
-    };
-    socket.onclose = (event: CloseEvent) => fail(closeError(event));
-    socket.onmessage = (event: MessageEvent) => {
-      let message: ServerMessage | null;
-      try {
-        message = decodeServerMessage(event.data, resolved.encoding);
-      } catch (error) {
-        fail(error as SwitchboardError);
-        return;
-      }
-      if (message === null) return;
-      if (message.type === "error") {
-        fail(new SwitchboardError(message.code, message.message));
-        return;
-      }
-      if (message.type !== "welcome") {
-        fail(new SwitchboardError("bad_server_message", `expected welcome, got ${message.type}`));
-        return;
-      }
-      settled = true;
-      clearTimeout(timer);
-      const room = new Room(socket, message, specs, resolved);
-      resolve(room);
-      setTimeout(() => room.begin(), 0);
-    };
-  });
-}
-
-function closeError(event: CloseEvent): SwitchboardError {
-  if (event.code >= 4000 || event.code === 1009 || event.code === 1001) {
-    if (event.reason) return new SwitchboardError(event.reason, `the server closed the connection: ${event.reason} (${event.code})`);
-  }
-  return new SwitchboardError("connection_closed", `the connection closed (${event.code}${event.reason ? ` ${event.reason}` : ""})`);
-}
-
-/** A joined room. Create it with `joinRoom`. */
+/** A joined room. Create it with `joinRoom` (or `createRoom`, `matchmake`...). */
 export class Room {
-  /** Your id in the room, assigned by the server. */
+  /** Your id in the room, assigned by the server (the same after a resume). */
   readonly id: string;
   /** Your user name, if you chose one. */
   readonly name: string | undefined;
-  /** The room's name. */
+  /** The room's name (or code, or session id). */
   readonly room: string;
+  /** This join resumed an earlier one: same id, the others saw no leave. */
+  readonly resumed: boolean;
 
   private readonly events = new Emitter<RoomEvents>();
   private readonly membership = new Membership();
@@ -214,8 +86,10 @@ export class Room {
   private readonly rtc: RTCConfiguration;
   private readonly limits: ConnectionLimits;
   private readonly inbox: ServerMessage[] = [];
+  private roomInfo: RoomInfo;
   private started = false;
   private closed = false;
+  private detached = false;
   private heartbeat: ReturnType<typeof setInterval> | undefined;
   private lastHeard = Date.now();
   private nonce = 0;
@@ -226,10 +100,13 @@ export class Room {
     private readonly welcome: Welcome,
     private readonly specs: ChannelSpec[],
     private readonly options: Resolved,
+    private readonly tokens: TokenStore | undefined,
   ) {
     this.id = welcome.id;
     this.name = welcome.name;
     this.room = welcome.room;
+    this.resumed = welcome.resumed === true;
+    this.roomInfo = { ...welcome.room_info };
     this.fingerprint = channelsFingerprint(specs);
     this.rtc = { iceServers: options.iceServers ?? welcome.ice_servers };
     this.limits = {
@@ -241,8 +118,14 @@ export class Room {
       disconnectTimeoutMs: options.disconnectTimeoutMs,
       maxQueuedCandidates: options.maxQueuedCandidates,
     };
+    this.storeToken(welcome.resume_token);
     socket.onmessage = (event: MessageEvent) => this.frame(event.data);
     socket.onclose = (event: CloseEvent) => {
+      if (event.code === 1000 && event.reason === "detached") {
+        this.detached = true;
+        clearInterval(this.heartbeat);
+        return;
+      }
       const error = closeError(event);
       this.shutdown(error.code, error.message);
     };
@@ -263,6 +146,21 @@ export class Room {
     return this.membership.peers().map((peer) => ({ ...peer, connected: this.links.get(peer.id)?.connected ?? false }));
   }
 
+  /** The room's settings and state: kind, topology, capacity, host, metadata, started. */
+  get info(): Readonly<RoomInfo> {
+    return this.roomInfo;
+  }
+
+  /** The host's id. */
+  get host(): string | undefined {
+    return this.roomInfo.host;
+  }
+
+  /** Whether you are the host (you may `kick` and `setMeta`). */
+  get isHost(): boolean {
+    return this.roomInfo.host === this.id;
+  }
+
   /** The declared channels, with their fixed ids. */
   get channels(): readonly ChannelSpec[] {
     return this.specs;
@@ -271,6 +169,11 @@ export class Room {
   /** Whether the room is closed. */
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  /** `open`, `detached` (signaling closed on purpose, peers still connected) or `closed`. */
+  get signaling(): "open" | "detached" | "closed" {
+    return this.closed ? "closed" : this.detached ? "detached" : "open";
   }
 
   /** ICE servers in use. */
@@ -286,13 +189,19 @@ export class Room {
     if (this.closed) throw new SwitchboardError("room_closed", "the room is closed");
     const id = typeof peer === "string" ? peer : peer.id;
     const link = this.links.get(id);
-    if (link === undefined) throw new SwitchboardError("unknown_peer", `no peer ${id} in the room`);
+    if (link === undefined) {
+      if (this.membership.get(id) !== undefined) {
+        throw new SwitchboardError("peer_not_connected", `no connection to ${id} (star rooms connect clients only to the host)`);
+      }
+      throw new SwitchboardError("unknown_peer", `no peer ${id} in the room`);
+    }
     link.send(channel, data);
   }
 
   /**
    * Sends a message to every connected peer; returns how many it went to. Peers still connecting
-   * are skipped. Throws like `send` for problems with the message itself.
+   * (and, in a star, the other clients) are skipped. Throws like `send` for problems with the
+   * message itself.
    */
   broadcast(channel: string, data: Payload): number {
     if (this.closed) throw new SwitchboardError("room_closed", "the room is closed");
@@ -308,6 +217,19 @@ export class Room {
     return sent;
   }
 
+  /** Host only: removes a peer from the room. Throws `not_host`; the server confirms with `leave`. */
+  kick(peer: string | PeerInfo): void {
+    this.requireHost("kick");
+    this.transmit({ type: "kick", peer: typeof peer === "string" ? peer : peer.id });
+  }
+
+  /** Host only: replaces the room's metadata (shown in `/rooms` for public rooms). */
+  setMeta(meta: Record<string, unknown>): void {
+    this.requireHost("set the metadata");
+    this.roomInfo = { ...this.roomInfo, meta };
+    this.transmit({ type: "set_meta", meta });
+  }
+
   /** Negotiated properties of the channel to a peer, as the browser reports them. */
   channelInfo(peer: string, channel: string): ReturnType<Connection["channelInfo"]> {
     return this.links.get(peer)?.channelInfo(channel);
@@ -321,8 +243,15 @@ export class Room {
     return this.links.get(typeof peer === "string" ? peer : peer.id);
   }
 
-  /** Leaves the room: closes the signaling socket and every peer connection. */
+  /** Leaves the room for good: closes the signaling socket and every peer connection. */
   close(): void {
+    if (this.tokens !== undefined) {
+      try {
+        this.tokens.storage?.removeItem(this.tokens.key);
+      } catch {
+        // storage unavailable
+      }
+    }
     this.shutdown("room_closed", "closed by the application");
   }
 
@@ -341,8 +270,22 @@ export class Room {
       this.nonce = (this.nonce + 1) % 0x7fffffff;
       this.transmit({ type: "ping", nonce: this.nonce });
     }, interval);
-    for (const peer of this.welcome.peers) this.admit(peer, "answerer");
+    for (const peer of this.welcome.peers) this.admit(peer, roleFor("present-at-welcome", this.resumed));
     for (const message of this.inbox.splice(0)) this.dispatch(message);
+  }
+
+  private requireHost(what: string): void {
+    if (this.closed) throw new SwitchboardError("room_closed", "the room is closed");
+    if (!this.isHost) throw new SwitchboardError("not_host", `only the host may ${what}`);
+  }
+
+  private storeToken(token: string | undefined): void {
+    if (this.tokens === undefined || token === undefined) return;
+    try {
+      this.tokens.storage?.setItem(this.tokens.key, token);
+    } catch {
+      // storage full or unavailable: this join just cannot be resumed
+    }
   }
 
   private frame(data: unknown): void {
@@ -363,14 +306,29 @@ export class Room {
   private dispatch(message: ServerMessage): void {
     if (this.closed) return;
     switch (message.type) {
-      case "peer_joined":
-        if (message.id !== this.id) this.admit(message.name === undefined ? { id: message.id } : { id: message.id, name: message.name }, "offerer");
+      case "peer_joined": {
+        if (message.id === this.id) return;
+        const peer: PeerInfo = { id: message.id, ...(message.name === undefined ? {} : { name: message.name }), ...(message.resumable ? { resumable: true } : {}) };
+        this.admit(peer, roleFor("joined-later", false));
         return;
+      }
       case "peer_left":
         this.depart(message.id, message.reason);
         return;
       case "signal":
-        this.links.get(message.from)?.receive(message.data);
+        this.signal(message.from, message.data);
+        return;
+      case "host_changed":
+        this.hostChanged(message.host);
+        return;
+      case "room_started":
+        this.roomInfo = { ...this.roomInfo, started: true };
+        this.events.emit("started", {});
+        this.maybeDetach();
+        return;
+      case "room_updated":
+        this.roomInfo = { ...this.roomInfo, meta: message.meta };
+        this.events.emit("meta", { meta: message.meta });
         return;
       case "error":
         this.events.emit("error", { error: new SwitchboardError(message.code, message.message) });
@@ -384,26 +342,71 @@ export class Room {
     }
   }
 
+  /** A signal from a peer: to its connection, or (an offer) the start of a new one. */
+  private signal(from: string, data: unknown): void {
+    const peer = this.membership.get(from);
+    if (peer === undefined) return;
+    const isOffer = typeof data === "object" && data !== null && (data as { type?: unknown }).type === "offer";
+    const existing = this.links.get(from);
+    // A resumed peer (or a new host) offers again: a fresh connection replaces any old one.
+    if (isOffer && (existing === undefined || peer.resumable === true) && shouldLink(this.id, from, this.roomInfo)) {
+      existing?.close();
+      this.link(peer, "answerer");
+    }
+    this.links.get(from)?.receive(data);
+  }
+
+  private hostChanged(host: string): void {
+    this.roomInfo = { ...this.roomInfo, host };
+    this.events.emit("host", { host });
+    if (this.roomInfo.topology !== "star") return;
+    // The new host connects to every client; clients wait for its offer.
+    for (const peer of this.membership.peers()) {
+      if (this.links.has(peer.id) || !shouldLink(this.id, peer.id, this.roomInfo)) continue;
+      if (host === this.id) this.link(peer, roleFor("new-host-me", false));
+    }
+  }
+
   private admit(peer: PeerInfo, role: Role): void {
     if (!isPeerId(peer.id) || !this.membership.join(peer)) return;
     this.events.emit("join", { peer });
+    if (shouldLink(this.id, peer.id, this.roomInfo)) this.link(peer, role);
+  }
+
+  private link(peer: PeerInfo, role: Role): void {
     let link: Connection;
     try {
       link = new Connection(role, this.specs, this.fingerprint, this.rtc, this.limits, (data: Signal) =>
         this.transmit({ type: "signal", to: { peer: peer.id }, data }),
       );
-      link.on("open", () => this.events.emit("connect", { peer }));
-      link.on("state", ({ state }) => this.events.emit("state", { peer, state }));
-      link.on("message", ({ channel, data }) => this.events.emit("message", { peer, channel, data }));
-      link.on("error", ({ error }) => this.events.emit("error", { error, peer }));
-      link.on("close", ({ reason }) => this.depart(peer.id, reason));
     } catch (error) {
       this.events.emit("error", { error: new SwitchboardError("webrtc_error", (error as Error).message), peer });
       this.depart(peer.id, "connection_failed");
       return;
     }
+    link.on("open", () => {
+      this.events.emit("connect", { peer });
+      this.maybeDetach();
+    });
+    link.on("state", ({ state }) => this.events.emit("state", { peer, state }));
+    link.on("message", ({ channel, data }) => this.events.emit("message", { peer, channel, data }));
+    link.on("error", ({ error }) => this.events.emit("error", { error, peer }));
+    link.on("close", ({ reason }) => this.linkClosed(peer, link, reason));
     this.links.set(peer.id, link);
     link.start();
+  }
+
+  /** A connection ended. For a resumable peer that is not yet a leave: it may come back. */
+  private linkClosed(peer: PeerInfo, link: Connection, reason: string): void {
+    if (this.links.get(peer.id) !== link) return;
+    this.links.delete(peer.id);
+    // A detached peer cannot tell the server it is gone: its peers do.
+    this.transmit({ type: "gone", peer: peer.id });
+    if (peer.resumable === true && !this.detached) {
+      this.events.emit("state", { peer, state: "disconnected" });
+      return;
+    }
+    this.depart(peer.id, reason);
   }
 
   private depart(id: string, reason: string): void {
@@ -414,8 +417,18 @@ export class Room {
     if (peer !== null) this.events.emit("leave", { peer, reason });
   }
 
+  /** Close-after-connect: detach once every expected peer is connected and the room is complete. */
+  private maybeDetach(): void {
+    if (!this.options.closeSignalingWhenConnected || this.detached || this.closed) return;
+    const complete = this.roomInfo.started === true || this.membership.peers().length + 1 >= this.roomInfo.capacity;
+    const expected = this.membership.peers().filter((p) => shouldLink(this.id, p.id, this.roomInfo));
+    if (complete && expected.every((p) => this.links.get(p.id)?.connected)) {
+      this.transmit({ type: "detach" });
+    }
+  }
+
   private transmit(message: ClientMessage): void {
-    if (this.closed || this.socket.readyState !== 1) return;
+    if (this.closed || this.detached || this.socket.readyState !== 1) return;
     try {
       this.socket.send(encodeClientMessage(message, this.options.encoding));
     } catch (error) {

@@ -14,6 +14,22 @@ export interface PeerInfo {
   readonly id: string;
   /** User name, when the peer chose one. */
   readonly name?: string;
+  /** The peer may come back with the same id after its connection drops (resume tokens). */
+  readonly resumable?: boolean;
+}
+
+/** A room's settings and state (`welcome.room_info`, and the `/rooms` list). */
+export interface RoomInfo {
+  kind: "named" | "code" | "session" | "match";
+  topology: "mesh" | "star";
+  capacity: number;
+  /** The host's id (the creator, or whoever took over). */
+  host?: string;
+  host_leaves: "migrate" | "close";
+  public: boolean;
+  meta?: Record<string, unknown>;
+  /** Matches: full and started. */
+  started?: boolean;
 }
 
 /** Where a client message goes. */
@@ -23,7 +39,11 @@ export type Target = "room" | "self" | { peer: string } | { name: string };
 export type ClientMessage =
   | { type: "message"; to: Target; data: unknown }
   | { type: "signal"; to: Target; data: unknown }
-  | { type: "ping"; nonce: number };
+  | { type: "ping"; nonce: number }
+  | { type: "kick"; peer: string }
+  | { type: "set_meta"; meta: Record<string, unknown> }
+  | { type: "detach" }
+  | { type: "gone"; peer: string };
 
 /** The `welcome` message: the first message of every accepted connection. */
 export interface Welcome {
@@ -37,16 +57,24 @@ export interface Welcome {
   heartbeat_ms: number;
   idle_timeout_ms: number;
   max_message_bytes: number;
+  room_info: RoomInfo;
+  /** When joined with `resumable=true`: reconnect with it to keep the id. Secret, single-use. */
+  resume_token?: string;
+  /** This connection resumed an earlier one. */
+  resumed?: boolean;
 }
 
 /** Messages the server sends. */
 export type ServerMessage =
   | Welcome
-  | { type: "peer_joined"; id: string; name?: string }
+  | { type: "peer_joined"; id: string; name?: string; resumable?: boolean }
   | { type: "peer_left"; id: string; reason: string }
   | { type: "message"; from: string; data: unknown }
   | { type: "signal"; from: string; data: unknown }
   | { type: "pong"; nonce: number }
+  | { type: "host_changed"; host: string }
+  | { type: "room_started" }
+  | { type: "room_updated"; meta: Record<string, unknown> }
   | { type: "error"; code: string; message: string };
 
 /** Protocol version this client speaks. */
@@ -65,14 +93,18 @@ export function isValidName(value: unknown): value is string {
   return typeof value === "string" && NAME.test(value);
 }
 
+/** Query parameters of a join besides version, encoding and user (docs/protocol.md). */
+export type JoinParams = Record<string, string | undefined>;
+
 /**
  * Builds the WebSocket URL for a room: `http(s)` becomes `ws(s)`, a relative URL is resolved
- * against `base`, and `v`, `enc` and `user` are set in the query (other parameters are kept).
+ * against `base`, and `v`, `enc`, `user` and `params` are set in the query (other parameters are
+ * kept).
  */
 export function roomUrl(
   url: string,
   base: string | undefined,
-  options: { encoding: Encoding; user?: string },
+  options: { encoding: Encoding; user?: string; params?: JoinParams },
 ): string {
   let parsed: URL;
   try {
@@ -95,6 +127,9 @@ export function roomUrl(
       );
     }
     parsed.searchParams.set("user", options.user);
+  }
+  for (const [key, value] of Object.entries(options.params ?? {})) {
+    if (value !== undefined) parsed.searchParams.set(key, value);
   }
   return parsed.toString();
 }
@@ -147,7 +182,36 @@ function optionalName(record: Record<string, unknown>, what: string): string | u
 function peerInfo(value: unknown, what: string): PeerInfo {
   if (!isRecord(value) || !isPeerId(value.id)) throw bad(`${what}: missing or malformed peer id`);
   const name = optionalName(value, what);
-  return name === undefined ? { id: value.id } : { id: value.id, name };
+  const peer: { id: string; name?: string; resumable?: boolean } = { id: value.id };
+  if (name !== undefined) peer.name = name;
+  if (value.resumable === true) peer.resumable = true;
+  return peer;
+}
+
+function roomInfo(value: unknown): RoomInfo {
+  if (!isRecord(value)) throw bad("welcome: room_info is not an object");
+  const oneOf = <T extends string>(field: string, allowed: readonly T[]): T => {
+    const v = value[field];
+    if (typeof v !== "string" || !allowed.includes(v as T)) throw bad(`room_info: bad ${field}`);
+    return v as T;
+  };
+  const info: RoomInfo = {
+    kind: oneOf("kind", ["named", "code", "session", "match"] as const),
+    topology: oneOf("topology", ["mesh", "star"] as const),
+    capacity: count(value.capacity, "room_info: capacity"),
+    host_leaves: oneOf("host_leaves", ["migrate", "close"] as const),
+    public: value.public === true,
+  };
+  if (value.host !== undefined && value.host !== null) {
+    if (!isPeerId(value.host)) throw bad("room_info: malformed host");
+    info.host = value.host;
+  }
+  if (value.meta !== undefined && value.meta !== null) {
+    if (!isRecord(value.meta)) throw bad("room_info: meta is not an object");
+    info.meta = value.meta;
+  }
+  if (value.started === true) info.started = true;
+  return info;
 }
 
 function count(value: unknown, what: string): number {
@@ -191,9 +255,17 @@ function validateServerMessage(value: unknown): ServerMessage | null {
         heartbeat_ms: count(value.heartbeat_ms, "welcome: heartbeat_ms"),
         idle_timeout_ms: count(value.idle_timeout_ms, "welcome: idle_timeout_ms"),
         max_message_bytes: count(value.max_message_bytes, "welcome: max_message_bytes"),
+        room_info: roomInfo(value.room_info),
       };
       const name = optionalName(value, "welcome");
       if (name !== undefined) welcome.name = name;
+      if (value.resume_token !== undefined) {
+        if (typeof value.resume_token !== "string" || !/^[0-9a-f]{32}$/.test(value.resume_token)) {
+          throw bad("welcome: malformed resume_token");
+        }
+        welcome.resume_token = value.resume_token;
+      }
+      if (value.resumed === true) welcome.resumed = true;
       return welcome;
     }
     case "peer_joined": {
@@ -213,6 +285,14 @@ function validateServerMessage(value: unknown): ServerMessage | null {
     }
     case "pong":
       return { type: "pong", nonce: count(value.nonce, "pong: nonce") };
+    case "host_changed":
+      if (!isPeerId(value.host)) throw bad("host_changed: malformed host");
+      return { type: "host_changed", host: value.host };
+    case "room_started":
+      return { type: "room_started" };
+    case "room_updated":
+      if (!isRecord(value.meta)) throw bad("room_updated: meta is not an object");
+      return { type: "room_updated", meta: value.meta };
     case "error":
       if (typeof value.code !== "string") throw bad("error: missing code");
       return {

@@ -19,6 +19,7 @@ const WELCOME = {
   heartbeat_ms: 5000,
   idle_timeout_ms: 15000,
   max_message_bytes: 65536,
+  room_info: { kind: "named", topology: "mesh", capacity: 128, host: PEER, host_leaves: "migrate", public: false },
 };
 
 let switchboard;

@@ -16,17 +16,22 @@ after(async () => {
   await server?.stop();
 });
 
-test("with mDNS-hidden host candidates, peers connect through the built-in STUN server", async () => {
+test("with mDNS-hidden host candidates, peers connect and the built-in STUN server supplies reflexive candidates", async () => {
   const pages = [await openPage(browser, server), await openPage(browser, server)];
   const ids = [await join(pages[0], "mdns"), await join(pages[1], "mdns")];
   await waitFor(pages[0], (id) => window.log.connects.includes(id), ids[1]);
+  // Gathering goes on after the connection opens: wait for the STUN answer to show up.
   const { iceServers, candidates } = await pages[0].evaluate(async (other) => {
-    const stats = await window.room.connection(other).rtc.getStats();
-    const candidates = [];
-    stats.forEach((s) => {
-      if (s.type === "local-candidate") candidates.push({ type: s.candidateType, address: s.address ?? "" });
-    });
-    return { iceServers: window.room.iceServers, candidates };
+    const deadline = Date.now() + 10000;
+    for (;;) {
+      const stats = await window.room.connection(other).rtc.getStats();
+      const candidates = [];
+      stats.forEach((s) => {
+        if (s.type === "local-candidate") candidates.push({ type: s.candidateType, address: s.address ?? "" });
+      });
+      if (candidates.some((c) => c.type === "srflx") || Date.now() > deadline) return { iceServers: window.room.iceServers, candidates };
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }, ids[1]);
   assert.equal(iceServers.length, 1);
   assert.match(String(iceServers[0].urls), /^stun:127\.0\.0\.1:\d+$/);

@@ -8,6 +8,7 @@ const WELCOME = {
   type: "welcome", version: 1, id: ID, room: "lobby", name: "alice",
   peers: [{ id: "0a1b2c3d4e5f60718293a4b5c6d7e8f9", name: "bob" }, { id: "ffeeddccbbaa99887766554433221100" }],
   ice_servers: [{ urls: ["stun:127.0.0.1:3478"] }], heartbeat_ms: 5000, idle_timeout_ms: 15000, max_message_bytes: 65536,
+  room_info: { kind: "named", topology: "mesh", capacity: 128, host: "0a1b2c3d4e5f60718293a4b5c6d7e8f9", host_leaves: "migrate", public: false },
 };
 
 test("room URLs: schemes, relative paths, version, encoding and user; other parameters kept", () => {
@@ -41,4 +42,30 @@ test("unknown message types are skipped, malformed ones refused", () => {
   assert.throws(() => decodeServerMessage(new Uint8Array([0xc1]), "msgpack"), { code: "bad_server_message" });
   assert.throws(() => decodeServerMessage(new Uint8Array([0x80]).buffer, "json"), { code: "bad_server_message" });
   assert.throws(() => decodeServerMessage('{"type":"pong","nonce":1}', "msgpack"), { code: "bad_server_message" });
+});
+
+test("lobby messages and welcome fields decode; malformed ones are refused", () => {
+  const resumed = { ...WELCOME, resume_token: "00112233445566778899aabbccddeeff", resumed: true, peers: [{ id: ID, resumable: true }] };
+  assert.deepEqual(decodeServerMessage(JSON.stringify(resumed), "json"), resumed);
+  assert.deepEqual(decodeServerMessage(`{"type":"host_changed","host":"${ID}"}`, "json"), { type: "host_changed", host: ID });
+  assert.deepEqual(decodeServerMessage('{"type":"room_started"}', "json"), { type: "room_started" });
+  assert.deepEqual(decodeServerMessage('{"type":"room_updated","meta":{"round":2}}', "json"), { type: "room_updated", meta: { round: 2 } });
+  for (const bad of [
+    { ...WELCOME, room_info: undefined },
+    { ...WELCOME, room_info: { ...WELCOME.room_info, topology: "ring" } },
+    { ...WELCOME, resume_token: "short" },
+  ]) {
+    assert.throws(() => decodeServerMessage(JSON.stringify(bad), "json"), { code: "bad_server_message" });
+  }
+  assert.throws(() => decodeServerMessage('{"type":"host_changed","host":"x"}', "json"), { code: "bad_server_message" });
+  assert.throws(() => decodeServerMessage('{"type":"room_updated","meta":[1]}', "json"), { code: "bad_server_message" });
+  assert.equal(encodeClientMessage({ type: "kick", peer: ID }, "json"), `{"type":"kick","peer":"${ID}"}`);
+});
+
+test("room options become query parameters", () => {
+  const url = roomUrl("/ws", "http://h/", { encoding: "json", params: { match: "4", key: "ctf", resumable: "true", meta: '{"a":1}' } });
+  const parsed = new URL(url);
+  assert.equal(parsed.searchParams.get("match"), "4");
+  assert.equal(parsed.searchParams.get("meta"), '{"a":1}');
+  assert.equal(parsed.searchParams.get("resumable"), "true");
 });
