@@ -1,10 +1,11 @@
 //! Memory per idle connection: open N connections that join rooms and then only answer pings,
-//! and read the server's resident memory before and after.
+//! and read the server's resident memory before and after. With `detach`, each peer detaches
+//! (close-after-connect) instead: the server keeps a member without a connection.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::connect::{open, source_ip};
@@ -29,16 +30,30 @@ pub struct IdlePoint {
     pub per_connection_bytes: f64,
 }
 
+/// How the peers are spread and what they do after joining.
+pub struct Shape {
+    /// Peers per room.
+    pub per_room: usize,
+    /// Number of 127.0.0.x source addresses.
+    pub sources: usize,
+    /// Detach after joining instead of staying connected.
+    pub detach: bool,
+}
+
 /// Opens connections in steps up to each count in `counts`, measuring after each step settles.
-/// Rooms hold `per_room` peers each. Connections stay open (answering pings) until return.
+/// Connections stay open (answering pings) until return, or detach and close.
 pub async fn run(
     server: SocketAddr,
     server_pid: u32,
     flavor: Flavor,
     counts: &[usize],
-    per_room: usize,
-    sources: usize,
+    shape: Shape,
 ) -> Result<(u64, Vec<IdlePoint>), String> {
+    let Shape {
+        per_room,
+        sources,
+        detach,
+    } = shape;
     let settle = Duration::from_secs(3);
     tokio::time::sleep(settle).await;
     let base = rss_kib(server_pid)?;
@@ -63,10 +78,18 @@ pub async fn run(
                     other => return Err(format!("connection {opened}: no id: {other:?}")),
                 }
             }
-            // Keep reading, so pings are answered and presence events drained.
-            holders.push(tokio::spawn(async move {
+            if detach {
+                ws.send(Message::Text(r#"{"type":"detach"}"#.into()))
+                    .await
+                    .map_err(|e| format!("connection {opened}: detach: {e}"))?;
+                // The server closes the socket; read to the end.
                 while let Some(Ok(_)) = ws.next().await {}
-            }));
+            } else {
+                // Keep reading, so pings are answered and presence events drained.
+                holders.push(tokio::spawn(async move {
+                    while let Some(Ok(_)) = ws.next().await {}
+                }));
+            }
             opened += 1;
         }
         tokio::time::sleep(settle).await;

@@ -74,6 +74,10 @@ enum Command {
         /// Number of 127.0.0.x source addresses to spread connections over.
         #[arg(long, default_value_t = 32)]
         sources: usize,
+        /// Switchboard only: each peer detaches after joining (close-after-connect), so the
+        /// server keeps a room member without a connection.
+        #[arg(long)]
+        detach: bool,
     },
 }
 
@@ -125,8 +129,9 @@ fn main() -> ExitCode {
                 );
                 Ok(())
             }
-            Command::Idle { server, server_pid, flavor, counts, per_room, sources } => {
-                let (base, points) = idle::run(server, server_pid, flavor, &counts, per_room, sources).await?;
+            Command::Idle { server, server_pid, flavor, counts, per_room, sources, detach } => {
+                let shape = idle::Shape { per_room, sources, detach };
+                let (base, points) = idle::run(server, server_pid, flavor, &counts, shape).await?;
                 for p in points {
                     println!(
                         r#"{{"base_kib":{base},"connections":{},"rss_kib":{},"per_connection_bytes":{:.0}}}"#,
