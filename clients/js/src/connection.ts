@@ -7,7 +7,7 @@
 import { type ChannelSpec, dataChannelInit } from "./channels.js";
 import { Emitter } from "./emitter.js";
 import { SwitchboardError } from "./errors.js";
-import { encodeFrames, type Payload, type Received, Reassembler } from "./framing.js";
+import { Goodbye, encodeFrames, goodbyeFrame, type Payload, type Received, Reassembler } from "./framing.js";
 import { Negotiation, type Role, type Signal, type Step } from "./negotiation.js";
 
 /** Limits and timeouts of a connection (see `RoomOptions`). */
@@ -33,9 +33,10 @@ export interface ConnectionEvents {
   error: { error: SwitchboardError };
   /**
    * The connection is over, reported once (not after `close()`): `disconnected` (the other
-   * side's channels closed), `connection_failed`, `connection_lost`, `channel_mismatch`.
+   * side's channels closed), `connection_failed`, `connection_lost`, `channel_mismatch`, or
+   * `goodbye` (the other side closed on purpose: `detail` is its reason, e.g. a server's kick).
    */
-  close: { reason: string };
+  close: { reason: string; detail?: string };
 }
 
 interface Channel {
@@ -166,8 +167,19 @@ export class Connection {
     this.drain(channel);
   }
 
-  /** Closes the connection (no `close` event follows). */
-  close(): void {
+  /**
+   * Closes the connection (no `close` event follows). With a `reason`, the other side is told
+   * first (a goodbye frame on the first ordered reliable channel) and sees `goodbye` with it.
+   */
+  close(reason?: string): void {
+    if (reason !== undefined && this.connected) {
+      const channel = [...this.channelsByName.values()].find((c) => c.spec.chunked && c.dc.readyState === "open");
+      try {
+        channel?.dc.send(goodbyeFrame(reason) as Uint8Array<ArrayBuffer>);
+      } catch {
+        // closing anyway
+      }
+    }
     this.shut();
     this.events.clear();
   }
@@ -187,10 +199,10 @@ export class Connection {
     this.pc.close();
   }
 
-  private end(reason: string): void {
+  private end(reason: string, detail?: string): void {
     if (this.closed) return;
     this.shut();
-    this.events.emit("close", { reason });
+    this.events.emit("close", detail === undefined ? { reason } : { reason, detail });
     this.events.clear();
   }
 
@@ -254,14 +266,15 @@ export class Connection {
       return;
     }
     if (!(data instanceof ArrayBuffer)) return;
-    let message: Received | null;
+    let message: Received | Goodbye | null;
     try {
       message = channel.reassembler.push(new Uint8Array(data));
     } catch (error) {
       this.events.emit("error", { error: error as SwitchboardError });
       return;
     }
-    if (message !== null) this.events.emit("message", { channel: channel.spec.name, data: message });
+    if (message instanceof Goodbye) this.end("goodbye", message.reason);
+    else if (message !== null) this.events.emit("message", { channel: channel.spec.name, data: message });
   }
 
   private drain(channel: Channel): void {

@@ -6,7 +6,8 @@
  * - `0` a whole binary message, `1` a whole text (UTF-8) message;
  * - `2` / `3` the first chunk of a binary / text message, followed by the total length of the
  *   message (u32, big endian) and the first bytes;
- * - `4` a following chunk.
+ * - `4` a following chunk;
+ * - `5` goodbye: the sender closes the connection; the rest is the reason (UTF-8).
  *
  * Chunks are only used on ordered, fully reliable channels, where they arrive in order.
  */
@@ -19,7 +20,23 @@ export const FrameKind = Object.freeze({
   FirstBinaryChunk: 2,
   FirstTextChunk: 3,
   Chunk: 4,
+  Goodbye: 5,
 } as const);
+
+/** The other side said goodbye (frame kind 5), with its reason. */
+export class Goodbye {
+  /** Creates a goodbye with the other side's reason. */
+  constructor(readonly reason: string) {}
+}
+
+/** A goodbye frame with a reason. */
+export function goodbyeFrame(reason: string): Uint8Array {
+  const text = encoder.encode(reason.slice(0, 256));
+  const frame = new Uint8Array(text.byteLength + 1);
+  frame[0] = FrameKind.Goodbye;
+  frame.set(text, 1);
+  return frame;
+}
 
 /** Application payloads: text, or bytes. */
 export type Payload = string | ArrayBuffer | ArrayBufferView;
@@ -105,8 +122,8 @@ export class Reassembler {
   /** `maxMessageBytes` bounds what a peer can make us buffer. */
   constructor(private readonly maxMessageBytes: number) {}
 
-  /** Feeds one frame; returns a whole message, or `null` while a chunked message is incomplete. */
-  push(frame: Uint8Array): Received | null {
+  /** Feeds one frame; returns a whole message (or a goodbye), or `null` while a chunked message is incomplete. */
+  push(frame: Uint8Array): Received | Goodbye | null {
     if (frame.byteLength === 0) return this.fail("empty frame");
     const kind = frame[0];
     if (kind !== FrameKind.Chunk && this.pending !== null) {
@@ -117,6 +134,8 @@ export class Reassembler {
         return frame.subarray(1);
       case FrameKind.Text:
         return this.text(frame.subarray(1));
+      case FrameKind.Goodbye:
+        return new Goodbye(new TextDecoder().decode(frame.subarray(1)));
       case FrameKind.FirstBinaryChunk:
       case FrameKind.FirstTextChunk: {
         if (frame.byteLength < FIRST_HEADER) return this.fail("truncated first chunk");

@@ -28,3 +28,4 @@ export { createPairingOffer, answerPairingOffer, PairingOffer, PairingCode, PAIR
 export type { PairingOptions } from "./pairing.js";
 export { parseSdp, buildSdp, encodeDescription, decodeDescription, decodeCode, toQrText, toUrlText, fromQrText, fromUrlText } from "./compact.js";
 export type { CompactDescription, CompactCandidate } from "./compact.js";
+export { connectToServer } from "./server.js";

@@ -103,12 +103,15 @@ function gathered(pc: RTCPeerConnection, timeoutMs: number): Promise<void> {
   });
 }
 
-/** Sets up a connection whose local description is complete, and its code. */
-async function describe(
+/**
+ * Sets up a connection without trickle ICE: its local description, once gathering is done (or
+ * `gatherTimeoutMs` passed), carries every candidate.
+ */
+export async function describe(
   role: "offerer" | "answerer",
   options: PairingOptions,
   remoteOffer?: string,
-): Promise<{ connection: Connection; compact: Uint8Array }> {
+): Promise<{ connection: Connection; sdp: string }> {
   const { limits, gatherTimeoutMs } = resolve(options);
   const specs = channelSpecs(options.channels ?? DEFAULT_CHANNELS);
   const fingerprint = channelsFingerprint(specs);
@@ -126,18 +129,22 @@ async function describe(
   try {
     await Promise.race([local, failed]);
     await gathered(connection.rtc, gatherTimeoutMs);
-    const sdp = connection.rtc.localDescription?.sdp ?? "";
-    const description = parseSdp(sdp);
-    description.candidates = description.candidates.slice(0, MAX_CANDIDATES);
-    return { connection, compact: encodeDescription(description) };
+    return { connection, sdp: connection.rtc.localDescription?.sdp ?? "" };
   } catch (error) {
     connection.close();
     throw error instanceof SwitchboardError ? error : new SwitchboardError("webrtc_error", String((error as Error)?.message ?? error));
   }
 }
 
+/** The compact code of a complete local description (at most `MAX_CANDIDATES` candidates). */
+function compactOf(sdp: string): Uint8Array {
+  const description = parseSdp(sdp);
+  description.candidates = description.candidates.slice(0, MAX_CANDIDATES);
+  return encodeDescription(description);
+}
+
 /** Resolves when the channels open; rejects when the connection fails or the browser refuses the remote SDP. */
-function opened(connection: Connection): Promise<Connection> {
+export function opened(connection: Connection): Promise<Connection> {
   return new Promise((done, reject) => {
     if (connection.connected) return done(connection);
     connection.on("open", () => done(connection));
@@ -188,8 +195,8 @@ export class PairingOffer extends PairingCode {
 
 /** Creates an offer code. Resolves once ICE gathering is done (or `gatherTimeoutMs` passed). */
 export async function createPairingOffer(options: PairingOptions = {}): Promise<PairingOffer> {
-  const { connection, compact } = await describe("offerer", options);
-  return new PairingOffer(compact, connection);
+  const { connection, sdp } = await describe("offerer", options);
+  return new PairingOffer(compactOf(sdp), connection);
 }
 
 /**
@@ -201,7 +208,9 @@ export async function answerPairingOffer(
   options: PairingOptions = {},
 ): Promise<{ answer: PairingCode; connection: Promise<Connection> }> {
   const sdp = readCode(offer, "offer");
-  const { connection, compact } = await describe("answerer", options, sdp);
+  const local = await describe("answerer", options, sdp);
+  const compact = compactOf(local.sdp);
+  const connection = local.connection;
   const open = opened(connection);
   open.catch(() => {}); // The caller may only look at the answer first; the promise still rejects for them.
   return { answer: new PairingCode(compact), connection: open };

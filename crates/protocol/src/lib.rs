@@ -9,11 +9,13 @@
 //!   messages. [`decode_client`], [`encode_server`], [`encode_client`] and [`decode_server`]
 //!   convert between messages and frames.
 //! * [`ErrorCode`] lists the stable error codes, and the WebSocket close code each fatal one uses.
+//! * [`frame`] is the framing of messages on data channels (shared with the browser client).
 //! * [`compact`] shrinks a data-channel offer or answer to a code that fits a small QR code.
 
 mod codec;
 pub mod compact;
 mod error;
+pub mod frame;
 mod id;
 mod message;
 mod names;

@@ -48,6 +48,43 @@ export async function startServer(extraArgs = []) {
   };
 }
 
+/**
+ * Starts the server peer's echo example (crates/peer/examples/echo.rs) on free loopback ports;
+ * resolves to { url, udp, lines (its stdout, one event per line), stop() }.
+ */
+export async function startEcho() {
+  const path = process.env.SWITCHBOARD_ECHO_BIN ?? `${repo}target/debug/examples/echo`;
+  if (!existsSync(path)) throw new Error(`no echo example at ${path}; run cargo build -p switchboard-peer --examples`);
+  const child = spawn(path, ["127.0.0.1:0", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "pipe"] });
+  const lines = [];
+  let buffered = "";
+  child.stdout.on("data", (chunk) => {
+    buffered += chunk;
+    const parts = buffered.split("\n");
+    buffered = parts.pop();
+    lines.push(...parts);
+  });
+  let errors = "";
+  child.stderr.on("data", (chunk) => (errors += chunk));
+  const deadline = Date.now() + 15000;
+  while (!lines.some((l) => l.startsWith("echo "))) {
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`echo did not start: ${errors}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const [, url, , udp] = lines.find((l) => l.startsWith("echo ")).split(" ");
+  return {
+    url: url.replace(/\/$/, ""),
+    udp,
+    lines,
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((resolve) => child.on("exit", resolve));
+      child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
 /** Chromium flags from the brief, plus plain loopback addresses for meetings on one machine. */
 export const CHROMIUM_ARGS = [
   "--no-sandbox",

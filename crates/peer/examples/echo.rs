@@ -1,0 +1,60 @@
+//! An echo server peer, for trying the server peer and for the browser tests: every message comes
+//! back on the channel it came on; the text `kick me` gets the sender kicked. Serves the browser
+//! client at `/switchboard.js` and takes offers at `POST /connect`.
+//!
+//! `cargo run -p switchboard-peer --example echo -- [HTTP_ADDR] [UDP_ADDR]`
+//! (defaults 127.0.0.1:8090 and 127.0.0.1:3479). Prints one line per event on stdout.
+
+use std::io::Write;
+
+use axum::routing::get;
+use switchboard_peer::{Data, Event, PeerConfig, Server};
+
+const CLIENT: &str = include_str!("../../../clients/js/dist/switchboard.js");
+const PAGE: &str =
+    "<!doctype html><meta charset=utf-8><title>echo</title><p>Switchboard echo server peer.</p>";
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let http = args.next().unwrap_or_else(|| "127.0.0.1:8090".into());
+    let udp = args.next().unwrap_or_else(|| "127.0.0.1:3479".into());
+    let config = PeerConfig {
+        listen: udp.parse()?,
+        ..PeerConfig::default()
+    };
+    let max_offer = config.max_offer_bytes;
+    let (server, mut events) = Server::new(config).await?;
+    let app = switchboard_peer::http::router(server.clone(), max_offer)
+        .route("/", get(|| async { axum::response::Html(PAGE) }))
+        .route(
+            "/switchboard.js",
+            get(|| async { ([("content-type", "text/javascript")], CLIENT) }),
+        );
+    let listener = tokio::net::TcpListener::bind(&http).await?;
+    say(&format!(
+        "echo http://{}/ udp {}",
+        listener.local_addr()?,
+        server.local_addr()
+    ));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    loop {
+        match events.recv().await {
+            Event::Open(peer) => say(&format!("open {peer}")),
+            Event::Closed(peer, reason) => say(&format!("closed {peer} {reason}")),
+            Event::Received(peer, channel, data) => {
+                if data == Data::Text("kick me".into()) {
+                    server.kick(peer, "you asked");
+                    continue;
+                }
+                server.send_to(&[peer], channel, data);
+            }
+        }
+    }
+}
+
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}

@@ -1,0 +1,276 @@
+//! The application's side: [`Server`] to send, kick and accept offers, [`Events`] to learn what
+//! happened. Both are cheap to clone and thread-safe; nothing here waits for the network loop.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, oneshot, Notify};
+
+pub use switchboard_protocol::PeerId;
+
+use crate::config::PeerConfig;
+use crate::engine::{self, Command};
+
+/// The two channels every connection has: `reliable` (ordered, retransmitted, large messages
+/// chunked) and `unreliable` (unordered, never retransmitted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Channel {
+    /// Ordered and retransmitted until delivered.
+    Reliable,
+    /// Unordered, `maxRetransmits: 0`: a lost or late message is simply gone.
+    Unreliable,
+}
+
+/// A message: bytes or text (browsers receive `Uint8Array` or `string` accordingly).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Data {
+    /// Binary.
+    Binary(Vec<u8>),
+    /// Text.
+    Text(String),
+}
+
+impl Data {
+    /// The message's bytes (text as UTF-8).
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Binary(bytes) => bytes,
+            Self::Text(text) => text.as_bytes(),
+        }
+    }
+}
+
+impl From<Vec<u8>> for Data {
+    fn from(bytes: Vec<u8>) -> Self {
+        Self::Binary(bytes)
+    }
+}
+
+impl From<&[u8]> for Data {
+    fn from(bytes: &[u8]) -> Self {
+        Self::Binary(bytes.to_vec())
+    }
+}
+
+impl From<String> for Data {
+    fn from(text: String) -> Self {
+        Self::Text(text)
+    }
+}
+
+impl From<&str> for Data {
+    fn from(text: &str) -> Self {
+        Self::Text(text.to_owned())
+    }
+}
+
+/// What happened to a peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Both channels are open: sends reach the peer.
+    Open(PeerId),
+    /// The peer is gone (reported once, only after `Open`): `channel_closed`, `ice_disconnected`,
+    /// `goodbye: <reason>` (the browser closed), `kicked: <reason>`, `closed`.
+    Closed(PeerId, String),
+    /// A whole message from the peer.
+    Received(PeerId, Channel, Data),
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The UDP address could not be bound.
+    #[error("cannot bind UDP {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// Why an offer was refused.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum ConnectError {
+    /// Not a data channel offer str0m accepts.
+    #[error("invalid offer: {0}")]
+    InvalidOffer(String),
+    /// `max_peers` reached.
+    #[error("the server has max_peers ({0}) peers")]
+    Full(usize),
+    /// The server is shutting down.
+    #[error("the server is stopped")]
+    Stopped,
+}
+
+impl ConnectError {
+    /// A stable code for HTTP answers.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidOffer(_) => "invalid_offer",
+            Self::Full(_) => "server_full",
+            Self::Stopped => "shutdown",
+        }
+    }
+}
+
+/// The queue of events, shared by the network loop and every [`Events`] handle.
+#[derive(Default)]
+pub(crate) struct EventQueue {
+    items: Mutex<VecDeque<Event>>,
+    notify: Notify,
+}
+
+impl EventQueue {
+    pub(crate) fn push(&self, event: Event) {
+        self.items
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(event);
+        self.notify.notify_one();
+    }
+}
+
+/// Receives the server's events: poll with [`Events::pop_all`] from a game loop, or await
+/// [`Events::recv`].
+#[derive(Clone)]
+pub struct Events {
+    queue: Arc<EventQueue>,
+}
+
+impl Events {
+    /// Everything that happened since the last call, in order.
+    pub fn pop_all(&mut self) -> Vec<Event> {
+        self.queue
+            .items
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+            .collect()
+    }
+
+    /// The next event, waiting for one.
+    pub async fn recv(&mut self) -> Event {
+        loop {
+            let notified = self.queue.notify.notified();
+            if let Some(event) = self
+                .queue
+                .items
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop_front()
+            {
+                return event;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// The server peer. Clone it freely; every method returns at once.
+#[derive(Clone)]
+pub struct Server {
+    commands: mpsc::Sender<Command>,
+    local_addr: SocketAddr,
+    advertised: Arc<Vec<SocketAddr>>,
+}
+
+impl Server {
+    /// Binds the UDP port and starts the network loop (on the current tokio runtime).
+    pub async fn new(config: PeerConfig) -> Result<(Server, Events), StartError> {
+        let queue = Arc::new(EventQueue::default());
+        let (commands, local_addr, advertised) = engine::start(config, queue.clone()).await?;
+        let server = Server {
+            commands,
+            local_addr,
+            advertised: Arc::new(advertised),
+        };
+        Ok((server, Events { queue }))
+    }
+
+    /// The bound UDP address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The addresses given to browsers as the server's candidates.
+    pub fn advertised(&self) -> &[SocketAddr] {
+        &self.advertised
+    }
+
+    /// Accepts a browser's offer (an SDP with data channels); returns the peer's id and the
+    /// answer, which carries the server's candidates (no trickling needed).
+    pub async fn connect(&self, offer: String) -> Result<(PeerId, String), ConnectError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Connect { offer, reply })
+            .await
+            .map_err(|_| ConnectError::Stopped)?;
+        answer.await.map_err(|_| ConnectError::Stopped)?
+    }
+
+    /// Sends on the reliable channel (ordered, retransmitted; large messages are chunked).
+    pub fn send_reliable(&self, peer: PeerId, data: impl Into<Data>) {
+        self.command(Command::Send {
+            peers: Some(vec![peer]),
+            channel: Channel::Reliable,
+            data: data.into(),
+        });
+    }
+
+    /// Sends on the unreliable channel (unordered, never retransmitted; one frame at most).
+    pub fn send_unreliable(&self, peer: PeerId, data: impl Into<Data>) {
+        self.command(Command::Send {
+            peers: Some(vec![peer]),
+            channel: Channel::Unreliable,
+            data: data.into(),
+        });
+    }
+
+    /// Sends to every open peer, reliably.
+    pub fn broadcast_reliable(&self, data: impl Into<Data>) {
+        self.command(Command::Send {
+            peers: None,
+            channel: Channel::Reliable,
+            data: data.into(),
+        });
+    }
+
+    /// Sends to every open peer, unreliably.
+    pub fn broadcast_unreliable(&self, data: impl Into<Data>) {
+        self.command(Command::Send {
+            peers: None,
+            channel: Channel::Unreliable,
+            data: data.into(),
+        });
+    }
+
+    /// Sends to a set of peers.
+    pub fn send_to(&self, peers: &[PeerId], channel: Channel, data: impl Into<Data>) {
+        self.command(Command::Send {
+            peers: Some(peers.to_vec()),
+            channel,
+            data: data.into(),
+        });
+    }
+
+    /// Closes a peer's connection; the browser gets a `close` event with this reason.
+    pub fn kick(&self, peer: PeerId, reason: &str) {
+        self.command(Command::Kick {
+            peer,
+            reason: reason.to_owned(),
+        });
+    }
+
+    /// Stops the network loop (peers are disconnected).
+    pub fn shutdown(&self) {
+        self.command(Command::Shutdown);
+    }
+
+    fn command(&self, command: Command) {
+        if self.commands.try_send(command).is_err() {
+            tracing::warn!("server peer command queue full or closed: a command was dropped");
+        }
+    }
+}

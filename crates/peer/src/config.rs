@@ -1,0 +1,42 @@
+//! Settings of the server peer, every limit with a default.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// Settings of a [`crate::Server`].
+#[derive(Debug, Clone)]
+pub struct PeerConfig {
+    /// The one UDP address every browser connects to (and plain STUN is answered on).
+    pub listen: SocketAddr,
+    /// Addresses advertised to browsers as the server's candidates. Empty: the bound IP, or,
+    /// bound to a wildcard, this machine's LAN address (the one with the default route) and
+    /// loopback.
+    pub public_ips: Vec<IpAddr>,
+    /// A peer that has not opened its channels this long after its offer is dropped.
+    pub connect_timeout: Duration,
+    /// Most peers at once (connected or connecting); more offers are refused.
+    pub max_peers: usize,
+    /// Largest data channel frame sent; larger reliable messages are chunked.
+    pub frame_bytes: usize,
+    /// Largest reliable message reassembled from a peer.
+    pub max_message_bytes: usize,
+    /// Largest SDP offer accepted by `POST /connect`.
+    pub max_offer_bytes: usize,
+    /// Messages queued from the application to the network loop before sends are dropped.
+    pub command_queue: usize,
+}
+
+impl Default for PeerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:3478".parse().expect("a valid address"),
+            public_ips: Vec::new(),
+            connect_timeout: Duration::from_secs(15),
+            max_peers: 10_000,
+            frame_bytes: 16 * 1024,
+            max_message_bytes: 16 * 1024 * 1024,
+            max_offer_bytes: 16 * 1024,
+            command_queue: 65_536,
+        }
+    }
+}

@@ -1,0 +1,431 @@
+//! The network loop: one task owns the UDP socket and every peer's `str0m::Rtc`. Datagrams are
+//! routed by `demux`; plain STUN is answered with `switchboard_stun`; each `Rtc` is driven by the
+//! str0m contract (one mutation, then drain `poll_output` to a timeout).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::change::SdpOffer;
+use str0m::channel::{ChannelConfig, ChannelId, Reliability};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event as RtcEvent, IceConnectionState, Input, Output, Rtc};
+use switchboard_protocol::frame::{self, Message, Reassembler};
+use switchboard_protocol::PeerId;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::addrs;
+use crate::api::{Channel, ConnectError, Data, Event, EventQueue, StartError};
+use crate::config::PeerConfig;
+use crate::demux::{Route, Routes};
+
+/// What the handles ask of the loop.
+pub(crate) enum Command {
+    Connect {
+        offer: String,
+        reply: oneshot::Sender<Result<(PeerId, String), ConnectError>>,
+    },
+    Send {
+        peers: Option<Vec<PeerId>>,
+        channel: Channel,
+        data: Data,
+    },
+    Kick {
+        peer: PeerId,
+        reason: String,
+    },
+    Shutdown,
+}
+
+const CHANNELS: [(Channel, &str, u16); 2] = [
+    (Channel::Reliable, "reliable", 0),
+    (Channel::Unreliable, "unreliable", 1),
+];
+/// Longest the loop sleeps when no peer has a timeout.
+const IDLE: Duration = Duration::from_secs(1);
+
+struct Slot {
+    rtc: Rtc,
+    channels: HashMap<ChannelId, Channel>,
+    ids: HashMap<Channel, ChannelId>,
+    reliable: Reassembler,
+    unreliable: Reassembler,
+    /// Channels whose `ChannelOpen` came.
+    opened: Vec<ChannelId>,
+    open: bool,
+    timeout: Instant,
+    connect_by: Instant,
+}
+
+struct Engine {
+    socket: UdpSocket,
+    config: PeerConfig,
+    advertised: Vec<SocketAddr>,
+    routes: Routes,
+    peers: HashMap<PeerId, Slot>,
+    events: Arc<EventQueue>,
+    stun_out: Vec<u8>,
+}
+
+/// Binds the socket and spawns the loop; returns the command sender, bound and advertised addresses.
+pub(crate) async fn start(
+    config: PeerConfig,
+    events: Arc<EventQueue>,
+) -> Result<(mpsc::Sender<Command>, SocketAddr, Vec<SocketAddr>), StartError> {
+    let socket = UdpSocket::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let local = socket.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let advertised = addrs::advertised(local, &config.public_ips);
+    let (commands, inbox) = mpsc::channel(config.command_queue.max(1));
+    let engine = Engine {
+        socket,
+        config,
+        advertised: advertised.clone(),
+        routes: Routes::default(),
+        peers: HashMap::new(),
+        events,
+        stun_out: vec![0; switchboard_stun::MAX_RESPONSE_LEN],
+    };
+    tokio::spawn(engine.run(inbox));
+    Ok((commands, local, advertised))
+}
+
+impl Engine {
+    async fn run(mut self, mut inbox: mpsc::Receiver<Command>) {
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let next = self
+                .peers
+                .values()
+                .map(|s| s.timeout.min(s.connect_by))
+                .min();
+            let wake = next
+                .unwrap_or_else(|| Instant::now() + IDLE)
+                .min(Instant::now() + IDLE);
+            tokio::select! {
+                received = self.socket.recv_from(&mut buf) => match received {
+                    Ok((n, source)) => self.datagram(&buf[..n], source),
+                    Err(error) => tracing::debug!(%error, "udp receive error"),
+                },
+                command = inbox.recv() => match command {
+                    Some(Command::Shutdown) | None => break,
+                    Some(command) => self.command(command),
+                },
+                () = tokio::time::sleep_until(wake.into()) => self.timeouts(),
+            }
+        }
+        let peers: Vec<PeerId> = self.peers.keys().copied().collect();
+        for peer in peers {
+            self.close(peer, "shutdown".into());
+        }
+    }
+
+    fn datagram(&mut self, datagram: &[u8], source: SocketAddr) {
+        match self.routes.route(datagram, source) {
+            Route::Stun => {
+                let action = switchboard_stun::respond(
+                    datagram,
+                    source,
+                    switchboard_stun::SOFTWARE,
+                    &mut self.stun_out,
+                );
+                if let switchboard_stun::Action::Reply(n)
+                | switchboard_stun::Action::ReplyError(n) = action
+                {
+                    let _ = self.socket.try_send_to(&self.stun_out[..n], source);
+                }
+            }
+            Route::Drop => {}
+            Route::Peer(peer) => {
+                let destination = self.destination_for(source);
+                let Some(slot) = self.peers.get_mut(&peer) else {
+                    return;
+                };
+                let Ok(receive) = Receive::new(Protocol::Udp, source, destination, datagram) else {
+                    return;
+                };
+                let result = slot
+                    .rtc
+                    .handle_input(Input::Receive(Instant::now(), receive));
+                self.after(peer, result.map_err(|e| e.to_string()));
+            }
+        }
+    }
+
+    /// The local address a datagram was sent to, as str0m needs it: the advertised address of the
+    /// source's kind (loopback for loopback sources), since the socket may be bound to a wildcard.
+    fn destination_for(&self, source: SocketAddr) -> SocketAddr {
+        let same_family = |a: &&SocketAddr| a.is_ipv4() == source.is_ipv4();
+        self.advertised
+            .iter()
+            .filter(same_family)
+            .find(|a| a.ip().is_loopback() == source.ip().is_loopback())
+            .or_else(|| self.advertised.iter().find(same_family))
+            .or(self.advertised.first())
+            .copied()
+            .unwrap_or(source)
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Connect { offer, reply } => {
+                let _ = reply.send(self.connect(&offer));
+            }
+            Command::Send {
+                peers,
+                channel,
+                data,
+            } => {
+                let targets: Vec<PeerId> = match peers {
+                    Some(peers) => peers,
+                    None => self
+                        .peers
+                        .iter()
+                        .filter(|(_, s)| s.open)
+                        .map(|(p, _)| *p)
+                        .collect(),
+                };
+                for peer in targets {
+                    self.send(peer, channel, &data);
+                }
+            }
+            Command::Kick { peer, reason } => {
+                if self.peers.contains_key(&peer) {
+                    self.write(peer, Channel::Reliable, &frame::goodbye(&reason));
+                    self.close(peer, format!("kicked: {reason}"));
+                }
+            }
+            Command::Shutdown => {}
+        }
+    }
+
+    fn connect(&mut self, offer: &str) -> Result<(PeerId, String), ConnectError> {
+        if self.peers.len() >= self.config.max_peers {
+            return Err(ConnectError::Full(self.config.max_peers));
+        }
+        let offer = SdpOffer::from_sdp_string(offer)
+            .map_err(|e| ConnectError::InvalidOffer(e.to_string()))?;
+        let now = Instant::now();
+        let mut rtc = Rtc::builder().set_ice_lite(true).build(now);
+        for addr in &self.advertised {
+            if let Ok(candidate) = Candidate::host(*addr, "udp") {
+                rtc.add_local_candidate(candidate);
+            }
+        }
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| ConnectError::InvalidOffer(e.to_string()))?;
+        let peer = PeerId::from_u128(rand::random());
+        let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
+        let max = self.config.max_message_bytes;
+        let slot = Slot {
+            rtc,
+            channels: HashMap::new(),
+            ids: HashMap::new(),
+            reliable: Reassembler::new(max),
+            unreliable: Reassembler::new(max),
+            opened: Vec::new(),
+            open: false,
+            timeout: now,
+            connect_by: now + self.config.connect_timeout,
+        };
+        self.peers.insert(peer, slot);
+        self.routes.add_peer(peer, ufrag);
+        self.drain(peer).map_err(ConnectError::InvalidOffer)?;
+        // The browser client's channels are pre-negotiated with fixed ids: create the same.
+        for (channel, label, id) in CHANNELS {
+            let config = ChannelConfig {
+                label: label.to_owned(),
+                ordered: channel == Channel::Reliable,
+                reliability: match channel {
+                    Channel::Reliable => Reliability::Reliable,
+                    Channel::Unreliable => Reliability::MaxRetransmits { retransmits: 0 },
+                },
+                negotiated: Some(id),
+                protocol: String::new(),
+            };
+            if let Some(slot) = self.peers.get_mut(&peer) {
+                let cid = slot.rtc.direct_api().create_data_channel(config);
+                slot.channels.insert(cid, channel);
+                slot.ids.insert(channel, cid);
+            }
+            self.drain(peer).map_err(ConnectError::InvalidOffer)?;
+        }
+        Ok((peer, answer.to_sdp_string()))
+    }
+
+    fn send(&mut self, peer: PeerId, channel: Channel, data: &Data) {
+        let text = matches!(data, Data::Text(_));
+        let chunked = channel == Channel::Reliable;
+        let Some(frames) = frame::encode(
+            text,
+            data.as_bytes(),
+            self.config.frame_bytes,
+            chunked,
+            self.config.max_message_bytes,
+        ) else {
+            tracing::debug!(%peer, "message too big for its channel: dropped");
+            return;
+        };
+        for frame in frames {
+            self.write(peer, channel, &frame);
+        }
+    }
+
+    fn write(&mut self, peer: PeerId, channel: Channel, frame: &[u8]) {
+        let Some(slot) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if !slot.open {
+            return;
+        }
+        let Some(&cid) = slot.ids.get(&channel) else {
+            return;
+        };
+        let result = match slot.rtc.channel(cid) {
+            Some(mut writer) => writer
+                .write(true, frame)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            None => Ok(()),
+        };
+        self.after(peer, result);
+    }
+
+    fn timeouts(&mut self) {
+        let now = Instant::now();
+        let due: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, s)| s.timeout <= now || (!s.open && s.connect_by <= now))
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in due {
+            let Some(slot) = self.peers.get_mut(&peer) else {
+                continue;
+            };
+            if !slot.open && slot.connect_by <= now {
+                tracing::debug!(%peer, "half-open peer dropped after connect_timeout");
+                self.close(peer, "connect_timeout".into());
+                continue;
+            }
+            let result = slot
+                .rtc
+                .handle_input(Input::Timeout(now))
+                .map_err(|e| e.to_string());
+            self.after(peer, result);
+        }
+    }
+
+    /// After a mutation: drain, or close the peer if the mutation failed.
+    fn after(&mut self, peer: PeerId, result: Result<(), String>) {
+        let outcome = result.and_then(|()| self.drain(peer));
+        if let Err(reason) = outcome {
+            self.close(peer, reason);
+        }
+    }
+
+    /// Drains `poll_output` to the next timeout: sends, events. Returns why to close, if so.
+    fn drain(&mut self, peer: PeerId) -> Result<(), String> {
+        loop {
+            let Some(slot) = self.peers.get_mut(&peer) else {
+                return Ok(());
+            };
+            if !slot.rtc.is_alive() {
+                return Err("closed".into());
+            }
+            match slot.rtc.poll_output().map_err(|e| e.to_string())? {
+                Output::Timeout(at) => {
+                    slot.timeout = at;
+                    return Ok(());
+                }
+                Output::Transmit(transmit) => {
+                    let _ = self
+                        .socket
+                        .try_send_to(&transmit.contents, transmit.destination);
+                }
+                Output::Event(event) => self.event(peer, event)?,
+            }
+        }
+    }
+
+    fn event(&mut self, peer: PeerId, event: RtcEvent) -> Result<(), String> {
+        let Some(slot) = self.peers.get_mut(&peer) else {
+            return Ok(());
+        };
+        match event {
+            RtcEvent::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                return Err("ice_disconnected".into())
+            }
+            RtcEvent::ChannelOpen(cid, _) if slot.channels.contains_key(&cid) => {
+                if !slot.opened.contains(&cid) {
+                    slot.opened.push(cid);
+                }
+                if !slot.open && slot.opened.len() == slot.channels.len() {
+                    slot.open = true;
+                    self.events.push(Event::Open(peer));
+                }
+            }
+            RtcEvent::ChannelClose(_) | RtcEvent::Closed => return Err("channel_closed".into()),
+            RtcEvent::ChannelData(data) => {
+                let Some(&channel) = slot.channels.get(&data.id) else {
+                    return Ok(());
+                };
+                let reassembler = match channel {
+                    Channel::Reliable => &mut slot.reliable,
+                    Channel::Unreliable => &mut slot.unreliable,
+                };
+                let message = if data.binary {
+                    reassembler.push(&data.data)
+                } else {
+                    // An unframed string from a non-Switchboard peer: deliver as text.
+                    Ok(Some(Message::Text(
+                        String::from_utf8_lossy(&data.data).into_owned(),
+                    )))
+                };
+                match message {
+                    Ok(Some(Message::Binary(bytes))) => {
+                        self.events
+                            .push(Event::Received(peer, channel, Data::Binary(bytes)))
+                    }
+                    Ok(Some(Message::Text(text))) => {
+                        self.events
+                            .push(Event::Received(peer, channel, Data::Text(text)))
+                    }
+                    Ok(Some(Message::Goodbye(reason))) => return Err(format!("goodbye: {reason}")),
+                    Ok(None) => {}
+                    Err(error) => tracing::debug!(%peer, %error, "bad frame from a peer: dropped"),
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Removes a peer; tells the application if it had seen it open.
+    fn close(&mut self, peer: PeerId, reason: String) {
+        let Some(mut slot) = self.peers.remove(&peer) else {
+            return;
+        };
+        self.routes.remove_peer(peer);
+        slot.rtc.disconnect();
+        while let Ok(Output::Transmit(transmit)) = slot.rtc.poll_output() {
+            let _ = self
+                .socket
+                .try_send_to(&transmit.contents, transmit.destination);
+        }
+        if slot.open {
+            self.events.push(Event::Closed(peer, reason));
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! `POST /connect`: one HTTP request instead of a signaling socket. The browser posts its offer
+//! (every candidate gathered, or mDNS names only: the server learns the real address from the
+//! browser's checks) and gets the answer with the server's candidates.
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+
+use crate::api::ConnectError;
+use crate::Server;
+
+/// A router with `POST /connect`, to merge into the application's HTTP server.
+/// The body is the offer's SDP (`application/sdp`), or JSON `{"sdp": "..."}`; the answer is
+/// `{"peer": "<id>", "sdp": "..."}`; errors are `{"error": "<code>", "message": "..."}` with 400
+/// (`invalid_offer`) or 503 (`server_full`, `shutdown`).
+pub fn router(server: Server, max_offer_bytes: usize) -> Router {
+    Router::new()
+        .route("/connect", post(connect))
+        .layer(DefaultBodyLimit::max(max_offer_bytes))
+        .with_state(server)
+}
+
+async fn connect(State(server): State<Server>, body: String) -> Response {
+    let offer = match body.trim_start().starts_with('{') {
+        true => match serde_json::from_str::<serde_json::Value>(&body) {
+            Ok(value) => value.get("sdp").and_then(|s| s.as_str()).map(str::to_owned),
+            Err(_) => None,
+        },
+        false => Some(body),
+    };
+    let Some(offer) = offer else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "invalid_offer",
+            "expected an SDP offer or {\"sdp\": ...}",
+        );
+    };
+    match server.connect(offer).await {
+        Ok((peer, sdp)) => {
+            Json(serde_json::json!({ "peer": peer.to_hex(), "sdp": sdp })).into_response()
+        }
+        Err(error) => {
+            let status = match error {
+                ConnectError::InvalidOffer(_) => StatusCode::BAD_REQUEST,
+                ConnectError::Full(_) | ConnectError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            refuse(status, error.code(), &error.to_string())
+        }
+    }
+}
+
+fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        Json(serde_json::json!({ "error": code, "message": message })),
+    )
+        .into_response()
+}

@@ -1,0 +1,36 @@
+//! Switchboard server peer: a Rust game server that is itself a WebRTC peer for many browsers,
+//! on one UDP port for all of them.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), switchboard_peer::StartError> {
+//! use switchboard_peer::{Channel, Event, PeerConfig, Server};
+//! let (server, mut events) = Server::new(PeerConfig::default()).await?;
+//! // Browsers connect with `POST /connect` (see `switchboard_peer::http::router`).
+//! loop {
+//!     for event in events.pop_all() {
+//!         match event {
+//!             Event::Open(peer) => server.send_reliable(peer, "welcome"),
+//!             Event::Received(peer, Channel::Unreliable, input) => { /* game input */ }
+//!             Event::Received(peer, Channel::Reliable, chat) => server.broadcast_reliable(chat),
+//!             Event::Closed(peer, reason) => { /* gone */ }
+//!         }
+//!     }
+//!     # break;
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! * [`demux`]: which peer a datagram belongs to (pure).
+//! * [`Server`] / [`Events`]: the application's handles; they never block the network loop.
+//! * `engine`: the network loop, one task owning the UDP socket and every `str0m::Rtc`.
+//! * [`http`]: `POST /connect`, the one-request signaling (browser offers, server answers).
+
+mod addrs;
+mod api;
+mod config;
+pub mod demux;
+mod engine;
+pub mod http;
+
+pub use api::{Channel, Data, Event, Events, PeerId, Server, StartError};
+pub use config::PeerConfig;
