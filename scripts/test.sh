@@ -56,4 +56,5 @@ cargo test --workspace --locked
 
 step "end-to-end tests in headless Chromium"
 cargo build --locked -p switchboard
+cargo build --locked -p switchboard-peer --examples
 (cd clients/js && npm run --silent test:e2e)

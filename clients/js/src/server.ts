@@ -35,5 +35,12 @@ export async function connectToServer(url = "/connect", options: PairingOptions 
   }
   const open = opened(connection);
   connection.receive({ type: "answer", sdp: answer.sdp });
-  return open;
+  const ready = await open;
+  // A page going away says goodbye, so the server knows at once instead of after ICE times out.
+  if (typeof addEventListener === "function") {
+    const goodbye = () => ready.close("page closed");
+    addEventListener("pagehide", goodbye);
+    ready.on("close", () => removeEventListener("pagehide", goodbye));
+  }
+  return ready;
 }

@@ -2,8 +2,9 @@
 //! back on the channel it came on; the text `kick me` gets the sender kicked. Serves the browser
 //! client at `/switchboard.js` and takes offers at `POST /connect`.
 //!
-//! `cargo run -p switchboard-peer --example echo -- [HTTP_ADDR] [UDP_ADDR]`
-//! (defaults 127.0.0.1:8090 and 127.0.0.1:3479). Prints one line per event on stdout.
+//! `cargo run -p switchboard-peer --example echo -- [HTTP_ADDR] [UDP_ADDR] [PUBLIC_IP...]`
+//! (defaults 127.0.0.1:8090 and 127.0.0.1:3479; public IPs: what to advertise, default the
+//! bound IP). Prints one line per event on stdout.
 
 use std::io::Write;
 
@@ -19,8 +20,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let http = args.next().unwrap_or_else(|| "127.0.0.1:8090".into());
     let udp = args.next().unwrap_or_else(|| "127.0.0.1:3479".into());
+    let public_ips = args.map(|ip| ip.parse()).collect::<Result<Vec<_>, _>>()?;
     let config = PeerConfig {
         listen: udp.parse()?,
+        public_ips,
         ..PeerConfig::default()
     };
     let max_offer = config.max_offer_bytes;
@@ -33,9 +36,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     let listener = tokio::net::TcpListener::bind(&http).await?;
     say(&format!(
-        "echo http://{}/ udp {}",
+        "echo http://{}/ udp {} advertised {:?}",
         listener.local_addr()?,
-        server.local_addr()
+        server.local_addr(),
+        server.advertised()
     ));
     tokio::spawn(async move { axum::serve(listener, app).await });
     loop {

@@ -52,10 +52,10 @@ export async function startServer(extraArgs = []) {
  * Starts the server peer's echo example (crates/peer/examples/echo.rs) on free loopback ports;
  * resolves to { url, udp, lines (its stdout, one event per line), stop() }.
  */
-export async function startEcho() {
+export async function startEcho({ udp = "127.0.0.1:0", publicIps = [] } = {}) {
   const path = process.env.SWITCHBOARD_ECHO_BIN ?? `${repo}target/debug/examples/echo`;
   if (!existsSync(path)) throw new Error(`no echo example at ${path}; run cargo build -p switchboard-peer --examples`);
-  const child = spawn(path, ["127.0.0.1:0", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(path, ["127.0.0.1:0", udp, ...publicIps], { stdio: ["ignore", "pipe", "pipe"] });
   const lines = [];
   let buffered = "";
   child.stdout.on("data", (chunk) => {
@@ -71,10 +71,10 @@ export async function startEcho() {
     if (Date.now() > deadline || child.exitCode !== null) throw new Error(`echo did not start: ${errors}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  const [, url, , udp] = lines.find((l) => l.startsWith("echo ")).split(" ");
+  const [, url, , bound] = lines.find((l) => l.startsWith("echo ")).split(" ");
   return {
     url: url.replace(/\/$/, ""),
-    udp,
+    udp: bound,
     lines,
     async stop() {
       if (child.exitCode !== null) return;
