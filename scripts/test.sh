@@ -57,4 +57,5 @@ cargo test --workspace --locked
 step "end-to-end tests in headless Chromium"
 cargo build --locked -p switchboard
 cargo build --locked -p switchboard-peer --examples
+cargo build --locked -p switchboard-arena
 (cd clients/js && npm run --silent test:e2e)

@@ -39,7 +39,7 @@ async fn connect(State(server): State<Server>, body: String) -> Response {
     };
     match server.connect(offer).await {
         Ok((peer, sdp)) => {
-            Json(serde_json::json!({ "peer": peer.to_hex(), "sdp": sdp })).into_response()
+            Json(serde_json::json!({ "peer": peer.to_string(), "sdp": sdp })).into_response()
         }
         Err(error) => {
             let status = match error {
