@@ -42,6 +42,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         server.advertised()
     ));
     tokio::spawn(async move { axum::serve(listener, app).await });
+    // ECHO_HUB=ws://host/ws/ROOM: also serve the browsers of that hub room (the hub way).
+    let _hub = match std::env::var("ECHO_HUB") {
+        Ok(url) => {
+            let link = switchboard_peer::hub::join_hub(&server, &url).await?;
+            say(&format!("hub {} as {}", link.room, link.id));
+            Some(link)
+        }
+        Err(_) => None,
+    };
     loop {
         match events.recv().await {
             Event::Open(peer) => say(&format!("open {peer}")),

@@ -263,6 +263,26 @@ impl Server {
         });
     }
 
+    /// Hub way: an offer for a peer of the hub room (its hub id becomes its id here).
+    pub(crate) async fn offer(&self, peer: PeerId) -> Result<String, ConnectError> {
+        let (reply, offer) = oneshot::channel();
+        self.commands
+            .send(Command::Offer { peer, reply })
+            .await
+            .map_err(|_| ConnectError::Stopped)?;
+        offer.await.map_err(|_| ConnectError::Stopped)?
+    }
+
+    /// Hub way: a peer's answer to our offer.
+    pub(crate) fn answer(&self, peer: PeerId, sdp: String) {
+        self.command(Command::Answer { peer, sdp });
+    }
+
+    /// Hub way: the peer left the hub room.
+    pub(crate) fn drop_peer(&self, peer: PeerId, reason: String) {
+        self.command(Command::Drop { peer, reason });
+    }
+
     /// Stops the network loop (peers are disconnected).
     pub fn shutdown(&self) {
         self.command(Command::Shutdown);

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use str0m::change::SdpOffer;
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::channel::{ChannelConfig, ChannelId, Reliability};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event as RtcEvent, IceConnectionState, Input, Output, Rtc};
@@ -36,8 +36,26 @@ pub(crate) enum Command {
         peer: PeerId,
         reason: String,
     },
+    /// Hub way: make an offer to this (hub) peer.
+    Offer {
+        peer: PeerId,
+        reply: oneshot::Sender<Result<String, ConnectError>>,
+    },
+    /// Hub way: the peer's answer.
+    Answer {
+        peer: PeerId,
+        sdp: String,
+    },
+    /// Hub way: the peer left the hub room.
+    Drop {
+        peer: PeerId,
+        reason: String,
+    },
     Shutdown,
 }
+
+/// The browser client's channels, as its offers describe them (`channelsFingerprint`).
+pub(crate) const CHANNELS_FINGERPRINT: &str = "0:reliable:o:-:-,1:unreliable:u:0:-";
 
 const CHANNELS: [(Channel, &str, u16); 2] = [
     (Channel::Reliable, "reliable", 0),
@@ -45,6 +63,20 @@ const CHANNELS: [(Channel, &str, u16); 2] = [
 ];
 /// Longest the loop sleeps when no peer has a timeout.
 const IDLE: Duration = Duration::from_secs(1);
+
+/// A pre-negotiated channel with the browser client's fixed id and properties.
+fn channel_config(channel: Channel, label: &str, id: u16) -> ChannelConfig {
+    ChannelConfig {
+        label: label.to_owned(),
+        ordered: channel == Channel::Reliable,
+        reliability: match channel {
+            Channel::Reliable => Reliability::Reliable,
+            Channel::Unreliable => Reliability::MaxRetransmits { retransmits: 0 },
+        },
+        negotiated: Some(id),
+        protocol: String::new(),
+    }
+}
 
 struct Slot {
     rtc: Rtc,
@@ -55,6 +87,8 @@ struct Slot {
     /// Channels whose `ChannelOpen` came.
     opened: Vec<ChannelId>,
     open: bool,
+    /// Hub way: our offer, waiting for the answer.
+    pending: Option<SdpPendingOffer>,
     timeout: Instant,
     connect_by: Instant,
 }
@@ -204,8 +238,95 @@ impl Engine {
                     self.close(peer, format!("kicked: {reason}"));
                 }
             }
+            Command::Offer { peer, reply } => {
+                let _ = reply.send(self.offer(peer));
+            }
+            Command::Answer { peer, sdp } => {
+                let Some(slot) = self.peers.get_mut(&peer) else {
+                    return;
+                };
+                let (Some(pending), Ok(answer)) =
+                    (slot.pending.take(), SdpAnswer::from_sdp_string(&sdp))
+                else {
+                    tracing::debug!(%peer, "unexpected or invalid answer: dropped");
+                    return;
+                };
+                let result = slot
+                    .rtc
+                    .sdp_api()
+                    .accept_answer(pending, answer)
+                    .map_err(|e| e.to_string());
+                self.after(peer, result);
+            }
+            Command::Drop { peer, reason } => self.close(peer, reason),
             Command::Shutdown => {}
         }
+    }
+
+    /// A new `Rtc` for a peer, ice-lite, with this server's candidates.
+    fn new_rtc(&self, now: Instant) -> Rtc {
+        let mut rtc = Rtc::builder().set_ice_lite(true).build(now);
+        for addr in &self.advertised {
+            if let Ok(candidate) = Candidate::host(*addr, "udp") {
+                rtc.add_local_candidate(candidate);
+            }
+        }
+        rtc
+    }
+
+    fn new_slot(&self, rtc: Rtc, now: Instant) -> Slot {
+        let max = self.config.max_message_bytes;
+        Slot {
+            rtc,
+            channels: HashMap::new(),
+            ids: HashMap::new(),
+            reliable: Reassembler::new(max),
+            unreliable: Reassembler::new(max),
+            opened: Vec::new(),
+            open: false,
+            pending: None,
+            timeout: now,
+            connect_by: now + self.config.connect_timeout,
+        }
+    }
+
+    /// Hub way: the server offers (its candidates in the offer; an ice-lite server needs none of
+    /// the browser's, it answers the browser's checks).
+    fn offer(&mut self, peer: PeerId) -> Result<String, ConnectError> {
+        if self.peers.contains_key(&peer) {
+            return Err(ConnectError::InvalidOffer(
+                "already connecting to this peer".into(),
+            ));
+        }
+        if self.peers.len() >= self.config.max_peers {
+            return Err(ConnectError::Full(self.config.max_peers));
+        }
+        let now = Instant::now();
+        let mut rtc = self.new_rtc(now);
+        let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
+        let mut api = rtc.sdp_api();
+        let ids: Vec<(Channel, ChannelId)> = CHANNELS
+            .iter()
+            .map(|&(channel, label, id)| {
+                (
+                    channel,
+                    api.add_channel_with_config(channel_config(channel, label, id)),
+                )
+            })
+            .collect();
+        let Some((offer, pending)) = api.apply() else {
+            return Err(ConnectError::InvalidOffer("no offer".into()));
+        };
+        let mut slot = self.new_slot(rtc, now);
+        for (channel, cid) in ids {
+            slot.channels.insert(cid, channel);
+            slot.ids.insert(channel, cid);
+        }
+        slot.pending = Some(pending);
+        self.peers.insert(peer, slot);
+        self.routes.add_peer(peer, ufrag);
+        self.drain(peer).map_err(ConnectError::InvalidOffer)?;
+        Ok(offer.to_sdp_string())
     }
 
     fn connect(&mut self, offer: &str) -> Result<(PeerId, String), ConnectError> {
@@ -215,47 +336,24 @@ impl Engine {
         let offer = SdpOffer::from_sdp_string(offer)
             .map_err(|e| ConnectError::InvalidOffer(e.to_string()))?;
         let now = Instant::now();
-        let mut rtc = Rtc::builder().set_ice_lite(true).build(now);
-        for addr in &self.advertised {
-            if let Ok(candidate) = Candidate::host(*addr, "udp") {
-                rtc.add_local_candidate(candidate);
-            }
-        }
+        let mut rtc = self.new_rtc(now);
         let answer = rtc
             .sdp_api()
             .accept_offer(offer)
             .map_err(|e| ConnectError::InvalidOffer(e.to_string()))?;
         let peer = PeerId::from_u128(rand::random());
         let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
-        let max = self.config.max_message_bytes;
-        let slot = Slot {
-            rtc,
-            channels: HashMap::new(),
-            ids: HashMap::new(),
-            reliable: Reassembler::new(max),
-            unreliable: Reassembler::new(max),
-            opened: Vec::new(),
-            open: false,
-            timeout: now,
-            connect_by: now + self.config.connect_timeout,
-        };
+        let slot = self.new_slot(rtc, now);
         self.peers.insert(peer, slot);
         self.routes.add_peer(peer, ufrag);
         self.drain(peer).map_err(ConnectError::InvalidOffer)?;
         // The browser client's channels are pre-negotiated with fixed ids: create the same.
         for (channel, label, id) in CHANNELS {
-            let config = ChannelConfig {
-                label: label.to_owned(),
-                ordered: channel == Channel::Reliable,
-                reliability: match channel {
-                    Channel::Reliable => Reliability::Reliable,
-                    Channel::Unreliable => Reliability::MaxRetransmits { retransmits: 0 },
-                },
-                negotiated: Some(id),
-                protocol: String::new(),
-            };
             if let Some(slot) = self.peers.get_mut(&peer) {
-                let cid = slot.rtc.direct_api().create_data_channel(config);
+                let cid = slot
+                    .rtc
+                    .direct_api()
+                    .create_data_channel(channel_config(channel, label, id));
                 slot.channels.insert(cid, channel);
                 slot.ids.insert(channel, cid);
             }

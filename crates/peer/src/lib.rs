@@ -24,6 +24,7 @@
 //! * [`Server`] / [`Events`]: the application's handles; they never block the network loop.
 //! * `engine`: the network loop, one task owning the UDP socket and every `str0m::Rtc`.
 //! * [`http`]: `POST /connect`, the one-request signaling (browser offers, server answers).
+//! * [`hub`]: the other way: the server peer hosts a hub room and offers to every browser in it.
 
 mod addrs;
 mod api;
@@ -31,6 +32,7 @@ mod config;
 pub mod demux;
 mod engine;
 pub mod http;
+pub mod hub;
 
 pub use api::{Channel, Data, Event, Events, PeerId, Server, StartError};
 pub use config::PeerConfig;

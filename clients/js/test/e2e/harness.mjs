@@ -52,10 +52,11 @@ export async function startServer(extraArgs = []) {
  * Starts the server peer's echo example (crates/peer/examples/echo.rs) on free loopback ports;
  * resolves to { url, udp, lines (its stdout, one event per line), stop() }.
  */
-export async function startEcho({ udp = "127.0.0.1:0", publicIps = [] } = {}) {
+export async function startEcho({ udp = "127.0.0.1:0", publicIps = [], hub } = {}) {
   const path = process.env.SWITCHBOARD_ECHO_BIN ?? `${repo}target/debug/examples/echo`;
   if (!existsSync(path)) throw new Error(`no echo example at ${path}; run cargo build -p switchboard-peer --examples`);
-  const child = spawn(path, ["127.0.0.1:0", udp, ...publicIps], { stdio: ["ignore", "pipe", "pipe"] });
+  const env = hub === undefined ? process.env : { ...process.env, ECHO_HUB: hub };
+  const child = spawn(path, ["127.0.0.1:0", udp, ...publicIps], { stdio: ["ignore", "pipe", "pipe"], env });
   const lines = [];
   let buffered = "";
   child.stdout.on("data", (chunk) => {
@@ -67,7 +68,8 @@ export async function startEcho({ udp = "127.0.0.1:0", publicIps = [] } = {}) {
   let errors = "";
   child.stderr.on("data", (chunk) => (errors += chunk));
   const deadline = Date.now() + 15000;
-  while (!lines.some((l) => l.startsWith("echo "))) {
+  const ready = (l) => (hub === undefined ? l.startsWith("echo ") : l.startsWith("hub "));
+  while (!lines.some(ready)) {
     if (Date.now() > deadline || child.exitCode !== null) throw new Error(`echo did not start: ${errors}`);
     await new Promise((r) => setTimeout(r, 50));
   }

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import dgram from "node:dgram";
 import { after, before, test } from "node:test";
-import { launchBrowser, startEcho } from "./harness.mjs";
+import { launchBrowser, startEcho, startServer } from "./harness.mjs";
 
 let echo;
 let browser;
@@ -207,5 +207,43 @@ test("the unreliable channel never retransmits: through a lossy relay, reliable 
     relay.close();
     for (const up of upstream.values()) up.close();
     await lossy.stop();
+  }
+});
+
+test("the hub way: the server peer hosts a hub room and offers to every browser in it", async () => {
+  const hub = await startServer();
+  const served = await startEcho({ hub: `${hub.ws}/ws/echo-hub` });
+  try {
+    const hostLine = served.lines.find((l) => l.startsWith("hub "));
+    const serverId = hostLine.split(" ").pop();
+    const page = await (await browser.newContext()).newPage();
+    await page.goto(`${hub.url}/`);
+    const host = await page.evaluate(async () => {
+      const sb = await import("/switchboard.js");
+      window.got = [];
+      window.left = [];
+      window.room = await sb.joinRoom("/ws/echo-hub");
+      window.room.on("message", ({ channel, data }) => window.got.push({ channel, data: typeof data === "string" ? data : Array.from(data) }));
+      window.room.on("leave", ({ peer, reason }) => window.left.push({ id: peer.id, reason }));
+      await new Promise((resolve) => window.room.on("connect", resolve));
+      return { host: window.room.host, topology: window.room.info.topology };
+    });
+    assert.deepEqual(host, { host: serverId, topology: "star" });
+    await page.evaluate((id) => {
+      window.room.send(id, "reliable", "over the hub way");
+      window.room.send(id, "unreliable", new Uint8Array([4, 2]));
+    }, serverId);
+    await page.waitForFunction(() => window.got.length === 2, null, { timeout: 10000 });
+    const got = await page.evaluate(() => window.got);
+    assert.deepEqual(got.find((m) => m.channel === "reliable").data, "over the hub way");
+    assert.deepEqual(got.find((m) => m.channel === "unreliable").data, [4, 2]);
+    const myId = await page.evaluate(() => window.room.id);
+    await waitLine(served, (l) => l === `open ${myId}`);
+    // Leaving the room closes the server peer's connection for that browser.
+    await page.evaluate(() => window.room.close());
+    await waitLine(served, (l) => l.startsWith(`closed ${myId}`));
+  } finally {
+    await served.stop();
+    await hub.stop();
   }
 });
