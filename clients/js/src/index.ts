@@ -14,7 +14,7 @@ export type { RoomEvents, Peer } from "./room.js";
 export { joinRoom, createRoom, joinByCode, createSession, joinSession, matchmake, listRooms } from "./join.js";
 export type { ListedRoom } from "./join.js";
 export { DEFAULTS } from "./options.js";
-export type { RoomOptions } from "./options.js";
+export type { RoomOptions, ConnectionOptions } from "./options.js";
 export { SwitchboardError } from "./errors.js";
 export { Connection } from "./connection.js";
 export type { ConnectionEvents } from "./connection.js";

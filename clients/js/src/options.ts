@@ -3,10 +3,24 @@ import { type ChannelOptions, DEFAULT_CHANNELS } from "./channels.js";
 import { SwitchboardError } from "./errors.js";
 import type { Encoding, JoinParams } from "./signaling.js";
 
-/** Options of `joinRoom`. Every limit has a default; docs/configuration.md lists them all. */
-export interface RoomOptions {
-  /** Channels every peer of the room declares (default: `reliable` and `unreliable`). */
+/** Options of every WebRTC connection, in rooms, pairings and to a server peer. */
+export interface ConnectionOptions {
+  /** Channels both ends declare (default: `reliable` and `unreliable`). */
   channels?: Record<string, ChannelOptions>;
+  /** A connection that stays ICE-`disconnected` this long is dropped as `connection_lost` (default 5000 ms). */
+  disconnectTimeoutMs?: number;
+  /** Largest data channel frame (default 16384 bytes); larger reliable messages are chunked. */
+  frameBytes?: number;
+  /** Largest message sent or accepted on an ordered reliable channel (default 16 MiB). */
+  maxMessageBytes?: number;
+  /** Most bytes waiting in this client per peer and channel before `send` throws `send_queue_full` (default 16 MiB). */
+  maxBufferedBytes?: number;
+  /** Frames are handed to the browser while its channel buffer holds less than this (default 1 MiB). */
+  bufferedHighBytes?: number;
+}
+
+/** Options of `joinRoom`. Every limit has a default; docs/configuration.md lists them all. */
+export interface RoomOptions extends ConnectionOptions {
   /** A user name, unique in the room (1-64 of `A-Za-z0-9_.-`); others can address you by it. */
   user?: string;
   /** Signaling encoding (default `"json"`). */
@@ -42,16 +56,6 @@ export interface RoomOptions {
   joinTimeoutMs?: number;
   /** A peer whose channels are not all open this long after it appeared is dropped as `connection_failed` (default 20000 ms). */
   connectTimeoutMs?: number;
-  /** A connection that stays ICE-`disconnected` this long is dropped as `connection_lost` (default 5000 ms). */
-  disconnectTimeoutMs?: number;
-  /** Largest data channel frame (default 16384 bytes); larger reliable messages are chunked. */
-  frameBytes?: number;
-  /** Largest message sent or accepted on an ordered reliable channel (default 16 MiB). */
-  maxMessageBytes?: number;
-  /** Most bytes waiting in this client per peer and channel before `send` throws `send_queue_full` (default 16 MiB). */
-  maxBufferedBytes?: number;
-  /** Frames are handed to the browser while its channel buffer holds less than this (default 1 MiB). */
-  bufferedHighBytes?: number;
   /** Candidates kept per peer while its description is pending (default 64). */
   maxQueuedCandidates?: number;
   /** WebSocket implementation (default: the global one; pass `ws` in Node). */

@@ -5,7 +5,8 @@
  * the same object and channels a room peer has.
  */
 import qrcode from "qrcode-generator";
-import { type ChannelOptions, DEFAULT_CHANNELS, channelSpecs, channelsFingerprint } from "./channels.js";
+import { DEFAULT_CHANNELS, channelSpecs, channelsFingerprint } from "./channels.js";
+import { type ConnectionOptions, DEFAULTS } from "./options.js";
 import {
   MAX_CANDIDATES, buildSdp, decodeCode, encodeDescription, parseSdp, toQrText, toUrlText,
 } from "./compact.js";
@@ -13,33 +14,28 @@ import { Connection, type ConnectionLimits } from "./connection.js";
 import { SwitchboardError } from "./errors.js";
 import type { Signal } from "./negotiation.js";
 
-/** Options of `createPairingOffer` and `answerPairingOffer`. Both sides must declare the same channels. */
-export interface PairingOptions {
-  /** Channels (default `reliable` and `unreliable`); the code does not carry them. */
-  channels?: Record<string, ChannelOptions>;
+/**
+ * Options of `createPairingOffer`, `answerPairingOffer` and `connectToServer`. Both sides must
+ * declare the same channels (the code does not carry them).
+ */
+export interface PairingOptions extends ConnectionOptions {
   /** ICE servers (default none: no server at all, which works on one network). */
   iceServers?: RTCIceServer[];
   /** Longest wait for ICE gathering before the code is made with what was found (default 3000 ms). */
   gatherTimeoutMs?: number;
   /** How long the connection may take to open, the human carrying codes included (default 300000 ms). */
   connectTimeoutMs?: number;
-  /** As in `RoomOptions`. */
-  disconnectTimeoutMs?: number;
-  frameBytes?: number;
-  maxMessageBytes?: number;
-  maxBufferedBytes?: number;
-  bufferedHighBytes?: number;
 }
 
-/** Defaults of the pairing options. */
+/** Defaults of the pairing options (the shared connection limits as in `DEFAULTS`). */
 export const PAIRING_DEFAULTS = Object.freeze({
   gatherTimeoutMs: 3_000,
   connectTimeoutMs: 300_000,
-  disconnectTimeoutMs: 5_000,
-  frameBytes: 16 * 1024,
-  maxMessageBytes: 16 * 1024 * 1024,
-  maxBufferedBytes: 16 * 1024 * 1024,
-  bufferedHighBytes: 1024 * 1024,
+  disconnectTimeoutMs: DEFAULTS.disconnectTimeoutMs,
+  frameBytes: DEFAULTS.frameBytes,
+  maxMessageBytes: DEFAULTS.maxMessageBytes,
+  maxBufferedBytes: DEFAULTS.maxBufferedBytes,
+  bufferedHighBytes: DEFAULTS.bufferedHighBytes,
 });
 
 /** A code to hand to the other device. */

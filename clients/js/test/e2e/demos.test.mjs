@@ -1,24 +1,15 @@
 // The demo pages served by `switchboard serve` work in two tabs, as a newcomer would use them.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { join, launchBrowser, openPage, startServer, waitFor } from "./harness.mjs";
+import { useServerAndBrowser, join, openPage, waitFor } from "./harness.mjs";
 
-let server;
-let browser;
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = useServerAndBrowser({ before, after });
 
 async function openDemo(path) {
-  const page = await (await browser.newContext()).newPage();
+  const page = await (await env.browser.newContext()).newPage();
   const problems = [];
   page.on("pageerror", (error) => problems.push(error.message));
-  await page.goto(`${server.url}${path}`);
+  await page.goto(`${env.server.url}${path}`);
   return { page, problems };
 }
 
@@ -44,8 +35,8 @@ test("dots demo: each tab receives the other's position at about 30 Hz over the 
 });
 
 test("a MessagePack-signaling peer and a JSON-signaling peer connect", async () => {
-  const json = await openPage(browser, server);
-  const msgpack = await openPage(browser, server);
+  const json = await openPage(env.browser, env.server);
+  const msgpack = await openPage(env.browser, env.server);
   const jsonId = await join(json, "mixed-encodings");
   const msgpackId = await join(msgpack, "mixed-encodings", { encoding: "msgpack" });
   await waitFor(json, (id) => window.log.connects.includes(id), msgpackId);

@@ -87,6 +87,23 @@ export async function startEcho({ udp = "127.0.0.1:0", publicIps = [], hub } = {
   };
 }
 
+/**
+ * Registers `before` / `after` hooks that start a `switchboard serve` (with `serverArgs`) and a
+ * browser (with `browserOptions`) for the test file; their handles fill the returned object.
+ */
+export function useServerAndBrowser(hooks, serverArgs = [], browserOptions = {}) {
+  const env = { server: undefined, browser: undefined };
+  hooks.before(async () => {
+    env.server = await startServer(serverArgs);
+    env.browser = await launchBrowser(browserOptions);
+  });
+  hooks.after(async () => {
+    await env.browser?.close();
+    await env.server?.stop();
+  });
+  return env;
+}
+
 /** Chromium flags from the brief, plus plain loopback addresses for meetings on one machine. */
 export const CHROMIUM_ARGS = [
   "--no-sandbox",

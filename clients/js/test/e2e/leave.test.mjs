@@ -3,25 +3,16 @@
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { after, before, test } from "node:test";
-import { join, launchBrowser, openPage, startServer, waitFor } from "./harness.mjs";
+import { useServerAndBrowser, join, launchBrowser, openPage, waitFor } from "./harness.mjs";
 
 const IDLE_TIMEOUT_MS = 2000;
-let server;
-let browser;
-before(async () => {
-  server = await startServer(["--heartbeat-interval-ms", "500", "--idle-timeout-ms", String(IDLE_TIMEOUT_MS)]);
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = useServerAndBrowser({ before, after }, ["--heartbeat-interval-ms", "500", "--idle-timeout-ms", String(IDLE_TIMEOUT_MS)]);
 
-async function connectedTrio(room, browsers = [browser, browser, browser]) {
+async function connectedTrio(room, browsers = [env.browser, env.browser, env.browser]) {
   const pages = [];
   const ids = [];
   for (let i = 0; i < 3; i++) {
-    const page = await openPage(browsers[i], server);
+    const page = await openPage(browsers[i], env.server);
     ids.push(await join(page, room));
     pages.push(page);
   }
@@ -126,7 +117,7 @@ test("a peer whose machine goes silent (no FIN, no close): the others see it lea
   const marker = `frozen-${process.pid}`;
   const frozen = await launchBrowser({ marker });
   try {
-    const { pages, ids } = await connectedTrio("silent-peer", [browser, browser, frozen]);
+    const { pages, ids } = await connectedTrio("silent-peer", [env.browser, env.browser, frozen]);
     const pids = processTree(marker);
     const since = Date.now();
     for (const pid of pids) process.kill(pid, "SIGSTOP");

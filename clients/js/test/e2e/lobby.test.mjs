@@ -2,18 +2,9 @@
 // pages, a page that reloads and keeps its identity, and close-after-connect.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { launchBrowser, openPage, startServer, waitFor } from "./harness.mjs";
+import { useServerAndBrowser, openPage, waitFor } from "./harness.mjs";
 
-let server;
-let browser;
-before(async () => {
-  server = await startServer(["--resume-grace-ms", "8000"]);
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = useServerAndBrowser({ before, after }, ["--resume-grace-ms", "8000"]);
 
 /** Runs `joinExpression` (an async function body using `sb`) in the page and records events. */
 async function enter(page, joinExpression) {
@@ -36,7 +27,7 @@ async function enter(page, joinExpression) {
 }
 
 test("star room: clients connect only to the host, and talk through it", async () => {
-  const pages = await Promise.all([0, 1, 2].map(() => openPage(browser, server)));
+  const pages = await Promise.all([0, 1, 2].map(() => openPage(env.browser, env.server)));
   const host = await enter(pages[0], `return sb.joinRoom("/ws/star-room", { topology: "star" });`);
   const a = await enter(pages[1], `return sb.joinRoom("/ws/star-room");`);
   const b = await enter(pages[2], `return sb.joinRoom("/ws/star-room");`);
@@ -76,7 +67,7 @@ test("star room: clients connect only to the host, and talk through it", async (
 });
 
 test("auto-match: four pages land in one match, all connected, and it starts", async () => {
-  const pages = await Promise.all([0, 1, 2, 3].map(() => openPage(browser, server)));
+  const pages = await Promise.all([0, 1, 2, 3].map(() => openPage(env.browser, env.server)));
   const joined = await Promise.all(pages.map((page) => enter(page, `return sb.matchmake("", 4, { key: "e2e" });`)));
   const room = joined[0].room;
   assert.ok(room.startsWith("match-"), room);
@@ -90,14 +81,14 @@ test("auto-match: four pages land in one match, all connected, and it starts", a
   const heard = await Promise.all(pages.map((page) => page.evaluate(() => window.log.started)));
   assert.ok(heard.filter((n) => n === 1).length >= 3, JSON.stringify(heard));
   // A fifth player gets a new match.
-  const fifth = await openPage(browser, server);
+  const fifth = await openPage(env.browser, env.server);
   const late = await enter(fifth, `return sb.matchmake("", 4, { key: "e2e" });`);
   assert.notEqual(late.room, room);
 });
 
 test("a page that reloads keeps its id; the others see no leave and reconnect to it", async () => {
-  const stay = await openPage(browser, server);
-  const reloader = await openPage(browser, server);
+  const stay = await openPage(env.browser, env.server);
+  const reloader = await openPage(env.browser, env.server);
   const first = await enter(reloader, `return sb.joinRoom("/ws/reload-room", { resume: true });`);
   const other = await enter(stay, `return sb.joinRoom("/ws/reload-room", { resume: true });`);
   await waitFor(stay, (id) => window.log.connects.includes(id), first.id);
@@ -122,8 +113,8 @@ test("a page that reloads keeps its id; the others see no leave and reconnect to
 });
 
 test("close-after-connect: a full session detaches from signaling and keeps talking", async () => {
-  const host = await openPage(browser, server);
-  const guest = await openPage(browser, server);
+  const host = await openPage(env.browser, env.server);
+  const guest = await openPage(env.browser, env.server);
   const created = await enter(host, `return sb.createSession("", { closeSignalingWhenConnected: true });`);
   assert.equal(created.info.kind, "session");
   const joined = await enter(guest, `return sb.joinSession("", ${JSON.stringify(created.room)}, { closeSignalingWhenConnected: true });`);
@@ -131,7 +122,7 @@ test("close-after-connect: a full session detaches from signaling and keeps talk
   await guest.evaluate((id) => window.room.send(id, "reliable", "no server needed now"), created.id);
   await waitFor(host, () => window.log.messages.some((m) => m.data === "no server needed now"));
   // A third peer is refused: the session still has its two members.
-  const third = await openPage(browser, server);
+  const third = await openPage(env.browser, env.server);
   const refused = await third.evaluate(async (id) => {
     try {
       await window.sb.joinSession("", id);

@@ -1,23 +1,14 @@
-// Chromium's default: host addresses hidden behind mDNS names. Two pages still connect, through
-// the server-reflexive candidates of Switchboard's built-in STUN server, which `welcome` hands
-// out as the default ICE server.
+// Chromium's default: host addresses hidden behind mDNS names. Two pages still connect, and
+// Switchboard's built-in STUN server, which `welcome` hands out as the default ICE server,
+// supplies server-reflexive candidates.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { join, launchBrowser, openPage, startServer, waitFor } from "./harness.mjs";
+import { useServerAndBrowser, join, openPage, waitFor } from "./harness.mjs";
 
-let server;
-let browser;
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser({ mdns: true });
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = useServerAndBrowser({ before, after }, [], { mdns: true });
 
 test("with mDNS-hidden host candidates, peers connect and the built-in STUN server supplies reflexive candidates", async () => {
-  const pages = [await openPage(browser, server), await openPage(browser, server)];
+  const pages = [await openPage(env.browser, env.server), await openPage(env.browser, env.server)];
   const ids = [await join(pages[0], "mdns"), await join(pages[1], "mdns")];
   await waitFor(pages[0], (id) => window.log.connects.includes(id), ids[1]);
   // Gathering goes on after the connection opens: wait for the STUN answer to show up.

@@ -1,24 +1,15 @@
 // Three Chromium pages in one room form a full mesh and exchange messages on both channels.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { join, launchBrowser, openPage, startServer, waitFor } from "./harness.mjs";
+import { useServerAndBrowser, join, openPage, waitFor } from "./harness.mjs";
 
-let server;
-let browser;
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = useServerAndBrowser({ before, after });
 
 async function mesh(room, count) {
   const pages = [];
   const ids = [];
   for (let i = 0; i < count; i++) {
-    const page = await openPage(browser, server);
+    const page = await openPage(env.browser, env.server);
     ids.push(await join(page, room));
     pages.push(page);
   }

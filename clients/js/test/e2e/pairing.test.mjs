@@ -3,18 +3,9 @@
 // unreliable channel.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { launchBrowser, openPage, startServer, waitFor } from "./harness.mjs";
+import { useServerAndBrowser, openPage, waitFor } from "./harness.mjs";
 
-let server;
-let browser;
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = useServerAndBrowser({ before, after });
 
 /** Records a connection's messages in `window.log`, as the room harness does. */
 function record(page) {
@@ -26,8 +17,8 @@ function record(page) {
 }
 
 test("two pages pair with compact codes only, within the size target, and exchange messages", async () => {
-  const a = await openPage(browser, server);
-  const b = await openPage(browser, server);
+  const a = await openPage(env.browser, env.server);
+  const b = await openPage(env.browser, env.server);
   const offer = await a.evaluate(async () => {
     window.offer = await window.sb.createPairingOffer();
     const sdp = window.offer.connection.rtc.localDescription.sdp;
@@ -81,7 +72,7 @@ test("two pages pair with compact codes only, within the size target, and exchan
 });
 
 test("bad codes are refused with invalid_code, never a crash", async () => {
-  const page = await openPage(browser, server);
+  const page = await openPage(env.browser, env.server);
   const results = await page.evaluate(async () => {
     const offer = await window.sb.createPairingOffer();
     const codes = ["", "garbage!", offer.code.slice(0, 20), offer.code.slice(0, -2) + (offer.code.endsWith("AA") ? "BA" : "AA"), offer.code];

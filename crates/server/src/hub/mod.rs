@@ -108,6 +108,14 @@ impl Effects {
     fn error(&mut self, to: PeerId, error: ProtocolError) {
         self.deliveries.push(Delivery::error(to, error));
     }
+
+    /// Closes the peer's connection with an error, if it has one.
+    fn close_with_error(&mut self, peer: PeerId, link: Link, code: ErrorCode, message: &str) {
+        if let Link::Attached { conn } = link {
+            let reason = CloseReason::Error(error(code, message));
+            self.closes.push(Close { peer, conn, reason });
+        }
+    }
 }
 
 /// Where a joining peer wants to go.
@@ -678,16 +686,12 @@ impl Hub {
                 return;
             }
         };
-        if let Link::Attached { conn } = target_link {
-            effects.closes.push(Close {
-                peer: target,
-                conn,
-                reason: CloseReason::Error(error(
-                    ErrorCode::Kicked,
-                    "the host removed you from the room",
-                )),
-            });
-        }
+        effects.close_with_error(
+            target,
+            target_link,
+            ErrorCode::Kicked,
+            "the host removed you from the room",
+        );
         self.remove(target, LeaveReason::Kicked, effects);
     }
 
@@ -755,16 +759,12 @@ impl Hub {
                 self.drop_room(&peer.room);
                 for member in members {
                     if let Some(gone) = self.peers.remove(&member) {
-                        if let Link::Attached { conn } = gone.link {
-                            effects.closes.push(Close {
-                                peer: member,
-                                conn,
-                                reason: CloseReason::Error(error(
-                                    ErrorCode::RoomClosed,
-                                    "the host left and the room is closed",
-                                )),
-                            });
-                        }
+                        effects.close_with_error(
+                            member,
+                            gone.link,
+                            ErrorCode::RoomClosed,
+                            "the host left and the room is closed",
+                        );
                         self.forget(member, &gone);
                     }
                 }
