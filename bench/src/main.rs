@@ -4,6 +4,7 @@
 
 mod connect;
 mod idle;
+mod peer;
 mod relay;
 mod stats;
 mod stun;
@@ -57,6 +58,26 @@ enum Command {
         secs: u64,
         #[arg(long, default_value_t = 250)]
         timeout_ms: u64,
+    },
+    /// Server peer load: N WebRTC connections through POST /connect, then echo traffic; prints
+    /// one line of JSON.
+    Peer {
+        /// The server peer's HTTP address (its POST /connect).
+        #[arg(long)]
+        http: SocketAddr,
+        #[arg(long)]
+        server_pid: u32,
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+        /// Connections being set up at once.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Seconds of each traffic phase.
+        #[arg(long, default_value_t = 8)]
+        secs: u64,
+        /// Messages per second each connection sends while pumping.
+        #[arg(long, default_value_t = 10)]
+        rate: u32,
     },
     /// Memory per idle connection; prints one line of JSON per step.
     Idle {
@@ -127,6 +148,11 @@ fn main() -> ExitCode {
                     r#"{{"answered_per_sec":{:.0},"sent":{},"lost":{},"p50_us":{},"p99_us":{}}}"#,
                     r.answered_per_sec, r.sent, r.lost, r.p50_us, r.p99_us
                 );
+                Ok(())
+            }
+            Command::Peer { http, server_pid, count, concurrency, secs, rate } => {
+                let line = peer::run(peer::PeerRun { http, server_pid, count, concurrency, secs, rate }).await?;
+                println!("{line}");
                 Ok(())
             }
             Command::Idle { server, server_pid, flavor, counts, per_room, sources, detach } => {

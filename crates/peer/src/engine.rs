@@ -95,6 +95,9 @@ struct Slot {
 
 struct Engine {
     socket: UdpSocket,
+    /// One DTLS certificate for every peer: generating one per connection costs milliseconds of
+    /// CPU and kilobytes of memory each, and a server's identity is one certificate anyway.
+    dtls_cert: Option<str0m::config::DtlsCert>,
     config: PeerConfig,
     advertised: Vec<SocketAddr>,
     routes: Routes,
@@ -120,8 +123,12 @@ pub(crate) async fn start(
     })?;
     let advertised = addrs::advertised(local, &config.public_ips);
     let (commands, inbox) = mpsc::channel(config.command_queue.max(1));
+    let dtls_cert = str0m::crypto::from_feature_flags()
+        .dtls_provider
+        .generate_certificate();
     let engine = Engine {
         socket,
+        dtls_cert,
         config,
         advertised: advertised.clone(),
         routes: Routes::default(),
@@ -265,7 +272,15 @@ impl Engine {
 
     /// A new `Rtc` for a peer, ice-lite, with this server's candidates.
     fn new_rtc(&self, now: Instant) -> Rtc {
-        let mut rtc = Rtc::builder().set_ice_lite(true).build(now);
+        // Data channels only: no codecs, no periodic stats.
+        let mut config = Rtc::builder()
+            .set_ice_lite(true)
+            .clear_codecs()
+            .set_stats_interval(None);
+        if let Some(cert) = &self.dtls_cert {
+            config = config.set_dtls_cert(cert.clone());
+        }
+        let mut rtc = config.build(now);
         for addr in &self.advertised {
             if let Ok(candidate) = Candidate::host(*addr, "udp") {
                 rtc.add_local_candidate(candidate);
