@@ -1,6 +1,6 @@
 //! Settings of the server peer, every limit with a default.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 /// Settings of a [`crate::Server`].
@@ -29,7 +29,7 @@ pub struct PeerConfig {
 impl Default for PeerConfig {
     fn default() -> Self {
         Self {
-            listen: "0.0.0.0:3478".parse().expect("a valid address"),
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 3478),
             public_ips: Vec::new(),
             connect_timeout: Duration::from_secs(15),
             max_peers: 10_000,
