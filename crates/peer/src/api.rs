@@ -283,6 +283,16 @@ impl Server {
         self.command(Command::Drop { peer, reason });
     }
 
+    /// How many peers the server holds, connected or still connecting (half-open ones are
+    /// dropped after `connect_timeout`).
+    pub async fn peer_count(&self) -> usize {
+        let (reply, count) = oneshot::channel();
+        if self.commands.send(Command::Count { reply }).await.is_err() {
+            return 0;
+        }
+        count.await.unwrap_or(0)
+    }
+
     /// Stops the network loop (peers are disconnected).
     pub fn shutdown(&self) {
         self.command(Command::Shutdown);

@@ -2,7 +2,8 @@
 //! routed by `demux`; plain STUN is answered with `switchboard_stun`; each `Rtc` is driven by the
 //! str0m contract (one mutation, then drain `poll_output` to a timeout).
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,6 +52,10 @@ pub(crate) enum Command {
         peer: PeerId,
         reason: String,
     },
+    /// How many peers the loop holds (open or connecting).
+    Count {
+        reply: oneshot::Sender<usize>,
+    },
     Shutdown,
 }
 
@@ -63,6 +68,8 @@ const CHANNELS: [(Channel, &str, u16); 2] = [
 ];
 /// Longest the loop sleeps when no peer has a timeout.
 const IDLE: Duration = Duration::from_secs(1);
+/// A placeholder timeout for a new peer, before its first drain.
+const UNSCHEDULED: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// A pre-negotiated channel with the browser client's fixed id and properties.
 fn channel_config(channel: Channel, label: &str, id: u16) -> ChannelConfig {
@@ -93,6 +100,13 @@ struct Slot {
     connect_by: Instant,
 }
 
+impl Slot {
+    /// Whether `at` is still one of this peer's deadlines (not a stale heap entry).
+    fn is_due_at(&self, at: Instant) -> bool {
+        at == self.timeout || (!self.open && at == self.connect_by)
+    }
+}
+
 struct Engine {
     socket: UdpSocket,
     /// One DTLS certificate for every peer: generating one per connection costs milliseconds of
@@ -102,6 +116,9 @@ struct Engine {
     advertised: Vec<SocketAddr>,
     routes: Routes,
     peers: HashMap<PeerId, Slot>,
+    /// Every peer's next deadline (str0m timeout, or connect timeout while half-open), earliest
+    /// first. Entries go stale when a peer's timeout moves; they are skipped when they surface.
+    deadlines: BinaryHeap<Reverse<(Instant, PeerId)>>,
     events: Arc<EventQueue>,
     stun_out: Vec<u8>,
 }
@@ -133,6 +150,7 @@ pub(crate) async fn start(
         advertised: advertised.clone(),
         routes: Routes::default(),
         peers: HashMap::new(),
+        deadlines: BinaryHeap::new(),
         events,
         stun_out: vec![0; switchboard_stun::MAX_RESPONSE_LEN],
     };
@@ -144,14 +162,7 @@ impl Engine {
     async fn run(mut self, mut inbox: mpsc::Receiver<Command>) {
         let mut buf = vec![0u8; 2048];
         loop {
-            let next = self
-                .peers
-                .values()
-                .map(|s| s.timeout.min(s.connect_by))
-                .min();
-            let wake = next
-                .unwrap_or_else(|| Instant::now() + IDLE)
-                .min(Instant::now() + IDLE);
+            let wake = self.next_deadline().min(Instant::now() + IDLE);
             tokio::select! {
                 received = self.socket.recv_from(&mut buf) => match received {
                     Ok((n, source)) => self.datagram(&buf[..n], source),
@@ -266,6 +277,9 @@ impl Engine {
                 self.after(peer, result);
             }
             Command::Drop { peer, reason } => self.close(peer, reason),
+            Command::Count { reply } => {
+                let _ = reply.send(self.peers.len());
+            }
             Command::Shutdown => {}
         }
     }
@@ -300,7 +314,8 @@ impl Engine {
             opened: Vec::new(),
             open: false,
             pending: None,
-            timeout: now,
+            // Not a real deadline: the first drain replaces it and schedules the real one.
+            timeout: now + UNSCHEDULED,
             connect_by: now + self.config.connect_timeout,
         }
     }
@@ -338,6 +353,7 @@ impl Engine {
             slot.ids.insert(channel, cid);
         }
         slot.pending = Some(pending);
+        self.deadlines.push(Reverse((slot.connect_by, peer)));
         self.peers.insert(peer, slot);
         self.routes.add_peer(peer, ufrag);
         self.drain(peer).map_err(ConnectError::InvalidOffer)?;
@@ -359,6 +375,7 @@ impl Engine {
         let peer = PeerId::from_u128(rand::random());
         let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
         let slot = self.new_slot(rtc, now);
+        self.deadlines.push(Reverse((slot.connect_by, peer)));
         self.peers.insert(peer, slot);
         self.routes.add_peer(peer, ufrag);
         self.drain(peer).map_err(ConnectError::InvalidOffer)?;
@@ -415,14 +432,30 @@ impl Engine {
         self.after(peer, result);
     }
 
+    /// The earliest deadline still current, dropping stale heap entries on the way.
+    fn next_deadline(&mut self) -> Instant {
+        while let Some(Reverse((at, peer))) = self.deadlines.peek().copied() {
+            if self.peers.get(&peer).is_some_and(|s| s.is_due_at(at)) {
+                return at;
+            }
+            self.deadlines.pop();
+        }
+        Instant::now() + IDLE
+    }
+
+    /// Handles every peer whose deadline has come: drives its timers, or drops it half-open.
     fn timeouts(&mut self) {
         let now = Instant::now();
-        let due: Vec<PeerId> = self
-            .peers
-            .iter()
-            .filter(|(_, s)| s.timeout <= now || (!s.open && s.connect_by <= now))
-            .map(|(p, _)| *p)
-            .collect();
+        let mut due = Vec::new();
+        while let Some(Reverse((at, peer))) = self.deadlines.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop();
+            if self.peers.get(&peer).is_some_and(|s| s.is_due_at(at)) && !due.contains(&peer) {
+                due.push(peer);
+            }
+        }
         for peer in due {
             let Some(slot) = self.peers.get_mut(&peer) else {
                 continue;
@@ -459,7 +492,10 @@ impl Engine {
             }
             match slot.rtc.poll_output().map_err(|e| e.to_string())? {
                 Output::Timeout(at) => {
-                    slot.timeout = at;
+                    if at != slot.timeout {
+                        slot.timeout = at;
+                        self.deadlines.push(Reverse((at, peer)));
+                    }
                     return Ok(());
                 }
                 Output::Transmit(transmit) => {
