@@ -554,29 +554,33 @@ export function fromUrlText(text: string): Uint8Array {
 
 /**
  * Reads a code in either text form (or a link ending in `#code`): the form whose bytes carry a
- * valid checksum wins. Throws `invalid_code`.
+ * valid checksum wins. The QR form's alphabet includes `%`, so a code is tried as it is before
+ * any percent-decoding (a link may percent-encode its fragment). Throws `invalid_code`.
  */
 export function decodeCode(text: string): CompactDescription {
   const hash = text.lastIndexOf("#");
-  let code = hash === -1 ? text : text.slice(hash + 1);
+  const code = (hash === -1 ? text : text.slice(hash + 1)).replace(/^[\r\n]+|[\r\n]+$/g, "");
+  const spellings = [code];
   try {
-    code = decodeURIComponent(code);
+    const unescaped = decodeURIComponent(code);
+    if (unescaped !== code) spellings.push(unescaped);
   } catch {
-    // Not percent-encoded: use it as it is.
+    // Not percent-encoded: only the code as it is.
   }
-  code = code.replace(/^[\r\n]+|[\r\n]+$/g, "");
   let last: SwitchboardError = codeError("invalid", "not a url or qr code");
-  for (const read of [fromUrlText, fromQrText]) {
-    let bytes: Uint8Array;
-    try {
-      bytes = read(code);
-    } catch {
-      continue;
-    }
-    try {
-      return decodeDescription(bytes);
-    } catch (error) {
-      last = error as SwitchboardError;
+  for (const spelling of spellings) {
+    for (const read of [fromUrlText, fromQrText]) {
+      let bytes: Uint8Array;
+      try {
+        bytes = read(spelling);
+      } catch {
+        continue;
+      }
+      try {
+        return decodeDescription(bytes);
+      } catch (error) {
+        last = error as SwitchboardError;
+      }
     }
   }
   throw last;

@@ -29,6 +29,32 @@ for (const vector of vectors.valid) {
   });
 }
 
+test("a QR code whose text holds %XX sequences is read as it is, not percent-decoded", () => {
+  // Base45 has '%' in its alphabet, so "%3A" and the like occur in real codes (a CI run failed
+  // on one). Vary the ufrag and fingerprint of a real vector until its QR text reads as valid percent-encoding.
+  const base = parseSdp(vectors.valid[0].sdp);
+  let found = 0;
+  let seed = 7;
+  const randomByte = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) >> 23;
+  for (let n = 0; n < 4000 && found < 20; n++) {
+    const digest = base.fingerprint.digest.map(randomByte);
+    const iceUfrag = Array.from({ length: 4 }, () => "abcdefghijklmnopqrstuvwxyz0123456789"[randomByte() % 36]).join("");
+    const description = { ...base, iceUfrag, fingerprint: { ...base.fingerprint, digest } };
+    const qr = toQrText(encodeDescription(description));
+    let unescaped;
+    try {
+      unescaped = decodeURIComponent(qr);
+    } catch {
+      continue; // a lone '%': not mistaken for percent-encoding
+    }
+    if (unescaped === qr) continue;
+    found++;
+    assert.deepEqual(decodeCode(qr), description, qr);
+    assert.deepEqual(decodeCode(`https://example.net/demo/pair#${encodeURIComponent(toUrlText(encodeDescription(description)))}`), description);
+  }
+  assert.ok(found >= 5, `only ${found} codes with %XX among 4000`);
+});
+
 test("the real Chromium offer with two IPv4 candidates is within 100 bytes", () => {
   const vector = vectors.valid.find((v) => v.name === "chromium-offer-2-ipv4");
   assert.ok(vector.bytes <= 100, `${vector.bytes} bytes`);
