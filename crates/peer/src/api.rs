@@ -65,13 +65,24 @@ impl From<&str> for Data {
     }
 }
 
+/// How a peer is connected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// WebRTC data channels over the shared UDP port.
+    WebRtc,
+    /// The WebSocket fallback (`GET /connect/ws`): both channels over one TCP connection, so
+    /// "unreliable" messages are delivered reliably and in order.
+    WebSocket,
+}
+
 /// What happened to a peer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// Both channels are open: sends reach the peer.
     Open(PeerId),
     /// The peer is gone (reported once, only after `Open`): `channel_closed`, `ice_disconnected`,
-    /// `goodbye: <reason>` (the browser closed), `kicked: <reason>`, `closed`.
+    /// `goodbye: <reason>` (the browser closed), `kicked: <reason>`, `closed`, `shutdown`; on the
+    /// WebSocket fallback also `websocket_closed`, `timeout`, `send_queue_full`, `bad_frame: ...`.
     Closed(PeerId, String),
     /// A whole message from the peer.
     Received(PeerId, Channel, Data),
@@ -174,17 +185,20 @@ pub struct Server {
     commands: mpsc::Sender<Command>,
     local_addr: SocketAddr,
     advertised: Arc<Vec<SocketAddr>>,
+    config: Arc<PeerConfig>,
 }
 
 impl Server {
     /// Binds the UDP port and starts the network loop (on the current tokio runtime).
     pub async fn new(config: PeerConfig) -> Result<(Server, Events), StartError> {
         let queue = Arc::new(EventQueue::default());
+        let shared = Arc::new(config.clone());
         let (commands, local_addr, advertised) = engine::start(config, queue.clone()).await?;
         let server = Server {
             commands,
             local_addr,
             advertised: Arc::new(advertised),
+            config: shared,
         };
         Ok((server, Events { queue }))
     }
@@ -192,6 +206,11 @@ impl Server {
     /// The bound UDP address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The settings it was started with.
+    pub fn config(&self) -> &PeerConfig {
+        &self.config
     }
 
     /// The addresses given to browsers as the server's candidates.
@@ -283,8 +302,47 @@ impl Server {
         self.command(Command::Drop { peer, reason });
     }
 
-    /// How many peers the server holds, connected or still connecting (half-open ones are
-    /// dropped after `connect_timeout`).
+    /// How the peer is connected, or `None` if it is not (or no longer) connected.
+    pub async fn transport(&self, peer: PeerId) -> Option<Transport> {
+        let (reply, transport) = oneshot::channel();
+        self.commands
+            .send(Command::Transport { peer, reply })
+            .await
+            .ok()?;
+        transport.await.ok().flatten()
+    }
+
+    /// WebSocket fallback: a new peer on a WebSocket; returns its id and the frames to send it
+    /// (each a channel byte and a data channel frame). `Open` is reported at once.
+    pub(crate) async fn attach_socket(&self) -> Result<engine::Attached, ConnectError> {
+        let (reply, attached) = oneshot::channel();
+        self.commands
+            .send(Command::Attach { reply })
+            .await
+            .map_err(|_| ConnectError::Stopped)?;
+        attached.await.map_err(|_| ConnectError::Stopped)?
+    }
+
+    /// WebSocket fallback: a whole message from a WebSocket peer. Waits for room in the command
+    /// queue (backpressure on the socket) rather than dropping it.
+    pub(crate) async fn socket_received(&self, peer: PeerId, channel: Channel, data: Data) {
+        let _ = self
+            .commands
+            .send(Command::SocketReceived {
+                peer,
+                channel,
+                data,
+            })
+            .await;
+    }
+
+    /// WebSocket fallback: the socket ended.
+    pub(crate) async fn detach_socket(&self, peer: PeerId, reason: String) {
+        let _ = self.commands.send(Command::Drop { peer, reason }).await;
+    }
+
+    /// How many peers the server holds, connected or still connecting, on either transport
+    /// (half-open ones are dropped after `connect_timeout`).
     pub async fn peer_count(&self) -> usize {
         let (reply, count) = oneshot::channel();
         if self.commands.send(Command::Count { reply }).await.is_err() {

@@ -24,6 +24,19 @@ pub struct PeerConfig {
     pub max_offer_bytes: usize,
     /// Messages queued from the application to the network loop before sends are dropped.
     pub command_queue: usize,
+    /// Whether `http::router` serves `GET /connect/ws`, the WebSocket fallback for browsers
+    /// whose UDP is blocked.
+    pub websocket_fallback: bool,
+    /// Frames queued for one WebSocket peer: beyond it unreliable frames are dropped and a
+    /// reliable one closes the peer (`send_queue_full`).
+    pub socket_queue: usize,
+    /// How often the server pings a WebSocket peer.
+    pub socket_ping_interval: Duration,
+    /// A WebSocket peer silent this long (not even a pong) is closed (`timeout`).
+    pub socket_idle_timeout: Duration,
+    /// Largest WebSocket message taken from a browser: one frame and its channel byte (the
+    /// browser client's largest `frameBytes` is 256 KiB).
+    pub socket_max_frame_bytes: usize,
 }
 
 impl Default for PeerConfig {
@@ -37,6 +50,11 @@ impl Default for PeerConfig {
             max_message_bytes: 16 * 1024 * 1024,
             max_offer_bytes: 16 * 1024,
             command_queue: 65_536,
+            websocket_fallback: true,
+            socket_queue: 1_024,
+            socket_ping_interval: Duration::from_secs(5),
+            socket_idle_timeout: Duration::from_secs(15),
+            socket_max_frame_bytes: 256 * 1024 + 1,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The network loop: one task owns the UDP socket and every peer's `str0m::Rtc`. Datagrams are
 //! routed by `demux`; plain STUN is answered with `switchboard_stun`; each `Rtc` is driven by the
-//! str0m contract (one mutation, then drain `poll_output` to a timeout).
+//! str0m contract (one mutation, then drain `poll_output` to a timeout). Peers on the WebSocket
+//! fallback are a queue of outgoing frames each (their sockets are served by `socket`).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -18,7 +19,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::addrs;
-use crate::api::{Channel, ConnectError, Data, Event, EventQueue, StartError};
+use crate::api::{Channel, ConnectError, Data, Event, EventQueue, StartError, Transport};
 use crate::config::PeerConfig;
 use crate::demux::{Route, Routes};
 
@@ -56,23 +57,60 @@ pub(crate) enum Command {
     Count {
         reply: oneshot::Sender<usize>,
     },
+    /// How a peer is connected.
+    Transport {
+        peer: PeerId,
+        reply: oneshot::Sender<Option<Transport>>,
+    },
+    /// WebSocket fallback: a new peer; the loop keeps the sender of its outgoing frames.
+    Attach {
+        reply: oneshot::Sender<Result<Attached, ConnectError>>,
+    },
+    /// WebSocket fallback: a whole message from a peer.
+    SocketReceived {
+        peer: PeerId,
+        channel: Channel,
+        data: Data,
+    },
     Shutdown,
 }
+
+/// A WebSocket peer's id and the queue of frames to send it.
+pub(crate) type Attached = (PeerId, mpsc::Receiver<Vec<u8>>);
 
 /// The browser client's channels, as its offers describe them (`channelsFingerprint`).
 pub(crate) const CHANNELS_FINGERPRINT: &str = "0:reliable:o:-:-,1:unreliable:u:0:-";
 
-const CHANNELS: [(Channel, &str, u16); 2] = [
-    (Channel::Reliable, "reliable", 0),
-    (Channel::Unreliable, "unreliable", 1),
+/// Each channel and its label.
+const CHANNELS: [(Channel, &str); 2] = [
+    (Channel::Reliable, "reliable"),
+    (Channel::Unreliable, "unreliable"),
 ];
+
+/// A channel's pre-negotiated data channel id, also its byte on the WebSocket fallback.
+pub(crate) const fn channel_id(channel: Channel) -> u8 {
+    match channel {
+        Channel::Reliable => 0,
+        Channel::Unreliable => 1,
+    }
+}
+
+/// The channel with this id.
+pub(crate) fn channel_by_id(id: u8) -> Option<Channel> {
+    match id {
+        0 => Some(Channel::Reliable),
+        1 => Some(Channel::Unreliable),
+        _ => None,
+    }
+}
+
 /// Longest the loop sleeps when no peer has a timeout.
 const IDLE: Duration = Duration::from_secs(1);
 /// A placeholder timeout for a new peer, before its first drain.
 const UNSCHEDULED: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// A pre-negotiated channel with the browser client's fixed id and properties.
-fn channel_config(channel: Channel, label: &str, id: u16) -> ChannelConfig {
+fn channel_config(channel: Channel, label: &str) -> ChannelConfig {
     ChannelConfig {
         label: label.to_owned(),
         ordered: channel == Channel::Reliable,
@@ -80,7 +118,7 @@ fn channel_config(channel: Channel, label: &str, id: u16) -> ChannelConfig {
             Channel::Reliable => Reliability::Reliable,
             Channel::Unreliable => Reliability::MaxRetransmits { retransmits: 0 },
         },
-        negotiated: Some(id),
+        negotiated: Some(u16::from(channel_id(channel))),
         protocol: String::new(),
     }
 }
@@ -116,6 +154,9 @@ struct Engine {
     advertised: Vec<SocketAddr>,
     routes: Routes,
     peers: HashMap<PeerId, Slot>,
+    /// Peers on the WebSocket fallback: the queue of frames to their socket, each a channel byte
+    /// and a data channel frame. Dropping a sender ends the socket.
+    sockets: HashMap<PeerId, mpsc::Sender<Vec<u8>>>,
     /// Every peer's next deadline (str0m timeout, or connect timeout while half-open), earliest
     /// first. Entries go stale when a peer's timeout moves; they are skipped when they surface.
     deadlines: BinaryHeap<Reverse<(Instant, PeerId)>>,
@@ -150,6 +191,7 @@ pub(crate) async fn start(
         advertised: advertised.clone(),
         routes: Routes::default(),
         peers: HashMap::new(),
+        sockets: HashMap::new(),
         deadlines: BinaryHeap::new(),
         events,
         stun_out: vec![0; switchboard_stun::MAX_RESPONSE_LEN],
@@ -175,7 +217,12 @@ impl Engine {
                 () = tokio::time::sleep_until(wake.into()) => self.timeouts(),
             }
         }
-        let peers: Vec<PeerId> = self.peers.keys().copied().collect();
+        let peers: Vec<PeerId> = self
+            .peers
+            .keys()
+            .chain(self.sockets.keys())
+            .copied()
+            .collect();
         for peer in peers {
             self.close(peer, "shutdown".into());
         }
@@ -244,6 +291,7 @@ impl Engine {
                         .iter()
                         .filter(|(_, s)| s.open)
                         .map(|(p, _)| *p)
+                        .chain(self.sockets.keys().copied())
                         .collect(),
                 };
                 for peer in targets {
@@ -251,7 +299,7 @@ impl Engine {
                 }
             }
             Command::Kick { peer, reason } => {
-                if self.peers.contains_key(&peer) {
+                if self.peers.contains_key(&peer) || self.sockets.contains_key(&peer) {
                     self.write(peer, Channel::Reliable, &frame::goodbye(&reason));
                     self.close(peer, format!("kicked: {reason}"));
                 }
@@ -278,7 +326,31 @@ impl Engine {
             }
             Command::Drop { peer, reason } => self.close(peer, reason),
             Command::Count { reply } => {
-                let _ = reply.send(self.peers.len());
+                let _ = reply.send(self.peer_count());
+            }
+            Command::Transport { peer, reply } => {
+                let transport = if self.sockets.contains_key(&peer) {
+                    Some(Transport::WebSocket)
+                } else {
+                    self.peers
+                        .get(&peer)
+                        .filter(|slot| slot.open)
+                        .map(|_| Transport::WebRtc)
+                };
+                let _ = reply.send(transport);
+            }
+            Command::Attach { reply } => {
+                let _ = reply.send(self.attach());
+            }
+            Command::SocketReceived {
+                peer,
+                channel,
+                data,
+            } => {
+                // Not after `Closed`: a kicked peer's last messages are dropped.
+                if self.sockets.contains_key(&peer) {
+                    self.events.push(Event::Received(peer, channel, data));
+                }
             }
             Command::Shutdown => {}
         }
@@ -328,7 +400,7 @@ impl Engine {
                 "already connecting to this peer".into(),
             ));
         }
-        if self.peers.len() >= self.config.max_peers {
+        if self.peer_count() >= self.config.max_peers {
             return Err(ConnectError::Full(self.config.max_peers));
         }
         let now = Instant::now();
@@ -337,10 +409,10 @@ impl Engine {
         let mut api = rtc.sdp_api();
         let ids: Vec<(Channel, ChannelId)> = CHANNELS
             .iter()
-            .map(|&(channel, label, id)| {
+            .map(|&(channel, label)| {
                 (
                     channel,
-                    api.add_channel_with_config(channel_config(channel, label, id)),
+                    api.add_channel_with_config(channel_config(channel, label)),
                 )
             })
             .collect();
@@ -360,8 +432,25 @@ impl Engine {
         Ok(offer.to_sdp_string())
     }
 
+    /// Peers on both transports, open or connecting.
+    fn peer_count(&self) -> usize {
+        self.peers.len() + self.sockets.len()
+    }
+
+    /// WebSocket fallback: a new peer, open at once.
+    fn attach(&mut self) -> Result<Attached, ConnectError> {
+        if self.peer_count() >= self.config.max_peers {
+            return Err(ConnectError::Full(self.config.max_peers));
+        }
+        let peer = PeerId::from_u128(rand::random());
+        let (frames, outgoing) = mpsc::channel(self.config.socket_queue.max(1));
+        self.sockets.insert(peer, frames);
+        self.events.push(Event::Open(peer));
+        Ok((peer, outgoing))
+    }
+
     fn connect(&mut self, offer: &str) -> Result<(PeerId, String), ConnectError> {
-        if self.peers.len() >= self.config.max_peers {
+        if self.peer_count() >= self.config.max_peers {
             return Err(ConnectError::Full(self.config.max_peers));
         }
         let offer = SdpOffer::from_sdp_string(offer)
@@ -380,12 +469,12 @@ impl Engine {
         self.routes.add_peer(peer, ufrag);
         self.drain(peer).map_err(ConnectError::InvalidOffer)?;
         // The browser client's channels are pre-negotiated with fixed ids: create the same.
-        for (channel, label, id) in CHANNELS {
+        for (channel, label) in CHANNELS {
             if let Some(slot) = self.peers.get_mut(&peer) {
                 let cid = slot
                     .rtc
                     .direct_api()
-                    .create_data_channel(channel_config(channel, label, id));
+                    .create_data_channel(channel_config(channel, label));
                 slot.channels.insert(cid, channel);
                 slot.ids.insert(channel, cid);
             }
@@ -413,6 +502,23 @@ impl Engine {
     }
 
     fn write(&mut self, peer: PeerId, channel: Channel, frame: &[u8]) {
+        if let Some(socket) = self.sockets.get(&peer) {
+            let mut message = Vec::with_capacity(frame.len() + 1);
+            message.push(channel_id(channel));
+            message.extend_from_slice(frame);
+            match socket.try_send(message) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) if channel == Channel::Unreliable => {
+                    tracing::debug!(%peer, "websocket peer's queue is full: unreliable frame dropped");
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    self.close(peer, "send_queue_full".into());
+                }
+                // The socket task is ending; its `Drop` comes next.
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+            return;
+        }
         let Some(slot) = self.peers.get_mut(&peer) else {
             return;
         };
@@ -563,6 +669,11 @@ impl Engine {
 
     /// Removes a peer; tells the application if it had seen it open.
     fn close(&mut self, peer: PeerId, reason: String) {
+        if self.sockets.remove(&peer).is_some() {
+            // Dropping the sender ends the socket once it has sent what is queued.
+            self.events.push(Event::Closed(peer, reason));
+            return;
+        }
         let Some(mut slot) = self.peers.remove(&peer) else {
             return;
         };

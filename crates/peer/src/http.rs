@@ -1,25 +1,30 @@
 //! `POST /connect`: one HTTP request instead of a signaling socket. The browser posts its offer
 //! (every candidate gathered, or mDNS names only: the server learns the real address from the
-//! browser's checks) and gets the answer with the server's candidates.
+//! browser's checks) and gets the answer with the server's candidates. Beside it,
+//! `GET /connect/ws`: the WebSocket fallback for browsers whose UDP is blocked (see `socket`).
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use crate::api::ConnectError;
 use crate::Server;
 
-/// A router with `POST /connect`, to merge into the application's HTTP server.
+/// A router with `POST /connect` and, unless `websocket_fallback` is off, `GET /connect/ws`, to
+/// merge into the application's HTTP server.
 /// The body is the offer's SDP (`application/sdp`), or JSON `{"sdp": "..."}`; the answer is
 /// `{"peer": "<id>", "sdp": "..."}`; errors are `{"error": "<code>", "message": "..."}` with 400
 /// (`invalid_offer`) or 503 (`server_full`, `shutdown`).
 pub fn router(server: Server, max_offer_bytes: usize) -> Router {
-    Router::new()
+    let mut router = Router::new()
         .route("/connect", post(connect))
-        .layer(DefaultBodyLimit::max(max_offer_bytes))
-        .with_state(server)
+        .layer(DefaultBodyLimit::max(max_offer_bytes));
+    if server.config().websocket_fallback {
+        router = router.route("/connect/ws", get(crate::socket::upgrade));
+    }
+    router.with_state(server)
 }
 
 async fn connect(State(server): State<Server>, body: String) -> Response {

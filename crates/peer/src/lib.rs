@@ -23,7 +23,9 @@
 //! * [`demux`]: which peer a datagram belongs to (pure).
 //! * [`Server`] / [`Events`]: the application's handles; they never block the network loop.
 //! * `engine`: the network loop, one task owning the UDP socket and every `str0m::Rtc`.
-//! * [`http`]: `POST /connect`, the one-request signaling (browser offers, server answers).
+//! * [`http`]: `POST /connect`, the one-request signaling (browser offers, server answers), and
+//!   `GET /connect/ws`, the WebSocket fallback when UDP is blocked.
+//! * `socket`: the WebSocket fallback's framing (pure) and socket task.
 //! * [`hub`]: the other way: the server peer hosts a hub room and offers to every browser in it.
 
 mod addrs;
@@ -33,6 +35,7 @@ pub mod demux;
 mod engine;
 pub mod http;
 pub mod hub;
+mod socket;
 
-pub use api::{Channel, Data, Event, Events, PeerId, Server, StartError};
+pub use api::{Channel, Data, Event, Events, PeerId, Server, StartError, Transport};
 pub use config::PeerConfig;
