@@ -119,6 +119,11 @@ export class Connection {
     return { ordered: dc.ordered, maxRetransmits: dc.maxRetransmits, maxPacketLifeTime: dc.maxPacketLifeTime, id: dc.id };
   }
 
+  /** How this connection travels (a server peer's fallback is `websocket`). */
+  get transport(): "webrtc" {
+    return "webrtc";
+  }
+
   /** The underlying `RTCPeerConnection` (for `getStats()` and debugging). */
   get rtc(): RTCPeerConnection {
     return this.pc;

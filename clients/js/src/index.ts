@@ -28,4 +28,6 @@ export { createPairingOffer, answerPairingOffer, PairingOffer, PairingCode, PAIR
 export type { PairingOptions } from "./pairing.js";
 export { parseSdp, buildSdp, encodeDescription, decodeDescription, decodeCode, toQrText, toUrlText, fromQrText, fromUrlText } from "./compact.js";
 export type { CompactDescription, CompactCandidate } from "./compact.js";
-export { connectToServer } from "./server.js";
+export { connectToServer, SERVER_DEFAULTS } from "./server.js";
+export type { ServerConnection, ServerOptions } from "./server.js";
+export { SocketConnection } from "./socket-connection.js";

@@ -72,7 +72,8 @@ export class PairingCode {
   }
 }
 
-function resolve(options: PairingOptions): { limits: ConnectionLimits; gatherTimeoutMs: number } {
+/** Validates pairing options and fills in defaults; throws `invalid_options`. */
+export function resolvePairingOptions(options: PairingOptions): { limits: ConnectionLimits; gatherTimeoutMs: number } {
   const merged: Record<keyof typeof PAIRING_DEFAULTS, number> = { ...PAIRING_DEFAULTS };
   for (const key of Object.keys(PAIRING_DEFAULTS) as (keyof typeof PAIRING_DEFAULTS)[]) {
     const value = options[key];
@@ -108,7 +109,7 @@ export async function describe(
   options: PairingOptions,
   remoteOffer?: string,
 ): Promise<{ connection: Connection; sdp: string }> {
-  const { limits, gatherTimeoutMs } = resolve(options);
+  const { limits, gatherTimeoutMs } = resolvePairingOptions(options);
   const specs = channelSpecs(options.channels ?? DEFAULT_CHANNELS);
   const fingerprint = channelsFingerprint(specs);
   let described: (sdp: string) => void = () => {};

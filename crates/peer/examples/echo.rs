@@ -4,12 +4,12 @@
 //!
 //! `cargo run -p switchboard-peer --example echo -- [HTTP_ADDR] [UDP_ADDR] [PUBLIC_IP...]`
 //! (defaults 127.0.0.1:8090 and 127.0.0.1:3479; public IPs: what to advertise, default the
-//! bound IP). Prints one line per event on stdout.
+//! bound IP). Prints one line per event on stdout (`open <peer> webrtc|websocket`).
 
 use std::io::Write;
 
 use axum::routing::get;
-use switchboard_peer::{Data, Event, PeerConfig, Server};
+use switchboard_peer::{Data, Event, PeerConfig, Server, Transport};
 
 const CLIENT: &str = include_str!("../../../clients/js/dist/switchboard.js");
 const PAGE: &str =
@@ -53,7 +53,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     loop {
         match events.recv().await {
-            Event::Open(peer) => say(&format!("open {peer}")),
+            Event::Open(peer) => {
+                let transport = match server.transport(peer).await {
+                    Some(Transport::WebRtc) => "webrtc",
+                    Some(Transport::WebSocket) => "websocket",
+                    None => "gone",
+                };
+                say(&format!("open {peer} {transport}"));
+            }
             Event::Closed(peer, reason) => say(&format!("closed {peer} {reason}")),
             Event::Received(peer, channel, data) => {
                 if data == Data::Text("kick me".into()) {

@@ -56,7 +56,8 @@ async fn connect(State(server): State<Server>, body: String) -> Response {
     }
 }
 
-fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
+/// An error answer: `{"error": code, "message": ...}` with `status`.
+pub(crate) fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
     (
         status,
         Json(serde_json::json!({ "error": code, "message": message })),

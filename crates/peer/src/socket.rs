@@ -10,9 +10,12 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use switchboard_protocol::frame::{Message, Reassembler};
+use switchboard_protocol::PeerId;
+use tokio::sync::mpsc::Receiver;
 use tokio::time::Instant;
 
 use crate::api::{Channel, Data};
@@ -29,7 +32,6 @@ const CLOSE_NORMAL: u16 = 1000;
 const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_UNSUPPORTED: u16 = 1003;
 const CLOSE_POLICY: u16 = 1008;
-const CLOSE_TRY_AGAIN: u16 = 1013;
 
 /// Why a message from a browser was refused (the socket is closed with this reason).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -85,15 +87,34 @@ impl Inbox {
     }
 }
 
-/// The `GET /connect/ws` handler: upgrades with small buffers and serves the socket.
+/// The `GET /connect/ws` handler: takes the peer's place first (a full or stopped server answers
+/// 503 with a JSON error, as `POST /connect` does, without upgrading), then upgrades with small
+/// buffers and serves the socket.
 pub(crate) async fn upgrade(State(server): State<Server>, upgrade: WebSocketUpgrade) -> Response {
+    let (peer, outgoing) = match server.attach_socket().await {
+        Ok(attached) => attached,
+        Err(error) => {
+            return crate::http::refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                error.code(),
+                &error.to_string(),
+            )
+        }
+    };
     let max_frame = server.config().socket_max_frame_bytes;
+    let failed = server.clone();
     upgrade
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_message_size(max_frame)
         .max_frame_size(max_frame)
-        .on_upgrade(move |socket| serve(server, socket))
+        .on_failed_upgrade(move |error| {
+            tokio::spawn(async move {
+                let reason = format!("websocket_error: {error}");
+                failed.detach_socket(peer, reason).await;
+            });
+        })
+        .on_upgrade(move |socket| serve(server, socket, peer, outgoing))
 }
 
 /// How a socket's life ended, from the server's side.
@@ -105,16 +126,7 @@ struct Ending {
 }
 
 /// Serves one WebSocket peer until it or the server ends it.
-async fn serve(server: Server, mut socket: WebSocket) {
-    let (peer, mut outgoing) = match server.attach_socket().await {
-        Ok(attached) => attached,
-        Err(error) => {
-            let _ = socket
-                .send(close_message(CLOSE_TRY_AGAIN, error.code()))
-                .await;
-            return;
-        }
-    };
+async fn serve(server: Server, socket: WebSocket, peer: PeerId, mut outgoing: Receiver<Vec<u8>>) {
     let config = server.config();
     let (ping_every, idle_timeout) = (config.socket_ping_interval, config.socket_idle_timeout);
     let mut inbox = Inbox::new(config.max_message_bytes);

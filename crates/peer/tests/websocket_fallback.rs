@@ -264,12 +264,16 @@ async fn a_silent_peer_times_out_and_max_peers_counts_both_transports() {
     // This client never reads, so it never answers pings: it looks dead to the server.
     let _silent = open(&url).await;
     let peer = opened(&mut events).await;
-    // Full: a second socket is refused with a close reason, and no event.
-    let mut refused = open(&url).await;
-    assert_eq!(
-        closed(&mut refused).await,
-        (CloseCode::Again, "server_full".into())
-    );
+    // Full: a second socket is refused before the upgrade (503, server_full), with no event.
+    let refused = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .expect_err("refused");
+    let tokio_tungstenite::tungstenite::Error::Http(response) = refused else {
+        panic!("expected an HTTP refusal, got {refused:?}");
+    };
+    assert_eq!(response.status(), 503);
+    let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default());
+    assert!(body.contains("server_full"), "{body}");
     assert_eq!(
         next_event(&mut events).await,
         Event::Closed(peer, "timeout".into())

@@ -238,7 +238,7 @@ test("the hub way: the server peer hosts a hub room and offers to every browser 
     assert.deepEqual(got.find((m) => m.channel === "reliable").data, "over the hub way");
     assert.deepEqual(got.find((m) => m.channel === "unreliable").data, [4, 2]);
     const myId = await page.evaluate(() => window.room.id);
-    await waitLine(served, (l) => l === `open ${myId}`);
+    await waitLine(served, (l) => l === `open ${myId} webrtc`);
     // Leaving the room closes the server peer's connection for that browser.
     await page.evaluate(() => window.room.close());
     await waitLine(served, (l) => l.startsWith(`closed ${myId}`));

@@ -1,4 +1,8 @@
-import { launchBrowser, openPage, startServer } from "./harness.mjs";
+// Captures a real Chromium data-channel offer and answer (plain and mDNS-hidden host candidates)
+// into /tmp/sdp-plain.json and /tmp/sdp-mdns.json: how the compact SDP vectors in
+// testdata/compact-sdp.json were taken. Needs a debug build of `switchboard`:
+// `node clients/js/tools/capture-sdp.mjs`. Not a test.
+import { launchBrowser, openPage, startServer } from "../test/e2e/harness.mjs";
 const s = await startServer(); 
 for (const mdns of [false, true]) {
 const b = await launchBrowser({ mdns }); console.log(mdns); const p = await openPage(b, s);
