@@ -5,7 +5,9 @@ Both servers do the same job (bench/anchors/webrtc-rs-echo, crates/peer/examples
 a browser-style offer on POST /connect (data channels pre-negotiated with ids 0 and 1) and echo
 every message on its channel. The load generator (`switchboard-bench peer`, on str0m) opens
 COUNT connections, CONCURRENCY at a time, then pumps RATE messages per second per connection for
-SECS seconds: 64-byte unreliable, then 1 KiB reliable. The anchor named in the issue, geckos.io,
+SECS seconds: 64-byte unreliable, then 1 KiB reliable; then FLOOD_RATE 64-byte unreliable messages
+per second per connection, more than either server can echo on this machine, to see how much each
+gets through when overloaded. The anchor named in the issue, geckos.io,
 does not install here (its node-datachannel needs a prebuilt binary from GitHub).
 
 Prints a table and writes it to bench/results/peer-<UTC time>.md.
@@ -25,6 +27,7 @@ COUNT = int(os.environ.get("COUNT", "1000"))
 CONCURRENCY = int(os.environ.get("CONCURRENCY", "32"))
 SECS = int(os.environ.get("SECS", "8"))
 RATE = int(os.environ.get("RATE", "10"))
+FLOOD_RATE = int(os.environ.get("FLOOD_RATE", "100"))
 BENCH = ROOT / "target/release/switchboard-bench"
 ECHO = ROOT / "target/release/examples/echo"
 ANCHOR_DIR = ROOT / "bench/anchors/webrtc-rs-echo"
@@ -52,9 +55,16 @@ def measure(cmd):
     proc, http = serve(cmd)
     try:
         out = subprocess.run([BENCH, "peer", "--http", http, "--server-pid", str(proc.pid), "--count", str(COUNT),
-                              "--concurrency", str(CONCURRENCY), "--secs", str(SECS), "--rate", str(RATE)],
+                              "--concurrency", str(CONCURRENCY), "--secs", str(SECS), "--rate", str(RATE),
+                              "--flood-rate", str(FLOOD_RATE)],
                              check=True, capture_output=True, text=True).stdout
-        return json.loads(out.strip().splitlines()[-1])
+        result = json.loads(out.strip().splitlines()[-1])
+        # Server CPU per 1,000 echoed messages: the servers' own cost, whatever the offered load.
+        for phase in ("unreliable64", "reliable1k", "flood64"):
+            echoed = result.get(f"{phase}_echoed_per_s", 0) * SECS
+            if echoed:
+                result[f"{phase}_cpu_ms_per_1k"] = result[f"{phase}_server_cpu_s"] * 1e6 / echoed
+        return result
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -82,14 +92,19 @@ def main():
         ("memory per idle peer, KiB", "idle_bytes_per_peer", False, "{:,.1f}"),
         ("unreliable 64 B echoed, msgs/s", "unreliable64_echoed_per_s", True, "{:,.0f}"),
         ("server CPU during unreliable phase, s", "unreliable64_server_cpu_s", False, "{:,.2f}"),
+        ("server CPU per 1,000 unreliable echoes, ms", "unreliable64_cpu_ms_per_1k", False, "{:,.0f}"),
         ("reliable 1 KiB goodput echoed, KiB/s", "reliable1k_bytes_per_s", True, "{:,.0f}"),
         ("server CPU during reliable phase, s", "reliable1k_server_cpu_s", False, "{:,.2f}"),
+        ("server CPU per 1,000 reliable 1,024 B echoes, ms", "reliable1k_cpu_ms_per_1k", False, "{:,.0f}"),
         ("memory per busy peer, KiB", "reliable1k_busy_bytes_per_peer", False, "{:,.1f}"),
+        ("flood: unreliable 64 B offered, msgs/s", "flood64_offered_per_s", True, "{:,.0f}"),
+        ("flood: unreliable 64 B echoed, msgs/s", "flood64_echoed_per_s", True, "{:,.0f}"),
+        ("flood: server CPU per 1,000 echoes, ms", "flood64_cpu_ms_per_1k", False, "{:,.0f}"),
     ]
     stamp = utc_stamp()
     lines = [f"# Server peer benchmark ({stamp})", "",
-             f"{COUNT} connections ({CONCURRENCY} at a time), then {RATE} msgs/s per connection for {SECS} s per phase; "
-             "loopback, 2 cores shared by server and load generator.", "",
+             f"{COUNT} connections ({CONCURRENCY} at a time), then {RATE} msgs/s per connection for {SECS} s per phase, "
+             f"then a flood of {FLOOD_RATE} msgs/s per connection; loopback, 2 cores shared by server and load generator.", "",
              "| measure | Switchboard server peer (str0m) | webrtc-rs 0.14 echo | ratio |", "|---|---|---|---|"]
     for label, key, higher, fmt in rows:
         a, b = ours.get(key), theirs.get(key)

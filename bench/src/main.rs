@@ -78,6 +78,10 @@ enum Command {
         /// Messages per second each connection sends while pumping.
         #[arg(long, default_value_t = 10)]
         rate: u32,
+        /// Messages per second each connection sends in the last phase (64 B unreliable), to
+        /// overload the server and see what it can echo.
+        #[arg(long, default_value_t = 100)]
+        flood_rate: u32,
     },
     /// Memory per idle connection; prints one line of JSON per step.
     Idle {
@@ -150,8 +154,8 @@ fn main() -> ExitCode {
                 );
                 Ok(())
             }
-            Command::Peer { http, server_pid, count, concurrency, secs, rate } => {
-                let line = peer::run(peer::PeerRun { http, server_pid, count, concurrency, secs, rate }).await?;
+            Command::Peer { http, server_pid, count, concurrency, secs, rate, flood_rate } => {
+                let line = peer::run(peer::PeerRun { http, server_pid, count, concurrency, secs, rate, flood_rate }).await?;
                 println!("{line}");
                 Ok(())
             }

@@ -28,6 +28,8 @@ pub struct PeerRun {
     pub secs: u64,
     /// Messages per second each connection sends while pumping.
     pub rate: u32,
+    /// Messages per second each connection sends in the flood phase.
+    pub flood_rate: u32,
 }
 
 /// Traffic phases the connections follow.
@@ -35,6 +37,9 @@ pub struct PeerRun {
 enum Phase {
     Idle,
     Pump {
+        /// Marks this phase's messages (their second byte), so late echoes of an earlier phase
+        /// are not counted.
+        tag: u8,
         reliable: bool,
         size: usize,
         rate: u32,
@@ -44,6 +49,7 @@ enum Phase {
 
 #[derive(Default)]
 struct Counters {
+    sent: AtomicU64,
     echoed: AtomicU64,
     bytes: AtomicU64,
 }
@@ -114,19 +120,27 @@ pub async fn run(cfg: PeerRun) -> Result<String, String> {
             (idle_rss.saturating_sub(base_rss) * 1024) as f64 / connected.max(1) as f64
         ),
     ];
-    for (name, reliable, size) in [("unreliable64", false, 64usize), ("reliable1k", true, 1024)] {
+    let phases = [
+        ("unreliable64", false, 64usize, cfg.rate),
+        ("reliable1k", true, 1024, cfg.rate),
+        ("flood64", false, 64, cfg.flood_rate),
+    ];
+    for (tag, (name, reliable, size, rate)) in (1u8..).zip(phases) {
+        counters.sent.store(0, Ordering::Relaxed);
         counters.echoed.store(0, Ordering::Relaxed);
         counters.bytes.store(0, Ordering::Relaxed);
         let cpu = cpu_seconds(cfg.server_pid)?;
         let _ = phase_tx.send(Phase::Pump {
+            tag,
             reliable,
             size,
-            rate: cfg.rate,
+            rate,
         });
         let window = Instant::now();
         tokio::time::sleep(Duration::from_secs(cfg.secs)).await;
         let secs = window.elapsed().as_secs_f64();
-        let (echoed, bytes) = (
+        let (sent, echoed, bytes) = (
+            counters.sent.load(Ordering::Relaxed),
             counters.echoed.load(Ordering::Relaxed),
             counters.bytes.load(Ordering::Relaxed),
         );
@@ -134,7 +148,8 @@ pub async fn run(cfg: PeerRun) -> Result<String, String> {
         let cpu = cpu_seconds(cfg.server_pid)? - cpu;
         let _ = phase_tx.send(Phase::Idle);
         results.push(format!(
-            r#""{name}_echoed_per_s":{:.0},"{name}_bytes_per_s":{:.0},"{name}_server_cpu_s":{cpu:.2},"{name}_busy_bytes_per_peer":{:.0}"#,
+            r#""{name}_offered_per_s":{:.0},"{name}_echoed_per_s":{:.0},"{name}_bytes_per_s":{:.0},"{name}_server_cpu_s":{cpu:.2},"{name}_busy_bytes_per_peer":{:.0}"#,
+            sent as f64 / secs,
             echoed as f64 / secs,
             bytes as f64 / secs,
             (busy_rss.saturating_sub(base_rss) * 1024) as f64 / connected.max(1) as f64
@@ -301,6 +316,7 @@ impl Client {
                 return;
             }
             if let Phase::Pump {
+                tag,
                 reliable,
                 size,
                 rate,
@@ -311,13 +327,16 @@ impl Client {
                         Instant::now() + Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
                     let mut frame = vec![7u8; size];
                     frame[0] = 0; // a whole binary message (docs/protocol.md, data channel framing)
+                    frame[1] = tag;
                     let id = if reliable {
                         self.reliable
                     } else {
                         self.unreliable
                     };
                     if let Some(mut channel) = self.rtc.channel(id) {
-                        let _ = channel.write(true, &frame);
+                        if channel.write(true, &frame).is_ok() {
+                            counters.sent.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                 }
             }
@@ -329,7 +348,14 @@ impl Client {
             match self.step(until).await {
                 Ok(events) => {
                     for event in events {
-                        if let Event::ChannelData(data) = event {
+                        let Event::ChannelData(data) = event else {
+                            continue;
+                        };
+                        let tag = match current {
+                            Phase::Pump { tag, .. } => Some(tag),
+                            _ => None,
+                        };
+                        if data.data.get(1).copied() == tag {
                             counters.echoed.fetch_add(1, Ordering::Relaxed);
                             counters
                                 .bytes

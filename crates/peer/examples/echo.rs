@@ -52,24 +52,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(_) => None,
     };
     loop {
-        match events.recv().await {
-            Event::Open(peer) => {
-                let transport = match server.transport(peer).await {
-                    Some(Transport::WebRtc) => "webrtc",
-                    Some(Transport::WebSocket) => "websocket",
-                    None => "gone",
-                };
-                say(&format!("open {peer} {transport}"));
-            }
-            Event::Closed(peer, reason) => say(&format!("closed {peer} {reason}")),
-            Event::Received(peer, channel, data) => {
-                if data == Data::Text("kick me".into()) {
-                    server.kick(peer, "you asked");
-                    continue;
-                }
-                server.send_to(&[peer], channel, data);
-            }
+        // Wait for one event, then take every other one already queued.
+        let first = events.recv().await;
+        for event in std::iter::once(first).chain(events.pop_all()) {
+            handle(&server, event).await;
         }
+    }
+}
+
+/// Echoes a message on its channel; `kick me` gets the sender kicked.
+async fn handle(server: &Server, event: Event) {
+    match event {
+        Event::Open(peer) => {
+            let transport = match server.transport(peer).await {
+                Some(Transport::WebRtc) => "webrtc",
+                Some(Transport::WebSocket) => "websocket",
+                None => "gone",
+            };
+            say(&format!("open {peer} {transport}"));
+        }
+        Event::Closed(peer, reason) => say(&format!("closed {peer} {reason}")),
+        Event::Received(peer, _, data) if data == Data::Text("kick me".into()) => {
+            server.kick(peer, "you asked");
+        }
+        Event::Received(peer, channel, data) => server.send_to(&[peer], channel, data),
     }
 }
 
