@@ -190,3 +190,34 @@ export async function waitFor(page, predicate, arg, timeoutMs = 20000) {
   const handle = await page.waitForFunction(predicate, arg, { timeout: timeoutMs, polling: 50 });
   return handle.jsonValue();
 }
+
+/**
+ * Opens the server peer's page (`server` from `startEcho`) in a fresh context of `browser`, with
+ * the client loaded as `window.sb`; uncaught errors and unhandled rejections land in
+ * `page.problems`.
+ */
+export async function openEchoPage(server, browser) {
+  const page = await (await browser.newContext()).newPage();
+  page.problems = [];
+  page.on("pageerror", (error) => page.problems.push(error.message));
+  page.on("console", (message) => {
+    if (message.text().startsWith("unhandled rejection")) page.problems.push(message.text());
+  });
+  await page.goto(`${server.url}/`);
+  await page.evaluate(async () => {
+    window.sb = await import("/switchboard.js");
+    window.addEventListener("unhandledrejection", (event) => console.error(`unhandled rejection: ${event.reason?.message}`));
+  });
+  return page;
+}
+
+/** Waits for a line of the echo server's output that satisfies `predicate`; returns it. */
+export async function waitLine(server, predicate, timeoutMs = 15000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const line = server.lines.find(predicate);
+    if (line) return line;
+    if (Date.now() > deadline) throw new Error(`no such line in ${JSON.stringify(server.lines.slice(-10))}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

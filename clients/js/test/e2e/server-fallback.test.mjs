@@ -7,7 +7,7 @@
 // blocked one fails clearly.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { launchBrowser, startEcho } from "./harness.mjs";
+import { launchBrowser, openEchoPage, startEcho, waitLine } from "./harness.mjs";
 
 let blocked;
 let reachable;
@@ -23,21 +23,6 @@ after(async () => {
   await reachable?.stop();
 });
 
-async function openEchoPage(echo) {
-  const page = await (await browser.newContext()).newPage();
-  page.problems = [];
-  page.on("pageerror", (error) => page.problems.push(error.message));
-  await page.goto(`${echo.url}/`);
-  await page.evaluate(async () => {
-    window.sb = await import("/switchboard.js");
-    window.addEventListener("unhandledrejection", (event) => console.error(`unhandled rejection: ${event.reason?.message}`));
-  });
-  page.on("console", (message) => {
-    if (message.text().startsWith("unhandled rejection")) page.problems.push(message.text());
-  });
-  return page;
-}
-
 /** Connects in the page; messages land in window.got, the close event in window.closeEvent. */
 function connect(page, options) {
   return page.evaluate(async (options) => {
@@ -52,18 +37,8 @@ function connect(page, options) {
   }, options);
 }
 
-const waitLine = async (echo, predicate, timeoutMs = 15000) => {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const line = echo.lines.find(predicate);
-    if (line) return line;
-    if (Date.now() > deadline) throw new Error(`no such line in ${JSON.stringify(echo.lines.slice(-10))}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-};
-
 test("with UDP blocked the browser falls back to the WebSocket: same API, both channels, both ways", async () => {
-  const page = await openEchoPage(blocked);
+  const page = await openEchoPage(blocked, browser);
   const before = blocked.lines.length;
   const connected = await connect(page, { webrtcTimeoutMs: 2000 });
   console.log(`fell back to ${connected.transport} after ${connected.ms} ms`);
@@ -92,7 +67,7 @@ test("with UDP blocked the browser falls back to the WebSocket: same API, both c
 });
 
 test("with UDP blocked: a kick closes the fallback with the server's reason; a closed page is seen at once", async () => {
-  const page = await openEchoPage(blocked);
+  const page = await openEchoPage(blocked, browser);
   assert.equal((await connect(page, { webrtcTimeoutMs: 1000 })).transport, "websocket");
   await page.evaluate(() => window.conn.send("reliable", "kick me"));
   await page.waitForFunction(() => window.closeEvent !== undefined, null, { timeout: 10000 });
@@ -100,7 +75,7 @@ test("with UDP blocked: a kick closes the fallback with the server's reason; a c
   const error = await page.evaluate(() => { try { window.conn.send("reliable", "x"); } catch (e) { return e.code; } });
   assert.equal(error, "peer_not_connected");
 
-  const second = await openEchoPage(blocked);
+  const second = await openEchoPage(blocked, browser);
   assert.equal((await connect(second, { webrtcTimeoutMs: 1000 })).transport, "websocket");
   const before = blocked.lines.length;
   const since = Date.now();
@@ -111,14 +86,14 @@ test("with UDP blocked: a kick closes the fallback with the server's reason; a c
 });
 
 test("a browser that can use UDP stays on WebRTC; with fallback off a blocked one fails clearly", async () => {
-  const page = await openEchoPage(reachable);
+  const page = await openEchoPage(reachable, browser);
   const before = reachable.lines.length;
   const connected = await connect(page, {});
   assert.equal(connected.transport, "webrtc");
   assert.deepEqual(connected.unreliable, { ordered: false, maxRetransmits: 0, maxPacketLifeTime: null, id: 1 });
   assert.match(await waitLine(reachable, (l) => reachable.lines.indexOf(l) >= before && l.startsWith("open ")), / webrtc$/);
 
-  const stuck = await openEchoPage(blocked);
+  const stuck = await openEchoPage(blocked, browser);
   const refused = await stuck.evaluate(async () => {
     try {
       await window.sb.connectToServer("/connect", { fallback: false, connectTimeoutMs: 2000 });

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import dgram from "node:dgram";
 import { after, before, test } from "node:test";
-import { launchBrowser, startEcho, startServer } from "./harness.mjs";
+import { launchBrowser, openEchoPage, startEcho, startServer, waitLine } from "./harness.mjs";
 
 let echo;
 let browser;
@@ -18,17 +18,6 @@ after(async () => {
   await browser?.close();
   await echo?.stop();
 });
-
-async function openEchoPage(server = echo, which = browser) {
-  const page = await (await which.newContext()).newPage();
-  page.problems = [];
-  page.on("pageerror", (error) => page.problems.push(error.message));
-  await page.goto(`${server.url}/`);
-  await page.evaluate(async () => {
-    window.sb = await import("/switchboard.js");
-  });
-  return page;
-}
 
 /** Connects in the page; messages and the close event land in window.got / window.closeEvent. */
 function connect(page) {
@@ -43,18 +32,8 @@ function connect(page) {
   });
 }
 
-const waitLine = async (server, predicate, timeoutMs = 15000) => {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const line = server.lines.find(predicate);
-    if (line) return line;
-    if (Date.now() > deadline) throw new Error(`no such line in ${JSON.stringify(server.lines.slice(-10))}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-};
-
 test("both channels, both directions, text and binary, large reliable messages chunked", async () => {
-  const page = await openEchoPage();
+  const page = await openEchoPage(echo, browser);
   const info = await connect(page);
   assert.deepEqual(info.unreliable, { ordered: false, maxRetransmits: 0, maxPacketLifeTime: null, id: 1 });
   assert.deepEqual(info.reliable, { ordered: true, maxRetransmits: null, maxPacketLifeTime: null, id: 0 });
@@ -76,7 +55,7 @@ test("both channels, both directions, text and binary, large reliable messages c
 });
 
 test("twenty simultaneous connections from one page", async () => {
-  const page = await openEchoPage();
+  const page = await openEchoPage(echo, browser);
   const results = await page.evaluate(async () => {
     const conns = await Promise.all(Array.from({ length: 20 }, () => window.sb.connectToServer("/connect")));
     const echoed = await Promise.all(
@@ -92,7 +71,7 @@ test("twenty simultaneous connections from one page", async () => {
 });
 
 test("kick: the browser gets a close event with the server's reason", async () => {
-  const page = await openEchoPage();
+  const page = await openEchoPage(echo, browser);
   await connect(page);
   await page.evaluate(() => window.conn.send("reliable", "kick me"));
   await page.waitForFunction(() => window.closeEvent !== undefined, null, { timeout: 10000 });
@@ -103,7 +82,7 @@ test("kick: the browser gets a close event with the server's reason", async () =
 });
 
 test("a closed page is seen by the server promptly", async () => {
-  const page = await openEchoPage();
+  const page = await openEchoPage(echo, browser);
   await connect(page);
   const opened = echo.lines.filter((l) => l.startsWith("open ")).length;
   assert.ok(opened > 0);
@@ -131,7 +110,7 @@ test("a browser with mDNS-hidden candidates connects (the server learns its addr
 });
 
 test("hostile datagrams on the shared UDP port disturb nobody; plain STUN is still answered", async () => {
-  const page = await openEchoPage();
+  const page = await openEchoPage(echo, browser);
   await connect(page);
   const [host, port] = [echo.udp.split(":")[0], Number(echo.udp.split(":")[1])];
   const socket = dgram.createSocket("udp4");
@@ -183,7 +162,7 @@ test("the unreliable channel never retransmits: through a lossy relay, reliable 
     up.send(msg, port, "127.0.0.1");
   });
   try {
-    const page = await openEchoPage(lossy);
+    const page = await openEchoPage(lossy, browser);
     await connect(page);
     dropping = true;
     const N = 150;
