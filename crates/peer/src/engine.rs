@@ -224,15 +224,20 @@ impl Engine {
                 }
                 command = inbox.recv() => {
                     let mut next = command;
-                    for _ in 0..BATCH {
-                        match next {
-                            Some(Command::Shutdown) | None => break 'serve,
-                            Some(command) => self.command(command),
+                    let mut handled = 0;
+                    while let Some(command) = next.take() {
+                        if matches!(command, Command::Shutdown) {
+                            break 'serve;
                         }
-                        let Ok(command) = inbox.try_recv() else {
-                            break;
-                        };
-                        next = Some(command);
+                        self.command(command);
+                        handled += 1;
+                        if handled < BATCH {
+                            next = inbox.try_recv().ok();
+                        }
+                    }
+                    if handled == 0 {
+                        // Every handle is gone.
+                        break 'serve;
                     }
                 }
                 () = tokio::time::sleep_until(wake.into()) => self.timeouts(),

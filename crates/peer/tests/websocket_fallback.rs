@@ -159,6 +159,17 @@ async fn both_channels_both_ways_with_the_same_events_as_webrtc() {
         (1, Frame::Binary(vec![9]))
     );
 
+    // Many sends queued at once (more than the loop takes in one wake-up) all arrive, in order.
+    for n in 0..500 {
+        server.send_reliable(peer, format!("burst {n}"));
+    }
+    for n in 0..500 {
+        assert_eq!(
+            receive(&mut socket, &mut inbound).await,
+            (0, Frame::Text(format!("burst {n}")))
+        );
+    }
+
     // The browser says goodbye: Closed once, with its reason.
     socket
         .send(message(0, &frame::goodbye("page closed")))

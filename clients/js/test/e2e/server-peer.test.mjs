@@ -142,7 +142,7 @@ test("the unreliable channel never retransmits: through a lossy relay, reliable 
   const upstream = new Map(); // browser address -> socket toward the server
   let dropping = false;
   let dropped = 0;
-  let counter = 0;
+  let seed = 42;
   relay.on("message", (msg, from) => {
     const key = `${from.address}:${from.port}`;
     let up = upstream.get(key);
@@ -150,8 +150,9 @@ test("the unreliable channel never retransmits: through a lossy relay, reliable 
       up = dgram.createSocket("udp4");
       up.bind(0, "127.0.0.1");
       up.on("message", (reply) => {
-        // Drop every third datagram from the server once the test says so.
-        if (dropping && ++counter % 3 === 0) {
+        // Drop a third of the server's datagrams (seeded pseudo-random: a fixed period could
+        // hit the same retransmission every time) while the test says so.
+        if (dropping && (seed = (seed * 1103515245 + 12345) % 2 ** 31) % 3 === 0) {
           dropped++;
           return;
         }
@@ -172,6 +173,10 @@ test("the unreliable channel never retransmits: through a lossy relay, reliable 
         window.conn.send("reliable", `r${i}`);
       }
     }, N);
+    // Loss for two seconds, then a clean path: lost unreliable messages must stay lost while
+    // every reliable one is retransmitted (SCTP's backed-off timers fire after the loss ends).
+    await new Promise((r) => setTimeout(r, 2000));
+    dropping = false;
     await page.waitForFunction((N) => window.got.filter((m) => m.channel === "reliable").length === N, N, { timeout: 30000 });
     await new Promise((r) => setTimeout(r, 1500));
     const got = await page.evaluate(() => window.got);
