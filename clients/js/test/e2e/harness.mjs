@@ -221,3 +221,19 @@ export async function waitLine(server, predicate, timeoutMs = 15000) {
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/**
+ * Sends five messages to the echo server from the page's `window.conn` (text and binary on both
+ * channels, one of 100,000 bytes) and returns `window.got` once the five echoes are in.
+ */
+export async function echoFive(page) {
+  await page.evaluate(() => {
+    window.conn.send("reliable", "text over reliable");
+    window.conn.send("reliable", new Uint8Array([1, 2, 3, 4, 5]));
+    window.conn.send("reliable", new Uint8Array(100_000).fill(9));
+    window.conn.send("unreliable", "text over unreliable");
+    window.conn.send("unreliable", new Uint8Array([7, 7, 7]));
+  });
+  await page.waitForFunction(() => window.got.length === 5, null, { timeout: 10000 });
+  return page.evaluate(() => window.got);
+}

@@ -7,7 +7,7 @@
 // blocked one fails clearly.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { launchBrowser, openEchoPage, startEcho, waitLine } from "./harness.mjs";
+import { echoFive, launchBrowser, openEchoPage, startEcho, waitLine } from "./harness.mjs";
 
 let blocked;
 let reachable;
@@ -49,15 +49,7 @@ test("with UDP blocked the browser falls back to the WebSocket: same API, both c
   const opened = await waitLine(blocked, (l) => blocked.lines.indexOf(l) >= before && l.startsWith("open "));
   assert.match(opened, /^open [0-9a-f]{32} websocket$/);
 
-  await page.evaluate(() => {
-    window.conn.send("reliable", "text over reliable");
-    window.conn.send("reliable", new Uint8Array([1, 2, 3, 4, 5]));
-    window.conn.send("reliable", new Uint8Array(100_000).fill(9));
-    window.conn.send("unreliable", "text over unreliable");
-    window.conn.send("unreliable", new Uint8Array([7, 7, 7]));
-  });
-  await page.waitForFunction(() => window.got.length === 5, null, { timeout: 10000 });
-  const got = await page.evaluate(() => window.got);
+  const got = await echoFive(page);
   assert.deepEqual(
     got.map((m) => [m.channel, m.text ?? m.size]),
     [["reliable", "text over reliable"], ["reliable", 5], ["reliable", 100_000], ["unreliable", "text over unreliable"], ["unreliable", 3]],

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import dgram from "node:dgram";
 import { after, before, test } from "node:test";
-import { launchBrowser, openEchoPage, startEcho, startServer, waitLine } from "./harness.mjs";
+import { echoFive, launchBrowser, openEchoPage, startEcho, startServer, waitLine } from "./harness.mjs";
 
 let echo;
 let browser;
@@ -37,15 +37,7 @@ test("both channels, both directions, text and binary, large reliable messages c
   const info = await connect(page);
   assert.deepEqual(info.unreliable, { ordered: false, maxRetransmits: 0, maxPacketLifeTime: null, id: 1 });
   assert.deepEqual(info.reliable, { ordered: true, maxRetransmits: null, maxPacketLifeTime: null, id: 0 });
-  await page.evaluate(() => {
-    window.conn.send("reliable", "text over reliable");
-    window.conn.send("reliable", new Uint8Array([1, 2, 3, 4, 5]));
-    window.conn.send("reliable", new Uint8Array(100_000).fill(9));
-    window.conn.send("unreliable", "text over unreliable");
-    window.conn.send("unreliable", new Uint8Array([7, 7, 7]));
-  });
-  await page.waitForFunction(() => window.got.length === 5, null, { timeout: 10000 });
-  const got = await page.evaluate(() => window.got);
+  const got = await echoFive(page);
   const reliable = got.filter((m) => m.channel === "reliable");
   assert.deepEqual(reliable.map((m) => m.text ?? m.size), ["text over reliable", 5, 100_000], "reliable in order, whole");
   assert.deepEqual(reliable[1].bytes, [1, 2, 3, 4]);
