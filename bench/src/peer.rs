@@ -340,20 +340,16 @@ impl Client {
                     }
                 }
             }
-            let until = if matches!(current, Phase::Pump { .. }) {
-                next_send
-            } else {
-                Instant::now() + Duration::from_millis(500)
+            // Echoes count only if they carry the current phase's tag.
+            let (until, tag) = match current {
+                Phase::Pump { tag, .. } => (next_send, Some(tag)),
+                _ => (Instant::now() + Duration::from_millis(500), None),
             };
             match self.step(until).await {
                 Ok(events) => {
                     for event in events {
                         let Event::ChannelData(data) = event else {
                             continue;
-                        };
-                        let tag = match current {
-                            Phase::Pump { tag, .. } => Some(tag),
-                            _ => None,
                         };
                         if data.data.get(1).copied() == tag {
                             counters.echoed.fetch_add(1, Ordering::Relaxed);

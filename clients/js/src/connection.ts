@@ -21,6 +21,14 @@ export interface ConnectionLimits {
   maxQueuedCandidates: number;
 }
 
+/** A channel's properties as they were negotiated. */
+export interface ChannelInfo {
+  ordered: boolean;
+  maxRetransmits: number | null;
+  maxPacketLifeTime: number | null;
+  id: number | null;
+}
+
 /** Events of a connection, by name. */
 export interface ConnectionEvents {
   /** Every channel is open: `send` works. */
@@ -113,7 +121,7 @@ export class Connection {
   }
 
   /** Negotiated properties of a channel, as the browser reports them. */
-  channelInfo(name: string): { ordered: boolean; maxRetransmits: number | null; maxPacketLifeTime: number | null; id: number | null } | undefined {
+  channelInfo(name: string): ChannelInfo | undefined {
     const dc = this.channelsByName.get(name)?.dc;
     if (dc === undefined) return undefined;
     return { ordered: dc.ordered, maxRetransmits: dc.maxRetransmits, maxPacketLifeTime: dc.maxPacketLifeTime, id: dc.id };

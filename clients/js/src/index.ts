@@ -17,7 +17,7 @@ export { DEFAULTS } from "./options.js";
 export type { RoomOptions, ConnectionOptions } from "./options.js";
 export { SwitchboardError } from "./errors.js";
 export { Connection } from "./connection.js";
-export type { ConnectionEvents } from "./connection.js";
+export type { ChannelInfo, ConnectionEvents } from "./connection.js";
 export { RELIABLE, UNRELIABLE, DEFAULT_CHANNELS, MAX_CHANNELS } from "./channels.js";
 export type { ChannelOptions, ChannelSpec } from "./channels.js";
 export type { Payload, Received } from "./framing.js";

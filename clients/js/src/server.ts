@@ -110,7 +110,6 @@ async function connectWebRtc(url: string, options: ServerOptions & typeof SERVER
     return await Promise.race([open, late]);
   } catch (error) {
     connection.close();
-    open.catch(() => {});
     throw error instanceof WebRtcUnavailable ? error : new WebRtcUnavailable("connection_failed", (error as Error).message);
   } finally {
     clearTimeout(timer);

@@ -6,7 +6,7 @@
  * and ordered: `channelInfo` says so.
  */
 import type { ChannelSpec } from "./channels.js";
-import type { ConnectionEvents, ConnectionLimits } from "./connection.js";
+import type { ChannelInfo, ConnectionEvents, ConnectionLimits } from "./connection.js";
 import { Emitter } from "./emitter.js";
 import { SwitchboardError } from "./errors.js";
 import { Goodbye, encodeFrames, goodbyeFrame, type Payload, type Received, Reassembler } from "./framing.js";
@@ -107,7 +107,7 @@ export class SocketConnection {
   }
 
   /** A channel's properties: over a WebSocket, always ordered and reliable. */
-  channelInfo(name: string): { ordered: boolean; maxRetransmits: number | null; maxPacketLifeTime: number | null; id: number | null } | undefined {
+  channelInfo(name: string): ChannelInfo | undefined {
     const spec = this.specsByName.get(name);
     if (spec === undefined) return undefined;
     return { ordered: true, maxRetransmits: null, maxPacketLifeTime: null, id: spec.id };

@@ -11,6 +11,7 @@ pub use switchboard_protocol::PeerId;
 
 use crate::config::PeerConfig;
 use crate::engine::{self, Command};
+use crate::stats::Stats;
 
 /// The two channels every connection has: `reliable` (ordered, retransmitted, large messages
 /// chunked) and `unreliable` (unordered, never retransmitted).
@@ -81,8 +82,9 @@ pub enum Event {
     /// Both channels are open: sends reach the peer.
     Open(PeerId),
     /// The peer is gone (reported once, only after `Open`): `channel_closed`, `ice_disconnected`,
-    /// `goodbye: <reason>` (the browser closed), `kicked: <reason>`, `closed`, `shutdown`; on the
-    /// WebSocket fallback also `websocket_closed`, `timeout`, `send_queue_full`, `bad_frame: ...`.
+    /// `goodbye: <reason>` (the browser closed), `kicked: <reason>`, `closed`, `shutdown`,
+    /// `send_queue_full` (it did not take what was sent; see `PeerConfig::send_queue_bytes`); on
+    /// the WebSocket fallback also `websocket_closed`, `timeout`, `bad_frame: ...`.
     Closed(PeerId, String),
     /// A whole message from the peer.
     Received(PeerId, Channel, Data),
@@ -186,19 +188,23 @@ pub struct Server {
     local_addr: SocketAddr,
     advertised: Arc<Vec<SocketAddr>>,
     config: Arc<PeerConfig>,
+    stats: Stats,
 }
 
 impl Server {
     /// Binds the UDP port and starts the network loop (on the current tokio runtime).
     pub async fn new(config: PeerConfig) -> Result<(Server, Events), StartError> {
         let queue = Arc::new(EventQueue::default());
-        let shared = Arc::new(config.clone());
-        let (commands, local_addr, advertised) = engine::start(config, queue.clone()).await?;
+        let config = Arc::new(config);
+        let stats = Stats::default();
+        let (commands, local_addr, advertised) =
+            engine::start(config.clone(), queue.clone(), stats.clone()).await?;
         let server = Server {
             commands,
             local_addr,
             advertised: Arc::new(advertised),
-            config: shared,
+            config,
+            stats,
         };
         Ok((server, Events { queue }))
     }
@@ -211,6 +217,11 @@ impl Server {
     /// The settings it was started with.
     pub fn config(&self) -> &PeerConfig {
         &self.config
+    }
+
+    /// The server's counters (render them at `/metrics` with [`Stats::render`]).
+    pub fn stats(&self) -> &Stats {
+        &self.stats
     }
 
     /// The addresses given to browsers as the server's candidates.
@@ -274,7 +285,21 @@ impl Server {
         });
     }
 
-    /// Closes a peer's connection; the browser gets a `close` event with this reason.
+    /// Bytes sent to a peer and not yet taken by it: reliable frames waiting for room, plus what
+    /// its transport holds unacknowledged (on the WebSocket fallback, what waits for the socket).
+    /// `None` when the peer is not connected. A game can skip a snapshot for a peer that is
+    /// behind; past `send_queue_bytes` a reliable send closes the peer.
+    pub async fn buffered(&self, peer: PeerId) -> Option<usize> {
+        let (reply, buffered) = oneshot::channel();
+        self.commands
+            .send(Command::Buffered { peer, reply })
+            .await
+            .ok()?;
+        buffered.await.ok().flatten()
+    }
+
+    /// Closes a peer's connection: the browser gets a `close` event with this reason (a goodbye
+    /// after everything already sent), then its data channels and association are closed.
     pub fn kick(&self, peer: PeerId, reason: &str) {
         self.command(Command::Kick {
             peer,
@@ -351,7 +376,8 @@ impl Server {
         count.await.unwrap_or(0)
     }
 
-    /// Stops the network loop (peers are disconnected).
+    /// Stops the network loop: every peer gets a goodbye (`shutdown`) and is closed (within
+    /// `close_linger`); new peers are refused.
     pub fn shutdown(&self) {
         self.command(Command::Shutdown);
     }

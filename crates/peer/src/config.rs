@@ -27,9 +27,15 @@ pub struct PeerConfig {
     /// Whether `http::router` serves `GET /connect/ws`, the WebSocket fallback for browsers
     /// whose UDP is blocked.
     pub websocket_fallback: bool,
-    /// Frames queued for one WebSocket peer: beyond it unreliable frames are dropped and a
-    /// reliable one closes the peer (`send_queue_full`).
-    pub socket_queue: usize,
+    /// Bytes of reliable frames queued for one peer (either transport) beyond what its transport
+    /// takes at once (str0m's SCTP buffer takes 128 KiB): a reliable send that would go over it
+    /// closes the peer (`send_queue_full`), an unreliable one is dropped (and counted). Must be at
+    /// least `max_message_bytes` plus its framing (one byte per `frame_bytes`), or the largest
+    /// messages can never be sent.
+    pub send_queue_bytes: usize,
+    /// How long a closing peer (kicked, left, shutdown) is given to take its goodbye and what was
+    /// queued before it, before its data channels and association are closed anyway.
+    pub close_linger: Duration,
     /// How often the server pings a WebSocket peer.
     pub socket_ping_interval: Duration,
     /// A WebSocket peer silent this long (not even a pong) is closed (`timeout`).
@@ -51,7 +57,8 @@ impl Default for PeerConfig {
             max_offer_bytes: 16 * 1024,
             command_queue: 65_536,
             websocket_fallback: true,
-            socket_queue: 1_024,
+            send_queue_bytes: 32 * 1024 * 1024,
+            close_linger: Duration::from_secs(1),
             socket_ping_interval: Duration::from_secs(5),
             socket_idle_timeout: Duration::from_secs(15),
             socket_max_frame_bytes: 256 * 1024 + 1,

@@ -11,7 +11,7 @@ use switchboard_protocol::{
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::engine::CHANNELS_FINGERPRINT;
+use crate::channels::CHANNELS_FINGERPRINT;
 use crate::Server;
 
 /// Why joining the hub failed.

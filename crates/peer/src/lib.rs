@@ -23,6 +23,9 @@
 //! * [`demux`]: which peer a datagram belongs to (pure).
 //! * [`Server`] / [`Events`]: the application's handles; they never block the network loop.
 //! * `engine`: the network loop, one task owning the UDP socket and every `str0m::Rtc`.
+//! * `slot`: one WebRTC peer of that loop; `outbox`: its reliable frames waiting for room in
+//!   the transport (pure), so a full SCTP buffer delays a reliable message and never loses it.
+//! * `channels`: the two pre-negotiated data channels. [`Stats`]: counters for `/metrics`.
 //! * [`http`]: `POST /connect`, the one-request signaling (browser offers, server answers), and
 //!   `GET /connect/ws`, the WebSocket fallback when UDP is blocked.
 //! * `socket`: the WebSocket fallback's framing (pure) and socket task.
@@ -30,12 +33,18 @@
 
 mod addrs;
 mod api;
+mod channels;
 mod config;
 pub mod demux;
 mod engine;
 pub mod http;
 pub mod hub;
+mod outbox;
+mod slot;
 mod socket;
+mod socket_queue;
+mod stats;
 
 pub use api::{Channel, Data, Event, Events, PeerId, Server, StartError, Transport};
 pub use config::PeerConfig;
+pub use stats::Stats;

@@ -15,11 +15,11 @@ use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use switchboard_protocol::frame::{Message, Reassembler};
 use switchboard_protocol::PeerId;
-use tokio::sync::mpsc::Receiver;
 use tokio::time::Instant;
 
 use crate::api::{Channel, Data};
-use crate::engine::channel_by_id;
+use crate::channels::channel_by_id;
+use crate::socket_queue::FrameReceiver;
 use crate::Server;
 
 /// A WebSocket's read buffer: idle fallback peers should be cheap (axum's default is 128 KiB).
@@ -126,7 +126,7 @@ struct Ending {
 }
 
 /// Serves one WebSocket peer until it or the server ends it.
-async fn serve(server: Server, socket: WebSocket, peer: PeerId, mut outgoing: Receiver<Vec<u8>>) {
+async fn serve(server: Server, socket: WebSocket, peer: PeerId, mut outgoing: FrameReceiver) {
     let config = server.config();
     let (ping_every, idle_timeout) = (config.socket_ping_interval, config.socket_idle_timeout);
     let mut inbox = Inbox::new(config.max_message_bytes);
@@ -222,7 +222,7 @@ mod tests {
     #[test]
     fn whole_messages_on_both_channels() {
         let mut inbox = Inbox::new(1024);
-        let text = frame::encode(true, b"hi", 100, true, 1024).unwrap_or_default();
+        let text = frame::encode(true, b"hi", 100, true, 1024).expect("fits");
         assert_eq!(
             inbox.push(&framed(0, &text[0])),
             Ok(Some(Delivery::Message(
@@ -230,7 +230,7 @@ mod tests {
                 Data::Text("hi".into())
             )))
         );
-        let binary = frame::encode(false, &[1, 2], 100, false, 1024).unwrap_or_default();
+        let binary = frame::encode(false, &[1, 2], 100, false, 1024).expect("fits");
         assert_eq!(
             inbox.push(&framed(1, &binary[0])),
             Ok(Some(Delivery::Message(
@@ -244,13 +244,13 @@ mod tests {
     fn chunks_are_reassembled_per_channel() {
         let mut inbox = Inbox::new(1 << 20);
         let big = vec![7u8; 1000];
-        let frames = frame::encode(false, &big, 100, true, 1 << 20).unwrap_or_default();
+        let frames = frame::encode(false, &big, 100, true, 1 << 20).expect("fits");
         assert!(frames.len() > 5);
         let (last, rest) = frames.split_last().expect("frames");
         for part in rest {
             assert_eq!(inbox.push(&framed(0, part)), Ok(None));
             // An unreliable message in between does not disturb the reliable reassembly.
-            let small = frame::encode(false, &[9], 100, false, 1024).unwrap_or_default();
+            let small = frame::encode(false, &[9], 100, false, 1024).expect("fits");
             assert!(matches!(inbox.push(&framed(1, &small[0])), Ok(Some(_))));
         }
         assert_eq!(

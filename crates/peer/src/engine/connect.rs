@@ -1,0 +1,157 @@
+//! New peers: the browser's offer (`POST /connect`), our offer (hub way) and its answer, and
+//! WebSocket fallback peers.
+
+use std::cmp::Reverse;
+use std::time::Instant;
+
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::channel::ChannelId;
+use str0m::{Candidate, Rtc};
+use switchboard_protocol::PeerId;
+
+use super::{Attached, Engine};
+use crate::api::{Channel, ConnectError, Event};
+use crate::channels::{channel_config, CHANNELS};
+use crate::slot::Slot;
+use crate::socket_queue::frame_queue;
+
+impl Engine {
+    /// A new `Rtc` for a peer, ice-lite, with this server's candidates.
+    fn new_rtc(&self, now: Instant) -> Rtc {
+        // Data channels only: no codecs, no periodic stats.
+        let mut config = Rtc::builder()
+            .set_ice_lite(true)
+            .clear_codecs()
+            .set_stats_interval(None);
+        if let Some(cert) = &self.dtls_cert {
+            config = config.set_dtls_cert(cert.clone());
+        }
+        let mut rtc = config.build(now);
+        for addr in &self.advertised {
+            if let Ok(candidate) = Candidate::host(*addr, "udp") {
+                rtc.add_local_candidate(candidate);
+            }
+        }
+        rtc
+    }
+
+    /// Registers a new peer's slot: its route, its connect deadline.
+    fn admit(&mut self, peer: PeerId, mut slot: Slot) {
+        let ufrag = slot.rtc.direct_api().local_ice_credentials().ufrag;
+        self.deadlines.push(Reverse((slot.connect_by, peer)));
+        self.peers.insert(peer, slot);
+        self.routes.add_peer(peer, ufrag);
+    }
+
+    /// Refuses a new peer when shutting down or when `max_peers` are there (both transports).
+    fn has_room(&self) -> Result<(), ConnectError> {
+        if self.stopping {
+            Err(ConnectError::Stopped)
+        } else if self.peer_count() < self.config.max_peers {
+            Ok(())
+        } else {
+            Err(ConnectError::Full(self.config.max_peers))
+        }
+    }
+
+    /// Hub way: the server offers (its candidates in the offer; an ice-lite server needs none of
+    /// the browser's, it answers the browser's checks).
+    pub(super) fn offer(&mut self, peer: PeerId) -> Result<String, ConnectError> {
+        if self.peers.contains_key(&peer) {
+            return Err(ConnectError::InvalidOffer(
+                "already connecting to this peer".into(),
+            ));
+        }
+        self.has_room()?;
+        let now = Instant::now();
+        let mut rtc = self.new_rtc(now);
+        let mut api = rtc.sdp_api();
+        let ids: Vec<(Channel, ChannelId)> = CHANNELS
+            .iter()
+            .map(|&(channel, label)| {
+                (
+                    channel,
+                    api.add_channel_with_config(channel_config(channel, label)),
+                )
+            })
+            .collect();
+        let Some((offer, pending)) = api.apply() else {
+            return Err(ConnectError::InvalidOffer("no offer".into()));
+        };
+        let mut slot = Slot::new(
+            rtc,
+            now + self.config.connect_timeout,
+            self.config.max_message_bytes,
+        );
+        for (channel, cid) in ids {
+            slot.channels.insert(cid, channel);
+            slot.ids.insert(channel, cid);
+        }
+        slot.pending = Some(pending);
+        self.admit(peer, slot);
+        self.drain(peer).map_err(ConnectError::InvalidOffer)?;
+        Ok(offer.to_sdp_string())
+    }
+
+    /// Hub way: the browser's answer to our offer.
+    pub(super) fn answer(&mut self, peer: PeerId, sdp: &str) {
+        let Some(slot) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let (Some(pending), Ok(answer)) = (slot.pending.take(), SdpAnswer::from_sdp_string(sdp))
+        else {
+            tracing::debug!(%peer, "unexpected or invalid answer: dropped");
+            return;
+        };
+        let result = slot
+            .rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .map_err(|e| e.to_string());
+        self.after(peer, result);
+    }
+
+    /// WebSocket fallback: a new peer, open at once.
+    pub(super) fn attach(&mut self) -> Result<Attached, ConnectError> {
+        self.has_room()?;
+        let peer = PeerId::from_u128(rand::random());
+        let (frames, outgoing) = frame_queue();
+        self.sockets.insert(peer, frames);
+        self.events.push(Event::Open(peer));
+        Ok((peer, outgoing))
+    }
+
+    /// `POST /connect`: accepts the browser's offer; returns the new peer and our answer.
+    pub(super) fn connect(&mut self, offer: &str) -> Result<(PeerId, String), ConnectError> {
+        self.has_room()?;
+        let offer = SdpOffer::from_sdp_string(offer)
+            .map_err(|e| ConnectError::InvalidOffer(e.to_string()))?;
+        let now = Instant::now();
+        let mut rtc = self.new_rtc(now);
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| ConnectError::InvalidOffer(e.to_string()))?;
+        let peer = PeerId::from_u128(rand::random());
+        let slot = Slot::new(
+            rtc,
+            now + self.config.connect_timeout,
+            self.config.max_message_bytes,
+        );
+        self.admit(peer, slot);
+        self.drain(peer).map_err(ConnectError::InvalidOffer)?;
+        // The browser client's channels are pre-negotiated with fixed ids: create the same.
+        for (channel, label) in CHANNELS {
+            if let Some(slot) = self.peers.get_mut(&peer) {
+                let cid = slot
+                    .rtc
+                    .direct_api()
+                    .create_data_channel(channel_config(channel, label));
+                slot.channels.insert(cid, channel);
+                slot.ids.insert(channel, cid);
+            }
+            self.drain(peer).map_err(ConnectError::InvalidOffer)?;
+        }
+        Ok((peer, answer.to_sdp_string()))
+    }
+}
