@@ -13,7 +13,7 @@ export interface ConnectionOptions {
   frameBytes?: number;
   /** Largest message sent or accepted on an ordered reliable channel (default 16 MiB). */
   maxMessageBytes?: number;
-  /** Most bytes waiting in this client per peer and channel before `send` throws `send_queue_full` (default 16 MiB). */
+  /** Most bytes waiting in this client per peer and channel before `send` throws `send_queue_full` (default 32 MiB: room for a largest message and its framing). */
   maxBufferedBytes?: number;
   /** Frames are handed to the browser while its channel buffer holds less than this (default 1 MiB). */
   bufferedHighBytes?: number;
@@ -69,7 +69,7 @@ export const DEFAULTS = Object.freeze({
   disconnectTimeoutMs: 5_000,
   frameBytes: 16 * 1024,
   maxMessageBytes: 16 * 1024 * 1024,
-  maxBufferedBytes: 16 * 1024 * 1024,
+  maxBufferedBytes: 32 * 1024 * 1024,
   bufferedHighBytes: 1024 * 1024,
   maxQueuedCandidates: 64,
 });

@@ -237,3 +237,21 @@ export async function echoFive(page) {
   await page.waitForFunction(() => window.got.length === 5, null, { timeout: 10000 });
   return page.evaluate(() => window.got);
 }
+
+/**
+ * Defines `window.pattern(seed, size)` (bytes that depend on both, so a lost, short or reordered
+ * message shows) and `window.isPattern(seed, bytes)` in the page.
+ */
+export async function installPatterns(page) {
+  await page.evaluate(() => {
+    window.pattern = (seed, size) => {
+      const bytes = new Uint8Array(size);
+      for (let i = 0; i < size; i++) bytes[i] = (i * 31 + seed * 7 + (i >> 10)) & 0xff;
+      return bytes;
+    };
+    window.isPattern = (seed, bytes) => {
+      for (let i = 0; i < bytes.length; i++) if (bytes[i] !== ((i * 31 + seed * 7 + (i >> 10)) & 0xff)) return false;
+      return true;
+    };
+  });
+}

@@ -1,7 +1,7 @@
 // Three Chromium pages in one room form a full mesh and exchange messages on both channels.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { useServerAndBrowser, join, openPage, waitFor } from "./harness.mjs";
+import { installPatterns, useServerAndBrowser, join, openPage, waitFor } from "./harness.mjs";
 
 const env = useServerAndBrowser({ before, after });
 
@@ -111,4 +111,41 @@ test("two rooms do not see each other", async () => {
   await waitFor(a.pages[1], () => window.log.messages.reliable?.length === 1);
   await new Promise((r) => setTimeout(r, 300));
   for (const page of b.pages) assert.equal(await page.evaluate(() => window.log.messages.reliable), undefined);
+});
+
+test("a burst of large reliable messages between two pages arrives whole (12 x 1 MiB and 16 MiB); past maxBufferedBytes send throws", async () => {
+  const { pages, ids } = await mesh("burst", 2);
+  for (const page of pages) await installPatterns(page);
+  const sizes = [...Array(12).fill(1024 * 1024), 16 * 1024 * 1024];
+  const received = pages[1].evaluate(async (sizes) => {
+    const checked = [];
+    await new Promise((resolve) => {
+      const timer = setTimeout(resolve, 120_000);
+      window.room.on("message", ({ channel, data }) => {
+        const seed = checked.length;
+        checked.push(channel === "reliable" && typeof data !== "string" && data.byteLength === sizes[seed] && window.isPattern(seed, data));
+        if (checked.length === sizes.length) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    return { count: checked.length, bad: checked.flatMap((ok, i) => (ok ? [] : [i])) };
+  }, sizes);
+  // All sent at once, 28 MiB: far past the browser's own buffer; the client queues and drains.
+  // One more 8 MiB message would take what waits past maxBufferedBytes (32 MiB): refused, and
+  // nothing already accepted is lost.
+  const refused = await pages[0].evaluate(({ sizes, to }) => {
+    sizes.forEach((size, seed) => window.room.send(to, "reliable", window.pattern(seed, size)));
+    try {
+      window.room.send(to, "reliable", new Uint8Array(8 * 1024 * 1024));
+      return "accepted";
+    } catch (error) {
+      return error.code;
+    }
+  }, { sizes, to: ids[1] });
+  assert.equal(refused, "send_queue_full");
+  assert.deepEqual(await received, { count: sizes.length, bad: [] });
+  const errors = await Promise.all(pages.map((page) => page.evaluate(() => window.log.errors)));
+  assert.deepEqual(errors, [[], []]);
 });

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import dgram from "node:dgram";
 import { after, before, test } from "node:test";
-import { echoFive, launchBrowser, openEchoPage, startEcho, startServer, waitLine } from "./harness.mjs";
+import { echoFive, installPatterns, launchBrowser, openEchoPage, startEcho, startServer, waitLine } from "./harness.mjs";
 
 let echo;
 let browser;
@@ -44,6 +44,31 @@ test("both channels, both directions, text and binary, large reliable messages c
   const unreliable = got.filter((m) => m.channel === "unreliable");
   assert.deepEqual(unreliable.map((m) => m.text ?? m.size).sort(), [3, "text over unreliable"].sort());
   assert.deepEqual(page.problems, []);
+});
+
+test("reliable messages past every buffer come back whole and in order: 1 MiB, 16 MiB, then 1,000 x 8 KiB", async () => {
+  const page = await openEchoPage(echo, browser);
+  await installPatterns(page);
+  await connect(page);
+  // Sizes on both sides of str0m's 128 KiB send buffer, then the largest message (16 MiB), then a
+  // burst: every message is checked byte for byte, in the page, in order.
+  const sizes = [128 * 1024 - 64, 128 * 1024 + 64, 1024 * 1024, 16 * 1024 * 1024, ...Array(1000).fill(8 * 1024)];
+  const result = await page.evaluate(async (sizes) => {
+    const checked = [];
+    const done = new Promise((resolve) => {
+      window.conn.on("message", ({ channel, data }) => {
+        const seed = checked.length;
+        checked.push(channel === "reliable" && typeof data !== "string" && data.byteLength === sizes[seed] && window.isPattern(seed, data));
+        if (checked.length === sizes.length) resolve();
+      });
+    });
+    sizes.forEach((size, seed) => window.conn.send("reliable", window.pattern(seed, size)));
+    await Promise.race([done, new Promise((r) => setTimeout(r, 120_000))]);
+    return { count: checked.length, bad: checked.flatMap((ok, i) => (ok ? [] : [i])) };
+  }, sizes);
+  assert.deepEqual(result, { count: sizes.length, bad: [] }, "every message back, whole, in order");
+  assert.deepEqual(page.problems, []);
+  await page.close();
 });
 
 test("twenty simultaneous connections from one page", async () => {
