@@ -3,6 +3,7 @@
 //! browser's checks) and gets the answer with the server's candidates. Beside it,
 //! `GET /connect/ws`: the WebSocket fallback for browsers whose UDP is blocked (see `socket`).
 
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -15,19 +16,38 @@ use crate::Server;
 /// A router with `POST /connect` and, unless `websocket_fallback` is off, `GET /connect/ws`, to
 /// merge into the application's HTTP server.
 /// The body is the offer's SDP (`application/sdp`), or JSON `{"sdp": "..."}`; the answer is
-/// `{"peer": "<id>", "sdp": "..."}`; errors are `{"error": "<code>", "message": "..."}` with 400
-/// (`invalid_offer`) or 503 (`server_full`, `shutdown`).
+/// `{"peer": "<id>", "sdp": "..."}`; every error is `{"error": "<code>", "message": "..."}`: 400
+/// `invalid_offer`, 413 `too_large` (over `max_offer_bytes`), 503 `server_full` or `shutdown`.
 pub fn router(server: Server, max_offer_bytes: usize) -> Router {
+    // The body is read (and bounded) by the handler, so every refusal is the documented JSON
+    // rather than the framework's text/plain answers.
     let mut router = Router::new()
-        .route("/connect", post(connect))
-        .layer(DefaultBodyLimit::max(max_offer_bytes));
+        .route(
+            "/connect",
+            post(move |state, body| connect(state, body, max_offer_bytes)),
+        )
+        .layer(DefaultBodyLimit::disable());
     if server.config().websocket_fallback {
         router = router.route("/connect/ws", get(crate::socket::upgrade));
     }
     router.with_state(server)
 }
 
-async fn connect(State(server): State<Server>, body: String) -> Response {
+async fn connect(State(server): State<Server>, body: Body, max_offer_bytes: usize) -> Response {
+    let Ok(bytes) = axum::body::to_bytes(body, max_offer_bytes).await else {
+        return refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            &format!("the offer is over {max_offer_bytes} bytes"),
+        );
+    };
+    let Ok(body) = String::from_utf8(bytes.to_vec()) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "invalid_offer",
+            "the body is not UTF-8 text",
+        );
+    };
     let offer = match body.trim_start().starts_with('{') {
         true => match serde_json::from_str::<serde_json::Value>(&body) {
             Ok(value) => value.get("sdp").and_then(|s| s.as_str()).map(str::to_owned),

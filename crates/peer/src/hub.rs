@@ -111,9 +111,25 @@ where
             return;
         }
     };
-    let data = serde_json::json!({ "type": "offer", "sdp": sdp, "channels": CHANNELS_FINGERPRINT })
-        .to_string();
-    let Ok(data) = Payload::from_json(&data) else {
+    let offer =
+        serde_json::json!({ "type": "offer", "sdp": sdp, "channels": CHANNELS_FINGERPRINT });
+    signal(sink, peer, &offer).await;
+    // Every candidate is in the offer (ice-lite, host candidates only): say so at once, so a
+    // client that waits for the end of candidates need not time out.
+    signal(
+        sink,
+        peer,
+        &serde_json::json!({ "type": "candidate", "candidate": null }),
+    )
+    .await;
+}
+
+/// Sends one signal payload to a hub peer.
+async fn signal<S>(sink: &mut S, peer: PeerId, payload: &serde_json::Value)
+where
+    S: SinkExt<Message> + Unpin,
+{
+    let Ok(data) = Payload::from_json(&payload.to_string()) else {
         return;
     };
     let message = ClientMessage::Signal {

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import dgram from "node:dgram";
 import { after, before, test } from "node:test";
+import { WebSocket } from "ws";
 import { echoFive, installPatterns, launchBrowser, openEchoPage, startEcho, startServer, waitLine } from "./harness.mjs";
 
 let echo;
@@ -217,6 +218,20 @@ test("the hub way: the server peer hosts a hub room and offers to every browser 
   try {
     const hostLine = served.lines.find((l) => l.startsWith("hub "));
     const serverId = hostLine.split(" ").pop();
+    // A non-browser client of the hub (a raw WebSocket, as docs/protocol.md describes it) gets the
+    // offer and then the end of candidates: nothing to wait for.
+    const raw = new WebSocket(`${hub.ws}/ws/echo-hub`);
+    const signals = [];
+    raw.on("message", (text) => {
+      const message = JSON.parse(text);
+      if (message.type === "signal") signals.push(message.data);
+    });
+    const deadline = Date.now() + 10000;
+    while (signals.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    raw.close();
+    assert.deepEqual(signals.map((s) => s.type), ["offer", "candidate"]);
+    assert.match(signals[0].sdp, /a=ice-lite/);
+    assert.equal(signals[1].candidate, null, "end of candidates");
     const page = await (await browser.newContext()).newPage();
     await page.goto(`${hub.url}/`);
     const host = await page.evaluate(async () => {

@@ -43,6 +43,15 @@ impl Engine {
         self.routes.add_peer(peer, ufrag);
     }
 
+    /// Drains a new peer; one that fails is removed and refused (the detail goes to the log).
+    fn settle(&mut self, peer: PeerId) -> Result<(), ConnectError> {
+        self.drain(peer).map_err(|error| {
+            tracing::debug!(%peer, %error, "peer setup failed");
+            self.finish(peer);
+            ConnectError::InvalidOffer("the offer cannot be accepted".into())
+        })
+    }
+
     /// Refuses a new peer when shutting down or when `max_peers` are there (both transports).
     fn has_room(&self) -> Result<(), ConnectError> {
         if self.stopping {
@@ -89,7 +98,7 @@ impl Engine {
         }
         slot.pending = Some(pending);
         self.admit(peer, slot);
-        self.drain(peer).map_err(ConnectError::InvalidOffer)?;
+        self.settle(peer)?;
         Ok(offer.to_sdp_string())
     }
 
@@ -124,14 +133,22 @@ impl Engine {
     /// `POST /connect`: accepts the browser's offer; returns the new peer and our answer.
     pub(super) fn connect(&mut self, offer: &str) -> Result<(PeerId, String), ConnectError> {
         self.has_room()?;
-        let offer = SdpOffer::from_sdp_string(offer)
-            .map_err(|e| ConnectError::InvalidOffer(e.to_string()))?;
+        if !offers_data_channel(offer) {
+            return Err(ConnectError::InvalidOffer(
+                "the offer has no data channel (an m=application line for webrtc-datachannel)"
+                    .into(),
+            ));
+        }
+        let offer = SdpOffer::from_sdp_string(offer).map_err(|error| {
+            tracing::debug!(%error, "unparsable offer");
+            ConnectError::InvalidOffer("not an SDP offer".into())
+        })?;
         let now = Instant::now();
         let mut rtc = self.new_rtc(now);
-        let answer = rtc
-            .sdp_api()
-            .accept_offer(offer)
-            .map_err(|e| ConnectError::InvalidOffer(e.to_string()))?;
+        let answer = rtc.sdp_api().accept_offer(offer).map_err(|error| {
+            tracing::debug!(%error, "offer refused by the WebRTC stack");
+            ConnectError::InvalidOffer("the offer cannot be accepted (a data channel offer with ICE credentials and a DTLS fingerprint is needed)".into())
+        })?;
         let peer = PeerId::from_u128(rand::random());
         let slot = Slot::new(
             rtc,
@@ -139,7 +156,7 @@ impl Engine {
             self.config.max_message_bytes,
         );
         self.admit(peer, slot);
-        self.drain(peer).map_err(ConnectError::InvalidOffer)?;
+        self.settle(peer)?;
         // The browser client's channels are pre-negotiated with fixed ids: create the same.
         for (channel, label) in CHANNELS {
             if let Some(slot) = self.peers.get_mut(&peer) {
@@ -150,8 +167,36 @@ impl Engine {
                 slot.channels.insert(cid, channel);
                 slot.ids.insert(channel, cid);
             }
-            self.drain(peer).map_err(ConnectError::InvalidOffer)?;
+            self.settle(peer)?;
         }
         Ok((peer, answer.to_sdp_string()))
+    }
+}
+
+/// Whether an SDP offers a data channel: an `m=application` section over (UDP/)DTLS/SCTP. An offer
+/// with audio or video only would be answered with every section rejected: a peer that can never
+/// open.
+pub(crate) fn offers_data_channel(sdp: &str) -> bool {
+    sdp.lines().any(|line| {
+        line.strip_prefix("m=application ")
+            .is_some_and(|rest| rest.contains("DTLS/SCTP") && !rest.starts_with("0 "))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::offers_data_channel;
+
+    #[test]
+    fn only_offers_with_a_live_data_channel_section_count() {
+        let data = "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n";
+        assert!(offers_data_channel(data));
+        let old_style = "m=application 9 DTLS/SCTP 5000\r\n";
+        assert!(offers_data_channel(old_style));
+        let audio = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n";
+        assert!(!offers_data_channel(audio));
+        let rejected = "m=application 0 UDP/DTLS/SCTP webrtc-datachannel\r\n";
+        assert!(!offers_data_channel(rejected));
+        assert!(!offers_data_channel(""));
     }
 }
