@@ -9,8 +9,8 @@ pub struct PeerConfig {
     /// The one UDP address every browser connects to (and plain STUN is answered on).
     pub listen: SocketAddr,
     /// Addresses advertised to browsers as the server's candidates. Empty: the bound IP, or,
-    /// bound to a wildcard, this machine's LAN address (the one with the default route) and
-    /// loopback.
+    /// bound to a wildcard, this machine's interface addresses that another machine can reach
+    /// (not loopback or link-local, at most 8), then loopback.
     pub public_ips: Vec<IpAddr>,
     /// A peer that has not opened its channels this long after its offer is dropped.
     pub connect_timeout: Duration,
