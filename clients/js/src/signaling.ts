@@ -57,6 +57,10 @@ export interface Welcome {
   heartbeat_ms: number;
   idle_timeout_ms: number;
   max_message_bytes: number;
+  /** How long a resumable peer whose connection broke can resume, in ms (absent from older servers). */
+  resume_grace_ms?: number;
+  /** How long a detached peer stays in its room unless reported gone, in ms (absent from older servers). */
+  detached_ttl_ms?: number;
   room_info: RoomInfo;
   /** When joined with `resumable=true`: reconnect with it to keep the id. Secret, single-use. */
   resume_token?: string;
@@ -259,6 +263,8 @@ function validateServerMessage(value: unknown): ServerMessage | null {
       };
       const name = optionalName(value, "welcome");
       if (name !== undefined) welcome.name = name;
+      if (value.resume_grace_ms !== undefined) welcome.resume_grace_ms = count(value.resume_grace_ms, "welcome: resume_grace_ms");
+      if (value.detached_ttl_ms !== undefined) welcome.detached_ttl_ms = count(value.detached_ttl_ms, "welcome: detached_ttl_ms");
       if (value.resume_token !== undefined) {
         if (typeof value.resume_token !== "string" || !/^[0-9a-f]{32}$/.test(value.resume_token)) {
           throw bad("welcome: malformed resume_token");

@@ -143,6 +143,12 @@ pub fn decode_server(frame: Frame<'_>, encoding: Encoding) -> Result<ServerMessa
             max_message_bytes: e
                 .max_message_bytes
                 .ok_or_else(|| missing("max_message_bytes"))?,
+            resume_grace_ms: e
+                .resume_grace_ms
+                .ok_or_else(|| missing("resume_grace_ms"))?,
+            detached_ttl_ms: e
+                .detached_ttl_ms
+                .ok_or_else(|| missing("detached_ttl_ms"))?,
             room_info: e.room_info.ok_or_else(|| missing("room_info"))?,
             resume_token: e.resume_token,
             resumed: e.resumed.unwrap_or(false),
@@ -197,6 +203,7 @@ struct ClientEnvelope<'a> {
     peer: Option<PeerId>,
     #[serde(default, deserialize_with = "present")]
     meta: Option<Payload>,
+    #[serde(default, deserialize_with = "present_any")]
     from: Option<IgnoredAny>,
 }
 
@@ -213,6 +220,8 @@ struct ServerEnvelope<'a> {
     heartbeat_ms: Option<u64>,
     idle_timeout_ms: Option<u64>,
     max_message_bytes: Option<usize>,
+    resume_grace_ms: Option<u64>,
+    detached_ttl_ms: Option<u64>,
     reason: Option<LeaveReason>,
     from: Option<PeerId>,
     #[serde(default, deserialize_with = "present")]
@@ -235,6 +244,13 @@ const MAX_MSGPACK_DEPTH: usize = 128;
 /// `Some` whenever the field is present, even when its value is `null` / `nil`.
 fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Payload>, D::Error> {
     Payload::deserialize(deserializer).map(Some)
+}
+
+/// `Some` whenever the field is present, whatever its value (`null` / `nil` included).
+fn present_any<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<IgnoredAny>, D::Error> {
+    IgnoredAny::deserialize(deserializer).map(Some)
 }
 
 fn missing(field: &str) -> ProtocolError {

@@ -184,6 +184,12 @@ pub struct Welcome {
     pub idle_timeout_ms: u64,
     /// The largest frame the server accepts, in bytes.
     pub max_message_bytes: usize,
+    /// How long a resumable peer whose connection broke stays suspended (and can resume with its
+    /// token), in milliseconds.
+    pub resume_grace_ms: u64,
+    /// How long a detached peer (close-after-connect) stays in the room unless reported `gone`,
+    /// in milliseconds.
+    pub detached_ttl_ms: u64,
     /// The room's settings, host and state.
     pub room_info: RoomInfo,
     /// Present when you asked to be resumable: reconnect with `?resume=<token>` to keep your id.

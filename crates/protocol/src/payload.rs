@@ -1,6 +1,5 @@
 //! Opaque application data carried by `message` and `signal`.
 
-use serde::de::Error as _;
 use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
@@ -70,9 +69,9 @@ impl<'de> Deserialize<'de> for Payload {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         if deserializer.is_human_readable() {
             // Only serde_json can produce a RawValue; that is the one human-readable format here.
-            Box::<RawValue>::deserialize(deserializer)
-                .map(Self::Json)
-                .map_err(|e| D::Error::custom(format!("data: {e}")))
+            // The error is passed on as it is: serde_json's category tells a frame that is not
+            // JSON at all (`malformed`) from a valid one of the wrong shape (`invalid_message`).
+            Box::<RawValue>::deserialize(deserializer).map(Self::Json)
         } else {
             rmpv::Value::deserialize(deserializer).map(Self::MsgPack)
         }

@@ -198,6 +198,8 @@ fn enter(
         heartbeat_ms: limits.heartbeat_interval_ms,
         idle_timeout_ms: limits.idle_timeout_ms,
         max_message_bytes: limits.max_message_bytes,
+        resume_grace_ms: limits.resume_grace_ms,
+        detached_ttl_ms: limits.detached_ttl_ms,
         room_info: info,
         resume_token: token.map(|t| format!("{t:032x}")),
         resumed,

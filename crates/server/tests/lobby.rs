@@ -239,12 +239,25 @@ async fn a_resumed_peer_keeps_its_id_and_the_room_sees_nothing() {
     let addr = server.local_addr();
     let mut ann = Client::join(addr, "r", "resumable=true&user=ann").await;
     let token = ann.welcome.resume_token.clone().expect("a token");
+    // The welcome tells the resume window (and the detached life).
+    assert_eq!(ann.welcome.resume_grace_ms, 600);
+    assert_eq!(ann.welcome.detached_ttl_ms, 3_600_000);
+    let ann_id = ann.id();
     let mut bob = Client::join(addr, "r", "").await;
     assert!(bob.welcome.peers[0].resumable);
     ann.recv().await;
     // The connection drops without a goodbye.
     drop(ann);
     bob.expect_silence(Duration::from_millis(200)).await;
+    // A message to the suspended peer, by id and by name, is accepted and dropped: no error for
+    // the sender (the next thing it hears is the answer to its ping), nothing for the peer later.
+    bob.send_json(switchboard_protocol::Target::Peer(ann_id), "\"lost\"")
+        .await;
+    bob.send_json(switchboard_protocol::Target::Name("ann".into()), "\"lost\"")
+        .await;
+    bob.send(switchboard_protocol::ClientMessage::Ping { nonce: Some(7) })
+        .await;
+    assert_eq!(bob.recv().await, ServerMessage::Pong { nonce: Some(7) });
     let mut back = Client::at(addr, &format!("/ws/r?resume={token}")).await;
     assert!(back.welcome.resumed);
     assert_eq!(back.welcome.name.as_deref(), Some("ann"));
@@ -252,10 +265,14 @@ async fn a_resumed_peer_keeps_its_id_and_the_room_sees_nothing() {
     let next = back.welcome.resume_token.clone().unwrap();
     assert_ne!(next, token);
     bob.expect_silence(Duration::from_millis(700)).await;
-    // It is the same peer for everyone: bob reaches it by its old id.
+    // It is the same peer for everyone: bob reaches it by its old id; what was sent while it was
+    // suspended never arrives.
     bob.send_json(switchboard_protocol::Target::Peer(back.id()), "1")
         .await;
-    assert!(matches!(back.recv().await, ServerMessage::Message { .. }));
+    match back.recv().await {
+        ServerMessage::Message { data, .. } => assert_eq!(data, json("1")),
+        other => panic!("expected the message sent after the resume, got {other:?}"),
+    }
     // The old token is spent.
     let (code, close, _) = refused(addr, &format!("/ws/r?resume={token}"), Encoding::Json).await;
     assert_eq!((code, close), (ErrorCode::ResumeFailed, 4010));

@@ -22,6 +22,10 @@ test("chat demo: a line typed in one tab appears in the other", async () => {
   await a.page.fill("#text", "hello from tab A");
   await a.page.press("#text", "Enter");
   await b.page.waitForFunction(() => document.getElementById("log").textContent.includes(": hello from tab A"), null, { timeout: 10000 });
+  // Two people in the room: the count includes the reader.
+  for (const { page } of [a, b]) {
+    await page.waitForFunction(() => document.getElementById("peers").textContent === "1 connected, 2 in the room (you included).", null, { timeout: 5000 });
+  }
   assert.deepEqual([...a.problems, ...b.problems], []);
 });
 

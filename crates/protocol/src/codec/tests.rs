@@ -129,6 +129,8 @@ fn server_messages_round_trip_in_both_encodings() {
             heartbeat_ms: 5000,
             idle_timeout_ms: 15000,
             max_message_bytes: 65536,
+            resume_grace_ms: 10_000,
+            detached_ttl_ms: 3_600_000,
             room_info: RoomInfo {
                 kind: RoomKind::Match,
                 topology: Topology::Star,
@@ -232,8 +234,28 @@ fn classifies_bad_frames() {
         ),
         ForbiddenField
     );
+    // Not JSON at all, even when the break is inside `data`: malformed, as the docs say.
+    assert_eq!(
+        error_code(text(r#"{"type":"message","to":"room","data":{"a":[1,2"#), j),
+        Malformed
+    );
+    assert_eq!(
+        error_code(text(r#"{"type":"message","to":"room","data":}"#), j),
+        Malformed
+    );
+    // Any `from`, null included, is refused.
+    assert_eq!(
+        error_code(
+            text(r#"{"type":"message","to":"room","data":1,"from":null}"#),
+            j
+        ),
+        ForbiddenField
+    );
     assert_eq!(error_code(Frame::Binary(b"\x80"), j), WrongFrameType);
     let m = Encoding::MsgPack;
+    let nil_from =
+        rmp_serde::to_vec_named(&serde_json::json!({"type": "ping", "from": null})).unwrap();
+    assert_eq!(error_code(Frame::Binary(&nil_from), m), ForbiddenField);
     assert_eq!(error_code(text("{}"), m), WrongFrameType);
     assert_eq!(error_code(Frame::Binary(b"\xc1"), m), Malformed);
     assert_eq!(error_code(Frame::Binary(b""), m), Malformed);

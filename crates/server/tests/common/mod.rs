@@ -246,6 +246,8 @@ fn placeholder_welcome() -> Welcome {
         heartbeat_ms: 0,
         idle_timeout_ms: 0,
         max_message_bytes: 0,
+        resume_grace_ms: 10_000,
+        detached_ttl_ms: 3_600_000,
         room_info: switchboard_protocol::RoomInfo {
             kind: switchboard_protocol::RoomKind::Named,
             topology: switchboard_protocol::Topology::Mesh,
