@@ -17,6 +17,9 @@ pub struct ServeArgs {
     /// HTTP / WebSocket listen address [default: 127.0.0.1:8080].
     #[arg(long, env = "SWITCHBOARD_LISTEN")]
     listen: Option<SocketAddr>,
+    /// A second, plain-HTTP listener with only /healthz and /metrics (for operators).
+    #[arg(long, env = "SWITCHBOARD_ADMIN_LISTEN")]
+    admin_listen: Option<SocketAddr>,
     /// PEM certificate chain: serve HTTPS / WSS (needs --tls-key).
     #[arg(long, env = "SWITCHBOARD_TLS_CERT")]
     tls_cert: Option<PathBuf>,
@@ -107,6 +110,30 @@ struct LimitArgs {
     /// Most rooms in one /rooms listing [default: 100].
     #[arg(long, env = "SWITCHBOARD_MAX_LISTED_ROOMS")]
     max_listed_rooms: Option<usize>,
+    /// Most unsent bytes a WebSocket may hold before it is closed as a slow reader [default: 262144].
+    #[arg(long, env = "SWITCHBOARD_MAX_WRITE_BUFFER_BYTES")]
+    max_write_buffer_bytes: Option<usize>,
+    /// A WebSocket write that takes longer closes it as a slow reader, ms [default: 5000].
+    #[arg(long, env = "SWITCHBOARD_WRITE_TIMEOUT_MS")]
+    write_timeout_ms: Option<u64>,
+    /// Sustained control frames (pings) a client may send per second [default: 10].
+    #[arg(long, env = "SWITCHBOARD_CONTROL_FRAMES_PER_SECOND")]
+    control_frames_per_second: Option<u32>,
+    /// Control frame burst; past it the connection is closed as flooding [default: 50].
+    #[arg(long, env = "SWITCHBOARD_CONTROL_BURST")]
+    control_burst: Option<u32>,
+    /// Most HTTP connections not yet upgraded, all addresses [default: 4096].
+    #[arg(long, env = "SWITCHBOARD_MAX_PENDING_CONNECTIONS")]
+    max_pending_connections: Option<usize>,
+    /// Most HTTP connections not yet upgraded from one IP address [default: 64].
+    #[arg(long, env = "SWITCHBOARD_MAX_PENDING_PER_IP")]
+    max_pending_per_ip: Option<usize>,
+    /// Time for a not-upgraded HTTP connection to send a whole request, ms [default: 10000].
+    #[arg(long, env = "SWITCHBOARD_HTTP_IDLE_TIMEOUT_MS")]
+    http_idle_timeout_ms: Option<u64>,
+    /// Largest HTTP request head, bytes [default: 16384].
+    #[arg(long, env = "SWITCHBOARD_MAX_HEADER_BYTES")]
+    max_header_bytes: Option<usize>,
 }
 
 impl ServeArgs {
@@ -118,6 +145,9 @@ impl ServeArgs {
         };
         if let Some(listen) = self.listen {
             config.listen = listen;
+        }
+        if self.admin_listen.is_some() {
+            config.admin_listen = self.admin_listen;
         }
         if self.tls_cert.is_some() {
             config.tls_cert.clone_from(&self.tls_cert);
@@ -158,7 +188,15 @@ impl ServeArgs {
             resume_grace_ms,
             detached_ttl_ms,
             max_room_meta_bytes,
-            max_listed_rooms
+            max_listed_rooms,
+            max_write_buffer_bytes,
+            write_timeout_ms,
+            control_frames_per_second,
+            control_burst,
+            max_pending_connections,
+            max_pending_per_ip,
+            http_idle_timeout_ms,
+            max_header_bytes
         );
         config.validate()?;
         Ok(config)

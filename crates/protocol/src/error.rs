@@ -64,6 +64,8 @@ pub enum ErrorCode {
     InvalidOptions,
     /// The same peer resumed on another connection; this one is closed.
     Replaced,
+    /// More WebSocket control frames (pings) than `control_frames_per_second` allows.
+    Flooding,
 }
 
 impl ErrorCode {
@@ -96,6 +98,7 @@ impl ErrorCode {
             Self::RoomClosed => "room_closed",
             Self::InvalidOptions => "invalid_options",
             Self::Replaced => "replaced",
+            Self::Flooding => "flooding",
         }
     }
 
@@ -127,6 +130,7 @@ impl ErrorCode {
             Self::RoomClosed => Some(4012),
             Self::InvalidOptions => Some(4013),
             Self::Replaced => Some(4014),
+            Self::Flooding => Some(4015),
             Self::MessageTooBig => Some(1009),
             Self::Shutdown => Some(1001),
         }

@@ -16,6 +16,9 @@ use crate::hub::HubLimits;
 pub struct Config {
     /// Address of the HTTP / WebSocket listener.
     pub listen: SocketAddr,
+    /// A second, plain-HTTP listener serving only `/healthz` and `/metrics`, so operators reach
+    /// them even when the main listener is saturated. `None`: they are on the main listener only.
+    pub admin_listen: Option<SocketAddr>,
     /// PEM certificate chain; with `tls_key`, the listener speaks HTTPS / WSS.
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for `tls_cert`.
@@ -50,6 +53,9 @@ impl Default for StunConfig {
     }
 }
 
+/// The smallest `max_header_bytes` the HTTP stack accepts.
+pub const MIN_HEADER_BYTES: usize = 8 * 1024;
+
 /// The STUN port used when `stun.listen` is empty.
 pub const DEFAULT_STUN_PORT: u16 = 3478;
 
@@ -57,6 +63,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_listen: None,
             tls_cert: None,
             tls_key: None,
             ice_servers: Vec::new(),
@@ -109,6 +116,15 @@ impl Config {
             ("detached_ttl_ms", l.detached_ttl_ms as usize),
             ("max_room_meta_bytes", l.max_room_meta_bytes),
             ("max_listed_rooms", l.max_listed_rooms),
+            ("max_pending_connections", l.max_pending_connections),
+            ("max_pending_per_ip", l.max_pending_per_ip),
+            ("http_idle_timeout_ms", l.http_idle_timeout_ms as usize),
+            ("write_timeout_ms", l.write_timeout_ms as usize),
+            (
+                "control_frames_per_second",
+                l.control_frames_per_second as usize,
+            ),
+            ("control_burst", l.control_burst as usize),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Invalid(format!(
@@ -119,6 +135,17 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "limits.idle_timeout_ms must be greater than limits.heartbeat_interval_ms".into(),
             ));
+        }
+        if l.max_write_buffer_bytes <= l.write_buffer_bytes {
+            return Err(ConfigError::Invalid(
+                "limits.max_write_buffer_bytes must be greater than limits.write_buffer_bytes"
+                    .into(),
+            ));
+        }
+        if l.max_header_bytes < MIN_HEADER_BYTES {
+            return Err(ConfigError::Invalid(format!(
+                "limits.max_header_bytes must be at least {MIN_HEADER_BYTES}"
+            )));
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(ConfigError::Invalid(
@@ -166,6 +193,26 @@ pub struct Limits {
     pub max_room_meta_bytes: usize,
     /// Most rooms one `/rooms` listing returns.
     pub max_listed_rooms: usize,
+    /// Most bytes a WebSocket may hold unsent (frames, and pongs owed to the client) before a
+    /// write fails and the connection is closed as a slow reader. Greater than `write_buffer_bytes`.
+    pub max_write_buffer_bytes: usize,
+    /// A write to a WebSocket that does not complete in this long closes it as a slow reader
+    /// (announced), in milliseconds.
+    pub write_timeout_ms: u64,
+    /// Sustained WebSocket control frames (pings, pongs) a client may send per second.
+    pub control_frames_per_second: u32,
+    /// Burst of control frames above that rate; past it the connection is closed (`flooding`).
+    pub control_burst: u32,
+    /// Most HTTP connections not (yet) upgraded to a WebSocket, from all addresses; more are
+    /// closed as soon as they are accepted.
+    pub max_pending_connections: usize,
+    /// Most such connections from one IP address.
+    pub max_pending_per_ip: usize,
+    /// An HTTP connection not upgraded to a WebSocket must send a whole request within this long
+    /// of opening, or of its previous response, or it is closed (slowloris, idle keep-alive), in ms.
+    pub http_idle_timeout_ms: u64,
+    /// Largest HTTP request head (request line and headers), in bytes (at least 8192).
+    pub max_header_bytes: usize,
 }
 
 impl Default for Limits {
@@ -187,6 +234,14 @@ impl Default for Limits {
             detached_ttl_ms: 3_600_000,
             max_room_meta_bytes: 1_024,
             max_listed_rooms: 100,
+            max_write_buffer_bytes: 256 * 1024,
+            write_timeout_ms: 5_000,
+            control_frames_per_second: 10,
+            control_burst: 50,
+            max_pending_connections: 4_096,
+            max_pending_per_ip: 64,
+            http_idle_timeout_ms: 10_000,
+            max_header_bytes: 16 * 1024,
         }
     }
 }
@@ -214,6 +269,16 @@ impl Limits {
     /// `idle_timeout_ms` as a duration.
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_millis(self.idle_timeout_ms)
+    }
+
+    /// `write_timeout_ms` as a duration.
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_millis(self.write_timeout_ms)
+    }
+
+    /// `http_idle_timeout_ms` as a duration.
+    pub fn http_idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.http_idle_timeout_ms)
     }
 }
 

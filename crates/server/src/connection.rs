@@ -19,7 +19,7 @@ use switchboard_protocol::{
 use tokio::sync::mpsc;
 
 use crate::handshake::{Entry, Handshake, Refusal};
-use crate::hub::{CloseReason, JoinRequest, ResumeRequest, Seat};
+use crate::hub::{CloseReason, JoinRequest, ResumeRequest, Seat, TokenBucket};
 use crate::relay::{encode, lock, Closer, Outbox};
 use crate::server::Shared;
 
@@ -98,6 +98,29 @@ impl Ending {
             reason,
             may_suspend: true,
             close: None,
+        }
+    }
+
+    /// A peer that cannot be written to (a write past `write_timeout_ms`, or more unsent bytes
+    /// than `max_write_buffer_bytes`): closed and announced as a slow reader.
+    fn slow_reader(why: String) -> Self {
+        Self {
+            reason: LeaveReason::SlowReader,
+            may_suspend: true,
+            close: Some(CloseReason::Error(ProtocolError::new(
+                ErrorCode::SlowReader,
+                why,
+            ))),
+        }
+    }
+
+    /// An ending for a failed write: a slow reader if the socket would not take it, else the
+    /// connection is simply gone.
+    fn write_failed(error: &axum::Error) -> Self {
+        if is_write_buffer_full(error) {
+            Self::slow_reader("more unsent data than max_write_buffer_bytes".into())
+        } else {
+            Self::quietly(LeaveReason::Closed)
         }
     }
 }
@@ -240,6 +263,16 @@ impl Pump<'_> {
     async fn run(&mut self, stream: &mut Stream) -> Ending {
         let limits = &self.shared.config.limits;
         let (heartbeat, idle) = (limits.heartbeat_interval(), limits.idle_timeout());
+        let write_timeout = limits.write_timeout();
+        let too_slow = || {
+            Ending::slow_reader(format!(
+                "a write took longer than write_timeout_ms ({})",
+                write_timeout.as_millis()
+            ))
+        };
+        let (control_rate, control_burst) =
+            (limits.control_frames_per_second, limits.control_burst);
+        let mut control = TokenBucket::full(control_burst, Instant::now());
         let mut last_heard = Instant::now();
         let mut next_ping = last_heard + heartbeat;
         let timer = tokio::time::sleep_until(next_ping.min(last_heard + idle).into());
@@ -257,7 +290,17 @@ impl Pump<'_> {
                     match frame {
                         Some(Ok(Message::Text(text))) => self.receive(Frame::Text(text.as_bytes()), last_heard),
                         Some(Ok(Message::Binary(bytes))) => self.receive(Frame::Binary(&bytes), last_heard),
-                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                            // Each ping owes a pong: control frames have their own budget.
+                            if !control.try_take(control_rate, control_burst, last_heard) {
+                                let error = ProtocolError::new(
+                                    ErrorCode::Flooding,
+                                    format!("more than {control_rate} control frames per second"),
+                                );
+                                self.shared.metrics.error(error.code);
+                                return Ending { reason: LeaveReason::Closed, may_suspend: false, close: Some(CloseReason::Error(error)) };
+                            }
+                        }
                         // A normal close (1000) is a goodbye: the peer does not mean to resume.
                         Some(Ok(Message::Close(Some(frame)))) if frame.code == 1000 => {
                             return Ending { reason: LeaveReason::Closed, may_suspend: false, close: None };
@@ -280,10 +323,13 @@ impl Pump<'_> {
                 first = self.outgoing.recv() => {
                     let Some(first) = first else { return Ending::quietly(LeaveReason::Closed) };
                     // A stalled socket must not delay a close request (slow reader, shutdown).
+                    // Every write has a deadline: a peer that stops reading is closed and announced.
                     tokio::select! {
-                        result = write_batch(&mut self.sink, &mut self.outgoing, first) => {
-                            if result.is_err() {
-                                return Ending::quietly(LeaveReason::Closed);
+                        result = tokio::time::timeout(write_timeout, write_batch(&mut self.sink, &mut self.outgoing, first)) => {
+                            match result {
+                                Ok(Ok(())) => {}
+                                Ok(Err(error)) => return Ending::write_failed(&error),
+                                Err(_) => return too_slow(),
                             }
                         }
                         () = &mut closed => return self.close_as_asked(),
@@ -300,8 +346,11 @@ impl Pump<'_> {
                         return Ending { reason: LeaveReason::Timeout, may_suspend: true, close: Some(CloseReason::Error(error)) };
                     }
                     if now >= next_ping {
-                        if self.sink.send(Message::Ping(Default::default())).await.is_err() {
-                            return Ending::quietly(LeaveReason::Closed);
+                        let ping = self.sink.send(Message::Ping(Default::default()));
+                        match tokio::time::timeout(write_timeout, ping).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(error)) => return Ending::write_failed(&error),
+                            Err(_) => return too_slow(),
                         }
                         next_ping = now + heartbeat;
                     }
@@ -406,6 +455,20 @@ async fn close(sink: &mut Sink, stream: &mut Stream, encoding: Encoding, reason:
         Ok::<(), axum::Error>(())
     })
     .await;
+}
+
+fn is_write_buffer_full(error: &axum::Error) -> bool {
+    use std::error::Error as _;
+    let mut source = error.source();
+    while let Some(inner) = source {
+        if let Some(tungstenite::Error::WriteBufferFull(_)) =
+            inner.downcast_ref::<tungstenite::Error>()
+        {
+            return true;
+        }
+        source = inner.source();
+    }
+    false
 }
 
 fn is_too_big(error: &axum::Error) -> bool {

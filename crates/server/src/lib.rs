@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admission;
 mod assets;
 pub mod config;
 mod connection;

@@ -1,5 +1,7 @@
 //! The HTTP front: one listener for the WebSocket endpoint, `/healthz`, `/metrics`, the landing
-//! page, the browser client bundle and the demos, in plain HTTP or TLS (rustls), with graceful shutdown.
+//! page, the browser client bundle and the demos, in plain HTTP or TLS (rustls), with graceful
+//! shutdown; connections are admitted by `admission` before HTTP. Optionally a second, plain
+//! listener with only `/healthz` and `/metrics` for operators.
 
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::sync::atomic::AtomicU64;
@@ -21,6 +23,7 @@ use tokio_util::task::TaskTracker;
 
 use switchboard_protocol::{IceServer, PeerId};
 
+use crate::admission::{AdmissionAcceptor, Pending};
 use crate::assets;
 use crate::config::{Config, ConfigError};
 use crate::connection;
@@ -48,6 +51,8 @@ pub struct Shared {
     pub connections: AtomicU64,
     /// Wakes the reaper when the hub has a new deadline (resume grace, detached TTL).
     pub reaper: Notify,
+    /// HTTP connections not yet upgraded, in all and per address.
+    pub pending: Arc<Mutex<Pending>>,
 }
 
 impl Shared {
@@ -94,6 +99,7 @@ pub struct Server {
     local_addr: SocketAddr,
     handle: axum_server::Handle<SocketAddr>,
     serving: JoinHandle<std::io::Result<()>>,
+    admin: Option<(SocketAddr, axum_server::Handle<SocketAddr>)>,
     stun: Option<StunServer>,
 }
 
@@ -136,6 +142,17 @@ impl Server {
             )?),
             _ => None,
         };
+        let admin_listener = match config.admin_listen {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .map_err(io(format!("cannot listen on {addr} (admin)")))?;
+                listener
+                    .set_nonblocking(true)
+                    .map_err(io("cannot configure the admin listener".into()))?;
+                Some(listener)
+            }
+            None => None,
+        };
         let metrics = Metrics::new();
         let stun_addrs = config.stun_addrs();
         let stun = if stun_addrs.is_empty() {
@@ -167,29 +184,62 @@ impl Server {
             metrics,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
-            config,
             connections: AtomicU64::new(0),
             reaper: Notify::new(),
+            pending: Arc::new(Mutex::new(Pending::new(
+                config.limits.max_pending_connections,
+                config.limits.max_pending_per_ip,
+            ))),
+            config,
         });
         tokio::spawn(reap(shared.clone()));
         let app = router(shared.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let handle = axum_server::Handle::new();
+        let limits = &shared.config.limits;
+        let admission = AdmissionAcceptor::new(shared.pending.clone(), limits.http_idle_timeout());
         let serving = match tls {
             Some(tls) => {
-                let server = axum_server::from_tcp_rustls(listener, tls)
-                    .map_err(io("cannot start TLS".into()))?;
+                let mut server = axum_server::from_tcp_rustls(listener, tls)
+                    .map_err(io("cannot start TLS".into()))?
+                    .map(|tls| tls.acceptor(admission));
+                server
+                    .http_builder()
+                    .http1()
+                    .max_buf_size(limits.max_header_bytes);
                 tokio::spawn(server.handle(handle.clone()).serve(app))
             }
             None => {
-                let server = axum_server::from_tcp(listener).map_err(io("cannot start".into()))?;
+                let mut server = axum_server::from_tcp(listener)
+                    .map_err(io("cannot start".into()))?
+                    .acceptor(admission);
+                server
+                    .http_builder()
+                    .http1()
+                    .max_buf_size(limits.max_header_bytes);
                 tokio::spawn(server.handle(handle.clone()).serve(app))
             }
+        };
+        let admin = match admin_listener {
+            Some(listener) => {
+                let addr = listener
+                    .local_addr()
+                    .map_err(io("cannot read the admin listener address".into()))?;
+                let admin_handle = axum_server::Handle::new();
+                let server =
+                    axum_server::from_tcp(listener).map_err(io("cannot start (admin)".into()))?;
+                let app = admin_router(shared.clone()).into_make_service();
+                tokio::spawn(server.handle(admin_handle.clone()).serve(app));
+                tracing::info!(%addr, "admin listener (healthz, metrics)");
+                Some((addr, admin_handle))
+            }
+            None => None,
         };
         Ok(Self {
             shared,
             local_addr,
             handle,
             serving,
+            admin,
             stun,
         })
     }
@@ -202,6 +252,11 @@ impl Server {
     /// Where the built-in STUN server listens (empty when it is off).
     pub fn stun_addrs(&self) -> &[SocketAddr] {
         &self.shared.stun_addrs
+    }
+
+    /// The admin listener's address (`/healthz`, `/metrics`), if configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|(addr, _)| *addr)
     }
 
     /// Whether the listener uses TLS.
@@ -217,6 +272,9 @@ impl Server {
         self.shared.tasks.close();
         let _ = tokio::time::timeout(grace, self.shared.tasks.wait()).await;
         self.handle.graceful_shutdown(Some(grace));
+        if let Some((_, admin)) = &self.admin {
+            admin.graceful_shutdown(Some(grace));
+        }
         let _ = self.serving.await;
         if let Some(stun) = self.stun {
             let _ = tokio::task::spawn_blocking(move || stun.stop()).await;
@@ -230,12 +288,24 @@ fn router(shared: Arc<Shared>) -> Router {
         router = router.route(path, handler);
     }
     router
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/ws", get(websocket_without_room))
         .route("/ws/{room}", get(websocket))
         .route("/rooms", get(rooms))
         .with_state(shared)
+}
+
+/// The operators' listener: `/healthz` and `/metrics` only.
+fn admin_router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(shared)
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
 }
 
 /// Query of `/rooms`.
@@ -313,6 +383,25 @@ fn accept(
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
     }
     let query = query.map(|Query(q)| q).unwrap_or_default();
+    let ip = canonical_ip(peer.ip());
+    // Connection limits are checked before the upgrade, so a refusal costs no WebSocket and
+    // reads as a plain HTTP answer (and again at join, which decides). A resume keeps its place.
+    if query.resume.is_none() {
+        let relay = lock(&shared.relay);
+        if let Err(error) = relay.hub.check_capacity(ip) {
+            // Full in all: 503; this address's share is used up: 429.
+            let status = if relay.hub.peer_count() >= shared.config.limits.max_connections {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::TOO_MANY_REQUESTS
+            };
+            drop(relay);
+            shared.metrics.error(error.code);
+            let body =
+                serde_json::json!({ "error": error.code.as_str(), "message": error.message });
+            return (status, axum::Json(body)).into_response();
+        }
+    }
     let requested: Vec<String> = upgrade
         .requested_protocols()
         .filter_map(|value| value.to_str().ok())
@@ -329,6 +418,7 @@ fn accept(
     let mut upgrade = upgrade
         .read_buffer_size(limits.read_buffer_bytes)
         .write_buffer_size(limits.write_buffer_bytes)
+        .max_write_buffer_size(limits.max_write_buffer_bytes)
         .max_message_size(limits.max_message_bytes)
         .max_frame_size(limits.max_message_bytes);
     match &negotiated {
@@ -342,7 +432,6 @@ fn accept(
         }) => upgrade = upgrade.protocols([protocol.clone()]),
         _ => {}
     }
-    let ip = canonical_ip(peer.ip());
     let ice_servers = ice_servers(
         &shared,
         headers.get(header::HOST).and_then(|h| h.to_str().ok()),
@@ -406,7 +495,7 @@ fn host_of(host_header: &str) -> Option<&str> {
 }
 
 /// IPv4-mapped IPv6 addresses count as the IPv4 address, for per-IP limits.
-fn canonical_ip(ip: IpAddr) -> IpAddr {
+pub(crate) fn canonical_ip(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
         v4 => v4,

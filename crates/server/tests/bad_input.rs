@@ -352,9 +352,18 @@ async fn refused_connections_get_an_error_and_a_close_reason() {
     }
 
     // Per-IP limit: 3 connections are open (witness 2, holder 1); one more fits, then refusal.
+    // The refusal comes before the upgrade: HTTP 429 with the JSON error.
     let _fourth = Client::join(addr, "ip", "").await;
-    let (code, close, _) = refused(addr, "/ws/ip", Encoding::Json).await;
-    assert_eq!((code, close), (ErrorCode::TooManyConnections, 4006));
+    match tokio_tungstenite::connect_async(url(addr, "/ws/ip")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 429);
+            let body: serde_json::Value =
+                serde_json::from_slice(response.body().as_deref().unwrap_or_default())
+                    .expect("a JSON body");
+            assert_eq!(body["error"], ErrorCode::TooManyConnections.as_str());
+        }
+        other => panic!("expected a 429 refusal, got {other:?}"),
+    }
     witness.check().await;
     server.shutdown().await;
 }

@@ -559,7 +559,9 @@ impl Hub {
         effects
     }
 
-    fn check_capacity(&self, ip: IpAddr) -> Result<(), ProtocolError> {
+    /// Whether a new peer from `ip` fits under `max_connections` and `max_connections_per_ip`
+    /// (checked again at join; the shell also asks before the WebSocket upgrade).
+    pub fn check_capacity(&self, ip: IpAddr) -> Result<(), ProtocolError> {
         if self.peers.len() >= self.limits.max_connections {
             return Err(error(
                 ErrorCode::TooManyConnections,

@@ -1,0 +1,331 @@
+//! One address must not be able to take the server down. Each test runs an attack from
+//! 127.0.0.1 while a normal client from 127.0.0.2 (another loopback address, so per-address
+//! limits tell them apart) connects and relays as usual. Real sockets, a real server.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::*;
+use futures_util::StreamExt;
+use switchboard_protocol::{LeaveReason, ServerMessage, Target};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+/// A TCP connection from `source` (a loopback IP) to the server.
+async fn tcp_from(source: &str, addr: SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind(format!("{source}:0").parse().expect("an address"))
+        .expect("binds");
+    socket.connect(addr).await.expect("connects")
+}
+
+/// Joins `room` as a normal client from 127.0.0.2.
+async fn bystander(addr: SocketAddr, room: &str) -> Client {
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(tcp_from("127.0.0.2", addr).await);
+    let (socket, _) = tokio_tungstenite::client_async(url(addr, &format!("/ws/{room}")), stream)
+        .await
+        .expect("the bystander connects");
+    Client::from_socket(socket, switchboard_protocol::Encoding::Json).await
+}
+
+/// Two bystanders from 127.0.0.2 meet in a room and relay a message: the server still serves.
+async fn bystanders_relay(addr: SocketAddr, room: &str) {
+    let mut a = bystander(addr, room).await;
+    let mut b = bystander(addr, room).await;
+    assert!(matches!(a.recv().await, ServerMessage::PeerJoined(_)));
+    a.send_json(Target::Peer(b.id()), "\"still served\"").await;
+    match b.recv().await {
+        ServerMessage::Message { data, .. } => assert_eq!(data, json("\"still served\"")),
+        other => panic!("expected the relayed message, got {other:?}"),
+    }
+}
+
+/// Whether the server has closed `stream` (EOF or reset) within `within`.
+async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+/// A WebSocket handshake by hand (the attacker's client does not read after it).
+async fn handshake(stream: &mut TcpStream, path: &str) {
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.expect("writes");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).await.expect("a response");
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+}
+
+/// The counter of an error code in `/metrics`.
+async fn error_count(addr: SocketAddr, code: &str) -> u64 {
+    let (_, body) = http_get(addr, "/metrics").await;
+    body.lines()
+        .find(|l| {
+            l.starts_with("switchboard_errors_total") && l.contains(&format!("code=\"{code}\""))
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_client_flooding_pings_without_reading_is_closed_and_others_are_served() {
+    let server = start(config()).await;
+    let addr = server.local_addr();
+    let mut attacker = tcp_from("127.0.0.1", addr).await;
+    handshake(&mut attacker, "/ws/flood").await;
+    // Masked empty pings as fast as the socket takes them; never a read.
+    let ping = [0x89u8, 0x80, 1, 2, 3, 4];
+    let burst: Vec<u8> = ping
+        .iter()
+        .copied()
+        .cycle()
+        .take(ping.len() * 1000)
+        .collect();
+    let started = Instant::now();
+    let mut refused = false;
+    while started.elapsed() < Duration::from_secs(10) {
+        match tokio::time::timeout(Duration::from_millis(200), attacker.write_all(&burst)).await {
+            Ok(Ok(())) => {}
+            // The server closed the connection: writes fail (reset) or stop being taken.
+            Ok(Err(_)) | Err(_) => {
+                refused = true;
+                break;
+            }
+        }
+    }
+    assert!(refused, "the flooding connection was never closed");
+    bystanders_relay(addr, "flood").await;
+    assert_eq!(error_count(addr, "flooding").await, 1);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_peer_whose_socket_stops_taking_writes_is_closed_as_a_slow_reader_and_announced() {
+    let mut config = config();
+    // Only the write deadline can catch it: a queue and a write buffer it cannot overflow.
+    config.limits.write_timeout_ms = 500;
+    config.limits.send_queue_messages = 100_000;
+    config.limits.max_write_buffer_bytes = 1 << 30;
+    config.limits.messages_per_second = 100_000;
+    config.limits.message_burst = 100_000;
+    let server = start(config).await;
+    let addr = server.local_addr();
+    // The stalled peer joins and never reads again (its socket stays open).
+    let stalled = Client::join(addr, "stall", "").await;
+    let stalled_id = stalled.id();
+    let mut sender = bystander(addr, "stall").await;
+    let mut observer = bystander(addr, "stall").await;
+    let payload = format!("\"{}\"", "x".repeat(60 * 1024));
+    let started = Instant::now();
+    let mut left = None;
+    while left.is_none() && started.elapsed() < Duration::from_secs(20) {
+        for _ in 0..20 {
+            sender.send_json(Target::Peer(stalled_id), &payload).await;
+        }
+        // The observer watches the room while the sender floods the stalled peer.
+        while let Ok(Some(Ok(frame))) =
+            tokio::time::timeout(Duration::from_millis(20), observer.socket.next()).await
+        {
+            if let tokio_tungstenite::tungstenite::Message::Text(text) = frame {
+                let message = switchboard_protocol::decode_server(
+                    switchboard_protocol::Frame::Text(text.as_bytes()),
+                    switchboard_protocol::Encoding::Json,
+                )
+                .expect("decodes");
+                if let ServerMessage::PeerLeft { id, reason } = message {
+                    left = Some((id, reason));
+                }
+            }
+        }
+    }
+    assert_eq!(left, Some((stalled_id, LeaveReason::SlowReader)));
+    // Well before the idle timeout (15 s) could have done it.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(stalled);
+    bystanders_relay(addr, "after-stall").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn connections_that_never_upgrade_are_capped_per_address_and_timed_out() {
+    let mut config = config();
+    config.limits.max_pending_per_ip = 8;
+    config.limits.http_idle_timeout_ms = 600;
+    let server = start(config).await;
+    let addr = server.local_addr();
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        idle.push(tcp_from("127.0.0.1", addr).await);
+    }
+    // Past the cap, from the same address: closed at once.
+    for _ in 0..4 {
+        let mut extra = tcp_from("127.0.0.1", addr).await;
+        assert!(
+            closed_within(&mut extra, Duration::from_millis(300)).await,
+            "a connection past max_pending_per_ip stays open"
+        );
+    }
+    // Another address is not affected.
+    bystanders_relay(addr, "pending").await;
+    let (head, body) = {
+        let mut stream = tcp_from("127.0.0.2", addr).await;
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("writes");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.expect("reads");
+        let (head, body) = response.split_once("\r\n\r\n").expect("a response");
+        (head.to_owned(), body.to_owned())
+    };
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, "ok\n");
+    // A slowloris sends a header byte every 100 ms: closed at the deadline all the same.
+    let mut slow = tcp_from("127.0.0.3", addr).await;
+    let started = Instant::now();
+    let mut cut = false;
+    for byte in
+        b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".iter()
+    {
+        if slow.write_all(&[*byte]).await.is_err() {
+            cut = true;
+            break;
+        }
+        if closed_within(&mut slow, Duration::from_millis(100)).await {
+            cut = true;
+            break;
+        }
+    }
+    assert!(cut, "the slowloris connection was never closed");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_millis(2500),
+        "{took:?}"
+    );
+    // The idle ones are gone after the deadline; their places are free again.
+    for stream in &mut idle {
+        assert!(
+            closed_within(stream, Duration::from_secs(2)).await,
+            "an idle connection stays"
+        );
+    }
+    let mut again = tcp_from("127.0.0.1", addr).await;
+    again
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("writes");
+    let mut response = String::new();
+    again.read_to_string(&mut response).await.expect("reads");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_unfinished_huge_request_head_is_refused() {
+    let server = start(config()).await;
+    let addr = server.local_addr();
+    let mut stream = tcp_from("127.0.0.1", addr).await;
+    // 64 KiB of headers (the limit is 16 KiB) with no end.
+    let mut head = b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec();
+    while head.len() < 64 * 1024 {
+        head.extend_from_slice(b"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+    }
+    let _ = stream.write_all(&head).await;
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), stream.read_to_end(&mut response)).await;
+    let response = String::from_utf8_lossy(&response);
+    assert!(
+        response.is_empty() || response.starts_with("HTTP/1.1 431"),
+        "{response}"
+    );
+    assert!(closed_within(&mut stream, Duration::from_secs(1)).await);
+    bystanders_relay(addr, "headers").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_per_address_connection_limit_is_a_429_with_json_before_the_upgrade() {
+    let mut config = config();
+    config.limits.max_connections_per_ip = 2;
+    let server = start(config).await;
+    let addr = server.local_addr();
+    let _a = Client::join(addr, "limit", "").await;
+    let _b = Client::join(addr, "limit", "").await;
+    let mut third = tcp_from("127.0.0.1", addr).await;
+    let request = "GET /ws/limit HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    third.write_all(request.as_bytes()).await.expect("writes");
+    let mut response = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(3), third.read(&mut response))
+        .await
+        .expect("an answer")
+        .expect("reads");
+    let response = String::from_utf8_lossy(&response[..n]);
+    assert!(response.starts_with("HTTP/1.1 429"), "{response}");
+    assert!(
+        response
+            .to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{response}"
+    );
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or("");
+    let value: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+    assert_eq!(value["error"], "too_many_connections");
+    // Another address still joins.
+    bystanders_relay(addr, "limit").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_admin_listener_answers_when_the_main_one_is_saturated() {
+    let mut config = config();
+    config.admin_listen = Some("127.0.0.1:0".parse().expect("an address"));
+    config.limits.max_pending_connections = 4;
+    let server = start(config).await;
+    let addr = server.local_addr();
+    let admin = server.admin_addr().expect("an admin listener");
+    let mut held = Vec::new();
+    for source in ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"] {
+        held.push(tcp_from(source, addr).await);
+    }
+    // The main listener takes no more (from any address)...
+    let mut refused = tcp_from("127.0.0.5", addr).await;
+    assert!(closed_within(&mut refused, Duration::from_millis(500)).await);
+    // ...the operators' listener does.
+    let (head, body) = http_get(admin, "/healthz").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, "ok\n");
+    let (_, metrics) = http_get(admin, "/metrics").await;
+    assert!(metrics.contains("switchboard_connections"), "{metrics}");
+    // Nothing else is served there.
+    let (head, _) = http_get(admin, "/rooms").await;
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    drop(held);
+    server.shutdown().await;
+}
