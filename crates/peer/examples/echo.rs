@@ -41,6 +41,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         server.local_addr(),
         server.advertised()
     ));
+    // With the client address, so per-address limits apply (`max_peers_per_ip`).
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await });
     // ECHO_HUB=ws://host/ws/ROOM: also serve the browsers of that hub room (the hub way).
     let _hub = match std::env::var("ECHO_HUB") {

@@ -2,7 +2,7 @@
 //! happened. Both are cheap to clone and thread-safe; nothing here waits for the network loop.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -84,7 +84,8 @@ pub enum Event {
     /// The peer is gone (reported once, only after `Open`): `channel_closed`, `ice_disconnected`,
     /// `goodbye: <reason>` (the browser closed), `kicked: <reason>`, `closed`, `shutdown`,
     /// `send_queue_full` (it did not take what was sent; see `PeerConfig::send_queue_bytes`); on
-    /// the WebSocket fallback also `websocket_closed`, `timeout`, `bad_frame: ...`.
+    /// the WebSocket fallback also `websocket_closed`, `timeout`, `write_timeout` (its socket stopped
+    /// taking data), `flooding` (pings past `socket_control_burst`), `bad_frame: ...`.
     Closed(PeerId, String),
     /// A whole message from the peer.
     Received(PeerId, Channel, Data),
@@ -109,6 +110,9 @@ pub enum ConnectError {
     /// Not a data channel offer str0m accepts.
     #[error("invalid offer: {0}")]
     InvalidOffer(String),
+    /// `max_peers_per_ip` peers from this address are there.
+    #[error("your address has max_peers_per_ip ({0}) peers")]
+    TooManyFromAddress(usize),
     /// `max_peers` reached.
     #[error("the server has max_peers ({0}) peers")]
     Full(usize),
@@ -123,6 +127,7 @@ impl ConnectError {
         match self {
             Self::InvalidOffer(_) => "invalid_offer",
             Self::Full(_) => "server_full",
+            Self::TooManyFromAddress(_) => "too_many_connections",
             Self::Stopped => "shutdown",
         }
     }
@@ -232,9 +237,19 @@ impl Server {
     /// Accepts a browser's offer (an SDP with data channels); returns the peer's id and the
     /// answer, which carries the server's candidates (no trickling needed).
     pub async fn connect(&self, offer: String) -> Result<(PeerId, String), ConnectError> {
+        self.connect_from(offer, None).await
+    }
+
+    /// Like [`Server::connect`], counting the peer against `max_peers_per_ip` for `ip` (what
+    /// `POST /connect` does when it knows the client's address).
+    pub async fn connect_from(
+        &self,
+        offer: String,
+        ip: Option<IpAddr>,
+    ) -> Result<(PeerId, String), ConnectError> {
         let (reply, answer) = oneshot::channel();
         self.commands
-            .send(Command::Connect { offer, reply })
+            .send(Command::Connect { offer, ip, reply })
             .await
             .map_err(|_| ConnectError::Stopped)?;
         answer.await.map_err(|_| ConnectError::Stopped)?
@@ -339,10 +354,13 @@ impl Server {
 
     /// WebSocket fallback: a new peer on a WebSocket; returns its id and the frames to send it
     /// (each a channel byte and a data channel frame). `Open` is reported at once.
-    pub(crate) async fn attach_socket(&self) -> Result<engine::Attached, ConnectError> {
+    pub(crate) async fn attach_socket(
+        &self,
+        ip: Option<IpAddr>,
+    ) -> Result<engine::Attached, ConnectError> {
         let (reply, attached) = oneshot::channel();
         self.commands
-            .send(Command::Attach { reply })
+            .send(Command::Attach { ip, reply })
             .await
             .map_err(|_| ConnectError::Stopped)?;
         attached.await.map_err(|_| ConnectError::Stopped)?

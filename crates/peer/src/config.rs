@@ -43,6 +43,20 @@ pub struct PeerConfig {
     /// Largest WebSocket message taken from a browser: one frame and its channel byte (the
     /// browser client's largest `frameBytes` is 256 KiB).
     pub socket_max_frame_bytes: usize,
+    /// A write to a WebSocket peer (a frame, a ping) that does not finish this soon closes it
+    /// (`write_timeout`): its socket stopped taking data.
+    pub socket_write_timeout: Duration,
+    /// Most unsent bytes one WebSocket may hold (frames, and pongs owed to the client) before it
+    /// is closed (`write_timeout`).
+    pub socket_max_write_buffer_bytes: usize,
+    /// Sustained WebSocket control frames (pings, pongs) a peer may send per second.
+    pub socket_control_per_second: u32,
+    /// Burst of control frames above that rate; past it the socket is closed (`flooding`).
+    pub socket_control_burst: u32,
+    /// Most peers (either transport, connecting or open) from one IP address, when the
+    /// application serves `http::router` with `into_make_service_with_connect_info::<SocketAddr>`
+    /// (without the peer's address there is no per-address count). More are refused with 429.
+    pub max_peers_per_ip: usize,
 }
 
 impl Default for PeerConfig {
@@ -62,6 +76,11 @@ impl Default for PeerConfig {
             socket_ping_interval: Duration::from_secs(5),
             socket_idle_timeout: Duration::from_secs(15),
             socket_max_frame_bytes: 256 * 1024 + 1,
+            socket_write_timeout: Duration::from_secs(5),
+            socket_max_write_buffer_bytes: 256 * 1024,
+            socket_control_per_second: 10,
+            socket_control_burst: 50,
+            max_peers_per_ip: 64,
         }
     }
 }

@@ -3,8 +3,11 @@
 //! browser's checks) and gets the answer with the server's candidates. Beside it,
 //! `GET /connect/ws`: the WebSocket fallback for browsers whose UDP is blocked (see `socket`).
 
+use std::net::{IpAddr, SocketAddr};
+
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -24,7 +27,7 @@ pub fn router(server: Server, max_offer_bytes: usize) -> Router {
     let mut router = Router::new()
         .route(
             "/connect",
-            post(move |state, body| connect(state, body, max_offer_bytes)),
+            post(move |state, ip, body| connect(state, ip, body, max_offer_bytes)),
         )
         .layer(DefaultBodyLimit::disable());
     if server.config().websocket_fallback {
@@ -33,7 +36,31 @@ pub fn router(server: Server, max_offer_bytes: usize) -> Router {
     router.with_state(server)
 }
 
-async fn connect(State(server): State<Server>, body: Body, max_offer_bytes: usize) -> Response {
+/// The client's IP address, when the application serves the router with
+/// `into_make_service_with_connect_info::<SocketAddr>()` (IPv4-mapped IPv6 as IPv4).
+pub(crate) struct PeerIp(pub(crate) Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PeerIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| match addr.ip() {
+                IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+                v4 => v4,
+            });
+        Ok(Self(ip))
+    }
+}
+
+async fn connect(
+    State(server): State<Server>,
+    PeerIp(ip): PeerIp,
+    body: Body,
+    max_offer_bytes: usize,
+) -> Response {
     let Ok(bytes) = axum::body::to_bytes(body, max_offer_bytes).await else {
         return refuse(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -62,13 +89,14 @@ async fn connect(State(server): State<Server>, body: Body, max_offer_bytes: usiz
             "expected an SDP offer or {\"sdp\": ...}",
         );
     };
-    match server.connect(offer).await {
+    match server.connect_from(offer, ip).await {
         Ok((peer, sdp)) => {
             Json(serde_json::json!({ "peer": peer.to_string(), "sdp": sdp })).into_response()
         }
         Err(error) => {
             let status = match error {
                 ConnectError::InvalidOffer(_) => StatusCode::BAD_REQUEST,
+                ConnectError::TooManyFromAddress(_) => StatusCode::TOO_MANY_REQUESTS,
                 ConnectError::Full(_) | ConnectError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
             };
             refuse(status, error.code(), &error.to_string())

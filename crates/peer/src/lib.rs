@@ -39,6 +39,7 @@ pub mod demux;
 mod engine;
 pub mod http;
 pub mod hub;
+mod origins;
 mod outbox;
 mod slot;
 mod socket;

@@ -14,11 +14,13 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use switchboard_protocol::frame::{Message, Reassembler};
+use switchboard_protocol::rate::TokenBucket;
 use switchboard_protocol::PeerId;
 use tokio::time::Instant;
 
-use crate::api::{Channel, Data};
+use crate::api::{Channel, ConnectError, Data};
 use crate::channels::channel_by_id;
+use crate::http::PeerIp;
 use crate::socket_queue::FrameReceiver;
 use crate::Server;
 
@@ -90,15 +92,19 @@ impl Inbox {
 /// The `GET /connect/ws` handler: takes the peer's place first (a full or stopped server answers
 /// 503 with a JSON error, as `POST /connect` does, without upgrading), then upgrades with small
 /// buffers and serves the socket.
-pub(crate) async fn upgrade(State(server): State<Server>, upgrade: WebSocketUpgrade) -> Response {
-    let (peer, outgoing) = match server.attach_socket().await {
+pub(crate) async fn upgrade(
+    State(server): State<Server>,
+    PeerIp(ip): PeerIp,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let (peer, outgoing) = match server.attach_socket(ip).await {
         Ok(attached) => attached,
         Err(error) => {
-            return crate::http::refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                error.code(),
-                &error.to_string(),
-            )
+            let status = match error {
+                ConnectError::TooManyFromAddress(_) => StatusCode::TOO_MANY_REQUESTS,
+                _ => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            return crate::http::refuse(status, error.code(), &error.to_string());
         }
     };
     let max_frame = server.config().socket_max_frame_bytes;
@@ -106,6 +112,12 @@ pub(crate) async fn upgrade(State(server): State<Server>, upgrade: WebSocketUpgr
     upgrade
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
+        .max_write_buffer_size(
+            server
+                .config()
+                .socket_max_write_buffer_bytes
+                .max(WRITE_BUFFER_BYTES + 1),
+        )
         .max_message_size(max_frame)
         .max_frame_size(max_frame)
         .on_failed_upgrade(move |error| {
@@ -129,6 +141,17 @@ struct Ending {
 async fn serve(server: Server, socket: WebSocket, peer: PeerId, mut outgoing: FrameReceiver) {
     let config = server.config();
     let (ping_every, idle_timeout) = (config.socket_ping_interval, config.socket_idle_timeout);
+    let write_timeout = config.socket_write_timeout;
+    let (control_rate, control_burst) = (
+        config.socket_control_per_second,
+        config.socket_control_burst,
+    );
+    let mut control = TokenBucket::full(control_burst, std::time::Instant::now());
+    // A write that fails or does not finish in time: the socket is not taking data.
+    let stuck = || Ending {
+        reason: Some("write_timeout".into()),
+        close: None,
+    };
     let mut inbox = Inbox::new(config.max_message_bytes);
     let (mut sink, mut stream) = socket.split();
     let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
@@ -137,8 +160,12 @@ async fn serve(server: Server, socket: WebSocket, peer: PeerId, mut outgoing: Fr
         tokio::select! {
             frame = outgoing.recv() => match frame {
                 Some(frame) => {
-                    if sink.send(WsMessage::Binary(frame.into())).await.is_err() {
-                        break Ending { reason: Some("websocket_closed".into()), close: None };
+                    match tokio::time::timeout(write_timeout, sink.send(WsMessage::Binary(frame.into()))).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(error)) if !is_write_buffer_full(&error) => {
+                            break Ending { reason: Some("websocket_closed".into()), close: None };
+                        }
+                        Ok(Err(_)) | Err(_) => break stuck(),
                     }
                 }
                 // Kicked, refused a reliable frame, or shut down: the loop already reported it.
@@ -165,7 +192,15 @@ async fn serve(server: Server, socket: WebSocket, peer: PeerId, mut outgoing: Fr
                         reason: Some("bad_frame: text message".into()),
                         close: Some((CLOSE_UNSUPPORTED, "bad_frame: binary messages only".into())),
                     },
-                    Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
+                    Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {
+                        // Each ping owes a pong: control frames have their own budget.
+                        if !control.try_take(control_rate, control_burst, std::time::Instant::now()) {
+                            break Ending {
+                                reason: Some("flooding".into()),
+                                close: Some((CLOSE_POLICY, "flooding".into())),
+                            };
+                        }
+                    }
                     Some(Ok(WsMessage::Close(_))) | None => {
                         break Ending { reason: Some("websocket_closed".into()), close: None };
                     }
@@ -182,8 +217,12 @@ async fn serve(server: Server, socket: WebSocket, peer: PeerId, mut outgoing: Fr
                         close: Some((CLOSE_GOING_AWAY, "timeout".into())),
                     };
                 }
-                if sink.send(WsMessage::Ping(Default::default())).await.is_err() {
-                    break Ending { reason: Some("websocket_closed".into()), close: None };
+                match tokio::time::timeout(write_timeout, sink.send(WsMessage::Ping(Default::default()))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) if !is_write_buffer_full(&error) => {
+                        break Ending { reason: Some("websocket_closed".into()), close: None };
+                    }
+                    Ok(Err(_)) | Err(_) => break stuck(),
                 }
             },
         }
@@ -199,6 +238,21 @@ async fn serve(server: Server, socket: WebSocket, peer: PeerId, mut outgoing: Fr
         )
         .await;
     }
+}
+
+/// Whether a write failed because the socket holds `socket_max_write_buffer_bytes` unsent.
+fn is_write_buffer_full(error: &axum::Error) -> bool {
+    use std::error::Error as _;
+    let mut source = error.source();
+    while let Some(inner) = source {
+        if let Some(tokio_tungstenite::tungstenite::Error::WriteBufferFull(_)) =
+            inner.downcast_ref::<tokio_tungstenite::tungstenite::Error>()
+        {
+            return true;
+        }
+        source = inner.source();
+    }
+    false
 }
 
 fn close_message(code: u16, reason: &str) -> WsMessage {

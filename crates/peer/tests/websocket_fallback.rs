@@ -31,6 +31,8 @@ async fn start(config: PeerConfig) -> (Server, Events, String) {
         "ws://{}/connect/ws",
         listener.local_addr().expect("an address")
     );
+    // With the client address, so per-address limits apply (`max_peers_per_ip`).
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await });
     (server, events, url)
 }

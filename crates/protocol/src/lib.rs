@@ -20,6 +20,7 @@ mod id;
 mod message;
 mod names;
 mod payload;
+pub mod rate;
 
 pub use codec::{
     decode_client, decode_server, encode_client, encode_server, Encoded, Encoding, Frame,

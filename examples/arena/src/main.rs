@@ -45,6 +45,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("  http://{}:{port}/", addr.ip());
     }
     println!("(WebRTC on UDP {})", server.local_addr());
+    // With the client address, so per-address limits apply (`max_peers_per_ip`).
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let mut world = World::default();

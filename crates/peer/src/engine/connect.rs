@@ -2,6 +2,7 @@
 //! WebSocket fallback peers.
 
 use std::cmp::Reverse;
+use std::net::IpAddr;
 use std::time::Instant;
 
 use str0m::change::{SdpAnswer, SdpOffer};
@@ -52,14 +53,19 @@ impl Engine {
         })
     }
 
-    /// Refuses a new peer when shutting down or when `max_peers` are there (both transports).
-    fn has_room(&self) -> Result<(), ConnectError> {
+    /// Refuses a new peer when shutting down, when `max_peers` are there (both transports), or
+    /// when its address has `max_peers_per_ip`.
+    fn has_room(&self, ip: Option<IpAddr>) -> Result<(), ConnectError> {
         if self.stopping {
             Err(ConnectError::Stopped)
-        } else if self.peer_count() < self.config.max_peers {
-            Ok(())
-        } else {
+        } else if self.peer_count() >= self.config.max_peers {
             Err(ConnectError::Full(self.config.max_peers))
+        } else if !self.origins.has_room(ip) {
+            Err(ConnectError::TooManyFromAddress(
+                self.config.max_peers_per_ip,
+            ))
+        } else {
+            Ok(())
         }
     }
 
@@ -71,7 +77,7 @@ impl Engine {
                 "already connecting to this peer".into(),
             ));
         }
-        self.has_room()?;
+        self.has_room(None)?;
         let now = Instant::now();
         let mut rtc = self.new_rtc(now);
         let mut api = rtc.sdp_api();
@@ -121,9 +127,10 @@ impl Engine {
     }
 
     /// WebSocket fallback: a new peer, open at once.
-    pub(super) fn attach(&mut self) -> Result<Attached, ConnectError> {
-        self.has_room()?;
+    pub(super) fn attach(&mut self, ip: Option<IpAddr>) -> Result<Attached, ConnectError> {
+        self.has_room(ip)?;
         let peer = PeerId::from_u128(rand::random());
+        self.origins.add(peer, ip);
         let (frames, outgoing) = frame_queue();
         self.sockets.insert(peer, frames);
         self.events.push(Event::Open(peer));
@@ -131,8 +138,12 @@ impl Engine {
     }
 
     /// `POST /connect`: accepts the browser's offer; returns the new peer and our answer.
-    pub(super) fn connect(&mut self, offer: &str) -> Result<(PeerId, String), ConnectError> {
-        self.has_room()?;
+    pub(super) fn connect(
+        &mut self,
+        offer: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<(PeerId, String), ConnectError> {
+        self.has_room(ip)?;
         if !offers_data_channel(offer) {
             return Err(ConnectError::InvalidOffer(
                 "the offer has no data channel (an m=application line for webrtc-datachannel)"
@@ -150,6 +161,7 @@ impl Engine {
             ConnectError::InvalidOffer("the offer cannot be accepted (a data channel offer with ICE credentials and a DTLS fingerprint is needed)".into())
         })?;
         let peer = PeerId::from_u128(rand::random());
+        self.origins.add(peer, ip);
         let slot = Slot::new(
             rtc,
             now + self.config.connect_timeout,

@@ -9,7 +9,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,7 @@ use crate::addrs;
 use crate::api::{Channel, ConnectError, Data, Event, EventQueue, StartError, Transport};
 use crate::config::PeerConfig;
 use crate::demux::{Route, Routes};
+use crate::origins::Origins;
 use crate::slot::Slot;
 use crate::socket_queue::{FrameReceiver, FrameSender};
 use crate::stats::Stats;
@@ -34,6 +35,7 @@ mod deliver;
 pub(crate) enum Command {
     Connect {
         offer: String,
+        ip: Option<IpAddr>,
         reply: oneshot::Sender<Result<(PeerId, String), ConnectError>>,
     },
     Send {
@@ -76,6 +78,7 @@ pub(crate) enum Command {
     },
     /// WebSocket fallback: a new peer; the loop keeps the sender of its outgoing frames.
     Attach {
+        ip: Option<IpAddr>,
         reply: oneshot::Sender<Result<Attached, ConnectError>>,
     },
     /// WebSocket fallback: a whole message from a peer.
@@ -119,6 +122,8 @@ struct Engine {
     stun_out: Vec<u8>,
     /// Shutting down: no new peers; the loop ends once every peer is closed.
     stopping: bool,
+    /// Peers per address (`max_peers_per_ip`).
+    origins: Origins,
 }
 
 /// Binds the socket and spawns the loop; returns the command sender, bound and advertised addresses.
@@ -145,7 +150,6 @@ pub(crate) async fn start(
     let engine = Engine {
         socket,
         dtls_cert,
-        config,
         advertised: advertised.clone(),
         routes: Routes::default(),
         peers: HashMap::new(),
@@ -155,6 +159,8 @@ pub(crate) async fn start(
         stats,
         stun_out: vec![0; switchboard_stun::MAX_RESPONSE_LEN],
         stopping: false,
+        origins: Origins::new(config.max_peers_per_ip),
+        config,
     };
     tokio::spawn(engine.run(inbox));
     Ok((commands, local, advertised))
@@ -264,8 +270,8 @@ impl Engine {
 
     fn command(&mut self, command: Command) {
         match command {
-            Command::Connect { offer, reply } => {
-                let _ = reply.send(self.connect(&offer));
+            Command::Connect { offer, ip, reply } => {
+                let _ = reply.send(self.connect(&offer, ip));
             }
             Command::Send {
                 peers,
@@ -319,8 +325,8 @@ impl Engine {
                 };
                 let _ = reply.send(transport);
             }
-            Command::Attach { reply } => {
-                let _ = reply.send(self.attach());
+            Command::Attach { ip, reply } => {
+                let _ = reply.send(self.attach(ip));
             }
             Command::SocketReceived {
                 peer,

@@ -36,6 +36,8 @@ pub async fn server(config: PeerConfig) -> (Server, Events, SocketAddr) {
         .await
         .expect("a port");
     let http = listener.local_addr().expect("bound");
+    // With the client address, so per-address limits apply (`max_peers_per_ip`).
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await });
     (server, events, http)
 }

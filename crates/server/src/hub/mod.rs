@@ -7,7 +7,6 @@
 //! Everything here is deterministic and unit-tested without a network.
 
 mod peer_map;
-mod rate;
 mod room;
 
 use std::collections::{BTreeSet, HashMap};
@@ -20,8 +19,8 @@ use switchboard_protocol::{
 };
 
 pub use peer_map::PeerMap;
-pub use rate::TokenBucket;
 pub use room::{normalize_code, RoomOptions, CODE_ALPHABET, CODE_LENGTH};
+pub use switchboard_protocol::rate::TokenBucket;
 
 use room::{code_from, reroll, Room};
 

@@ -1,4 +1,5 @@
-//! A token bucket: at most `rate` messages per second on average, bursts of up to `burst`.
+//! A token bucket: at most `rate` messages per second on average, bursts of up to `burst`. Pure
+//! (time is passed in), shared by the hub and the server peer.
 
 use std::time::Instant;
 
