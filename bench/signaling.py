@@ -27,6 +27,13 @@ SECS = int(os.environ.get("SECS", "10"))
 IDLE_COUNTS = os.environ.get("IDLE_COUNTS", "10000,18000")
 BENCH = ROOT / "target/release/switchboard-bench"
 SWITCHBOARD = ROOT / "target/release/switchboard"
+# Per-connection rates and per-address limits, raised for a load generator on one address.
+LOAD_LIMITS = [
+    "--messages-per-second", "1000000", "--message-burst", "1000000",
+    "--joins-per-ip-per-second", "1000000", "--join-burst-per-ip", "1000000",
+    "--joins-per-room-per-second", "1000000", "--join-burst-per-room", "1000000",
+    "--max-pending-per-ip", "100000", "--max-pending-connections", "100000",
+]
 
 
 def sh(*args, **kw):
@@ -47,9 +54,9 @@ class Server:
         self.port = free_port()
         env = dict(os.environ, RUST_LOG="warn")
         if flavor == "switchboard":
-            # Only the rate limit is raised (the benchmark floods on purpose); all else is default.
-            cmd = [SWITCHBOARD, "serve", "--listen", f"127.0.0.1:{self.port}",
-                   "--messages-per-second", "1000000", "--message-burst", "1000000", "--no-stun", *extra]
+            # Only the limits meant for one abusive address are raised (the load generator is one
+            # address and floods on purpose); all else is default.
+            cmd = [SWITCHBOARD, "serve", "--listen", f"127.0.0.1:{self.port}", *LOAD_LIMITS, "--no-stun", *extra]
         else:
             cmd = [matchbox_binary(), f"127.0.0.1:{self.port}"]
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

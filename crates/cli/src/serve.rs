@@ -134,6 +134,24 @@ struct LimitArgs {
     /// Largest HTTP request head, bytes [default: 16384].
     #[arg(long, env = "SWITCHBOARD_MAX_HEADER_BYTES")]
     max_header_bytes: Option<usize>,
+    /// Sustained joins per second from one IP address [default: 10].
+    #[arg(long, env = "SWITCHBOARD_JOINS_PER_IP_PER_SECOND")]
+    joins_per_ip_per_second: Option<u32>,
+    /// Join burst from one IP address [default: 50].
+    #[arg(long, env = "SWITCHBOARD_JOIN_BURST_PER_IP")]
+    join_burst_per_ip: Option<u32>,
+    /// Sustained joins per second into one room [default: 20].
+    #[arg(long, env = "SWITCHBOARD_JOINS_PER_ROOM_PER_SECOND")]
+    joins_per_room_per_second: Option<u32>,
+    /// Join burst into one room [default: 100].
+    #[arg(long, env = "SWITCHBOARD_JOIN_BURST_PER_ROOM")]
+    join_burst_per_room: Option<u32>,
+    /// Missed room-code lookups per minute from one IP address [default: 20].
+    #[arg(long, env = "SWITCHBOARD_CODE_LOOKUPS_PER_MINUTE")]
+    code_lookups_per_minute: Option<u32>,
+    /// Missed room-code lookup burst from one IP address [default: 20].
+    #[arg(long, env = "SWITCHBOARD_CODE_LOOKUP_BURST")]
+    code_lookup_burst: Option<u32>,
 }
 
 impl ServeArgs {
@@ -196,7 +214,13 @@ impl ServeArgs {
             max_pending_connections,
             max_pending_per_ip,
             http_idle_timeout_ms,
-            max_header_bytes
+            max_header_bytes,
+            joins_per_ip_per_second,
+            join_burst_per_ip,
+            joins_per_room_per_second,
+            join_burst_per_room,
+            code_lookups_per_minute,
+            code_lookup_burst
         );
         config.validate()?;
         Ok(config)

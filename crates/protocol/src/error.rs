@@ -66,6 +66,9 @@ pub enum ErrorCode {
     Replaced,
     /// More WebSocket control frames (pings) than `control_frames_per_second` allows.
     Flooding,
+    /// Too many joins from your address or into that room, or too many lookups of room codes
+    /// from your address: try again later.
+    Throttled,
 }
 
 impl ErrorCode {
@@ -99,6 +102,7 @@ impl ErrorCode {
             Self::InvalidOptions => "invalid_options",
             Self::Replaced => "replaced",
             Self::Flooding => "flooding",
+            Self::Throttled => "throttled",
         }
     }
 
@@ -131,6 +135,7 @@ impl ErrorCode {
             Self::InvalidOptions => Some(4013),
             Self::Replaced => Some(4014),
             Self::Flooding => Some(4015),
+            Self::Throttled => Some(4016),
             Self::MessageTooBig => Some(1009),
             Self::Shutdown => Some(1001),
         }

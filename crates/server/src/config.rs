@@ -125,6 +125,21 @@ impl Config {
                 l.control_frames_per_second as usize,
             ),
             ("control_burst", l.control_burst as usize),
+            (
+                "joins_per_ip_per_second",
+                l.joins_per_ip_per_second as usize,
+            ),
+            ("join_burst_per_ip", l.join_burst_per_ip as usize),
+            (
+                "joins_per_room_per_second",
+                l.joins_per_room_per_second as usize,
+            ),
+            ("join_burst_per_room", l.join_burst_per_room as usize),
+            (
+                "code_lookups_per_minute",
+                l.code_lookups_per_minute as usize,
+            ),
+            ("code_lookup_burst", l.code_lookup_burst as usize),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Invalid(format!(
@@ -213,6 +228,19 @@ pub struct Limits {
     pub http_idle_timeout_ms: u64,
     /// Largest HTTP request head (request line and headers), in bytes (at least 8192).
     pub max_header_bytes: usize,
+    /// Sustained joins per second from one IP address (resumes are not counted).
+    pub joins_per_ip_per_second: u32,
+    /// Joins from one IP address in a burst above that rate.
+    pub join_burst_per_ip: u32,
+    /// Sustained joins per second into one room that has members.
+    pub joins_per_room_per_second: u32,
+    /// Joins into one room in a burst above that rate.
+    pub join_burst_per_room: u32,
+    /// Sustained missed lookups of rooms by code (or session id, or a code-shaped name) per
+    /// minute from one IP address; with none left, every lookup from it is refused for a while.
+    pub code_lookups_per_minute: u32,
+    /// Missed lookups from one IP address in a burst above that rate.
+    pub code_lookup_burst: u32,
 }
 
 impl Default for Limits {
@@ -242,6 +270,12 @@ impl Default for Limits {
             max_pending_per_ip: 64,
             http_idle_timeout_ms: 10_000,
             max_header_bytes: 16 * 1024,
+            joins_per_ip_per_second: 10,
+            join_burst_per_ip: 50,
+            joins_per_room_per_second: 20,
+            join_burst_per_room: 100,
+            code_lookups_per_minute: 20,
+            code_lookup_burst: 20,
         }
     }
 }
@@ -258,6 +292,18 @@ impl Limits {
             resume_grace: Duration::from_millis(self.resume_grace_ms),
             detached_ttl: Duration::from_millis(self.detached_ttl_ms),
             max_room_meta_bytes: self.max_room_meta_bytes,
+            joins_per_ip: (
+                f64::from(self.joins_per_ip_per_second),
+                self.join_burst_per_ip,
+            ),
+            joins_per_room: (
+                f64::from(self.joins_per_room_per_second),
+                self.join_burst_per_room,
+            ),
+            code_lookups_per_ip: (
+                f64::from(self.code_lookups_per_minute) / 60.0,
+                self.code_lookup_burst,
+            ),
         }
     }
 

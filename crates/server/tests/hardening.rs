@@ -329,3 +329,113 @@ async fn the_admin_listener_answers_when_the_main_one_is_saturated() {
     drop(held);
     server.shutdown().await;
 }
+
+/// Joins through a path from `source`; `Ok` with the client, or `Err` with the refusal's code.
+async fn join_from(
+    source: &str,
+    addr: SocketAddr,
+    path: &str,
+) -> Result<Client, switchboard_protocol::ErrorCode> {
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(tcp_from(source, addr).await);
+    let (mut socket, _) = tokio_tungstenite::client_async(url(addr, path), stream)
+        .await
+        .expect("upgrades");
+    let frame = tokio::time::timeout(WAIT, socket.next())
+        .await
+        .expect("a first message")
+        .expect("open")
+        .expect("no error");
+    let tokio_tungstenite::tungstenite::Message::Text(text) = frame else {
+        panic!("expected a text frame");
+    };
+    match switchboard_protocol::decode_server(
+        switchboard_protocol::Frame::Text(text.as_bytes()),
+        switchboard_protocol::Encoding::Json,
+    )
+    .expect("decodes")
+    {
+        ServerMessage::Welcome(welcome) => Ok(Client {
+            socket,
+            encoding: switchboard_protocol::Encoding::Json,
+            welcome: *welcome,
+        }),
+        ServerMessage::Error { code, .. } => Err(code),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_join_and_leave_storm_from_one_address_is_throttled() {
+    let server = start(config()).await;
+    let addr = server.local_addr();
+    let mut watcher = bystander(addr, "storm").await;
+    // For one second, 127.0.0.1 joins and leaves the room as fast as it can.
+    let started = Instant::now();
+    let (mut joined, mut throttled) = (0u32, 0u32);
+    while started.elapsed() < Duration::from_secs(1) {
+        match join_from("127.0.0.1", addr, "/ws/storm").await {
+            Ok(client) => {
+                joined += 1;
+                drop(client);
+            }
+            Err(code) => {
+                assert_eq!(code, switchboard_protocol::ErrorCode::Throttled);
+                throttled += 1;
+            }
+        }
+    }
+    // Defaults: a burst of 50, then 10 a second.
+    assert!(joined <= 50 + 12, "{joined} joins went through");
+    assert!(
+        throttled > 0,
+        "the storm was never throttled ({joined} joins)"
+    );
+    // The watcher saw only those joins, and still relays.
+    let mut seen = 0;
+    while let Ok(Some(Ok(_))) =
+        tokio::time::timeout(Duration::from_millis(300), watcher.socket.next()).await
+    {
+        seen += 1;
+    }
+    assert!(
+        seen <= 2 * (joined + 12),
+        "{seen} presence messages for {joined} joins"
+    );
+    bystanders_relay(addr, "storm").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn guessing_room_codes_is_throttled_per_address() {
+    let server = start(config()).await;
+    let addr = server.local_addr();
+    let owner = bystander_at(addr, "/ws?create=code").await;
+    let code = owner.welcome.room.clone();
+    // Misses from 127.0.0.1 spend its 20 lookups; then every lookup is refused, the right one too.
+    let mut misses = 0;
+    let mut refused = 0;
+    for guess in 0..30u32 {
+        let wrong = format!("{:0>6}", guess).replace('0', "A").replace('1', "B");
+        match join_from("127.0.0.1", addr, &format!("/ws?code={wrong}Z")).await {
+            Err(switchboard_protocol::ErrorCode::NoSuchRoom) => misses += 1,
+            Err(switchboard_protocol::ErrorCode::Throttled) => refused += 1,
+            other => panic!("unexpected {:?}", other.map(|c| c.welcome.room)),
+        }
+    }
+    assert_eq!((misses, refused), (20, 10));
+    assert_eq!(
+        join_from("127.0.0.1", addr, &format!("/ws?code={code}"))
+            .await
+            .err(),
+        Some(switchboard_protocol::ErrorCode::Throttled)
+    );
+    // The code still works from elsewhere.
+    let guest = join_from("127.0.0.2", addr, &format!("/ws?code={code}")).await;
+    assert_eq!(guest.map(|c| c.welcome.room).ok(), Some(code));
+    server.shutdown().await;
+}
+
+/// Joins through any path as a normal client from 127.0.0.2.
+async fn bystander_at(addr: SocketAddr, path: &str) -> Client {
+    join_from("127.0.0.2", addr, path).await.expect("joins")
+}

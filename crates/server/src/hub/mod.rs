@@ -8,6 +8,7 @@
 
 mod peer_map;
 mod room;
+mod throttle;
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -23,9 +24,10 @@ pub use room::{normalize_code, RoomOptions, CODE_ALPHABET, CODE_LENGTH};
 pub use switchboard_protocol::rate::TokenBucket;
 
 use room::{code_from, reroll, Room};
+use throttle::{RateTable, Throttles};
 
 /// The limits the hub core enforces. (Frame size, queues and socket timeouts are the shell's.)
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HubLimits {
     /// Most peers in one room (and the largest capacity or match a peer may ask for).
     pub max_peers_per_room: usize,
@@ -43,6 +45,13 @@ pub struct HubLimits {
     pub detached_ttl: Duration,
     /// Largest room metadata (JSON text), in bytes.
     pub max_room_meta_bytes: usize,
+    /// Sustained joins per second from one IP address, and the burst above it.
+    pub joins_per_ip: (f64, u32),
+    /// Sustained joins per second into one room, and the burst above it.
+    pub joins_per_room: (f64, u32),
+    /// Sustained lookups per second of private rooms by name (codes) from one IP address that
+    /// miss, and the burst above it.
+    pub code_lookups_per_ip: (f64, u32),
 }
 
 /// A message for a list of peers. The shell encodes it once per encoding and queues it.
@@ -244,23 +253,36 @@ pub struct Hub {
     open_matches: HashMap<(String, usize), String>,
     /// Suspended and detached peers by deadline.
     deadlines: BTreeSet<(Instant, PeerId)>,
+    throttles: Throttles,
 }
 
 fn error(code: ErrorCode, message: impl Into<String>) -> ProtocolError {
     ProtocolError::new(code, message)
 }
 
+fn throttled(why: &str) -> ProtocolError {
+    error(ErrorCode::Throttled, why)
+}
+
 impl Hub {
     /// An empty hub with these limits.
     pub fn new(limits: HubLimits) -> Self {
         Self {
-            limits,
             peers: PeerMap::default(),
             rooms: HashMap::new(),
             per_ip: HashMap::new(),
             tokens: HashMap::new(),
             open_matches: HashMap::new(),
             deadlines: BTreeSet::new(),
+            throttles: Throttles {
+                joins_by_ip: RateTable::new(limits.joins_per_ip.0, limits.joins_per_ip.1),
+                joins_by_room: RateTable::new(limits.joins_per_room.0, limits.joins_per_room.1),
+                lookups_by_ip: RateTable::new(
+                    limits.code_lookups_per_ip.0,
+                    limits.code_lookups_per_ip.1,
+                ),
+            },
+            limits,
         }
     }
 
@@ -286,7 +308,12 @@ impl Hub {
         now: Instant,
     ) -> Result<(Seat, Effects), ProtocolError> {
         self.check_capacity(request.ip)?;
-        let room_name = self.place(&request)?;
+        if !self.throttles.joins_by_ip.try_take(&request.ip, now) {
+            return Err(throttled(
+                "joins from your address are over joins_per_ip_per_second",
+            ));
+        }
+        let room_name = self.place_looked_up(&request, now)?;
         let room = self.rooms.get(&room_name);
         if let Some(name) = &request.name {
             if room.is_some_and(|r| r.names.contains_key(name)) {
@@ -583,6 +610,43 @@ impl Hub {
     }
 
     /// Finds or creates the room for a join; returns its name. The room has a free seat.
+    /// `place`, with the throttles: a lookup of a private room by name (a code, a session; or a
+    /// code-shaped name) needs a lookup token from the address when it misses, and none left
+    /// refuses every lookup (so a hit cannot be told from a miss by the refusal); a join into a
+    /// room with members takes a token of that room.
+    fn place_looked_up(
+        &mut self,
+        request: &JoinRequest,
+        now: Instant,
+    ) -> Result<String, ProtocolError> {
+        let code_shaped = match &request.destination {
+            Destination::Named { room, create, .. } => {
+                !create || normalize_code(room).as_deref() == Some(room.as_str())
+            }
+            _ => false,
+        };
+        if code_shaped && !self.throttles.lookups_by_ip.allows(&request.ip, now) {
+            return Err(throttled(
+                "lookups of rooms by code from your address are over code_lookups_per_minute",
+            ));
+        }
+        let placed = self.place(request);
+        let missed = matches!(&placed, Err(e) if e.code == ErrorCode::NoSuchRoom);
+        let created = placed
+            .as_ref()
+            .is_ok_and(|name| self.rooms.get(name).is_some_and(|r| r.members.is_empty()));
+        if code_shaped && (missed || created) {
+            self.throttles.lookups_by_ip.try_take(&request.ip, now);
+        }
+        let name = placed?;
+        if !created && !self.throttles.joins_by_room.try_take(&name, now) {
+            return Err(throttled(
+                "joins into this room are over joins_per_room_per_second",
+            ));
+        }
+        Ok(name)
+    }
+
     fn place(&mut self, request: &JoinRequest) -> Result<String, ProtocolError> {
         let max = self.limits.max_peers_per_room;
         match &request.destination {

@@ -12,6 +12,9 @@ fn limits() -> HubLimits {
         resume_grace: Duration::from_secs(10),
         detached_ttl: Duration::from_secs(60),
         max_room_meta_bytes: 64,
+        joins_per_ip: (1000.0, 1000),
+        joins_per_room: (1000.0, 1000),
+        code_lookups_per_ip: (1000.0, 1000),
     }
 }
 
@@ -1044,5 +1047,130 @@ fn room_options_are_validated() {
     assert_eq!(
         enter(&mut hub, request(1, dest), now).unwrap_err(),
         ErrorCode::NoSuchRoom
+    );
+}
+
+fn throttled_limits() -> HubLimits {
+    HubLimits {
+        max_peers_per_room: 100,
+        joins_per_ip: (1.0, 3),
+        joins_per_room: (1.0, 4),
+        code_lookups_per_ip: (1.0, 2),
+        ..roomy()
+    }
+}
+
+/// A join from `address` (the peer number is separate from the address here).
+fn join_from(
+    hub: &mut Hub,
+    n: u128,
+    address: u8,
+    destination: Destination,
+    now: Instant,
+) -> Result<Seat, ErrorCode> {
+    let request = JoinRequest {
+        ip: ip(address),
+        ..request(n, destination)
+    };
+    enter(hub, request, now).map(|(seat, _)| seat)
+}
+
+#[test]
+fn joins_are_throttled_per_address_then_refilled() {
+    let t0 = Instant::now();
+    let mut hub = Hub::new(throttled_limits());
+    for n in 1..=3 {
+        assert!(join_from(&mut hub, n, 1, named(&format!("r{n}")), t0).is_ok());
+    }
+    // The burst of 3 is spent: a fourth join from that address is refused; another address is not.
+    assert_eq!(
+        join_from(&mut hub, 4, 1, named("r4"), t0).err(),
+        Some(ErrorCode::Throttled)
+    );
+    assert!(join_from(&mut hub, 5, 2, named("r5"), t0).is_ok());
+    // One token a second comes back.
+    assert!(join_from(
+        &mut hub,
+        6,
+        1,
+        named("r6"),
+        t0 + Duration::from_millis(1100)
+    )
+    .is_ok());
+}
+
+#[test]
+fn joins_into_one_room_are_throttled_whatever_the_address() {
+    let t0 = Instant::now();
+    let mut hub = Hub::new(throttled_limits());
+    // The first join creates the room (not counted); four more fill the room's burst.
+    for n in 1..=5 {
+        assert!(
+            join_from(&mut hub, n, n as u8, named("busy"), t0).is_ok(),
+            "join {n}"
+        );
+    }
+    assert_eq!(
+        join_from(&mut hub, 6, 6, named("busy"), t0).err(),
+        Some(ErrorCode::Throttled)
+    );
+    // Other rooms are not affected.
+    assert!(join_from(&mut hub, 7, 7, named("quiet"), t0).is_ok());
+}
+
+#[test]
+fn missed_code_lookups_are_throttled_and_then_every_lookup_is_refused() {
+    let t0 = Instant::now();
+    let mut hub = Hub::new(throttled_limits());
+    let (seat, _) = enter(
+        &mut hub,
+        request(
+            1,
+            Destination::NewCode {
+                options: RoomOptions::default(),
+            },
+        ),
+        t0,
+    )
+    .expect("a code room");
+    let code = seat.room.clone();
+    let by_code = |room: &str| Destination::Named {
+        room: room.into(),
+        create: false,
+        options: RoomOptions::default(),
+    };
+    // Two misses spend the burst...
+    assert_eq!(
+        join_from(&mut hub, 2, 9, by_code("AAAAAA"), t0).err(),
+        Some(ErrorCode::NoSuchRoom)
+    );
+    assert_eq!(
+        join_from(&mut hub, 3, 9, by_code("BBBBBB"), t0).err(),
+        Some(ErrorCode::NoSuchRoom)
+    );
+    // ...then even the right code is refused from that address (a refusal tells nothing).
+    assert_eq!(
+        join_from(&mut hub, 4, 9, by_code(&code), t0).err(),
+        Some(ErrorCode::Throttled)
+    );
+    // A code-shaped name with create=true counts as a lookup too (it cannot be used to guess).
+    assert_eq!(
+        join_from(&mut hub, 5, 9, named(&code), t0).err(),
+        Some(ErrorCode::Throttled)
+    );
+    // Another address finds the room; a hit costs no token.
+    assert!(join_from(&mut hub, 6, 8, by_code(&code), t0).is_ok());
+    assert!(join_from(&mut hub, 7, 8, by_code(&code), t0).is_ok());
+    // Later, the throttled address may try again.
+    assert_eq!(
+        join_from(
+            &mut hub,
+            8,
+            9,
+            by_code("CCCCCC"),
+            t0 + Duration::from_millis(1100)
+        )
+        .err(),
+        Some(ErrorCode::NoSuchRoom)
     );
 }
