@@ -33,6 +33,7 @@ LOAD_LIMITS = [
     "--joins-per-ip-per-second", "1000000", "--join-burst-per-ip", "1000000",
     "--joins-per-room-per-second", "1000000", "--join-burst-per-room", "1000000",
     "--max-pending-per-ip", "100000", "--max-pending-connections", "100000",
+    "--bytes-per-second", "1000000000", "--byte-burst", "1000000000",
 ]
 
 

@@ -152,6 +152,12 @@ struct LimitArgs {
     /// Missed room-code lookup burst from one IP address [default: 20].
     #[arg(long, env = "SWITCHBOARD_CODE_LOOKUP_BURST")]
     code_lookup_burst: Option<u32>,
+    /// Sustained bytes per second one connection may send [default: 262144].
+    #[arg(long, env = "SWITCHBOARD_BYTES_PER_SECOND")]
+    bytes_per_second: Option<usize>,
+    /// Bytes one connection may send in a burst [default: 1048576].
+    #[arg(long, env = "SWITCHBOARD_BYTE_BURST")]
+    byte_burst: Option<usize>,
 }
 
 impl ServeArgs {
@@ -220,7 +226,9 @@ impl ServeArgs {
             joins_per_room_per_second,
             join_burst_per_room,
             code_lookups_per_minute,
-            code_lookup_burst
+            code_lookup_burst,
+            bytes_per_second,
+            byte_burst
         );
         config.validate()?;
         Ok(config)

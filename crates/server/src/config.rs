@@ -140,6 +140,8 @@ impl Config {
                 l.code_lookups_per_minute as usize,
             ),
             ("code_lookup_burst", l.code_lookup_burst as usize),
+            ("bytes_per_second", l.bytes_per_second),
+            ("byte_burst", l.byte_burst),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Invalid(format!(
@@ -241,6 +243,11 @@ pub struct Limits {
     pub code_lookups_per_minute: u32,
     /// Missed lookups from one IP address in a burst above that rate.
     pub code_lookup_burst: u32,
+    /// Sustained bytes per second one connection may send (frames as received).
+    pub bytes_per_second: usize,
+    /// Bytes one connection may send in a burst above that rate (at least `max_message_bytes`
+    /// is allowed in one go).
+    pub byte_burst: usize,
 }
 
 impl Default for Limits {
@@ -276,6 +283,8 @@ impl Default for Limits {
             join_burst_per_room: 100,
             code_lookups_per_minute: 20,
             code_lookup_burst: 20,
+            bytes_per_second: 256 * 1024,
+            byte_burst: 1024 * 1024,
         }
     }
 }

@@ -72,6 +72,11 @@ pub async fn run(
         sink,
         outgoing,
         closer: &closer,
+        bytes: TokenBucket::full(
+            u32::try_from(shared.config.limits.byte_burst).unwrap_or(u32::MAX),
+            Instant::now(),
+        ),
+        bytes_throttled: false,
     };
     let ending = pump.run(&mut stream).await;
     let close_with = ending.close.clone();
@@ -256,6 +261,10 @@ struct Pump<'a> {
     sink: Sink,
     outgoing: mpsc::Receiver<Message>,
     closer: &'a Closer,
+    /// Bytes the client may still send now (`bytes_per_second`, `byte_burst`).
+    bytes: TokenBucket,
+    /// A frame was dropped for the byte budget; cleared by the next accepted one.
+    bytes_throttled: bool,
 }
 
 impl Pump<'_> {
@@ -377,10 +386,35 @@ impl Pump<'_> {
         }
     }
 
-    /// Decodes one frame and lets the hub act on it.
-    fn receive(&self, frame: Frame<'_>, now: Instant) {
+    /// Decodes one frame and lets the hub act on it, within the connection's byte budget: a
+    /// frame over it is dropped, the first of a run answered with `rate_limited`.
+    fn receive(&mut self, frame: Frame<'_>, now: Instant) {
         let metrics = &self.shared.metrics;
         metrics.messages_received.inc();
+        let limits = &self.shared.config.limits;
+        let size = match frame {
+            Frame::Text(bytes) | Frame::Binary(bytes) => bytes.len(),
+        };
+        let budget = limits.byte_burst.max(limits.max_message_bytes);
+        let budget = u32::try_from(budget).unwrap_or(u32::MAX);
+        if !self
+            .bytes
+            .try_take_amount(limits.bytes_per_second as f64, budget, size as f64, now)
+        {
+            if !self.bytes_throttled {
+                self.bytes_throttled = true;
+                let error = ProtocolError::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "over bytes_per_second ({}): message dropped",
+                        limits.bytes_per_second
+                    ),
+                );
+                lock(&self.shared.relay).send_error(self.id, error, metrics);
+            }
+            return;
+        }
+        self.bytes_throttled = false;
         let decoded = decode_client(frame, self.encoding);
         let mut relay = lock(&self.shared.relay);
         match decoded {

@@ -439,3 +439,44 @@ async fn guessing_room_codes_is_throttled_per_address() {
 async fn bystander_at(addr: SocketAddr, path: &str) -> Client {
     join_from("127.0.0.2", addr, path).await.expect("joins")
 }
+
+#[tokio::test]
+async fn a_connection_has_a_byte_budget_as_well_as_a_message_rate() {
+    let server = start(config()).await;
+    let addr = server.local_addr();
+    let mut sender = Client::join(addr, "bytes", "").await;
+    let mut receiver = bystander(addr, "bytes").await;
+    assert!(matches!(sender.recv().await, ServerMessage::PeerJoined(_)));
+    // 40 messages of 60 KiB at once: within the message rate (burst 200), far over the byte
+    // budget (a burst of 1 MiB, then 256 KiB/s).
+    let payload = format!("\"{}\"", "x".repeat(60 * 1024));
+    for _ in 0..40 {
+        sender
+            .send_json(Target::Peer(receiver.id()), &payload)
+            .await;
+    }
+    assert_eq!(
+        sender.recv_error().await,
+        switchboard_protocol::ErrorCode::RateLimited
+    );
+    let mut delivered = 0;
+    while let Ok(Some(Ok(frame))) =
+        tokio::time::timeout(Duration::from_millis(500), receiver.socket.next()).await
+    {
+        if frame.is_text() {
+            delivered += 1;
+        }
+    }
+    // 1 MiB of burst is 17 such messages, plus what the rate refilled meanwhile.
+    assert!((16..=24).contains(&delivered), "{delivered} delivered");
+    // Small messages flow again once the budget refills.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sender
+        .send_json(Target::Peer(receiver.id()), "\"small\"")
+        .await;
+    match receiver.recv().await {
+        ServerMessage::Message { data, .. } => assert_eq!(data, json("\"small\"")),
+        other => panic!("expected the small message, got {other:?}"),
+    }
+    server.shutdown().await;
+}
