@@ -158,6 +158,9 @@ struct LimitArgs {
     /// Bytes one connection may send in a burst [default: 1048576].
     #[arg(long, env = "SWITCHBOARD_BYTE_BURST")]
     byte_burst: Option<usize>,
+    /// Most public rooms created from one IP address at once [default: 10].
+    #[arg(long, env = "SWITCHBOARD_MAX_PUBLIC_ROOMS_PER_IP")]
+    max_public_rooms_per_ip: Option<usize>,
 }
 
 impl ServeArgs {
@@ -228,7 +231,8 @@ impl ServeArgs {
             code_lookups_per_minute,
             code_lookup_burst,
             bytes_per_second,
-            byte_burst
+            byte_burst,
+            max_public_rooms_per_ip
         );
         config.validate()?;
         Ok(config)

@@ -142,6 +142,7 @@ impl Config {
             ("code_lookup_burst", l.code_lookup_burst as usize),
             ("bytes_per_second", l.bytes_per_second),
             ("byte_burst", l.byte_burst),
+            ("max_public_rooms_per_ip", l.max_public_rooms_per_ip),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Invalid(format!(
@@ -248,6 +249,8 @@ pub struct Limits {
     /// Bytes one connection may send in a burst above that rate (at least `max_message_bytes`
     /// is allowed in one go).
     pub byte_burst: usize,
+    /// Most public rooms created from one IP address that exist at once.
+    pub max_public_rooms_per_ip: usize,
 }
 
 impl Default for Limits {
@@ -285,6 +288,7 @@ impl Default for Limits {
             code_lookup_burst: 20,
             bytes_per_second: 256 * 1024,
             byte_burst: 1024 * 1024,
+            max_public_rooms_per_ip: 10,
         }
     }
 }
@@ -313,6 +317,7 @@ impl Limits {
                 f64::from(self.code_lookups_per_minute) / 60.0,
                 self.code_lookup_burst,
             ),
+            max_public_rooms_per_ip: self.max_public_rooms_per_ip,
         }
     }
 

@@ -313,6 +313,10 @@ async fn healthz() -> &'static str {
 struct RoomsQuery {
     /// `true`: only rooms a peer could join now (not full, not started).
     open: Option<bool>,
+    /// The page after this cursor (the `next` of the previous page).
+    before: Option<u64>,
+    /// At most this many rooms (capped at `max_listed_rooms`).
+    limit: Option<usize>,
 }
 
 /// The public room list, as JSON.
@@ -320,12 +324,13 @@ async fn rooms(
     query: Result<Query<RoomsQuery>, QueryRejection>,
     State(shared): State<Arc<Shared>>,
 ) -> Response {
-    let open = query
-        .map(|Query(q)| q.open.unwrap_or(false))
-        .unwrap_or(false);
-    let listed = lock(&shared.relay)
-        .hub
-        .public_rooms(open, shared.config.limits.max_listed_rooms);
+    let query = query.map(|Query(q)| q).unwrap_or_default();
+    let max = shared.config.limits.max_listed_rooms;
+    let limit = query.limit.unwrap_or(max).clamp(1, max);
+    let (listed, next) =
+        lock(&shared.relay)
+            .hub
+            .public_rooms(query.open.unwrap_or(false), limit, query.before);
     let rooms: Vec<serde_json::Value> = listed
         .into_iter()
         .map(|listing| {
@@ -336,7 +341,7 @@ async fn rooms(
             })
         })
         .collect();
-    axum::Json(serde_json::json!({ "rooms": rooms })).into_response()
+    axum::Json(serde_json::json!({ "rooms": rooms, "next": next })).into_response()
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {

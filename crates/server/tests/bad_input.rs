@@ -374,6 +374,8 @@ async fn slow_reader_is_closed_and_the_room_keeps_flowing() {
     config.limits.send_queue_messages = 8;
     config.limits.messages_per_second = 100_000;
     config.limits.message_burst = 100_000;
+    config.limits.bytes_per_second = 1 << 30;
+    config.limits.byte_burst = 1 << 30;
     let server = start(config).await;
     let addr = server.local_addr();
     let mut witness = Witness::new(addr, "slow").await;

@@ -128,6 +128,8 @@ async fn a_peer_whose_socket_stops_taking_writes_is_closed_as_a_slow_reader_and_
     config.limits.max_write_buffer_bytes = 1 << 30;
     config.limits.messages_per_second = 100_000;
     config.limits.message_burst = 100_000;
+    config.limits.bytes_per_second = 1 << 30;
+    config.limits.byte_burst = 1 << 30;
     let server = start(config).await;
     let addr = server.local_addr();
     // The stalled peer joins and never reads again (its socket stays open).

@@ -213,7 +213,17 @@ async fn public_rooms_are_listed_private_ones_never() {
         .iter()
         .map(|r| r["room"].as_str().unwrap())
         .collect();
-    assert_eq!(names, vec!["friday", "full"]);
+    // Newest first; one page holds them all.
+    assert_eq!(names, vec!["full", "friday"]);
+    assert_eq!(listing["next"], serde_json::Value::Null);
+    // Pages of one, by cursor.
+    let (_, body) = http_get(addr, "/rooms?limit=1").await;
+    let first: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(first["rooms"][0]["room"], "full");
+    let next = first["next"].as_u64().expect("a cursor");
+    let (_, body) = http_get(addr, &format!("/rooms?limit=1&before={next}")).await;
+    let second: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(second["rooms"][0]["room"], "friday");
     let (_, body) = http_get(addr, "/rooms?open=true").await;
     let open: serde_json::Value = serde_json::from_str(&body).unwrap();
     let room = &open["rooms"][0];

@@ -6,6 +6,7 @@
 //! current time (and random values it drew) and carries out the [`Effects`] they return.
 //! Everything here is deterministic and unit-tested without a network.
 
+mod listing;
 mod peer_map;
 mod room;
 mod throttle;
@@ -23,6 +24,7 @@ pub use peer_map::PeerMap;
 pub use room::{normalize_code, RoomOptions, CODE_ALPHABET, CODE_LENGTH};
 pub use switchboard_protocol::rate::TokenBucket;
 
+use listing::PublicIndex;
 use room::{code_from, reroll, Room};
 use throttle::{RateTable, Throttles};
 
@@ -52,6 +54,8 @@ pub struct HubLimits {
     /// Sustained lookups per second of private rooms by name (codes) from one IP address that
     /// miss, and the burst above it.
     pub code_lookups_per_ip: (f64, u32),
+    /// Most public rooms created from one IP address that exist at once.
+    pub max_public_rooms_per_ip: usize,
 }
 
 /// A message for a list of peers. The shell encodes it once per encoding and queues it.
@@ -254,6 +258,7 @@ pub struct Hub {
     /// Suspended and detached peers by deadline.
     deadlines: BTreeSet<(Instant, PeerId)>,
     throttles: Throttles,
+    public: PublicIndex,
 }
 
 fn error(code: ErrorCode, message: impl Into<String>) -> ProtocolError {
@@ -274,6 +279,7 @@ impl Hub {
             tokens: HashMap::new(),
             open_matches: HashMap::new(),
             deadlines: BTreeSet::new(),
+            public: PublicIndex::new(limits.max_public_rooms_per_ip),
             throttles: Throttles {
                 joins_by_ip: RateTable::new(limits.joins_per_ip.0, limits.joins_per_ip.1),
                 joins_by_room: RateTable::new(limits.joins_per_room.0, limits.joins_per_room.1),
@@ -372,6 +378,7 @@ impl Hub {
                 link: Link::Attached { conn: request.conn },
             },
         );
+        self.relist(&room_name);
         let seat = Seat {
             id,
             room: room_name,
@@ -413,6 +420,7 @@ impl Hub {
         peer.token = Some(request.next_token);
         let (room_name, name) = (peer.room.clone(), peer.name.clone());
         self.tokens.insert(request.next_token, id);
+        self.relist(&room_name);
         let room = self.rooms.get(&room_name).ok_or_else(refused)?;
         let peers = room
             .members
@@ -483,23 +491,39 @@ impl Hub {
         effects
     }
 
-    /// Public rooms, by name: all of them, or only those a peer could still join.
-    pub fn public_rooms(&self, open_only: bool, limit: usize) -> Vec<Listing> {
-        let mut listed: Vec<Listing> = self
-            .rooms
-            .iter()
-            .filter(|(_, room)| {
-                room.options.public && !(open_only && (room.is_full() || room.started))
-            })
-            .map(|(name, room)| Listing {
-                room: name.clone(),
+    /// Public rooms that someone in them can answer, newest first: at most `limit`, older than
+    /// the cursor `before` if given (`open_only`: not full, not started). Returns them and the
+    /// cursor of the next page, if there may be one. Costs what it returns, plus the rooms it
+    /// skips as full or started.
+    pub fn public_rooms(
+        &self,
+        open_only: bool,
+        limit: usize,
+        before: Option<u64>,
+    ) -> (Vec<Listing>, Option<u64>) {
+        let mut listed = Vec::new();
+        let mut next = None;
+        for (seq, name) in self.public.newest(before) {
+            let Some(room) = self.rooms.get(name) else {
+                continue;
+            };
+            if open_only && (room.is_full() || room.started) {
+                continue;
+            }
+            if listed.len() == limit {
+                break;
+            }
+            listed.push(Listing {
+                room: name.to_owned(),
                 players: room.members.len(),
                 info: room.info(),
-            })
-            .collect();
-        listed.sort_by(|a, b| a.room.cmp(&b.room));
-        listed.truncate(limit);
-        listed
+            });
+            next = Some(seq);
+        }
+        if listed.len() < limit {
+            next = None;
+        }
+        (listed, next)
     }
 
     /// Handles one decoded message from a connected peer.
@@ -557,6 +581,8 @@ impl Hub {
                 let until = now + self.limits.detached_ttl;
                 if let Some(peer) = self.peers.get_mut(&from) {
                     peer.link = Link::Detached { until };
+                    let room = peer.room.clone();
+                    self.relist(&room);
                 }
                 self.deadlines.insert((until, from));
                 effects.new_deadline = true;
@@ -647,6 +673,23 @@ impl Hub {
         Ok(name)
     }
 
+    /// Refuses a new public room from an address that has `max_public_rooms_per_ip`.
+    fn admit_public(&self, options: &RoomOptions, ip: IpAddr) -> Result<(), ProtocolError> {
+        if options.public && !self.public.has_room_for(ip) {
+            return Err(throttled(
+                "your address has max_public_rooms_per_ip public rooms: make this one private",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Enters a new public room in the index (shown once someone is in it).
+    fn index_public(&mut self, room: &str, options: &RoomOptions, ip: IpAddr) {
+        if options.public {
+            self.public.add(room, ip);
+        }
+    }
+
     fn place(&mut self, request: &JoinRequest) -> Result<String, ProtocolError> {
         let max = self.limits.max_peers_per_room;
         match &request.destination {
@@ -671,19 +714,23 @@ impl Hub {
                     return Err(error(ErrorCode::NoSuchRoom, format!("no room {room:?}")));
                 }
                 let capacity = checked_capacity(options.capacity, max)?;
+                self.admit_public(options, request.ip)?;
                 self.rooms.insert(
                     room.clone(),
                     Room::new(RoomKind::Named, options.clone(), capacity),
                 );
+                self.index_public(room, options, request.ip);
                 Ok(room.clone())
             }
             Destination::NewCode { options } => {
                 let capacity = checked_capacity(options.capacity, max)?;
+                self.admit_public(options, request.ip)?;
                 let name = self.fresh_name(request.entropy, code_from);
                 self.rooms.insert(
                     name.clone(),
                     Room::new(RoomKind::Code, options.clone(), capacity),
                 );
+                self.index_public(&name, options, request.ip);
                 Ok(name)
             }
             Destination::NewSession => {
@@ -794,6 +841,28 @@ impl Hub {
     /// Takes a peer out of the hub and tells its room; hands the room to a new host or closes
     /// it when the host goes.
     fn remove(&mut self, id: PeerId, reason: LeaveReason, effects: &mut Effects) {
+        let room = self.peers.get(&id).map(|peer| peer.room.clone());
+        self.remove_member(id, reason, effects);
+        if let Some(room) = room {
+            self.relist(&room);
+        }
+    }
+
+    /// Shows a public room in the listing while one of its members is connected or about to
+    /// resume, hides it while all are detached (nobody could answer a newcomer).
+    fn relist(&mut self, name: &str) {
+        let shown = self.rooms.get(name).is_some_and(|room| {
+            room.options.public
+                && room.members.iter().any(|member| {
+                    self.peers
+                        .get(member)
+                        .is_some_and(|p| !matches!(p.link, Link::Detached { .. }))
+                })
+        });
+        self.public.show(name, shown);
+    }
+
+    fn remove_member(&mut self, id: PeerId, reason: LeaveReason, effects: &mut Effects) {
         let Some(peer) = self.peers.remove(&id) else {
             return;
         };
@@ -854,6 +923,7 @@ impl Hub {
     }
 
     fn drop_room(&mut self, name: &str) {
+        self.public.remove(name);
         if let Some(room) = self.rooms.remove(name) {
             if let Some(slot) = room.open_match {
                 self.open_matches.remove(&slot);

@@ -15,6 +15,7 @@ fn limits() -> HubLimits {
         joins_per_ip: (1000.0, 1000),
         joins_per_room: (1000.0, 1000),
         code_lookups_per_ip: (1000.0, 1000),
+        max_public_rooms_per_ip: 1000,
     }
 }
 
@@ -668,19 +669,72 @@ fn only_public_rooms_are_listed_with_their_metadata() {
     )
     .unwrap();
     let all: Vec<String> = hub
-        .public_rooms(false, 10)
+        .public_rooms(false, 10, None)
+        .0
         .into_iter()
         .map(|l| l.room)
         .collect();
+    // Newest first.
     assert_eq!(all, vec!["full", "pub"]);
-    let open_only = hub.public_rooms(true, 10);
+    let (open_only, next) = hub.public_rooms(true, 10, None);
+    assert_eq!(next, None, "one page holds them all");
     assert_eq!(open_only.len(), 1);
     assert_eq!(
         (open_only[0].room.as_str(), open_only[0].players),
         ("pub", 1)
     );
     assert_eq!(open_only[0].info.meta, Some(meta));
-    assert_eq!(hub.public_rooms(false, 1).len(), 1);
+    // Pages of one, by cursor.
+    let (first, next) = hub.public_rooms(false, 1, None);
+    assert_eq!(first[0].room, "full");
+    let (second, _) = hub.public_rooms(false, 1, next);
+    assert_eq!(second[0].room, "pub");
+}
+
+#[test]
+fn public_rooms_are_capped_per_address_and_hidden_while_everyone_detached() {
+    let now = Instant::now();
+    let mut hub = Hub::new(HubLimits {
+        max_public_rooms_per_ip: 2,
+        ..roomy()
+    });
+    let public = |room: &str| Destination::Named {
+        room: room.into(),
+        create: true,
+        options: RoomOptions {
+            public: true,
+            ..RoomOptions::default()
+        },
+    };
+    let from_one = |n: u128, destination| JoinRequest {
+        ip: ip(1),
+        ..request(n, destination)
+    };
+    enter(&mut hub, from_one(1, public("a")), now).unwrap();
+    enter(&mut hub, from_one(2, public("b")), now).unwrap();
+    assert_eq!(
+        enter(&mut hub, from_one(3, public("c")), now).err(),
+        Some(ErrorCode::Throttled)
+    );
+    // A private room is still fine, and another address may list one.
+    enter(&mut hub, from_one(4, named("d")), now).unwrap();
+    enter(&mut hub, request(5, public("e")), now).unwrap();
+    let listed = |hub: &Hub| -> Vec<String> {
+        hub.public_rooms(false, 10, None)
+            .0
+            .into_iter()
+            .map(|l| l.room)
+            .collect()
+    };
+    assert_eq!(listed(&hub), vec!["e", "b", "a"]);
+    // The only member of "a" detaches: nobody could answer a newcomer, so it is hidden.
+    handle(&mut hub, 1, ClientMessage::Detach, now);
+    assert_eq!(listed(&hub), vec!["e", "b"]);
+    // When "b" goes, address 1 may make another public room.
+    hub.disconnect(id(2), 2, LeaveReason::Closed, false, now);
+    assert_eq!(listed(&hub), vec!["e"]);
+    enter(&mut hub, from_one(6, public("f")), now).unwrap();
+    assert_eq!(listed(&hub), vec!["f", "e"]);
 }
 
 fn resumable(n: u128, room: &str) -> JoinRequest {
