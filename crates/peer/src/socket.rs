@@ -201,12 +201,16 @@ async fn serve(server: Server, socket: WebSocket, peer: PeerId, mut outgoing: Fr
                             };
                         }
                     }
-                    Some(Ok(WsMessage::Close(_))) | None => {
+                    Some(Ok(WsMessage::Close(_))) => {
+                        // Send the reply the WebSocket layer queued: a clean close, not 1006.
+                        let _ = tokio::time::timeout(Duration::from_secs(1), sink.flush()).await;
                         break Ending { reason: Some("websocket_closed".into()), close: None };
                     }
+                    None => break Ending { reason: Some("websocket_closed".into()), close: None },
                     Some(Err(error)) => break Ending {
                         reason: Some(format!("websocket_error: {error}")),
-                        close: None,
+                        // RFC 6455: a protocol error is answered 1002, text that is not UTF-8 1007.
+                        close: violation(&error).map(|(code, why)| (code, why.to_owned())),
                     },
                 }
             },
@@ -238,6 +242,22 @@ async fn serve(server: Server, socket: WebSocket, peer: PeerId, mut outgoing: Fr
         )
         .await;
     }
+}
+
+/// The RFC 6455 close code for a peer that broke the WebSocket protocol: 1002, or 1007 for a
+/// text frame that is not UTF-8.
+fn violation(error: &axum::Error) -> Option<(u16, &'static str)> {
+    use tokio_tungstenite::tungstenite::Error;
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        match inner.downcast_ref::<Error>() {
+            Some(Error::Protocol(_)) => return Some((1002, "protocol_error")),
+            Some(Error::Utf8(_)) => return Some((1007, "invalid_utf8")),
+            _ => {}
+        }
+        source = inner.source();
+    }
+    None
 }
 
 /// Whether a write failed because the socket holds `socket_max_write_buffer_bytes` unsent.

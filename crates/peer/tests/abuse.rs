@@ -166,3 +166,57 @@ async fn a_fallback_peer_that_stops_reading_is_closed_by_the_write_deadline() {
     );
     drop(stalled);
 }
+
+/// Reads server frames until a close frame; returns its code (`None`: the socket just ended).
+async fn close_code(stream: &mut TcpStream) -> Option<u16> {
+    let mut buf = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        while buf.len() >= 2 && (buf[1] & 0x7f) < 126 {
+            let len = (buf[1] & 0x7f) as usize;
+            if buf.len() < 2 + len {
+                break;
+            }
+            if buf[0] & 0x0f == 0x8 {
+                return (len >= 2).then(|| u16::from_be_bytes([buf[2], buf[3]]));
+            }
+            buf.drain(..2 + len);
+        }
+        let mut chunk = [0u8; 4096];
+        match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return None,
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+#[tokio::test]
+async fn fallback_protocol_violations_are_answered_as_rfc_6455_says() {
+    let (_server, mut events, http) = server(PeerConfig::default()).await;
+    let mask = [1u8, 2, 3, 4];
+    let not_utf8: Vec<u8> = [0xffu8, 0xfe]
+        .iter()
+        .zip(mask.iter().cycle())
+        .map(|(b, m)| b ^ m)
+        .collect();
+    let cases: [(&str, Vec<u8>, u16); 2] = [
+        ("unmasked frame", vec![0x82, 0x02, 0, 1], 1002),
+        (
+            "text that is not UTF-8",
+            [&[0x81u8, 0x82][..], &mask, &not_utf8].concat(),
+            1007,
+        ),
+    ];
+    for (what, frame, expected) in cases {
+        let (mut stream, head) = upgrade_from("127.0.0.1", http).await;
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        stream.write_all(&frame).await.expect("writes");
+        assert_eq!(close_code(&mut stream).await, Some(expected), "{what}");
+        assert!(
+            closed_reason(&mut events)
+                .await
+                .starts_with("websocket_error"),
+            "{what}"
+        );
+    }
+}

@@ -312,10 +312,18 @@ impl Pump<'_> {
                         }
                         // A normal close (1000) is a goodbye: the peer does not mean to resume.
                         Some(Ok(Message::Close(Some(frame)))) if frame.code == 1000 => {
+                            self.answer_close().await;
                             return Ending { reason: LeaveReason::Closed, may_suspend: false, close: None };
                         }
-                        Some(Ok(Message::Close(_))) | None => return Ending::quietly(LeaveReason::Closed),
+                        Some(Ok(Message::Close(_))) => {
+                            self.answer_close().await;
+                            return Ending::quietly(LeaveReason::Closed);
+                        }
+                        None => return Ending::quietly(LeaveReason::Closed),
                         Some(Err(error)) => {
+                            if let Some((code, reason)) = violation(&error) {
+                                return Ending { reason: LeaveReason::Closed, may_suspend: false, close: Some(CloseReason::Violation { code, reason }) };
+                            }
                             if !is_too_big(&error) {
                                 return Ending::quietly(LeaveReason::Closed);
                             }
@@ -369,6 +377,12 @@ impl Pump<'_> {
         }
     }
 
+    /// Sends the reply to the client's close frame (queued by the WebSocket layer), so the client
+    /// sees a clean close rather than 1006.
+    async fn answer_close(&mut self) {
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.sink.flush()).await;
+    }
+
     /// The ending for the reason the connection's `Closer` was given.
     fn close_as_asked(&self) -> Ending {
         let reason = self.closer.reason();
@@ -377,7 +391,7 @@ impl Pump<'_> {
                 ErrorCode::SlowReader => (LeaveReason::SlowReader, true),
                 _ => (LeaveReason::Shutdown, false),
             },
-            CloseReason::Detached => (LeaveReason::Closed, false),
+            CloseReason::Detached | CloseReason::Violation { .. } => (LeaveReason::Closed, false),
         };
         Ending {
             reason: leave,
@@ -475,6 +489,13 @@ async fn close(sink: &mut Sink, stream: &mut Stream, encoding: Encoding, reason:
                 reason: "detached".into(),
             },
         ),
+        CloseReason::Violation { code, reason } => (
+            None,
+            CloseFrame {
+                code,
+                reason: reason.into(),
+            },
+        ),
     };
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
         if let Some(Ok(frame)) = message.map(|m| encode(&m, encoding)) {
@@ -489,6 +510,23 @@ async fn close(sink: &mut Sink, stream: &mut Stream, encoding: Encoding, reason:
         Ok::<(), axum::Error>(())
     })
     .await;
+}
+
+/// The RFC 6455 close code for a client that broke the WebSocket protocol: 1002 (a protocol
+/// error: reserved bits, an unmasked frame, an oversized or fragmented control frame...) or 1007
+/// (a text frame that is not UTF-8).
+fn violation(error: &axum::Error) -> Option<(u16, &'static str)> {
+    use std::error::Error as _;
+    let mut source = error.source();
+    while let Some(inner) = source {
+        match inner.downcast_ref::<tungstenite::Error>() {
+            Some(tungstenite::Error::Protocol(_)) => return Some((1002, "protocol_error")),
+            Some(tungstenite::Error::Utf8(_)) => return Some((1007, "invalid_utf8")),
+            _ => {}
+        }
+        source = inner.source();
+    }
+    None
 }
 
 fn is_write_buffer_full(error: &axum::Error) -> bool {

@@ -158,7 +158,8 @@ impl Server {
         let stun = if stun_addrs.is_empty() {
             None
         } else {
-            let software = switchboard_stun::SOFTWARE.to_owned();
+            // No SOFTWARE attribute: smaller answers for anyone reflecting traffic off us.
+            let software = String::new();
             Some(
                 StunServer::start(
                     &stun_addrs,

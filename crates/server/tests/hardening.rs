@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::*;
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use switchboard_protocol::{LeaveReason, ServerMessage, Target};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -480,5 +480,89 @@ async fn a_connection_has_a_byte_budget_as_well_as_a_message_rate() {
         ServerMessage::Message { data, .. } => assert_eq!(data, json("\"small\"")),
         other => panic!("expected the small message, got {other:?}"),
     }
+    server.shutdown().await;
+}
+
+/// A masked client frame (mask 1,2,3,4).
+fn masked(first: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [1u8, 2, 3, 4];
+    let mut frame = vec![first];
+    if payload.len() < 126 {
+        frame.push(0x80 | payload.len() as u8);
+    } else {
+        frame.push(0x80 | 126);
+        frame.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    }
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+/// Reads server frames until a close frame; returns its code (`None`: the socket just ended).
+async fn close_code(stream: &mut TcpStream) -> Option<u16> {
+    let mut buf = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        // Parse whole unmasked server frames from the front of `buf`.
+        while buf.len() >= 2 {
+            let len = match buf[1] & 0x7f {
+                126 if buf.len() >= 4 => u16::from_be_bytes([buf[2], buf[3]]) as usize,
+                126 => break,
+                127 => return None,
+                n => n as usize,
+            };
+            let head = if buf[1] & 0x7f == 126 { 4 } else { 2 };
+            if buf.len() < head + len {
+                break;
+            }
+            if buf[0] & 0x0f == 0x8 {
+                return (len >= 2).then(|| u16::from_be_bytes([buf[head], buf[head + 1]]));
+            }
+            buf.drain(..head + len);
+        }
+        let mut chunk = [0u8; 4096];
+        match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return None,
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+#[tokio::test]
+async fn protocol_violations_and_closes_are_answered_as_rfc_6455_says() {
+    let server = start(config()).await;
+    let addr = server.local_addr();
+    let cases: [(&str, Vec<u8>, u16); 4] = [
+        ("RSV1 set", masked(0xC1, b"hi"), 1002),
+        ("unmasked frame", vec![0x81, 0x02, b'h', b'i'], 1002),
+        ("126-byte ping", masked(0x89, &[0u8; 126]), 1002),
+        ("text that is not UTF-8", masked(0x81, &[0xff, 0xfe]), 1007),
+    ];
+    for (what, frame, expected) in cases {
+        let mut stream = tcp_from("127.0.0.1", addr).await;
+        handshake(&mut stream, "/ws/rfc").await;
+        stream.write_all(&frame).await.expect("writes");
+        assert_eq!(close_code(&mut stream).await, Some(expected), "{what}");
+    }
+    // A client's close frame is answered (no 1006 on the client's side).
+    let mut client = Client::join(addr, "rfc", "").await;
+    client
+        .socket
+        .send(tokio_tungstenite::tungstenite::Message::Close(Some(
+            tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Normal,
+                reason: "bye".into(),
+            },
+        )))
+        .await
+        .expect("sends the close");
+    let reply = tokio::time::timeout(WAIT, client.socket.next())
+        .await
+        .expect("a reply");
+    assert!(
+        matches!(reply, Some(Ok(tokio_tungstenite::tungstenite::Message::Close(Some(ref f)))) if u16::from(f.code) == 1000),
+        "{reply:?}"
+    );
+    bystanders_relay(addr, "rfc").await;
     server.shutdown().await;
 }

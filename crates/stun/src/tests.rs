@@ -180,11 +180,11 @@ fn unknown_comprehension_required_attribute_gets_420() {
     };
     let response = parse(&out[..len]).unwrap();
     assert_eq!(response.header.class, Class::ErrorResponse);
-    assert_eq!(
-        response.attribute(0x0009),
-        Some(&b"\0\0\x04\x14Unknown Attribute"[..])
-    );
+    // No reason phrase, no SOFTWARE: less than twice the request (44 bytes for 24).
+    assert_eq!(response.attribute(0x0009), Some(&b"\0\0\x04\x14"[..]));
+    assert_eq!(response.attribute(SOFTWARE_ATTR), None);
     assert_eq!(response.attribute(0x000A), Some(&[0x00, 0x2f][..]));
+    assert_eq!((with_unknown.len(), len), (24, 44));
     // Unknown comprehension-optional attributes (>= 0x8000) are ignored.
     with_unknown[20] = 0x80;
     assert!(matches!(
@@ -204,7 +204,24 @@ fn other_methods_get_400() {
     };
     let response = parse(&out[..len]).unwrap();
     assert_eq!(response.header.method, 0x003);
-    assert_eq!(&response.attribute(0x0009).unwrap()[..4], &[0, 0, 4, 0]);
+    assert_eq!(response.attribute(0x0009), Some(&[0, 0, 4, 0][..]));
+    assert_eq!(response.attribute(SOFTWARE_ATTR), None);
+    // Header, ERROR-CODE, FINGERPRINT: 36 bytes for a 20-byte request.
+    assert_eq!((n, len), (20, 36));
+}
+
+#[test]
+fn a_binding_answer_carries_software_only_when_given() {
+    let mut request = [0u8; 28];
+    let n = binding_request([5; 12], false, &mut request);
+    let mut out = [0u8; MAX_RESPONSE_LEN];
+    let Action::Reply(len) = respond(&request[..n], source(), "", &mut out) else {
+        panic!("answered")
+    };
+    let response = parse(&out[..len]).unwrap();
+    assert_eq!(response.attribute(SOFTWARE_ATTR), None);
+    // Header, XOR-MAPPED-ADDRESS (IPv4), FINGERPRINT.
+    assert_eq!((n, len), (20, 40));
 }
 
 #[test]

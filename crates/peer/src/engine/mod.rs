@@ -228,7 +228,8 @@ impl Engine {
                 let action = switchboard_stun::respond(
                     datagram,
                     source,
-                    switchboard_stun::SOFTWARE,
+                    // No SOFTWARE attribute: smaller answers for reflection.
+                    "",
                     &mut self.stun_out,
                 );
                 if let switchboard_stun::Action::Reply(n)

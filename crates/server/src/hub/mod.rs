@@ -86,6 +86,14 @@ pub enum CloseReason {
     Error(ProtocolError),
     /// Normally (1000): the peer detached and stays in its room without a connection.
     Detached,
+    /// With a bare close frame: the client broke the WebSocket protocol itself (RFC 6455: 1002
+    /// for a protocol error, 1007 for a text frame that is not UTF-8). Only the shell uses it.
+    Violation {
+        /// The close code.
+        code: u16,
+        /// The close reason.
+        reason: &'static str,
+    },
 }
 
 /// A connection the shell must close.
