@@ -4,7 +4,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n== %s\n' "$*"; }
+# Each stage's time is printed when the next one starts, and the total at the end.
+suite_start=$(date +%s)
+stage_start=$suite_start
+stage_name=""
+step() {
+  local now
+  now=$(date +%s)
+  if [ -n "$stage_name" ]; then
+    printf '== %s: %ss\n' "$stage_name" "$((now - stage_start))"
+  fi
+  stage_name="$*"
+  stage_start=$now
+  printf '\n== %s\n' "$*"
+}
+finish() {
+  step "done"
+  printf '== total: %ss\n' "$(($(date +%s) - suite_start))"
+}
 
 step "toolchain"
 if ! command -v cargo >/dev/null; then
@@ -16,11 +33,13 @@ rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup comp
 rustup target list --installed 2>/dev/null | grep -q '^wasm32-unknown-unknown$' || rustup target add wasm32-unknown-unknown
 
 step "system packages"
-# coturn's turnutils_stunclient is the real STUN client the STUN tests use; Debian's chromium is
-# the browser of the end-to-end tests; Node runs the browser client's build and tests.
+# coturn's turnutils_stunclient is the real STUN client the STUN tests use; Debian's chromium and
+# firefox-esr are the browsers of the end-to-end tests; Node runs the browser client's build and
+# tests.
 missing=()
 command -v turnutils_stunclient >/dev/null || missing+=(coturn)
 [ -x "${CHROMIUM_BIN:-/usr/bin/chromium}" ] || missing+=(chromium)
+[ -x "${FIREFOX_BIN:-/usr/bin/firefox-esr}" ] || missing+=(firefox-esr)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -54,8 +73,10 @@ step "browser client: unit tests (node --test)"
 step "Rust tests"
 cargo test --workspace --locked
 
-step "end-to-end tests in headless Chromium"
+step "end-to-end tests in headless Chromium and Firefox ESR"
 cargo build --locked -p switchboard
 cargo build --locked -p switchboard-peer --examples
 cargo build --locked -p switchboard-arena
 (cd clients/js && npm run --silent test:e2e)
+
+finish
