@@ -177,6 +177,9 @@ function parseCandidate(value: string): CompactCandidate | null {
   if (protocol === "tcp") {
     const tcpType = TCP_TYPES.find((t) => t === extension("tcptype"));
     if (tcpType === undefined) throw sdpError("invalid a=candidate: tcp candidate without a valid tcptype");
+    // Active TCP candidates (Firefox adds one per address) have port 9: nothing can connect to
+    // them, and a peer that can exchange a code on one network never needs TCP. Left out.
+    if (tcpType === "active") return null;
     candidate.protocol = "tcp";
     candidate.tcpType = tcpType;
   } else if (protocol !== "udp") {
@@ -338,6 +341,16 @@ export function crc32(bytes: Uint8Array): number {
   return (crc ^ 0xffffffff) >>> 0;
 }
 
+/** Flag bit: non-default SCTP port, max message size or mid follow the fingerprint. */
+const FLAG_EXTRAS = 0x20;
+/** Flag bit: the ICE credentials are lowercase hex (Firefox's), packed 4 bits per character. */
+const FLAG_HEX_ICE = 0x40;
+/** Flag bit: Firefox's SCTP port, max message size and mid (5000, 1073741823, `0`). */
+const FLAG_FIREFOX = 0x80;
+/** Firefox's `a=max-message-size`. */
+const FIREFOX_MAX_MESSAGE_SIZE = 1073741823;
+const HEX_ICE = /^[0-9a-f]*$/;
+
 /** The compact bytes of a description; throws `invalid_sdp` when a field cannot be carried. */
 export function encodeDescription(d: CompactDescription): Uint8Array {
   if (!validIce(d.iceUfrag, 4)) throw sdpError("cannot encode: ice-ufrag must be 4-255 ICE characters");
@@ -347,23 +360,35 @@ export function encodeDescription(d: CompactDescription): Uint8Array {
   }
   if (d.mid.length === 0 || d.mid.length > 32) throw sdpError("cannot encode: mid must be 1-32 bytes");
   if (d.candidates.length > MAX_CANDIDATES) throw sdpError(`cannot encode: more than ${MAX_CANDIDATES} candidates`);
-  const extras = d.mid !== DEFAULT_MID || d.sctpPort !== DEFAULT_SCTP_PORT || d.maxMessageSize !== DEFAULT_MAX_MESSAGE_SIZE;
+  const firefox = d.mid === DEFAULT_MID && d.sctpPort === DEFAULT_SCTP_PORT && d.maxMessageSize === FIREFOX_MAX_MESSAGE_SIZE;
+  const extras = !firefox && (d.mid !== DEFAULT_MID || d.sctpPort !== DEFAULT_SCTP_PORT || d.maxMessageSize !== DEFAULT_MAX_MESSAGE_SIZE);
+  const credentials = d.iceUfrag + d.icePwd;
+  const hex = HEX_ICE.test(credentials);
   let flags = d.type === "answer" ? 1 : 0;
   flags |= SETUPS.indexOf(d.setup) << 1;
   flags |= HASH_NAMES.indexOf(d.fingerprint.algorithm) << 3;
-  if (extras) flags |= 0x20;
+  if (extras) flags |= FLAG_EXTRAS;
+  if (hex) flags |= FLAG_HEX_ICE;
+  if (firefox) flags |= FLAG_FIREFOX;
   const out: number[] = [COMPACT_VERSION, flags, d.iceUfrag.length, d.icePwd.length];
-  let acc = 0;
-  let bits = 0;
-  for (const c of d.iceUfrag + d.icePwd) {
-    acc = ((acc << 6) | ICE.indexOf(c)) & 0xffff;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push((acc >> bits) & 0xff);
+  if (hex) {
+    // Four bits per lowercase hex character (Firefox's credentials), zero-padded to a byte.
+    for (let i = 0; i < credentials.length; i += 2) {
+      out.push((parseInt(credentials[i], 16) << 4) | (i + 1 < credentials.length ? parseInt(credentials[i + 1], 16) : 0));
     }
+  } else {
+    let acc = 0;
+    let bits = 0;
+    for (const c of credentials) {
+      acc = ((acc << 6) | ICE.indexOf(c)) & 0xffff;
+      bits += 6;
+      if (bits >= 8) {
+        bits -= 8;
+        out.push((acc >> bits) & 0xff);
+      }
+    }
+    if (bits > 0) out.push((acc << (8 - bits)) & 0xff);
   }
-  if (bits > 0) out.push((acc << (8 - bits)) & 0xff);
   out.push(...d.fingerprint.digest);
   if (extras) {
     out.push(d.sctpPort >> 8, d.sctpPort & 0xff);
@@ -406,7 +431,7 @@ export function decodeDescription(bytes: Uint8Array): CompactDescription {
   };
   const byte = () => take(1)[0];
   const flags = byte();
-  if (flags & 0xc0) throw invalid("reserved flag bits are set");
+  if (flags & FLAG_EXTRAS && flags & FLAG_FIREFOX) throw invalid("both the extras and the Firefox defaults flag are set");
   const type = flags & 1 ? "answer" : "offer";
   const setupIndex = (flags >> 1) & 3;
   if (setupIndex === 3) throw invalid("unknown setup role");
@@ -417,23 +442,28 @@ export function decodeDescription(bytes: Uint8Array): CompactDescription {
   const pwdLength = byte();
   if (ufragLength < 4 || pwdLength < 22) throw invalid("ICE ufrag or password too short");
   const chars = ufragLength + pwdLength;
-  const packed = take(Math.ceil((chars * 6) / 8));
   let text = "";
-  let acc = 0;
-  let bits = 0;
-  for (const b of packed) {
-    acc = ((acc << 8) | b) & 0xffff;
-    bits += 8;
-    while (bits >= 6 && text.length < chars) {
-      bits -= 6;
-      text += ICE[(acc >> bits) & 0x3f];
+  if (flags & FLAG_HEX_ICE) {
+    for (const b of take(Math.ceil(chars / 2))) text += b.toString(16).padStart(2, "0");
+    text = text.slice(0, chars);
+  } else {
+    let acc = 0;
+    let bits = 0;
+    for (const b of take(Math.ceil((chars * 6) / 8))) {
+      acc = ((acc << 8) | b) & 0xffff;
+      bits += 8;
+      while (bits >= 6 && text.length < chars) {
+        bits -= 6;
+        text += ICE[(acc >> bits) & 0x3f];
+      }
     }
   }
   const digest = Uint8Array.from(take(HASHES[algorithm]));
   let sctpPort = DEFAULT_SCTP_PORT;
   let maxMessageSize = DEFAULT_MAX_MESSAGE_SIZE;
   let mid = DEFAULT_MID;
-  if (flags & 0x20) {
+  if (flags & FLAG_FIREFOX) maxMessageSize = FIREFOX_MAX_MESSAGE_SIZE;
+  if (flags & FLAG_EXTRAS) {
     const fixed = take(6);
     sctpPort = (fixed[0] << 8) | fixed[1];
     maxMessageSize = ((fixed[2] << 24) | (fixed[3] << 16) | (fixed[4] << 8) | fixed[5]) >>> 0;

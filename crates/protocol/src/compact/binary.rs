@@ -21,7 +21,12 @@ pub const MAX_CODE_BYTES: usize = 2048;
 const CHECKSUM_BYTES: usize = 4;
 const FLAG_ANSWER: u8 = 0b0000_0001;
 const FLAG_EXTRAS: u8 = 0b0010_0000;
-const FLAG_RESERVED: u8 = 0b1100_0000;
+/// The ICE credentials are lowercase hex (as Firefox makes them): 4 bits per character.
+const FLAG_HEX_ICE: u8 = 0b0100_0000;
+/// Firefox's SCTP port, max message size and mid (5000, 1073741823, `0`): no extras bytes.
+const FLAG_FIREFOX: u8 = 0b1000_0000;
+/// Firefox's `a=max-message-size`.
+const FIREFOX_MAX_MESSAGE_SIZE: u32 = 1_073_741_823;
 const CANDIDATE_RESERVED: u8 = 0b1000_0000;
 
 /// Why a description cannot be encoded.
@@ -87,9 +92,14 @@ impl Description {
         if self.candidates.len() > MAX_CANDIDATES {
             return Err(EncodeError::TooManyCandidates);
         }
-        let extras = self.mid != DEFAULT_MID
-            || self.sctp_port != DEFAULT_SCTP_PORT
-            || self.max_message_size != DEFAULT_MAX_MESSAGE_SIZE;
+        let firefox = self.mid == DEFAULT_MID
+            && self.sctp_port == DEFAULT_SCTP_PORT
+            && self.max_message_size == FIREFOX_MAX_MESSAGE_SIZE;
+        let extras = !firefox
+            && (self.mid != DEFAULT_MID
+                || self.sctp_port != DEFAULT_SCTP_PORT
+                || self.max_message_size != DEFAULT_MAX_MESSAGE_SIZE);
+        let hex = is_hex(&self.ice_ufrag) && is_hex(&self.ice_pwd);
         let mut flags = match self.sdp_type {
             SdpType::Offer => 0,
             SdpType::Answer => FLAG_ANSWER,
@@ -99,6 +109,12 @@ impl Description {
         if extras {
             flags |= FLAG_EXTRAS;
         }
+        if firefox {
+            flags |= FLAG_FIREFOX;
+        }
+        if hex {
+            flags |= FLAG_HEX_ICE;
+        }
         let mut out = Vec::with_capacity(96);
         out.extend([
             VERSION,
@@ -106,7 +122,12 @@ impl Description {
             self.ice_ufrag.len() as u8,
             self.ice_pwd.len() as u8,
         ]);
-        pack_ice(self.ice_ufrag.bytes().chain(self.ice_pwd.bytes()), &mut out);
+        let credentials = self.ice_ufrag.bytes().chain(self.ice_pwd.bytes());
+        if hex {
+            pack_hex(credentials, &mut out);
+        } else {
+            pack_ice(credentials, &mut out);
+        }
         out.extend_from_slice(&self.fingerprint.digest);
         if extras {
             out.extend(self.sctp_port.to_be_bytes());
@@ -258,8 +279,10 @@ impl<'a> Reader<'a> {
 fn read_description(reader: &mut Reader<'_>) -> Result<Description, DecodeError> {
     let invalid = DecodeError::Invalid;
     let flags = reader.byte()?;
-    if flags & FLAG_RESERVED != 0 {
-        return Err(invalid("reserved flag bits are set"));
+    if flags & FLAG_EXTRAS != 0 && flags & FLAG_FIREFOX != 0 {
+        return Err(invalid(
+            "both the extras and the Firefox defaults flag are set",
+        ));
     }
     let sdp_type = if flags & FLAG_ANSWER != 0 {
         SdpType::Answer
@@ -287,8 +310,11 @@ fn read_description(reader: &mut Reader<'_>) -> Result<Description, DecodeError>
         return Err(invalid("ICE ufrag or password too short"));
     }
     let chars = ufrag_len + pwd_len;
-    let packed = reader.take((chars * 6).div_ceil(8))?;
-    let text = unpack_ice(packed, chars);
+    let text = if flags & FLAG_HEX_ICE != 0 {
+        unpack_hex(reader.take(chars.div_ceil(2))?, chars)
+    } else {
+        unpack_ice(reader.take((chars * 6).div_ceil(8))?, chars)
+    };
     let (ufrag, pwd) = text.split_at(ufrag_len);
     let digest = reader.take(algorithm.digest_len())?.to_vec();
     let (mut sctp_port, mut max_message_size, mut mid) = (
@@ -296,6 +322,9 @@ fn read_description(reader: &mut Reader<'_>) -> Result<Description, DecodeError>
         DEFAULT_MAX_MESSAGE_SIZE,
         DEFAULT_MID.to_owned(),
     );
+    if flags & FLAG_FIREFOX != 0 {
+        max_message_size = FIREFOX_MAX_MESSAGE_SIZE;
+    }
     if flags & FLAG_EXTRAS != 0 {
         sctp_port = u16::from_be_bytes(reader.array()?);
         max_message_size = u32::from_be_bytes(reader.array()?);
@@ -324,6 +353,41 @@ fn read_description(reader: &mut Reader<'_>) -> Result<Description, DecodeError>
         max_message_size,
         candidates,
     })
+}
+
+/// Whether every character is a lowercase hex digit.
+fn is_hex(text: &str) -> bool {
+    text.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Four bits per lowercase hex character, most significant first, zero-padded to a byte.
+fn pack_hex(chars: impl Iterator<Item = u8>, out: &mut Vec<u8>) {
+    let mut high = None;
+    for c in chars {
+        let nibble = if c.is_ascii_digit() {
+            c - b'0'
+        } else {
+            c - b'a' + 10
+        };
+        match high.take() {
+            None => high = Some(nibble),
+            Some(h) => out.push((h << 4) | nibble),
+        }
+    }
+    if let Some(h) = high {
+        out.push(h << 4);
+    }
+}
+
+fn unpack_hex(packed: &[u8], chars: usize) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    packed
+        .iter()
+        .flat_map(|b| [b >> 4, b & 0x0f])
+        .take(chars)
+        .map(|nibble| char::from(HEX[usize::from(nibble)]))
+        .collect()
 }
 
 fn unpack_ice(packed: &[u8], chars: usize) -> String {

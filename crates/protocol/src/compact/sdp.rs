@@ -271,6 +271,9 @@ fn parse_fingerprint(value: &str) -> Result<Fingerprint, SdpError> {
 
 /// Parses `<foundation> <component> <transport> <priority> <address> <port> typ <type> ...`.
 /// Candidates of other components are skipped (`Ok(None)`): data channels use component 1.
+/// So are TCP `active` candidates (Firefox adds one per address): their port is always 9, no
+/// connection can be made to them, and they only ever pair with the other side's passive TCP
+/// candidates, which two peers that can exchange a code on one network never need.
 pub(super) fn parse_candidate(value: &str) -> Result<Option<Candidate>, SdpError> {
     let bad = |reason| invalid("candidate", reason);
     let fields: Vec<&str> = value.split_ascii_whitespace().collect();
@@ -297,7 +300,7 @@ pub(super) fn parse_candidate(value: &str) -> Result<Option<Candidate>, SdpError
     let transport = match fields[2].to_ascii_lowercase().as_str() {
         "udp" => Transport::Udp,
         "tcp" => Transport::Tcp(match extension("tcptype") {
-            Some("active") => TcpType::Active,
+            Some("active") => return Ok(None),
             Some("passive") => TcpType::Passive,
             Some("so") => TcpType::So,
             _ => return Err(bad("tcp candidate without a valid tcptype")),
