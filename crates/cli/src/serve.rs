@@ -125,7 +125,7 @@ struct LimitArgs {
     /// Most HTTP connections not yet upgraded, all addresses [default: 4096].
     #[arg(long, env = "SWITCHBOARD_MAX_PENDING_CONNECTIONS")]
     max_pending_connections: Option<usize>,
-    /// Most HTTP connections not yet upgraded from one IP address [default: 64].
+    /// Most HTTP connections not yet upgraded from one IP address [default: 256].
     #[arg(long, env = "SWITCHBOARD_MAX_PENDING_PER_IP")]
     max_pending_per_ip: Option<usize>,
     /// Time for a not-upgraded HTTP connection to send a whole request, ms [default: 10000].

@@ -277,7 +277,7 @@ impl Default for Limits {
             control_frames_per_second: 10,
             control_burst: 50,
             max_pending_connections: 4_096,
-            max_pending_per_ip: 64,
+            max_pending_per_ip: 256,
             http_idle_timeout_ms: 10_000,
             max_header_bytes: 16 * 1024,
             joins_per_ip_per_second: 10,
