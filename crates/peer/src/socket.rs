@@ -207,6 +207,10 @@ async fn serve(server: Server, socket: WebSocket, peer: PeerId, mut outgoing: Fr
                         break Ending { reason: Some("websocket_closed".into()), close: None };
                     }
                     None => break Ending { reason: Some("websocket_closed".into()), close: None },
+                    // TCP ended (FIN or reset) with no close frame: the browser is simply gone.
+                    Some(Err(error)) if is_lost_connection(&error) => {
+                        break Ending { reason: Some("websocket_closed".into()), close: None }
+                    }
                     Some(Err(error)) => break Ending {
                         reason: Some(format!("websocket_error: {error}")),
                         // RFC 6455: a protocol error is answered 1002, text that is not UTF-8 1007.
@@ -258,6 +262,23 @@ fn violation(error: &axum::Error) -> Option<(u16, &'static str)> {
         source = inner.source();
     }
     None
+}
+
+/// Whether the connection ended without a close frame, by a FIN or a reset (a lost connection,
+/// not a violation).
+fn is_lost_connection(error: &axum::Error) -> bool {
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
+    use tokio_tungstenite::tungstenite::Error;
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        if let Some(Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) | Error::Io(_)) =
+            inner.downcast_ref::<Error>()
+        {
+            return true;
+        }
+        source = inner.source();
+    }
+    false
 }
 
 /// Whether a write failed because the socket holds `socket_max_write_buffer_bytes` unsent.

@@ -251,3 +251,23 @@ async fn a_kicked_peer_that_takes_nothing_is_removed_after_the_linger() {
     assert_eq!(server.peer_count().await, 0, "gone after the linger");
     drop(stalled);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_says_goodbye_and_closes_every_transport() {
+    let (server, mut events, http) = server(PeerConfig::default()).await;
+    let mut client = Client::connect(http).await;
+    assert!(matches!(events.recv().await, Event::Open(_)));
+    server.shutdown();
+    assert_eq!(
+        client.message(Duration::from_secs(5)).await,
+        (true, Message::Goodbye("shutdown".into()))
+    );
+    assert_eq!(
+        client.next(Duration::from_secs(5)).await,
+        Some(Seen::Closed)
+    );
+    assert!(matches!(events.recv().await, Event::Closed(_, reason) if reason == "shutdown"));
+    // A stopped server takes no new peers.
+    let (status, body) = common::post(http, "/connect", "v=0").await;
+    assert_eq!(status, 503, "{body}");
+}

@@ -202,6 +202,33 @@ async fn a_kick_reaches_the_browser_as_goodbye_and_closes_the_socket() {
     assert_eq!(closed(&mut socket).await.0, CloseCode::Normal);
 }
 
+/// A browser whose connection ends with no close frame (a crash, a killed tab's process) is
+/// reported as `websocket_closed` whether TCP ends with a FIN or a reset, not as an error.
+#[tokio::test]
+async fn a_socket_that_ends_without_a_close_frame_is_websocket_closed() {
+    let (_server, mut events, url) = start(PeerConfig::default()).await;
+    for reset in [false, true] {
+        let mut socket = open(&url).await;
+        let peer = opened(&mut events).await;
+        let MaybeTlsStream::Plain(tcp) = socket.get_mut() else {
+            panic!("plain TCP")
+        };
+        if reset {
+            tcp.set_linger(Some(Duration::ZERO)).expect("linger set");
+        } else {
+            tokio::io::AsyncWriteExt::shutdown(tcp)
+                .await
+                .expect("the FIN is sent");
+        }
+        drop(socket);
+        assert_eq!(
+            next_event(&mut events).await,
+            Event::Closed(peer, "websocket_closed".into()),
+            "reset: {reset}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn bad_input_closes_only_its_sender_with_a_reason() {
     let (server, mut events, url) = start(PeerConfig::default()).await;

@@ -520,6 +520,11 @@ fn violation(error: &axum::Error) -> Option<(u16, &'static str)> {
     let mut source = error.source();
     while let Some(inner) = source {
         match inner.downcast_ref::<tungstenite::Error>() {
+            // A TCP close with no close frame is a lost connection, not a violation: the
+            // peer may resume.
+            Some(tungstenite::Error::Protocol(
+                tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+            )) => return None,
             Some(tungstenite::Error::Protocol(_)) => return Some((1002, "protocol_error")),
             Some(tungstenite::Error::Utf8(_)) => return Some((1007, "invalid_utf8")),
             _ => {}

@@ -257,7 +257,7 @@ async fn a_resumed_peer_keeps_its_id_and_the_room_sees_nothing() {
     assert!(bob.welcome.peers[0].resumable);
     ann.recv().await;
     // The connection drops without a goodbye.
-    drop(ann);
+    ann.vanish(Vanish::Fin).await;
     bob.expect_silence(Duration::from_millis(200)).await;
     // A message to the suspended peer, by id and by name, is accepted and dropped: no error for
     // the sender (the next thing it hears is the answer to its ping), nothing for the peer later.
@@ -286,6 +286,36 @@ async fn a_resumed_peer_keeps_its_id_and_the_room_sees_nothing() {
     // The old token is spent.
     let (code, close, _) = refused(addr, &format!("/ws/r?resume={token}"), Encoding::Json).await;
     assert_eq!((code, close), (ErrorCode::ResumeFailed, 4010));
+    server.shutdown().await;
+}
+
+/// A lost connection suspends a resumable peer however the TCP connection ends: an orderly
+/// close with no WebSocket close frame (what a killed process sends) and a reset alike.
+#[tokio::test]
+async fn a_resumable_peer_is_suspended_after_a_fin_or_a_reset() {
+    let server = start(short_grace()).await;
+    let addr = server.local_addr();
+    let mut bob = Client::join(addr, "r", "").await;
+    for how in [Vanish::Fin, Vanish::Reset] {
+        let ann = Client::join(addr, "r", "resumable=true").await;
+        let token = ann.welcome.resume_token.clone().expect("a token");
+        assert!(matches!(bob.recv().await, ServerMessage::PeerJoined(_)));
+        ann.vanish(how).await;
+        bob.expect_silence(Duration::from_millis(300)).await;
+        let mut back = Client::at(addr, &format!("/ws/r?resume={token}")).await;
+        assert!(back.welcome.resumed, "{how:?}");
+        back.socket
+            .close(Some(CloseFrame {
+                code: CloseCode::Normal,
+                reason: "bye".into(),
+            }))
+            .await
+            .expect("closes");
+        assert!(
+            matches!(bob.recv().await, ServerMessage::PeerLeft { .. }),
+            "{how:?}"
+        );
+    }
     server.shutdown().await;
 }
 

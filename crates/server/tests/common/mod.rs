@@ -155,6 +155,21 @@ impl Client {
         }
     }
 
+    /// Ends the connection without a close frame, the way a client that crashes or loses its
+    /// network does: with a TCP FIN (`Vanish::Fin`) or a reset (`Vanish::Reset`).
+    pub async fn vanish(self, how: Vanish) {
+        let mut socket = self.socket;
+        let MaybeTlsStream::Plain(tcp) = socket.get_mut() else {
+            panic!("tests vanish over plain TCP")
+        };
+        match how {
+            Vanish::Fin => tokio::io::AsyncWriteExt::shutdown(tcp)
+                .await
+                .expect("the FIN is sent"),
+            Vanish::Reset => tcp.set_linger(Some(Duration::ZERO)).expect("linger set"),
+        }
+    }
+
     /// Asserts nothing arrives for `quiet`.
     pub async fn expect_silence(&mut self, quiet: Duration) {
         let deadline = tokio::time::Instant::now() + quiet;
@@ -166,6 +181,16 @@ impl Client {
             }
         }
     }
+}
+
+/// How a vanishing client's TCP connection ends.
+#[derive(Clone, Copy, Debug)]
+pub enum Vanish {
+    /// An orderly TCP close with no WebSocket close frame (tungstenite reports a reset without
+    /// closing handshake).
+    Fin,
+    /// A TCP reset (an I/O error on the server's read).
+    Reset,
 }
 
 /// Reads until the server closes; returns the error code sent before the close and the close
