@@ -214,7 +214,7 @@ async fn a_socket_that_ends_without_a_close_frame_is_websocket_closed() {
             panic!("plain TCP")
         };
         if reset {
-            tcp.set_linger(Some(Duration::ZERO)).expect("linger set");
+            tcp.set_zero_linger().expect("linger set");
         } else {
             tokio::io::AsyncWriteExt::shutdown(tcp)
                 .await

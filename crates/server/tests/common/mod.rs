@@ -166,7 +166,7 @@ impl Client {
             Vanish::Fin => tokio::io::AsyncWriteExt::shutdown(tcp)
                 .await
                 .expect("the FIN is sent"),
-            Vanish::Reset => tcp.set_linger(Some(Duration::ZERO)).expect("linger set"),
+            Vanish::Reset => tcp.set_zero_linger().expect("linger set"),
         }
     }
 
