@@ -50,7 +50,45 @@ pub struct ServeArgs {
     #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
     #[command(flatten)]
+    access: AccessArgs,
+    #[command(flatten)]
     limits: LimitArgs,
+}
+
+/// Auth and TURN (docs/auth.md).
+#[derive(Args, Debug)]
+struct AccessArgs {
+    /// Require a JWT on every connect, HS256 with this shared secret.
+    #[arg(long, env = "SWITCHBOARD_AUTH_JWT_SECRET", hide_env_values = true)]
+    auth_jwt_secret: Option<String>,
+    /// Require a JWT on every connect, verified with this PEM public key (Ed25519: EdDSA; RSA: RS256).
+    #[arg(long, env = "SWITCHBOARD_AUTH_JWT_PUBLIC_KEY")]
+    auth_jwt_public_key: Option<PathBuf>,
+    /// A token's aud must contain this.
+    #[arg(long, env = "SWITCHBOARD_AUTH_AUDIENCE")]
+    auth_audience: Option<String>,
+    /// Clock skew allowed on exp and nbf, seconds [default: 30].
+    #[arg(long, env = "SWITCHBOARD_AUTH_LEEWAY_S")]
+    auth_leeway_s: Option<u64>,
+    /// Longest token accepted, bytes [default: 4096].
+    #[arg(long, env = "SWITCHBOARD_AUTH_MAX_TOKEN_BYTES")]
+    auth_max_token_bytes: Option<usize>,
+    /// GET /rooms needs a valid token too.
+    #[arg(long, env = "SWITCHBOARD_AUTH_PRIVATE_ROOMS")]
+    auth_private_rooms: bool,
+    /// TURN URL handed out with fresh credentials (repeatable, at most 4: turn:, turns:, ?transport=tcp).
+    #[arg(
+        long = "turn-url",
+        env = "SWITCHBOARD_TURN_URLS",
+        value_delimiter = ','
+    )]
+    turn_urls: Vec<String>,
+    /// The secret shared with the TURN server (coturn's static-auth-secret).
+    #[arg(long, env = "SWITCHBOARD_TURN_SECRET", hide_env_values = true)]
+    turn_secret: Option<String>,
+    /// How long a TURN credential is valid, seconds; refreshed at half [default: 3600].
+    #[arg(long, env = "SWITCHBOARD_TURN_TTL")]
+    turn_ttl: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -193,6 +231,37 @@ impl ServeArgs {
         }
         if let Some(workers) = self.stun_workers {
             config.stun.workers = workers;
+        }
+        let a = &self.access;
+        if a.auth_jwt_secret.is_some() {
+            config.auth.jwt_secret.clone_from(&a.auth_jwt_secret);
+        }
+        if a.auth_jwt_public_key.is_some() {
+            config
+                .auth
+                .jwt_public_key
+                .clone_from(&a.auth_jwt_public_key);
+        }
+        if a.auth_audience.is_some() {
+            config.auth.audience.clone_from(&a.auth_audience);
+        }
+        if let Some(leeway) = a.auth_leeway_s {
+            config.auth.leeway_s = leeway;
+        }
+        if let Some(max) = a.auth_max_token_bytes {
+            config.auth.max_token_bytes = max;
+        }
+        if a.auth_private_rooms {
+            config.auth.private_rooms = true;
+        }
+        if !a.turn_urls.is_empty() {
+            config.turn.urls.clone_from(&a.turn_urls);
+        }
+        if a.turn_secret.is_some() {
+            config.turn.secret.clone_from(&a.turn_secret);
+        }
+        if let Some(ttl) = a.turn_ttl {
+            config.turn.ttl_s = ttl;
         }
         let l = &self.limits;
         let c = &mut config.limits;

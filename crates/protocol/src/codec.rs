@@ -178,6 +178,9 @@ pub fn decode_server(frame: Frame<'_>, encoding: Encoding) -> Result<ServerMessa
             data: e.data.ok_or_else(|| missing("data"))?,
         },
         "pong" => ServerMessage::Pong { nonce: e.nonce },
+        "ice_servers" => ServerMessage::IceServers {
+            ice_servers: e.ice_servers.ok_or_else(|| missing("ice_servers"))?,
+        },
         "error" => ServerMessage::Error {
             code: e.code.ok_or_else(|| missing("code"))?,
             message: e.message.unwrap_or_default(),

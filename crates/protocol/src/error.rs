@@ -69,6 +69,12 @@ pub enum ErrorCode {
     /// Too many joins from your address or into that room, or too many lookups of room codes
     /// from your address: try again later.
     Throttled,
+    /// Auth is on and the token is missing, malformed, expired, not yet valid, for another
+    /// audience or badly signed (HTTP 401 before the upgrade; `reason` says which).
+    Unauthorized,
+    /// The token is valid but does not allow this: another user name, a room outside its
+    /// `rooms`, creating a room without `host` (HTTP 403 before the upgrade).
+    Forbidden,
 }
 
 impl ErrorCode {
@@ -103,6 +109,8 @@ impl ErrorCode {
             Self::Replaced => "replaced",
             Self::Flooding => "flooding",
             Self::Throttled => "throttled",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
         }
     }
 
@@ -136,6 +144,8 @@ impl ErrorCode {
             Self::Replaced => Some(4014),
             Self::Flooding => Some(4015),
             Self::Throttled => Some(4016),
+            Self::Unauthorized => Some(4017),
+            Self::Forbidden => Some(4018),
             Self::MessageTooBig => Some(1009),
             Self::Shutdown => Some(1001),
         }

@@ -266,6 +266,12 @@ pub enum ServerMessage {
         /// The new metadata.
         meta: Payload,
     },
+    /// Fresh ICE servers (new TURN credentials before the old ones expire): use them from now on,
+    /// for connections already open too (`setConfiguration`).
+    IceServers {
+        /// The ICE servers, as in `welcome`.
+        ice_servers: Vec<IceServer>,
+    },
     /// Something you sent was refused, or the connection is about to close.
     Error {
         /// Stable code.

@@ -27,8 +27,101 @@ pub struct Config {
     pub ice_servers: Vec<IceServer>,
     /// The built-in STUN server.
     pub stun: StunConfig,
+    /// Who may connect: JWT auth, off by default.
+    pub auth: AuthConfig,
+    /// TURN servers whose short-lived credentials the hub hands out.
+    pub turn: TurnConfig,
     /// Limits, all named, all with defaults.
     pub limits: Limits,
+}
+
+/// JWT auth at connect. Off unless `jwt_secret` or `jwt_public_key` is set.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Shared secret: tokens are HS256.
+    pub jwt_secret: Option<String>,
+    /// PEM public key file (Ed25519: tokens are EdDSA; RSA: RS256).
+    pub jwt_public_key: Option<PathBuf>,
+    /// When set, a token's `aud` must contain it.
+    pub audience: Option<String>,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    pub leeway_s: u64,
+    /// Longest token accepted, in bytes.
+    pub max_token_bytes: usize,
+    /// `GET /rooms` needs a valid token too.
+    pub private_rooms: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            jwt_secret: None,
+            jwt_public_key: None,
+            audience: None,
+            leeway_s: 30,
+            max_token_bytes: 4096,
+            private_rooms: false,
+        }
+    }
+}
+
+impl AuthConfig {
+    /// Whether tokens are required.
+    pub fn enabled(&self) -> bool {
+        self.jwt_secret.is_some() || self.jwt_public_key.is_some()
+    }
+}
+
+/// TURN with REST credentials (coturn's `use-auth-secret`): every peer gets its own user name
+/// and password, valid for `ttl_s`, refreshed before they expire.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TurnConfig {
+    /// `turn:` and `turns:` URLs (`?transport=tcp` allowed), at most `MAX_TURN_URLS`.
+    pub urls: Vec<String>,
+    /// The secret shared with the TURN server (`static-auth-secret`).
+    pub secret: Option<String>,
+    /// How long a credential is valid, in seconds; a fresh one is sent at half of it.
+    pub ttl_s: u64,
+}
+
+impl Default for TurnConfig {
+    fn default() -> Self {
+        Self {
+            urls: Vec::new(),
+            secret: None,
+            ttl_s: 3600,
+        }
+    }
+}
+
+/// Most TURN URLs handed out (Firefox warns when given five or more servers).
+pub const MAX_TURN_URLS: usize = 4;
+
+/// The shortest `turn.ttl_s`.
+pub const MIN_TURN_TTL_S: u64 = 2;
+
+impl TurnConfig {
+    /// The TURN entry for `identity`, valid from `now_unix` for `ttl_s`; `None` when TURN is off.
+    pub fn ice_server(&self, identity: &str, now_unix: u64) -> Option<IceServer> {
+        let secret = self.secret.as_ref().filter(|_| !self.urls.is_empty())?;
+        let credential = switchboard_auth::turn::credential(
+            secret.as_bytes(),
+            identity,
+            now_unix.saturating_add(self.ttl_s),
+        );
+        Some(IceServer {
+            urls: self.urls.clone(),
+            username: Some(credential.username),
+            credential: Some(credential.credential),
+        })
+    }
+
+    /// How often a connection gets fresh credentials: half the credential's life.
+    pub fn refresh_interval(&self) -> Duration {
+        Duration::from_secs(self.ttl_s / 2)
+    }
 }
 
 /// The built-in STUN server (RFC 8489 Binding over UDP).
@@ -68,6 +161,8 @@ impl Default for Config {
             tls_key: None,
             ice_servers: Vec::new(),
             stun: StunConfig::default(),
+            auth: AuthConfig::default(),
+            turn: TurnConfig::default(),
             limits: Limits::default(),
         }
     }
@@ -164,6 +259,30 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "limits.max_header_bytes must be at least {MIN_HEADER_BYTES}"
             )));
+        }
+        let invalid = |why: String| Err(ConfigError::Invalid(why));
+        if self.auth.jwt_secret.is_some() && self.auth.jwt_public_key.is_some() {
+            return invalid("auth.jwt_secret and auth.jwt_public_key exclude each other".into());
+        }
+        if self.auth.max_token_bytes == 0 {
+            return invalid("auth.max_token_bytes must be greater than 0".into());
+        }
+        let turn = &self.turn;
+        if turn.urls.len() > MAX_TURN_URLS {
+            return invalid(format!("at most {MAX_TURN_URLS} turn.urls"));
+        }
+        if let Some(url) = turn
+            .urls
+            .iter()
+            .find(|url| !(url.starts_with("turn:") || url.starts_with("turns:")))
+        {
+            return invalid(format!("turn.urls: {url:?} is not a turn: or turns: URL"));
+        }
+        if turn.urls.is_empty() != turn.secret.is_none() {
+            return invalid("turn.urls and turn.secret go together".into());
+        }
+        if turn.ttl_s < MIN_TURN_TTL_S {
+            return invalid(format!("turn.ttl_s must be at least {MIN_TURN_TTL_S}"));
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(ConfigError::Invalid(

@@ -18,6 +18,7 @@ use switchboard_protocol::{
 };
 use tokio::sync::mpsc;
 
+use crate::config::TurnConfig;
 use crate::handshake::{Entry, Handshake, Refusal};
 use crate::hub::{CloseReason, JoinRequest, ResumeRequest, Seat, TokenBucket};
 use crate::relay::{encode, lock, Closer, Outbox};
@@ -50,6 +51,13 @@ pub async fn run(
         encoding,
         closer: closer.clone(),
     };
+    // With TURN, fresh credentials go out at half their life (`ice_servers` message).
+    let turn_refresh = shared
+        .config
+        .turn
+        .secret
+        .is_some()
+        .then(|| (ice_servers.clone(), shared.config.turn.refresh_interval()));
     let id = match enter(&shared, handshake, conn, ip, ice_servers, outbox) {
         Ok(id) => id,
         Err(error) => {
@@ -77,6 +85,7 @@ pub async fn run(
             Instant::now(),
         ),
         bytes_throttled: false,
+        turn_refresh,
     };
     let ending = pump.run(&mut stream).await;
     let close_with = ending.close.clone();
@@ -194,6 +203,7 @@ fn enter(
                 ip,
                 token: handshake.resumable.then(rand::random),
                 entropy: rand::random(),
+                permits: handshake.permits,
             };
             let (seat, effects) = relay.hub.join(request, now)?;
             (seat, effects, false)
@@ -222,7 +232,7 @@ fn enter(
         room,
         name,
         peers,
-        ice_servers,
+        ice_servers: with_turn(&shared.config.turn, ice_servers, id),
         heartbeat_ms: limits.heartbeat_interval_ms,
         idle_timeout_ms: limits.idle_timeout_ms,
         max_message_bytes: limits.max_message_bytes,
@@ -253,6 +263,15 @@ fn enter(
     Ok(id)
 }
 
+/// `base` plus, when TURN is configured, a TURN entry with fresh credentials for `peer`.
+fn with_turn(turn: &TurnConfig, mut base: Vec<IceServer>, peer: PeerId) -> Vec<IceServer> {
+    let now_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    base.extend(turn.ice_server(&peer.to_string(), now_unix));
+    base
+}
+
 struct Pump<'a> {
     shared: &'a Shared,
     id: PeerId,
@@ -265,6 +284,8 @@ struct Pump<'a> {
     bytes: TokenBucket,
     /// A frame was dropped for the byte budget; cleared by the next accepted one.
     bytes_throttled: bool,
+    /// With TURN: the ICE servers without TURN, and how often to send fresh credentials.
+    turn_refresh: Option<(Vec<IceServer>, Duration)>,
 }
 
 impl Pump<'_> {
@@ -284,7 +305,16 @@ impl Pump<'_> {
         let mut control = TokenBucket::full(control_burst, Instant::now());
         let mut last_heard = Instant::now();
         let mut next_ping = last_heard + heartbeat;
-        let timer = tokio::time::sleep_until(next_ping.min(last_heard + idle).into());
+        // Far enough away to never fire when there is no TURN to refresh.
+        let never = Duration::from_secs(100 * 365 * 24 * 3600);
+        let refresh_every = self
+            .turn_refresh
+            .as_ref()
+            .map_or(never, |(_, every)| *every);
+        let mut next_refresh = last_heard + refresh_every;
+        let wake =
+            |ping: Instant, heard: Instant, refresh: Instant| ping.min(heard + idle).min(refresh);
+        let timer = tokio::time::sleep_until(wake(next_ping, last_heard, next_refresh).into());
         tokio::pin!(timer);
         // Created once: a cancellation future registers a waiter, too costly to redo per frame.
         let closer = self.closer;
@@ -371,9 +401,34 @@ impl Pump<'_> {
                         }
                         next_ping = now + heartbeat;
                     }
-                    timer.as_mut().reset(next_ping.min(last_heard + idle).into());
+                    if now >= next_refresh {
+                        if let Err(ending) = self.refresh_turn(write_timeout).await {
+                            return ending;
+                        }
+                        next_refresh = now + refresh_every;
+                    }
+                    timer.as_mut().reset(wake(next_ping, last_heard, next_refresh).into());
                 }
             }
+        }
+    }
+
+    /// Sends fresh TURN credentials (`ice_servers`), with a write deadline like every write.
+    async fn refresh_turn(&mut self, write_timeout: Duration) -> Result<(), Ending> {
+        let Some((base, _)) = &self.turn_refresh else {
+            return Ok(());
+        };
+        let ice_servers = with_turn(&self.shared.config.turn, base.clone(), self.id);
+        let Ok(frame) = encode(&ServerMessage::IceServers { ice_servers }, self.encoding) else {
+            return Ok(());
+        };
+        match tokio::time::timeout(write_timeout, self.sink.send(frame)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(Ending::write_failed(&error)),
+            Err(_) => Err(Ending::slow_reader(format!(
+                "a write took longer than write_timeout_ms ({})",
+                write_timeout.as_millis()
+            ))),
         }
     }
 

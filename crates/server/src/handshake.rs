@@ -7,7 +7,8 @@ use switchboard_protocol::{
     ProtocolError, Topology, PROTOCOL_VERSION,
 };
 
-use crate::hub::{check_meta, normalize_code, Destination, RoomOptions};
+use crate::access::TOKEN_SUBPROTOCOL;
+use crate::hub::{check_meta, normalize_code, Destination, Permits, RoomOptions};
 
 /// Subprotocol names the server selects, as `switchboard.v<version>.<encoding>`.
 pub const SUBPROTOCOLS: [&str; 2] = ["switchboard.v1.json", "switchboard.v1.msgpack"];
@@ -34,6 +35,8 @@ pub struct Handshake {
     pub name: Option<String>,
     /// `?resumable=true`: hand out a resume token.
     pub resumable: bool,
+    /// What the connection's token allows (everything when auth is off; set by the shell).
+    pub permits: Permits,
 }
 
 /// A refused handshake: the error, and the encoding to send it in.
@@ -83,6 +86,8 @@ pub struct ConnectQuery {
     pub resumable: Option<String>,
     /// A resume token.
     pub resume: Option<String>,
+    /// An auth token (JWT), when auth is on.
+    pub token: Option<String>,
 }
 
 /// Negotiates a connection to `/ws/{room}` (`room` given) or `/ws`. A subprotocol of ours
@@ -123,6 +128,7 @@ pub fn negotiate<'a>(
         entry,
         name: query.user.clone(),
         resumable,
+        permits: Permits::default(),
     })
 }
 
@@ -279,6 +285,10 @@ fn pick_encoding<'a>(
                 Encoding::MsgPack
             };
             return Ok((encoding, Some(*known)));
+        }
+        // A token rides as a subprotocol for clients that cannot set a query string.
+        if offered.starts_with(TOKEN_SUBPROTOCOL) {
+            continue;
         }
         if offered.starts_with("switchboard.") && ours_unsupported.is_none() {
             ours_unsupported = Some(offered.to_owned());

@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod access;
 pub mod admission;
 mod assets;
 pub mod config;

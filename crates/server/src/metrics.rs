@@ -14,6 +14,11 @@ struct CodeLabel {
     code: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
 /// The server's metrics. One registry per server, so several servers in one process (tests)
 /// do not mix their numbers.
 pub struct Metrics {
@@ -29,6 +34,7 @@ pub struct Metrics {
     /// Messages queued for peers (one per recipient).
     pub messages_relayed: Counter,
     errors: Family<CodeLabel, Counter>,
+    auth_refusals: Family<ReasonLabel, Counter>,
     /// The STUN server's counters.
     pub stun: StunCounters,
 }
@@ -44,6 +50,7 @@ impl Metrics {
             messages_received: Counter::default(),
             messages_relayed: Counter::default(),
             errors: Family::default(),
+            auth_refusals: Family::default(),
             stun: StunCounters::default(),
             registry: Registry::default(),
         };
@@ -109,6 +116,11 @@ impl Metrics {
             "Errors sent to peers, by code",
             metrics.errors.clone(),
         );
+        registry.register(
+            "auth_refusals",
+            "Connections refused before the upgrade by auth, by reason",
+            metrics.auth_refusals.clone(),
+        );
         Self {
             registry,
             ..metrics
@@ -121,6 +133,13 @@ impl Metrics {
             .get_or_create(&CodeLabel {
                 code: code.as_str(),
             })
+            .inc();
+    }
+
+    /// Counts one connection refused by auth, for this reason (`token_expired`, `forbidden`...).
+    pub fn auth_refused(&self, reason: &'static str) {
+        self.auth_refusals
+            .get_or_create(&ReasonLabel { reason })
             .inc();
     }
 

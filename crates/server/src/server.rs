@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -21,14 +22,16 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use switchboard_protocol::{IceServer, PeerId};
+use switchboard_auth::{Verifier, VerifierConfig, VerifyKey};
+use switchboard_protocol::{IceServer, PeerId, ProtocolError};
 
+use crate::access::{authorize, find_token, Denied, Granted};
 use crate::admission::{AdmissionAcceptor, Pending};
 use crate::assets;
-use crate::config::{Config, ConfigError};
+use crate::config::{AuthConfig, Config, ConfigError};
 use crate::connection;
-use crate::handshake::{negotiate, ConnectQuery, Handshake, Refusal};
-use crate::hub::{Effects, Hub, PeerMap};
+use crate::handshake::{negotiate, ConnectQuery, Entry, Handshake, Refusal};
+use crate::hub::{Destination, Effects, Hub, PeerMap, Permits};
 use crate::metrics::Metrics;
 use crate::relay::{lock, Relay};
 use crate::stun::StunServer;
@@ -53,6 +56,8 @@ pub struct Shared {
     pub reaper: Notify,
     /// HTTP connections not yet upgraded, in all and per address.
     pub pending: Arc<Mutex<Pending>>,
+    /// Checks tokens when auth is on.
+    pub verifier: Option<Verifier>,
 }
 
 impl Shared {
@@ -153,6 +158,7 @@ impl Server {
             }
             None => None,
         };
+        let verifier = verifier(&config.auth)?;
         let metrics = Metrics::new();
         let stun_addrs = config.stun_addrs();
         let stun = if stun_addrs.is_empty() {
@@ -191,6 +197,7 @@ impl Server {
                 config.limits.max_pending_connections,
                 config.limits.max_pending_per_ip,
             ))),
+            verifier,
             config,
         });
         tokio::spawn(reap(shared.clone()));
@@ -283,6 +290,60 @@ impl Server {
     }
 }
 
+/// The token verifier for `auth`, or `None` when auth is off.
+fn verifier(auth: &AuthConfig) -> Result<Option<Verifier>, StartError> {
+    let key = match (&auth.jwt_secret, &auth.jwt_public_key) {
+        (Some(secret), _) => VerifyKey::Secret(secret.as_bytes().to_vec()),
+        (None, Some(path)) => {
+            VerifyKey::PublicPem(std::fs::read(path).map_err(|source| StartError::Io {
+                what: format!("cannot read the JWT public key {}", path.display()),
+                source,
+            })?)
+        }
+        (None, None) => return Ok(None),
+    };
+    let verifier = Verifier::new(VerifierConfig {
+        key,
+        audience: auth.audience.clone(),
+        leeway_s: auth.leeway_s,
+        max_token_bytes: auth.max_token_bytes,
+    })
+    .map_err(|error| ConfigError::Invalid(format!("auth: {error}")))?;
+    Ok(Some(verifier))
+}
+
+/// Seconds since the Unix epoch, for token and credential times.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
+
+/// A refusal before the upgrade: the status and the JSON error (with the exact `reason` for
+/// auth refusals). Readable cross-origin, so a browser client can fetch why its WebSocket failed.
+fn refusal(status: StatusCode, error: &ProtocolError, reason: Option<&str>) -> Response {
+    let mut body = serde_json::json!({ "error": error.code.as_str(), "message": error.message });
+    if let Some(reason) = reason {
+        body["reason"] = reason.into();
+    }
+    (
+        status,
+        [(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        )],
+        axum::Json(body),
+    )
+        .into_response()
+}
+
+/// Counts and answers an auth refusal.
+fn denied(shared: &Shared, denied: &Denied) -> Response {
+    shared.metrics.auth_refused(denied.reason);
+    let status = StatusCode::from_u16(denied.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+    refusal(status, &denied.error, Some(denied.reason))
+}
+
 fn router(shared: Arc<Shared>) -> Router {
     let mut router = Router::new();
     for (path, handler) in assets::routes() {
@@ -318,14 +379,28 @@ struct RoomsQuery {
     before: Option<u64>,
     /// At most this many rooms (capped at `max_listed_rooms`).
     limit: Option<usize>,
+    /// An auth token, when the listing is private.
+    token: Option<String>,
 }
 
-/// The public room list, as JSON.
+/// The public room list, as JSON. With `auth.private_rooms`, only for a valid token
+/// (`?token=` or `Authorization: Bearer`).
 async fn rooms(
+    headers: HeaderMap,
     query: Result<Query<RoomsQuery>, QueryRejection>,
     State(shared): State<Arc<Shared>>,
 ) -> Response {
     let query = query.map(|Query(q)| q).unwrap_or_default();
+    if let (Some(verifier), true) = (&shared.verifier, shared.config.auth.private_rooms) {
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "));
+        let token = query.token.as_deref().or(bearer);
+        if let Err(refused) = authorize(verifier, token, None, unix_now()) {
+            return denied(&shared, &refused);
+        }
+    }
     let max = shared.config.limits.max_listed_rooms;
     let limit = query.limit.unwrap_or(max).clamp(1, max);
     let (listed, next) =
@@ -358,7 +433,7 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn websocket_without_room(
     headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     query: Result<Query<ConnectQuery>, QueryRejection>,
     connect_info: ConnectInfo<SocketAddr>,
     state: State<Arc<Shared>>,
@@ -368,7 +443,7 @@ async fn websocket_without_room(
 
 async fn websocket(
     headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     Path(room): Path<String>,
     query: Result<Query<ConnectQuery>, QueryRejection>,
     connect_info: ConnectInfo<SocketAddr>,
@@ -379,7 +454,7 @@ async fn websocket(
 
 fn accept(
     headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     room: Option<String>,
     query: Result<Query<ConnectQuery>, QueryRejection>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -388,7 +463,36 @@ fn accept(
     if shared.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
     }
-    let query = query.map(|Query(q)| q).unwrap_or_default();
+    let mut query = query.map(|Query(q)| q).unwrap_or_default();
+    let requested: Vec<String> = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|p| p.trim().to_owned())
+        .collect();
+    // Auth first: a refused token costs no WebSocket. A plain GET (no upgrade) with the same URL
+    // gets the same answer, which is how a browser learns why its WebSocket failed.
+    let granted = match &shared.verifier {
+        Some(verifier) => {
+            let token = find_token(query.token.as_deref(), &requested);
+            match authorize(verifier, token, query.user.as_deref(), unix_now()) {
+                Ok(granted) => Some(granted),
+                Err(refused) => return denied(&shared, &refused),
+            }
+        }
+        None => None,
+    };
+    if let Some(Granted {
+        name: Some(name), ..
+    }) = &granted
+    {
+        query.user = Some(name.clone());
+    }
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
     let ip = canonical_ip(peer.ip());
     // Connection limits are checked before the upgrade, so a refusal costs no WebSocket and
     // reads as a plain HTTP answer (and again at join, which decides). A resume keeps its place.
@@ -403,24 +507,22 @@ fn accept(
             };
             drop(relay);
             shared.metrics.error(error.code);
-            let body =
-                serde_json::json!({ "error": error.code.as_str(), "message": error.message });
-            return (status, axum::Json(body)).into_response();
+            return refusal(status, &error, None);
         }
     }
-    let requested: Vec<String> = upgrade
-        .requested_protocols()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(|p| p.trim().to_owned())
-        .collect();
     let limits = &shared.config.limits;
-    let negotiated = negotiate(
+    let mut negotiated = negotiate(
         room.as_deref(),
         &query,
         requested.iter().map(String::as_str),
         limits.max_room_meta_bytes,
     );
+    if let (Some(granted), Ok(handshake)) = (granted, &mut negotiated) {
+        if let Err(error) = precheck(&shared, &handshake.entry, &granted.permits) {
+            return denied(&shared, &Denied::forbidden(error));
+        }
+        handshake.permits = granted.permits;
+    }
     let mut upgrade = upgrade
         .read_buffer_size(limits.read_buffer_bytes)
         .write_buffer_size(limits.write_buffer_bytes)
@@ -454,6 +556,24 @@ fn accept(
             }
         })
     })
+}
+
+/// What a token's permits refuse that is known before the upgrade (the hub decides at join):
+/// a named room outside its `rooms`, creating a room without `host`.
+fn precheck(shared: &Shared, entry: &Entry, permits: &Permits) -> Result<(), ProtocolError> {
+    match entry {
+        Entry::Join(Destination::Named { room, create, .. }) => {
+            permits.check_room(room)?;
+            if *create && !lock(&shared.relay).hub.has_room(room) {
+                permits.check_may_create()?;
+            }
+            Ok(())
+        }
+        Entry::Join(Destination::NewCode { .. } | Destination::NewSession) => {
+            permits.check_may_create()
+        }
+        Entry::Join(Destination::Match { .. }) | Entry::Resume(_) => Ok(()),
+    }
 }
 
 /// The ICE servers for a client: the configured list, or else the built-in STUN server, named by

@@ -167,6 +167,13 @@ fn server_messages_round_trip_in_both_encodings() {
             data: Payload::from_json(r#"{"sdp":"v=0"}"#).unwrap(),
         },
         ServerMessage::Pong { nonce: Some(1) },
+        ServerMessage::IceServers {
+            ice_servers: vec![IceServer {
+                urls: vec!["turn:turn.example:3478?transport=tcp".into()],
+                username: Some("1800003600:ann".into()),
+                credential: Some("Cr6BV9Y6S/ZFXiZ47vdlFLWYOog=".into()),
+            }],
+        },
         ServerMessage::Error {
             code: ErrorCode::UnknownPeer,
             message: "nope".into(),

@@ -8,6 +8,7 @@
 
 mod listing;
 mod peer_map;
+mod permits;
 mod room;
 mod throttle;
 
@@ -21,6 +22,7 @@ use switchboard_protocol::{
 };
 
 pub use peer_map::PeerMap;
+pub use permits::Permits;
 pub use room::{normalize_code, RoomOptions, CODE_ALPHABET, CODE_LENGTH};
 pub use switchboard_protocol::rate::TokenBucket;
 
@@ -183,6 +185,8 @@ pub struct JoinRequest {
     pub token: Option<u128>,
     /// Random bits for a generated room code, session id or match room name.
     pub entropy: u128,
+    /// What its token allows (everything when auth is off).
+    pub permits: Permits,
 }
 
 /// A peer taking its place back with a resume token.
@@ -308,6 +312,11 @@ impl Hub {
     /// Number of rooms with at least one peer (empty rooms are removed at once).
     pub fn room_count(&self) -> usize {
         self.rooms.len()
+    }
+
+    /// Whether a room of this name exists.
+    pub fn has_room(&self, name: &str) -> bool {
+        self.rooms.contains_key(name)
     }
 
     /// Number of open matches waiting for players.
@@ -713,6 +722,7 @@ impl Hub {
                             "match rooms are joined by matching, not by name",
                         ));
                     }
+                    request.permits.check_room(room)?;
                     if existing.is_full() {
                         return Err(full(room, existing));
                     }
@@ -721,7 +731,10 @@ impl Hub {
                 if !create {
                     return Err(error(ErrorCode::NoSuchRoom, format!("no room {room:?}")));
                 }
-                let capacity = checked_capacity(options.capacity, max)?;
+                request.permits.check_create(room)?;
+                let capacity = request
+                    .permits
+                    .cap(checked_capacity(options.capacity, max)?);
                 self.admit_public(options, request.ip)?;
                 self.rooms.insert(
                     room.clone(),
@@ -731,9 +744,13 @@ impl Hub {
                 Ok(room.clone())
             }
             Destination::NewCode { options } => {
-                let capacity = checked_capacity(options.capacity, max)?;
+                request.permits.check_may_create()?;
+                let capacity = request
+                    .permits
+                    .cap(checked_capacity(options.capacity, max)?);
                 self.admit_public(options, request.ip)?;
                 let name = self.fresh_name(request.entropy, code_from);
+                request.permits.check_room(&name)?;
                 self.rooms.insert(
                     name.clone(),
                     Room::new(RoomKind::Code, options.clone(), capacity),
@@ -747,7 +764,9 @@ impl Hub {
                     host_leaves: HostLeaves::Close,
                     ..RoomOptions::default()
                 };
+                request.permits.check_may_create()?;
                 let name = self.fresh_name(request.entropy, |bits| format!("{bits:032x}"));
+                request.permits.check_room(&name)?;
                 self.rooms
                     .insert(name.clone(), Room::new(RoomKind::Session, options, 2));
                 Ok(name)
@@ -761,11 +780,13 @@ impl Hub {
                 }
                 let slot = (key.clone(), *players);
                 if let Some(name) = self.open_matches.get(&slot) {
+                    request.permits.check_room(name)?;
                     return Ok(name.clone());
                 }
                 let name = self.fresh_name(request.entropy, |bits| {
                     format!("match-{:016x}", bits as u64)
                 });
+                request.permits.check_room(&name)?;
                 let mut room = Room::new(RoomKind::Match, RoomOptions::default(), *players);
                 room.open_match = Some(slot.clone());
                 self.rooms.insert(name.clone(), room);

@@ -53,6 +53,7 @@ fn request(n: u128, destination: Destination) -> JoinRequest {
         ip: ip(n as u8),
         token: None,
         entropy: n * 7919,
+        permits: Permits::default(),
     }
 }
 
@@ -452,6 +453,7 @@ fn sessions_take_exactly_two_peers() {
         &mut hub,
         JoinRequest {
             entropy: 101 * 7919,
+            permits: Permits::default(),
             ..request(102, Destination::NewSession)
         },
         now,
@@ -617,6 +619,7 @@ fn codes_are_short_unambiguous_and_joinable_typed_loosely() {
         &mut hub,
         JoinRequest {
             entropy: 7919,
+            permits: Permits::default(),
             ..request(
                 3,
                 Destination::NewCode {
@@ -1227,4 +1230,94 @@ fn missed_code_lookups_are_throttled_and_then_every_lookup_is_refused() {
         .err(),
         Some(ErrorCode::NoSuchRoom)
     );
+}
+
+fn with_permits(n: u128, destination: Destination, permits: &Permits) -> JoinRequest {
+    JoinRequest {
+        permits: permits.clone(),
+        ..request(n, destination)
+    }
+}
+
+#[test]
+fn a_token_limits_rooms_creation_and_capacity() {
+    let now = Instant::now();
+    // Rooms of up to 10 by the hub's limit: the token's max_peers (3) is what caps.
+    let mut hub = Hub::new(HubLimits {
+        max_peers_per_room: 10,
+        max_connections: 100,
+        max_connections_per_ip: 100,
+        ..limits()
+    });
+    let host = Permits {
+        rooms: Some(switchboard_auth::RoomPatterns(vec![
+            "lobby".into(),
+            "team-*".into(),
+            "match-*".into(),
+        ])),
+        may_create: true,
+        max_peers: Some(3),
+    };
+    let player = Permits {
+        may_create: false,
+        ..host.clone()
+    };
+    let code = |hub: &mut Hub, n, destination, permits: &Permits| {
+        enter(hub, with_permits(n, destination, permits), now).map(|_| ())
+    };
+    // A player may not create, not even a room its patterns allow.
+    assert_eq!(
+        code(&mut hub, 1, named("team-red"), &player),
+        Err(ErrorCode::Forbidden)
+    );
+    assert_eq!(
+        code(&mut hub, 1, Destination::NewSession, &player),
+        Err(ErrorCode::Forbidden)
+    );
+    // A host creates inside its patterns only; a generated code matches none of them.
+    assert_eq!(
+        code(&mut hub, 2, named("elsewhere"), &host),
+        Err(ErrorCode::Forbidden)
+    );
+    let new_code = Destination::NewCode {
+        options: RoomOptions::default(),
+    };
+    assert_eq!(
+        code(&mut hub, 2, new_code, &host),
+        Err(ErrorCode::Forbidden)
+    );
+    assert_eq!(code(&mut hub, 2, named("team-red"), &host), Ok(()));
+    // Players join what exists inside their patterns; the host's max_peers capped the room.
+    assert_eq!(code(&mut hub, 3, named("team-red"), &player), Ok(()));
+    assert_eq!(code(&mut hub, 4, named("team-red"), &player), Ok(()));
+    assert_eq!(
+        code(&mut hub, 5, named("team-red"), &player),
+        Err(ErrorCode::RoomFull)
+    );
+    // A room outside the patterns is refused even when it exists.
+    assert_eq!(
+        code(&mut hub, 6, named("open"), &Permits::default()),
+        Ok(())
+    );
+    assert_eq!(
+        code(&mut hub, 7, named("open"), &player),
+        Err(ErrorCode::Forbidden)
+    );
+    // Matching needs no host claim, and match rooms are named match-...
+    let matching = Destination::Match {
+        players: 2,
+        key: String::new(),
+    };
+    assert_eq!(code(&mut hub, 8, matching.clone(), &player), Ok(()));
+    let only_lobby = Permits {
+        rooms: Some(switchboard_auth::RoomPatterns(vec!["lobby".into()])),
+        ..player.clone()
+    };
+    assert_eq!(
+        code(&mut hub, 9, matching, &only_lobby),
+        Err(ErrorCode::Forbidden)
+    );
+    // Refusals leave nothing behind: the host, two players, the open room's peer and the
+    // matcher.
+    assert_eq!(hub.peer_count(), 5);
 }
