@@ -132,6 +132,16 @@ export class Connection {
     return "webrtc";
   }
 
+  /** @internal Uses these ICE servers from now on (fresh TURN credentials for ICE restarts and consent). */
+  setIceServers(iceServers: RTCIceServer[]): void {
+    if (this.closed) return;
+    try {
+      this.pc.setConfiguration({ ...this.pc.getConfiguration(), iceServers });
+    } catch {
+      // A configuration the browser will not change now: the old credentials stay in use.
+    }
+  }
+
   /** The underlying `RTCPeerConnection` (for `getStats()` and debugging). */
   get rtc(): RTCPeerConnection {
     return this.pc;

@@ -53,9 +53,10 @@ function forgetToken(options: Resolved, key: string): void {
 function connect(url: string, params: JoinParams, options: Resolved, specs: ChannelSpec[], key: string): Promise<Room> {
   return new Promise<Room>((resolve, reject) => {
     let socket: WebSocket;
+    let target: string;
     try {
       const base = typeof location === "undefined" ? undefined : location.href;
-      const target = roomUrl(url, base, { encoding: options.encoding, user: options.user, params });
+      target = roomUrl(url, base, { encoding: options.encoding, user: options.user, params });
       const Socket = options.WebSocket ?? globalThis.WebSocket;
       if (Socket === undefined) throw new SwitchboardError("invalid_options", "no WebSocket implementation");
       socket = new Socket(target);
@@ -84,7 +85,15 @@ function connect(url: string, params: JoinParams, options: Resolved, specs: Chan
     socket.onerror = () => {
       // The close event that follows carries the details.
     };
-    socket.onclose = (event: CloseEvent) => fail(closeError(event));
+    socket.onclose = (event: CloseEvent) => {
+      // 1006 before any message: the server may have refused the upgrade with an HTTP status
+      // (auth, connection limits) that browsers do not show; ask the same URL over HTTP why.
+      if (event.code !== 1006) {
+        fail(closeError(event));
+        return;
+      }
+      void whyRefused(target).then((refusal) => fail(refusal ?? closeError(event)));
+    };
     socket.onmessage = (event: MessageEvent) => {
       let message: ServerMessage | null;
       try {
@@ -111,6 +120,33 @@ function connect(url: string, params: JoinParams, options: Resolved, specs: Chan
       setTimeout(() => room.begin(), 0);
     };
   });
+}
+
+/** How long the client waits for the server to say why it refused a WebSocket. */
+const REFUSAL_TIMEOUT_MS = 3000;
+
+/**
+ * The JSON refusal (`{error, message, reason?}`) the server answers a plain GET of `wsUrl` with,
+ * or `null` when it has none (the server is unreachable, or the failure was not a refusal).
+ */
+export async function whyRefused(wsUrl: string): Promise<SwitchboardError | null> {
+  if (typeof fetch === "undefined") return null;
+  const httpUrl = wsUrl.replace(/^ws(s?):/, "http$1:");
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), REFUSAL_TIMEOUT_MS);
+  try {
+    const response = await fetch(httpUrl, { cache: "no-store", signal: abort.signal });
+    if (response.ok) return null;
+    const body = (await response.json()) as { error?: unknown; message?: unknown; reason?: unknown };
+    if (typeof body.error !== "string") return null;
+    const message = typeof body.message === "string" ? body.message : body.error;
+    const reason = typeof body.reason === "string" ? body.reason : undefined;
+    return new SwitchboardError(body.error, `the server refused the connection (HTTP ${response.status}): ${message}`, reason);
+  } catch {
+    return null;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function endpoint(server: string, query: Record<string, string>): string {
@@ -153,15 +189,26 @@ export interface ListedRoom {
 }
 
 /** The server's public rooms; `open: true` keeps only those you could join now. */
-export async function listRooms(server: string, options: { open?: boolean } = {}): Promise<ListedRoom[]> {
-  const url = `${server.replace(/\/+$/, "")}/rooms${options.open ? "?open=true" : ""}`;
+export async function listRooms(server: string, options: { open?: boolean; token?: string } = {}): Promise<ListedRoom[]> {
+  const query = new URLSearchParams();
+  if (options.open) query.set("open", "true");
+  if (options.token !== undefined) query.set("token", options.token);
+  const search = query.toString();
+  const url = `${server.replace(/\/+$/, "")}/rooms${search ? `?${search}` : ""}`;
   let response: Response;
   try {
     response = await fetch(url);
   } catch (error) {
     throw new SwitchboardError("connection_failed", `cannot list rooms: ${(error as Error).message}`);
   }
-  if (!response.ok) throw new SwitchboardError("connection_failed", `cannot list rooms: HTTP ${response.status}`);
+  if (!response.ok) {
+    const refusal = (await response.json().catch(() => null)) as { error?: unknown; message?: unknown; reason?: unknown } | null;
+    if (typeof refusal?.error === "string") {
+      const reason = typeof refusal.reason === "string" ? refusal.reason : undefined;
+      throw new SwitchboardError(refusal.error, `cannot list rooms (HTTP ${response.status}): ${String(refusal.message ?? refusal.error)}`, reason);
+    }
+    throw new SwitchboardError("connection_failed", `cannot list rooms: HTTP ${response.status}`);
+  }
   const body = (await response.json().catch(() => null)) as { rooms?: unknown } | null;
   if (body === null || !Array.isArray(body.rooms)) throw new SwitchboardError("bad_server_message", "the room list is not {rooms: [...]}");
   return body.rooms as ListedRoom[];

@@ -17,12 +17,16 @@ export interface ConnectionOptions {
   maxBufferedBytes?: number;
   /** Frames are handed to the browser while its channel buffer holds less than this (default 1 MiB). */
   bufferedHighBytes?: number;
+  /** `"relay"`: use only TURN relay candidates (hides your address; tests TURN). Default `"all"`. */
+  iceTransportPolicy?: RTCIceTransportPolicy;
 }
 
 /** Options of `joinRoom`. Every limit has a default; docs/configuration.md lists them all. */
 export interface RoomOptions extends ConnectionOptions {
   /** A user name, unique in the room (1-64 of `A-Za-z0-9_.-`); others can address you by it. */
   user?: string;
+  /** An auth token (JWT) when the server requires one: sent as `?token=`. */
+  token?: string;
   /** Signaling encoding (default `"json"`). */
   encoding?: Encoding;
   /** ICE servers (default: what the server's `welcome` lists, i.e. its built-in STUN server). */
@@ -77,7 +81,7 @@ export const DEFAULTS = Object.freeze({
 /** Options with every default filled in. */
 export type Resolved = Required<Pick<RoomOptions, "channels" | "encoding" | "resume" | "closeSignalingWhenConnected">> &
   Record<keyof typeof DEFAULTS, number> &
-  Pick<RoomOptions, "iceServers" | "user" | "storage" | "WebSocket">;
+  Pick<RoomOptions, "iceServers" | "iceTransportPolicy" | "user" | "storage" | "WebSocket">;
 
 /** Validates options and fills in defaults; throws `invalid_options`. */
 export function resolveOptions(options: RoomOptions): Resolved {
@@ -86,6 +90,7 @@ export function resolveOptions(options: RoomOptions): Resolved {
     channels: options.channels ?? DEFAULT_CHANNELS,
     encoding: options.encoding ?? "json",
     iceServers: options.iceServers,
+    iceTransportPolicy: options.iceTransportPolicy,
     user: options.user,
     resume: options.resume ?? false,
     closeSignalingWhenConnected: options.closeSignalingWhenConnected ?? false,
@@ -99,6 +104,9 @@ export function resolveOptions(options: RoomOptions): Resolved {
       throw new SwitchboardError("invalid_options", `${key} must be a positive number`);
     }
     resolved[key] = value;
+  }
+  if (resolved.iceTransportPolicy !== undefined && resolved.iceTransportPolicy !== "all" && resolved.iceTransportPolicy !== "relay") {
+    throw new SwitchboardError("invalid_options", 'iceTransportPolicy must be "all" or "relay"');
   }
   if (resolved.encoding !== "json" && resolved.encoding !== "msgpack") {
     throw new SwitchboardError("invalid_options", 'encoding must be "json" or "msgpack"');
@@ -118,5 +126,6 @@ export function joinParams(options: RoomOptions): JoinParams {
   if (options.public !== undefined) params.public = String(options.public);
   if (options.meta !== undefined) params.meta = JSON.stringify(options.meta);
   if (options.resume) params.resumable = "true";
+  if (options.token !== undefined) params.token = options.token;
   return params;
 }

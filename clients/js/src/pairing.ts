@@ -114,7 +114,9 @@ export async function describe(
   const fingerprint = channelsFingerprint(specs);
   let described: (sdp: string) => void = () => {};
   const local = new Promise<string>((done) => (described = done));
-  const connection = new Connection(role, specs, fingerprint, { iceServers: options.iceServers ?? [] }, limits, (signal: Signal) => {
+  const rtc: RTCConfiguration = { iceServers: options.iceServers ?? [] };
+  if (options.iceTransportPolicy !== undefined) rtc.iceTransportPolicy = options.iceTransportPolicy;
+  const connection = new Connection(role, specs, fingerprint, rtc, limits, (signal: Signal) => {
     if (signal.type === "offer" || signal.type === "answer") described(signal.sdp);
   });
   const failed = new Promise<never>((_, reject) =>

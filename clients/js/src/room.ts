@@ -83,7 +83,7 @@ export class Room {
   private readonly membership = new Membership();
   private readonly links = new Map<string, Connection>();
   private readonly fingerprint: string;
-  private readonly rtc: RTCConfiguration;
+  private rtc: RTCConfiguration;
   private readonly limits: ConnectionLimits;
   private readonly inbox: ServerMessage[] = [];
   private roomInfo: RoomInfo;
@@ -109,6 +109,7 @@ export class Room {
     this.roomInfo = { ...welcome.room_info };
     this.fingerprint = channelsFingerprint(specs);
     this.rtc = { iceServers: options.iceServers ?? welcome.ice_servers };
+    if (options.iceTransportPolicy !== undefined) this.rtc.iceTransportPolicy = options.iceTransportPolicy;
     this.limits = {
       frameBytes: options.frameBytes,
       maxMessageBytes: options.maxMessageBytes,
@@ -330,6 +331,9 @@ export class Room {
         this.roomInfo = { ...this.roomInfo, meta: message.meta };
         this.events.emit("meta", { meta: message.meta });
         return;
+      case "ice_servers":
+        this.iceServersChanged(message.ice_servers);
+        return;
       case "error":
         this.events.emit("error", { error: new SwitchboardError(message.code, message.message) });
         return;
@@ -340,6 +344,13 @@ export class Room {
       case "pong":
         return;
     }
+  }
+
+  /** Fresh ICE servers from the server (new TURN credentials): for new and open connections alike, unless the application chose its own. */
+  private iceServersChanged(iceServers: RTCIceServer[]): void {
+    if (this.options.iceServers !== undefined) return;
+    this.rtc = { ...this.rtc, iceServers };
+    for (const link of this.links.values()) link.setIceServers(iceServers);
   }
 
   /** A signal from a peer: to its connection, or (an offer) the start of a new one. */

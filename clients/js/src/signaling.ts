@@ -79,6 +79,7 @@ export type ServerMessage =
   | { type: "host_changed"; host: string }
   | { type: "room_started" }
   | { type: "room_updated"; meta: Record<string, unknown> }
+  | { type: "ice_servers"; ice_servers: RTCIceServer[] }
   | { type: "error"; code: string; message: string };
 
 /** Protocol version this client speaks. */
@@ -225,16 +226,16 @@ function count(value: unknown, what: string): number {
   return value;
 }
 
-function iceServers(value: unknown): RTCIceServer[] {
+function iceServers(value: unknown, what: string): RTCIceServer[] {
   if (value === undefined || value === null) return [];
-  if (!Array.isArray(value)) throw bad("welcome: ice_servers is not a list");
+  if (!Array.isArray(value)) throw bad(`${what}: ice_servers is not a list`);
   return value.map((entry) => {
-    if (!isRecord(entry)) throw bad("welcome: an ICE server is not an object");
+    if (!isRecord(entry)) throw bad(`${what}: an ICE server is not an object`);
     const urls = entry.urls;
     const valid =
       typeof urls === "string" ||
       (Array.isArray(urls) && urls.every((url) => typeof url === "string"));
-    if (!valid) throw bad("welcome: an ICE server has no urls");
+    if (!valid) throw bad(`${what}: an ICE server has no urls`);
     const server: RTCIceServer = { urls: urls as string | string[] };
     if (typeof entry.username === "string") server.username = entry.username;
     if (typeof entry.credential === "string") server.credential = entry.credential;
@@ -255,7 +256,7 @@ function validateServerMessage(value: unknown): ServerMessage | null {
         id: value.id,
         room: value.room,
         peers: value.peers.map((peer) => peerInfo(peer, "welcome")),
-        ice_servers: iceServers(value.ice_servers),
+        ice_servers: iceServers(value.ice_servers, "welcome"),
         heartbeat_ms: count(value.heartbeat_ms, "welcome: heartbeat_ms"),
         idle_timeout_ms: count(value.idle_timeout_ms, "welcome: idle_timeout_ms"),
         max_message_bytes: count(value.max_message_bytes, "welcome: max_message_bytes"),
@@ -299,6 +300,9 @@ function validateServerMessage(value: unknown): ServerMessage | null {
     case "room_updated":
       if (!isRecord(value.meta)) throw bad("room_updated: meta is not an object");
       return { type: "room_updated", meta: value.meta };
+    case "ice_servers":
+      if (!Array.isArray(value.ice_servers)) throw bad("ice_servers: ice_servers is not a list");
+      return { type: "ice_servers", ice_servers: iceServers(value.ice_servers, "ice_servers") };
     case "error":
       if (typeof value.code !== "string") throw bad("error: missing code");
       return {

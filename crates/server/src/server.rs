@@ -489,10 +489,6 @@ fn accept(
     {
         query.user = Some(name.clone());
     }
-    let upgrade = match upgrade {
-        Ok(upgrade) => upgrade,
-        Err(rejection) => return rejection.into_response(),
-    };
     let ip = canonical_ip(peer.ip());
     // Connection limits are checked before the upgrade, so a refusal costs no WebSocket and
     // reads as a plain HTTP answer (and again at join, which decides). A resume keeps its place.
@@ -523,6 +519,11 @@ fn accept(
         }
         handshake.permits = granted.permits;
     }
+    // Past the refusals a plain GET can learn from: the rest needs the upgrade.
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
     let mut upgrade = upgrade
         .read_buffer_size(limits.read_buffer_bytes)
         .write_buffer_size(limits.write_buffer_bytes)

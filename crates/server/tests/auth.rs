@@ -190,6 +190,10 @@ async fn rooms_host_and_max_peers_claims_are_enforced() {
     // Outside the patterns, or creating without host: refused before the upgrade.
     let (status, body, _) = refused_before_upgrade(addr, &format!("/ws/lobby?token={host}")).await;
     assert_eq!((status, body["error"].as_str()), (403, Some("forbidden")));
+    // A plain GET of the same URL says the same (how a browser learns why it was refused).
+    let (head, body) = http_get(addr, &format!("/ws/lobby?token={host}")).await;
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    assert!(body.contains("\"forbidden\""), "{body}");
     let (status, _, _) =
         refused_before_upgrade(addr, &format!("/ws/team-red?token={player}")).await;
     assert_eq!(status, 403);

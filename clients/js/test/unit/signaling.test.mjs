@@ -69,3 +69,12 @@ test("room options become query parameters", () => {
   assert.equal(parsed.searchParams.get("meta"), '{"a":1}');
   assert.equal(parsed.searchParams.get("resumable"), "true");
 });
+
+test("ice_servers: fresh TURN credentials are decoded; a malformed list is a bad_server_message", () => {
+  const fresh = { type: "ice_servers", ice_servers: [{ urls: ["turn:h:3478?transport=tcp"], username: "1800003600:ann", credential: "Cr6B=" }] };
+  assert.deepEqual(decodeServerMessage(JSON.stringify(fresh), "json"), fresh);
+  assert.deepEqual(decodeServerMessage(encode(fresh), "msgpack"), fresh);
+  for (const bad of [{ type: "ice_servers" }, { type: "ice_servers", ice_servers: [{}] }, { type: "ice_servers", ice_servers: "turn:h" }]) {
+    assert.throws(() => decodeServerMessage(JSON.stringify(bad), "json"), { code: "bad_server_message" });
+  }
+});

@@ -1,0 +1,153 @@
+// Auth tokens and TURN, with the real components: `switchboard serve` requiring JWTs and handing
+// out TURN REST credentials for Debian's coturn (started here on loopback with use-auth-secret);
+// two Chromium pages forced to relay connect through coturn; credentials past their expiry or
+// signed with another secret are refused by coturn; refusals reach the client as clear errors.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import WebSocket from "ws";
+import { joinRoom } from "../../dist/index.js";
+import { jwt, startCoturn, turnCredential } from "./coturn.mjs";
+import { join, launchBrowser, openPage, startServer, waitFor } from "./harness.mjs";
+
+const TURN_SECRET = "coturn-shared-secret";
+const JWT_SECRET = "jwt-shared-secret-for-the-tests";
+const env = { turn: undefined, server: undefined, browser: undefined };
+const now = () => Math.floor(Date.now() / 1000);
+const token = (claims) => jwt(JWT_SECRET, { exp: now() + 600, ...claims });
+
+before(async () => {
+  env.turn = await startCoturn(TURN_SECRET);
+  env.server = await startServer([
+    "--auth-jwt-secret", JWT_SECRET,
+    "--turn-url", env.turn.url,
+    "--turn-secret", TURN_SECRET,
+    "--turn-ttl", "600",
+  ]);
+  env.browser = await launchBrowser();
+});
+
+after(async () => {
+  await env.browser?.close();
+  await env.server?.stop();
+  await env.turn?.stop();
+});
+
+/** The types of the selected candidate pair of the page's connection to `other`. */
+async function selectedPair(page, other) {
+  return page.evaluate(async (other) => {
+    const stats = await window.room.connection(other).rtc.getStats();
+    const byId = new Map();
+    stats.forEach((s) => byId.set(s.id, s));
+    for (const s of byId.values()) {
+      if (s.type === "transport" && s.selectedCandidatePairId) {
+        const pair = byId.get(s.selectedCandidatePairId);
+        return [byId.get(pair.localCandidateId).candidateType, byId.get(pair.remoteCandidateId).candidateType];
+      }
+    }
+    return null;
+  }, other);
+}
+
+test("two pages forced to relay connect through coturn with the hub's credentials", async () => {
+  const pages = [await openPage(env.browser, env.server), await openPage(env.browser, env.server)];
+  const options = (sub, host) => ({ token: token({ sub, host }), iceTransportPolicy: "relay" });
+  const ids = [await join(pages[0], "relayed", options("ann", true)), await join(pages[1], "relayed", options("bob", false))];
+  // welcome carried a TURN entry for this peer, next to the built-in STUN server.
+  const turn = await pages[0].evaluate(() => window.room.iceServers.find((s) => String(s.urls).startsWith("turn:")));
+  assert.ok(turn, "a TURN entry in welcome");
+  assert.match(turn.username, new RegExp(`^\\d+:${ids[0]}$`));
+  assert.equal(turn.credential, turnCredential(TURN_SECRET, ids[0], Number(turn.username.split(":")[0])).credential);
+  await waitFor(pages[0], (id) => window.log.connects.includes(id), ids[1], 30000);
+  await waitFor(pages[1], (id) => window.log.connects.includes(id), ids[0], 30000);
+  assert.deepEqual(await selectedPair(pages[0], ids[1]), ["relay", "relay"]);
+  assert.deepEqual(await selectedPair(pages[1], ids[0]), ["relay", "relay"]);
+  await pages[0].evaluate((other) => window.room.send(other, "reliable", "through the relay"), ids[1]);
+  await pages[1].evaluate((other) => window.room.send(other, "unreliable", "and back"), ids[0]);
+  await waitFor(pages[1], () => window.log.messages.reliable?.[0]?.text === "through the relay");
+  await waitFor(pages[0], () => window.log.messages.unreliable?.[0]?.text === "and back");
+  // coturn relayed it: it logged allocations for both peers' user names.
+  for (const id of ids) assert.match(env.turn.log(), new RegExp(`${id}`), `coturn saw ${id}`);
+  for (const page of pages) assert.deepEqual(page.problems, []);
+  await Promise.all(pages.map((p) => p.context().close()));
+});
+
+test("coturn refuses a credential past its expiry or signed with another secret", async () => {
+  const page = await openPage(env.browser, env.server);
+  const gathered = (server) =>
+    page.evaluate(async (server) => {
+      const pc = new RTCPeerConnection({ iceServers: [server], iceTransportPolicy: "relay" });
+      pc.createDataChannel("x");
+      const relays = [];
+      const errors = [];
+      pc.onicecandidate = (e) => e.candidate && relays.push(e.candidate.type);
+      pc.onicecandidateerror = (e) => errors.push(e.errorCode);
+      await pc.setLocalDescription(await pc.createOffer());
+      await new Promise((resolve) => {
+        if (pc.iceGatheringState === "complete") resolve();
+        pc.onicegatheringstatechange = () => pc.iceGatheringState === "complete" && resolve();
+        setTimeout(resolve, 10000);
+      });
+      pc.close();
+      return { relays, errors };
+    }, server);
+  const urls = [env.turn.url];
+  // The control: a valid credential gathers a relay candidate.
+  const valid = await gathered({ urls, ...turnCredential(TURN_SECRET, "probe", now() + 600) });
+  assert.ok(valid.relays.includes("relay"), JSON.stringify(valid));
+  const expired = await gathered({ urls, ...turnCredential(TURN_SECRET, "probe", now() - 60) });
+  assert.deepEqual(expired.relays, [], "no relay with an expired credential");
+  assert.ok(expired.errors.includes(401), JSON.stringify(expired));
+  const forged = await gathered({ urls, ...turnCredential("another secret", "probe", now() + 600) });
+  assert.deepEqual(forged.relays, [], "no relay with another secret");
+  assert.ok(forged.errors.includes(401), JSON.stringify(forged));
+  await page.context().close();
+});
+
+test("refused tokens reach the browser and Node clients as clear errors", async () => {
+  const page = await openPage(env.browser, env.server);
+  const outcome = (options) =>
+    page.evaluate(async (options) => {
+      try {
+        await window.sb.joinRoom("/ws/guarded", options);
+        return "joined";
+      } catch (error) {
+        return [error.code, error.detail];
+      }
+    }, options);
+  assert.deepEqual(await outcome({}), ["unauthorized", "token_missing"]);
+  assert.deepEqual(await outcome({ token: jwt(JWT_SECRET, { exp: now() - 600 }) }), ["unauthorized", "token_expired"]);
+  assert.deepEqual(await outcome({ token: jwt("not the secret", { exp: now() + 600 }) }), ["unauthorized", "token_signature"]);
+  assert.deepEqual(await outcome({ token: token({ sub: "carol" }), user: "mallory" }), ["forbidden", "forbidden"]);
+  assert.deepEqual(await outcome({ token: token({ rooms: ["team-*"], host: true }) }), ["forbidden", "forbidden"]);
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+  // The same from Node with the `ws` package.
+  await assert.rejects(joinRoom(`${env.server.ws}/ws/guarded`, { WebSocket }), { code: "unauthorized", detail: "token_missing" });
+});
+
+test("fresh TURN credentials reach open connections before the old ones expire", async () => {
+  const server = await startServer(["--turn-url", env.turn.url, "--turn-secret", TURN_SECRET, "--turn-ttl", "2"]);
+  try {
+    const pages = [await openPage(env.browser, server), await openPage(env.browser, server)];
+    const ids = [await join(pages[0], "fresh"), await join(pages[1], "fresh")];
+    await waitFor(pages[0], (id) => window.log.connects.includes(id), ids[1]);
+    const usernames = () =>
+      pages[0].evaluate((other) => {
+        const find = (list) => list.find((s) => String(s.urls).startsWith("turn:"))?.username;
+        return [find(window.room.iceServers), find(window.room.connection(other).rtc.getConfiguration().iceServers)];
+      }, ids[1]);
+    const [first] = await usernames();
+    await waitFor(pages[0], (first) => {
+      const other = window.room.peers[0].id;
+      const config = window.room.connection(other).rtc.getConfiguration().iceServers;
+      return config.some((s) => String(s.urls).startsWith("turn:") && s.username !== first);
+    }, first, 5000);
+    const [room, connection] = await usernames();
+    assert.notEqual(room, first);
+    assert.equal(connection, room, "the open connection uses the fresh credential");
+    assert.ok(Number(room.split(":")[0]) > Number(first.split(":")[0]), "a later expiry");
+    await Promise.all(pages.map((p) => p.context().close()));
+  } finally {
+    await server.stop();
+  }
+});
