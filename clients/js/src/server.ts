@@ -24,6 +24,8 @@ export interface ServerOptions extends PairingOptions {
   fallbackUrl?: string;
   /** WebSocket implementation for the fallback (default: the global one). */
   WebSocket?: typeof WebSocket;
+  /** An auth token (the hub's JWT) when the server peer requires one: `Authorization: Bearer` on `POST`, `?token=` on the fallback. */
+  token?: string;
 }
 
 /** Defaults of the options only `connectToServer` has. */
@@ -54,7 +56,7 @@ export async function connectToServer(url = "/connect", options: ServerOptions =
   } catch (error) {
     if (!fallback || !(error instanceof WebRtcUnavailable)) throw error;
     ready = await SocketConnection.open(
-      socketUrl(url, options.fallbackUrl),
+      socketUrl(url, options.fallbackUrl, options.token),
       channelSpecs(options.channels ?? DEFAULT_CHANNELS),
       resolvePairingOptions(settings).limits,
       options.WebSocket,
@@ -83,13 +85,16 @@ async function connectWebRtc(url: string, options: ServerOptions & typeof SERVER
     throw new WebRtcUnavailable("webrtc_error", (error as Error).message);
   }
   const { connection, sdp } = described;
-  let answer: { sdp?: unknown; error?: unknown; message?: unknown };
+  let answer: { sdp?: unknown; error?: unknown; message?: unknown; reason?: unknown };
   try {
-    const response = await fetch(url, { method: "POST", headers: { "content-type": "application/sdp" }, body: sdp });
+    const headers: Record<string, string> = { "content-type": "application/sdp" };
+    if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
+    const response = await fetch(url, { method: "POST", headers, body: sdp });
     answer = (await response.json().catch(() => ({}))) as typeof answer;
     if (!response.ok) {
       const code = typeof answer.error === "string" ? answer.error : "connection_failed";
-      throw new SwitchboardError(code, typeof answer.message === "string" ? answer.message : `HTTP ${response.status}`);
+      const reason = typeof answer.reason === "string" ? answer.reason : undefined;
+      throw new SwitchboardError(code, typeof answer.message === "string" ? answer.message : `HTTP ${response.status}`, reason);
     }
   } catch (error) {
     connection.close();
@@ -116,11 +121,12 @@ async function connectWebRtc(url: string, options: ServerOptions & typeof SERVER
   }
 }
 
-/** The fallback's WebSocket URL: `explicit`, or `url` + `/ws` on this page's origin, as ws(s). */
-function socketUrl(url: string, explicit: string | undefined): string {
+/** The fallback's WebSocket URL: `explicit`, or `url` + `/ws` on this page's origin, as ws(s), with the token as `?token=`. */
+function socketUrl(url: string, explicit: string | undefined, token: string | undefined): string {
   const base = typeof location === "undefined" ? undefined : location.href;
   const target = new URL(explicit ?? url, base);
   if (explicit === undefined) target.pathname = `${target.pathname.replace(/\/$/, "")}/ws`;
+  if (token !== undefined) target.searchParams.set("token", token);
   if (target.protocol === "http:") target.protocol = "ws:";
   else if (target.protocol === "https:") target.protocol = "wss:";
   return target.toString();

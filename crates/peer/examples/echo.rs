@@ -4,7 +4,8 @@
 //!
 //! `cargo run -p switchboard-peer --example echo -- [HTTP_ADDR] [UDP_ADDR] [PUBLIC_IP...]`
 //! (defaults 127.0.0.1:8090 and 127.0.0.1:3479; public IPs: what to advertise, default the
-//! bound IP). Prints one line per event on stdout (`open <peer> webrtc|websocket`).
+//! bound IP). Prints one line per event on stdout (`open <peer> webrtc|websocket`). With
+//! `ECHO_JWT_SECRET` set, connecting needs an HS256 token signed with it (`PeerConfig::auth`).
 
 use std::io::Write;
 
@@ -21,9 +22,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let http = args.next().unwrap_or_else(|| "127.0.0.1:8090".into());
     let udp = args.next().unwrap_or_else(|| "127.0.0.1:3479".into());
     let public_ips = args.map(|ip| ip.parse()).collect::<Result<Vec<_>, _>>()?;
+    // ECHO_JWT_SECRET=...: connecting needs a token signed with it (HS256), as on a hub with
+    // --auth-jwt-secret.
+    let auth = match std::env::var("ECHO_JWT_SECRET") {
+        Ok(secret) => Some(switchboard_auth::Verifier::new(
+            switchboard_auth::VerifierConfig {
+                key: switchboard_auth::VerifyKey::Secret(secret.into_bytes()),
+                audience: None,
+                leeway_s: 30,
+                max_token_bytes: 4096,
+            },
+        )?),
+        Err(_) => None,
+    };
     let config = PeerConfig {
         listen: udp.parse()?,
         public_ips,
+        auth,
         ..PeerConfig::default()
     };
     let max_offer = config.max_offer_bytes;

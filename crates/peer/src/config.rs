@@ -57,6 +57,9 @@ pub struct PeerConfig {
     /// application serves `http::router` with `into_make_service_with_connect_info::<SocketAddr>`
     /// (without the peer's address there is no per-address count). More are refused with 429.
     pub max_peers_per_ip: usize,
+    /// When set, `POST /connect` and `GET /connect/ws` need a valid token (the hub's JWTs:
+    /// `?token=` or `Authorization: Bearer`); others get 401 with the reason. `None`: open.
+    pub auth: Option<switchboard_auth::Verifier>,
 }
 
 impl Default for PeerConfig {
@@ -81,6 +84,7 @@ impl Default for PeerConfig {
             socket_control_per_second: 10,
             socket_control_burst: 50,
             max_peers_per_ip: 64,
+            auth: None,
         }
     }
 }

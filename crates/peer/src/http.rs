@@ -27,7 +27,9 @@ pub fn router(server: Server, max_offer_bytes: usize) -> Router {
     let mut router = Router::new()
         .route(
             "/connect",
-            post(move |state, ip, body| connect(state, ip, body, max_offer_bytes)),
+            post(move |state, authorized, ip, body| {
+                connect(state, authorized, ip, body, max_offer_bytes)
+            }),
         )
         .layer(DefaultBodyLimit::disable());
     if server.config().websocket_fallback {
@@ -55,8 +57,58 @@ impl<S: Send + Sync> FromRequestParts<S> for PeerIp {
     }
 }
 
+/// Passes when the server needs no token or the request carries a valid one (`?token=` or
+/// `Authorization: Bearer`); otherwise the rejection is 401 `unauthorized` with the reason.
+pub(crate) struct Authorized;
+
+/// The query parameter that carries a token.
+#[derive(serde::Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+impl FromRequestParts<Server> for Authorized {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, server: &Server) -> Result<Self, Response> {
+        let Some(verifier) = &server.config().auth else {
+            return Ok(Self);
+        };
+        let query = axum::extract::Query::<TokenQuery>::try_from_uri(&parts.uri)
+            .ok()
+            .and_then(|query| query.0.token);
+        let bearer = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "));
+        let token = query.as_deref().or(bearer).unwrap_or_default();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        match verifier.verify(token, now) {
+            Ok(_) => Ok(Self),
+            Err(error) => {
+                server.stats().auth_refused.inc();
+                let body = serde_json::json!({
+                    "error": "unauthorized",
+                    "reason": error.code(),
+                    "message": error.to_string(),
+                });
+                let mut response = (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+                response.headers_mut().insert(
+                    axum::http::header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                    axum::http::HeaderValue::from_static("*"),
+                );
+                Err(response)
+            }
+        }
+    }
+}
+
 async fn connect(
     State(server): State<Server>,
+    _: Authorized,
     PeerIp(ip): PeerIp,
     body: Body,
     max_offer_bytes: usize,

@@ -94,6 +94,7 @@ impl Inbox {
 /// buffers and serves the socket.
 pub(crate) async fn upgrade(
     State(server): State<Server>,
+    _: crate::http::Authorized,
     PeerIp(ip): PeerIp,
     upgrade: WebSocketUpgrade,
 ) -> Response {

@@ -14,6 +14,8 @@ pub struct Stats {
     pub send_queue_full: Counter,
     /// Reliable bytes queued behind full transports, over every peer.
     pub queued_bytes: Gauge,
+    /// `POST /connect` and `/connect/ws` requests refused for a missing or bad token.
+    pub auth_refused: Counter,
 }
 
 impl Stats {
@@ -34,6 +36,11 @@ impl Stats {
             "queued_bytes",
             "Reliable bytes waiting for room in the peers' transports",
             self.queued_bytes.clone(),
+        );
+        registry.register(
+            "auth_refused",
+            "Connect requests refused for a missing or bad token",
+            self.auth_refused.clone(),
         );
         let mut text = String::new();
         // Writing to a String cannot fail.

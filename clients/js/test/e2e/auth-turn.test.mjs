@@ -7,7 +7,7 @@ import { after, before, test } from "node:test";
 import WebSocket from "ws";
 import { joinRoom } from "../../dist/index.js";
 import { jwt, startCoturn, turnCredential } from "./coturn.mjs";
-import { join, launchBrowser, openPage, startServer, waitFor } from "./harness.mjs";
+import { join, launchBrowser, openEchoPage, openPage, startEcho, startServer, waitFor } from "./harness.mjs";
 
 const TURN_SECRET = "coturn-shared-secret";
 const JWT_SECRET = "jwt-shared-secret-for-the-tests";
@@ -149,5 +149,34 @@ test("fresh TURN credentials reach open connections before the old ones expire",
     await Promise.all(pages.map((p) => p.context().close()));
   } finally {
     await server.stop();
+  }
+});
+
+test("a server peer guarded by the hub's tokens: refused without one, WebRTC and the fallback with one", async () => {
+  const echo = await startEcho({ jwtSecret: JWT_SECRET });
+  try {
+    const page = await openEchoPage(echo, env.browser);
+    const attempt = (options) =>
+      page.evaluate(async (options) => {
+        try {
+          const conn = await window.sb.connectToServer("/connect", options);
+          const got = new Promise((resolve) => conn.on("message", ({ data }) => resolve(data)));
+          conn.send("reliable", "guarded echo");
+          const back = await got;
+          conn.close();
+          return [conn.transport, back];
+        } catch (error) {
+          return [error.code, error.detail];
+        }
+      }, options);
+    assert.deepEqual(await attempt({}), ["unauthorized", "token_missing"]);
+    assert.deepEqual(await attempt({ token: jwt("not the secret", { exp: now() + 600 }) }), ["unauthorized", "token_signature"]);
+    assert.deepEqual(await attempt({ token: token({}) }), ["webrtc", "guarded echo"]);
+    // The fallback carries the token too (UDP made useless by a WebRTC timeout of 1 ms).
+    assert.deepEqual(await attempt({ token: token({}), webrtcTimeoutMs: 1 }), ["websocket", "guarded echo"]);
+    assert.deepEqual(page.problems, []);
+    await page.context().close();
+  } finally {
+    await echo.stop();
   }
 });

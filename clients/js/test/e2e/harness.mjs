@@ -49,13 +49,16 @@ export async function startServer(extraArgs = []) {
 }
 
 /**
- * Starts the server peer's echo example (crates/peer/examples/echo.rs) on free loopback ports;
+ * Starts the server peer's echo example (crates/peer/examples/echo.rs) on free loopback ports
+ * (`jwtSecret`: connecting needs an HS256 token signed with it);
  * resolves to { url, udp, lines (its stdout, one event per line), stop() }.
  */
-export async function startEcho({ udp = "127.0.0.1:0", publicIps = [], hub } = {}) {
+export async function startEcho({ udp = "127.0.0.1:0", publicIps = [], hub, jwtSecret } = {}) {
   const path = process.env.SWITCHBOARD_ECHO_BIN ?? `${repo}target/debug/examples/echo`;
   if (!existsSync(path)) throw new Error(`no echo example at ${path}; run cargo build -p switchboard-peer --examples`);
-  const env = hub === undefined ? process.env : { ...process.env, ECHO_HUB: hub };
+  const env = { ...process.env };
+  if (hub !== undefined) env.ECHO_HUB = hub;
+  if (jwtSecret !== undefined) env.ECHO_JWT_SECRET = jwtSecret;
   const child = spawn(path, ["127.0.0.1:0", udp, ...publicIps], { stdio: ["ignore", "pipe", "pipe"], env });
   const lines = [];
   let buffered = "";

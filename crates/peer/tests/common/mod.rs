@@ -103,6 +103,11 @@ pub struct Client {
 impl Client {
     /// Offer, `POST /connect`, answer, and run until both channels are open.
     pub async fn connect(http: SocketAddr) -> Client {
+        Self::connect_at(http, "/connect").await
+    }
+
+    /// `connect`, posting the offer to `path` (with a query, e.g. a token).
+    pub async fn connect_at(http: SocketAddr, path: &str) -> Client {
         let socket = UdpSocket::bind("127.0.0.1:0").await.expect("a port");
         let local = socket.local_addr().expect("bound");
         let mut rtc = Rtc::builder()
@@ -114,7 +119,7 @@ impl Client {
         let reliable = api.add_channel_with_config(channel("reliable", 0, true));
         let unreliable = api.add_channel_with_config(channel("unreliable", 1, false));
         let (offer, pending) = api.apply().expect("an offer");
-        let (status, body) = post(http, "/connect", &offer.to_sdp_string()).await;
+        let (status, body) = post(http, path, &offer.to_sdp_string()).await;
         assert_eq!(status, 200, "{body}");
         let value: serde_json::Value = serde_json::from_str(&body).expect("json");
         let answer =
