@@ -17,9 +17,12 @@ pub struct ServeArgs {
     /// HTTP / WebSocket listen address [default: 127.0.0.1:8080].
     #[arg(long, env = "SWITCHBOARD_LISTEN")]
     listen: Option<SocketAddr>,
-    /// A second, plain-HTTP listener with only /healthz and /metrics (for operators).
+    /// A second, plain-HTTP listener with only /healthz, /metrics and the admin API (for operators).
     #[arg(long, env = "SWITCHBOARD_ADMIN_LISTEN")]
     admin_listen: Option<SocketAddr>,
+    /// Token for the admin API (Bearer; at least 16 characters): also serves it on --listen.
+    #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
     /// PEM certificate chain: serve HTTPS / WSS (needs --tls-key).
     #[arg(long, env = "SWITCHBOARD_TLS_CERT")]
     tls_cert: Option<PathBuf>,
@@ -213,6 +216,9 @@ impl ServeArgs {
         }
         if self.admin_listen.is_some() {
             config.admin_listen = self.admin_listen;
+        }
+        if self.admin_token.is_some() {
+            config.admin_token.clone_from(&self.admin_token);
         }
         if self.tls_cert.is_some() {
             config.tls_cert.clone_from(&self.tls_cert);

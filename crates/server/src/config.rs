@@ -16,9 +16,14 @@ use crate::hub::HubLimits;
 pub struct Config {
     /// Address of the HTTP / WebSocket listener.
     pub listen: SocketAddr,
-    /// A second, plain-HTTP listener serving only `/healthz` and `/metrics`, so operators reach
-    /// them even when the main listener is saturated. `None`: they are on the main listener only.
+    /// A second, plain-HTTP listener serving only `/healthz`, `/metrics` and the admin API, so
+    /// operators reach them even when the main listener is saturated. `None`: `/healthz` and
+    /// `/metrics` are on the main listener only.
     pub admin_listen: Option<SocketAddr>,
+    /// With it, the admin API needs `Authorization: Bearer <admin_token>` and is served on the
+    /// main listener too. Without it, the admin API is only on `admin_listen`, unauthenticated
+    /// (bind that to a private address).
+    pub admin_token: Option<String>,
     /// PEM certificate chain; with `tls_key`, the listener speaks HTTPS / WSS.
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for `tls_cert`.
@@ -157,6 +162,7 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_listen: None,
+            admin_token: None,
             tls_cert: None,
             tls_key: None,
             ice_servers: Vec::new(),
@@ -263,6 +269,13 @@ impl Config {
         let invalid = |why: String| Err(ConfigError::Invalid(why));
         if self.auth.jwt_secret.is_some() && self.auth.jwt_public_key.is_some() {
             return invalid("auth.jwt_secret and auth.jwt_public_key exclude each other".into());
+        }
+        if self
+            .admin_token
+            .as_ref()
+            .is_some_and(|token| token.len() < 16)
+        {
+            return invalid("admin_token must be at least 16 characters".into());
         }
         if self.auth.max_token_bytes == 0 {
             return invalid("auth.max_token_bytes must be greater than 0".into());

@@ -16,6 +16,7 @@
 //! ```
 
 pub mod access;
+mod admin_api;
 pub mod admission;
 mod assets;
 pub mod config;

@@ -26,6 +26,7 @@ use switchboard_auth::{Verifier, VerifierConfig, VerifyKey};
 use switchboard_protocol::{IceServer, PeerId, ProtocolError};
 
 use crate::access::{authorize, find_token, Denied, Granted};
+use crate::admin_api;
 use crate::admission::{AdmissionAcceptor, Pending};
 use crate::assets;
 use crate::config::{AuthConfig, Config, ConfigError};
@@ -66,6 +67,12 @@ impl Shared {
         self.settle_from(relay, effects, None);
     }
 
+    /// Sets the peer and room gauges from the hub (the lock is held).
+    pub fn update_gauges(&self, relay: &Relay) {
+        self.metrics.connections.set(relay.hub.peer_count() as i64);
+        self.metrics.rooms.set(relay.hub.room_count() as i64);
+    }
+
     /// Like `settle`; errors about unencodable payloads go to `sender`.
     pub fn settle_from(&self, relay: &Relay, effects: Effects, sender: Option<PeerId>) {
         if effects.new_deadline {
@@ -90,11 +97,7 @@ async fn reap(shared: Arc<Shared>) {
         let mut relay = relay;
         let effects = relay.hub.expire_due(Instant::now());
         shared.settle(&relay, effects);
-        shared
-            .metrics
-            .connections
-            .set(relay.hub.peer_count() as i64);
-        shared.metrics.rooms.set(relay.hub.room_count() as i64);
+        shared.update_gauges(&relay);
     }
 }
 
@@ -349,20 +352,25 @@ fn router(shared: Arc<Shared>) -> Router {
     for (path, handler) in assets::routes() {
         router = router.route(path, handler);
     }
-    router
+    router = router
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/ws", get(websocket_without_room))
         .route("/ws/{room}", get(websocket))
-        .route("/rooms", get(rooms))
-        .with_state(shared)
+        .route("/rooms", get(rooms));
+    // The admin API is on the main listener only behind a token.
+    if shared.config.admin_token.is_some() {
+        router = router.merge(admin_api::routes());
+    }
+    router.with_state(shared)
 }
 
-/// The operators' listener: `/healthz` and `/metrics` only.
+/// The operators' listener: `/healthz`, `/metrics` and the admin API.
 fn admin_router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .merge(admin_api::routes())
         .with_state(shared)
 }
 

@@ -6,6 +6,7 @@
 //! current time (and random values it drew) and carries out the [`Effects`] they return.
 //! Everything here is deterministic and unit-tested without a network.
 
+mod admin;
 mod listing;
 mod peer_map;
 mod permits;
@@ -21,6 +22,7 @@ use switchboard_protocol::{
     RoomInfo, RoomKind, ServerMessage, Target,
 };
 
+pub use admin::{AdminPeer, AdminRoom};
 pub use peer_map::PeerMap;
 pub use permits::Permits;
 pub use room::{normalize_code, RoomOptions, CODE_ALPHABET, CODE_LENGTH};

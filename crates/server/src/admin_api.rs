@@ -1,0 +1,142 @@
+//! The admin API for operators: list rooms and peers, remove a peer, close a room. Served on the
+//! admin listener (`admin_listen`), and on the main listener only when `admin_token` is set;
+//! with `admin_token` set every call needs `Authorization: Bearer <admin_token>`. Every action is
+//! logged (`tracing` at info) and carried out like a host's kick or a closing room.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use switchboard_protocol::PeerId;
+
+use crate::relay::lock;
+use crate::server::Shared;
+
+/// The admin routes, under `/admin`.
+pub fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/admin/rooms", get(rooms))
+        .route("/admin/peers/{peer}/kick", post(kick))
+        .route("/admin/rooms/{room}/close", post(close))
+}
+
+/// `{"error": code, "message": ...}` with `status`.
+fn answer(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        Json(serde_json::json!({ "error": code, "message": message })),
+    )
+        .into_response()
+}
+
+/// The refusal of a call without the admin token, when one is configured.
+fn refusal(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
+    let expected = shared.config.admin_token.as_ref()?;
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    // Compared in constant time: the admin token is a password.
+    let matches = given.is_some_and(|given| {
+        given.len() == expected.len()
+            && given
+                .bytes()
+                .zip(expected.bytes())
+                .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+                == 0
+    });
+    if matches {
+        return None;
+    }
+    shared.metrics.auth_refused("admin_token");
+    Some(answer(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "the admin API needs Authorization: Bearer <admin_token>",
+    ))
+}
+
+async fn rooms(headers: HeaderMap, State(shared): State<Arc<Shared>>) -> Response {
+    if let Some(refused) = refusal(&shared, &headers) {
+        return refused;
+    }
+    let rooms: Vec<serde_json::Value> = lock(&shared.relay)
+        .hub
+        .admin_rooms()
+        .into_iter()
+        .map(|room| {
+            let peers: Vec<serde_json::Value> = room
+                .peers
+                .iter()
+                .map(|peer| {
+                    serde_json::json!({
+                        "id": peer.id.to_string(),
+                        "name": peer.name,
+                        "ip": peer.ip.to_string(),
+                        "state": peer.state,
+                    })
+                })
+                .collect();
+            serde_json::json!({ "room": room.room, "info": room.info, "peers": peers })
+        })
+        .collect();
+    Json(serde_json::json!({ "rooms": rooms })).into_response()
+}
+
+/// `?reason=` of a kick.
+#[derive(Debug, Default, serde::Deserialize)]
+struct KickQuery {
+    reason: Option<String>,
+}
+
+async fn kick(
+    headers: HeaderMap,
+    Path(peer): Path<String>,
+    query: Result<Query<KickQuery>, QueryRejection>,
+    State(shared): State<Arc<Shared>>,
+) -> Response {
+    if let Some(refused) = refusal(&shared, &headers) {
+        return refused;
+    }
+    let Ok(id) = peer.parse::<PeerId>() else {
+        return answer(
+            StatusCode::BAD_REQUEST,
+            "unknown_peer",
+            "a peer id is 32 hex digits",
+        );
+    };
+    let reason = query
+        .ok()
+        .and_then(|Query(q)| q.reason)
+        .unwrap_or_else(|| "no reason given".into());
+    let mut relay = lock(&shared.relay);
+    let Some(effects) = relay.hub.admin_kick(id, &reason) else {
+        return answer(StatusCode::NOT_FOUND, "unknown_peer", "no such peer");
+    };
+    tracing::info!(peer = %id, %reason, "admin: peer removed");
+    shared.settle(&relay, effects);
+    shared.update_gauges(&relay);
+    Json(serde_json::json!({ "kicked": id.to_string() })).into_response()
+}
+
+async fn close(
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    State(shared): State<Arc<Shared>>,
+) -> Response {
+    if let Some(refused) = refusal(&shared, &headers) {
+        return refused;
+    }
+    let mut relay = lock(&shared.relay);
+    let Some(effects) = relay.hub.admin_close_room(&room) else {
+        return answer(StatusCode::NOT_FOUND, "no_such_room", "no such room");
+    };
+    tracing::info!(%room, "admin: room closed");
+    shared.settle(&relay, effects);
+    shared.update_gauges(&relay);
+    Json(serde_json::json!({ "closed": room })).into_response()
+}
