@@ -3,6 +3,7 @@
 //! `bench/signaling.sh` starts the servers and calls this; see `bench/README.md`.
 
 mod connect;
+mod connects;
 mod idle;
 mod peer;
 mod relay;
@@ -83,6 +84,20 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         flood_rate: u32,
     },
+    /// Connect rate: joins welcomed per second and connect time; prints one line of JSON.
+    Connects {
+        #[arg(long)]
+        server: SocketAddr,
+        #[arg(long, default_value_t = 5000)]
+        count: usize,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 32)]
+        sources: usize,
+        /// Query appended to each join, e.g. `token=<jwt>`.
+        #[arg(long, default_value = "")]
+        query: String,
+    },
     /// Memory per idle connection; prints one line of JSON per step.
     Idle {
         #[arg(long)]
@@ -157,6 +172,14 @@ fn main() -> ExitCode {
             Command::Peer { http, server_pid, count, concurrency, secs, rate, flood_rate } => {
                 let line = peer::run(peer::PeerRun { http, server_pid, count, concurrency, secs, rate, flood_rate }).await?;
                 println!("{line}");
+                Ok(())
+            }
+            Command::Connects { server, count, concurrency, sources, query } => {
+                let r = connects::run(connects::ConnectsRun { server, count, concurrency, sources, query }).await?;
+                println!(
+                    r#"{{"connects_per_sec":{:.0},"p50_us":{},"p99_us":{},"failed":{}}}"#,
+                    r.per_sec, r.p50_us, r.p99_us, r.failed
+                );
                 Ok(())
             }
             Command::Idle { server, server_pid, flavor, counts, per_room, sources, detach } => {

@@ -7,11 +7,12 @@ import { after, before, test } from "node:test";
 import WebSocket from "ws";
 import { joinRoom } from "../../dist/index.js";
 import { jwt, startCoturn, turnCredential } from "./coturn.mjs";
+import { launchFirefox, openFirefoxPage, waitForFirefox } from "./firefox.mjs";
 import { join, launchBrowser, openEchoPage, openPage, startEcho, startServer, waitFor } from "./harness.mjs";
 
 const TURN_SECRET = "coturn-shared-secret";
 const JWT_SECRET = "jwt-shared-secret-for-the-tests";
-const env = { turn: undefined, server: undefined, browser: undefined };
+const env = { turn: undefined, server: undefined, browser: undefined, firefox: undefined };
 const now = () => Math.floor(Date.now() / 1000);
 const token = (claims) => jwt(JWT_SECRET, { exp: now() + 600, ...claims });
 
@@ -24,27 +25,32 @@ before(async () => {
     "--turn-ttl", "600",
   ]);
   env.browser = await launchBrowser();
+  env.firefox = await launchFirefox();
 });
 
 after(async () => {
+  await env.firefox?.close();
   await env.browser?.close();
   await env.server?.stop();
   await env.turn?.stop();
 });
 
-/** The types of the selected candidate pair of the page's connection to `other`. */
+/**
+ * The types (local, remote) of the selected candidate pair of the page's connection to `other`:
+ * from the transport's selectedCandidatePairId (Chromium), or the pair Firefox marks `selected`.
+ */
 async function selectedPair(page, other) {
   return page.evaluate(async (other) => {
     const stats = await window.room.connection(other).rtc.getStats();
     const byId = new Map();
     stats.forEach((s) => byId.set(s.id, s));
-    for (const s of byId.values()) {
-      if (s.type === "transport" && s.selectedCandidatePairId) {
-        const pair = byId.get(s.selectedCandidatePairId);
-        return [byId.get(pair.localCandidateId).candidateType, byId.get(pair.remoteCandidateId).candidateType];
-      }
-    }
-    return null;
+    const all = [...byId.values()];
+    const viaTransport = all.find((s) => s.type === "transport" && s.selectedCandidatePairId);
+    const pair = viaTransport
+      ? byId.get(viaTransport.selectedCandidatePairId)
+      : all.find((s) => s.type === "candidate-pair" && s.selected === true);
+    if (!pair) return null;
+    return [byId.get(pair.localCandidateId).candidateType, byId.get(pair.remoteCandidateId).candidateType];
   }, other);
 }
 
@@ -178,5 +184,27 @@ test("a server peer guarded by the hub's tokens: refused without one, WebRTC and
     await page.context().close();
   } finally {
     await echo.stop();
+  }
+});
+
+test("a Firefox page and a Chromium page forced to relay meet through coturn", { timeout: 120_000 }, async () => {
+  const ff = await openFirefoxPage(env.firefox, env.server.url);
+  const ch = await openPage(env.browser, env.server);
+  try {
+    const options = (sub, host) => ({ token: token({ sub, host }), iceTransportPolicy: "relay" });
+    const ffId = await join(ff, "relayed-ff", options("fox", true));
+    const chId = await join(ch, "relayed-ff", options("chrome", false));
+    await waitForFirefox(ff, (id) => window.log.connects.includes(id), chId, 30000);
+    await waitFor(ch, (id) => window.log.connects.includes(id), ffId, 30000);
+    assert.deepEqual(await selectedPair(ff, chId), ["relay", "relay"]);
+    assert.deepEqual(await selectedPair(ch, ffId), ["relay", "relay"]);
+    await ff.evaluate((other) => window.room.send(other, "reliable", "from firefox"), chId);
+    await waitFor(ch, () => window.log.messages.reliable?.[0]?.text === "from firefox");
+    await ch.evaluate((other) => window.room.send(other, "reliable", "from chromium"), ffId);
+    await waitForFirefox(ff, () => window.log.messages.reliable?.[0]?.text === "from chromium");
+    assert.deepEqual(ff.problems, []);
+  } finally {
+    await ff.close();
+    await ch.context().close();
   }
 });
