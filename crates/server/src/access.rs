@@ -52,12 +52,15 @@ impl Denied {
     }
 }
 
-/// The token a client sent: `?token=` first, else a `switchboard.token.<jwt>` subprotocol.
+/// The token a client sent: a non-empty `?token=` first, else a `switchboard.token.<jwt>`
+/// subprotocol.
 pub fn find_token<'a>(query_token: Option<&'a str>, subprotocols: &'a [String]) -> Option<&'a str> {
-    query_token.or_else(|| {
+    let nonempty = |token: &&str| !token.is_empty();
+    query_token.filter(nonempty).or_else(|| {
         subprotocols
             .iter()
             .find_map(|p| p.strip_prefix(TOKEN_SUBPROTOCOL))
+            .filter(nonempty)
     })
 }
 
@@ -79,6 +82,11 @@ pub fn authorize(
                 format!("your token names you {sub:?}; leave out ?user= or use that name"),
             )));
         }
+    }
+    if claims.max_peers.is_some_and(|max| max < 2) {
+        return Err(Denied::token(TokenError::Claims(
+            "max_peers: a room holds at least 2 peers".into(),
+        )));
     }
     Ok(Granted {
         permits: Permits::from_claims(&claims),
@@ -118,6 +126,11 @@ mod tests {
         assert_eq!(find_token(Some("q"), &protocols), Some("q"));
         assert_eq!(find_token(None, &protocols), Some("abc"));
         assert_eq!(find_token(None, &[]), None);
+        assert_eq!(
+            find_token(Some(""), &protocols),
+            Some("abc"),
+            "an empty query is no token"
+        );
     }
 
     #[test]
@@ -134,5 +147,10 @@ mod tests {
         let bad_sub = token(serde_json::json!({"sub": "", "exp": NOW + 9}));
         let denied = authorize(&verifier(), Some(&bad_sub), None, NOW).unwrap_err();
         assert_eq!((denied.status(), denied.reason), (401, "token_claims"));
+        for (max, allowed) in [(0, false), (1, false), (2, true)] {
+            let capped = token(serde_json::json!({"exp": NOW + 9, "max_peers": max}));
+            let outcome = authorize(&verifier(), Some(&capped), None, NOW);
+            assert_eq!(outcome.is_ok(), allowed, "max_peers {max}");
+        }
     }
 }

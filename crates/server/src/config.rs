@@ -277,6 +277,11 @@ impl Config {
         {
             return invalid("admin_token must be at least 16 characters".into());
         }
+        if self.auth.private_rooms && !self.auth.enabled() {
+            return invalid(
+                "auth.private_rooms needs auth.jwt_secret or auth.jwt_public_key".into(),
+            );
+        }
         if self.auth.max_token_bytes == 0 {
             return invalid("auth.max_token_bytes must be greater than 0".into());
         }

@@ -213,6 +213,8 @@ fn enter(
                 token,
                 conn,
                 next_token: rand::random(),
+                name: handshake.token_name,
+                permits: handshake.permits,
             };
             let (seat, effects) = relay.hub.resume(request)?;
             (seat, effects, true)

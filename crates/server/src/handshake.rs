@@ -37,6 +37,8 @@ pub struct Handshake {
     pub resumable: bool,
     /// What the connection's token allows (everything when auth is off; set by the shell).
     pub permits: Permits,
+    /// With auth: the token's `sub` (a resume must be for the same user).
+    pub token_name: Option<String>,
 }
 
 /// A refused handshake: the error, and the encoding to send it in.
@@ -129,6 +131,7 @@ pub fn negotiate<'a>(
         name: query.user.clone(),
         resumable,
         permits: Permits::default(),
+        token_name: None,
     })
 }
 

@@ -526,6 +526,7 @@ fn accept(
             return denied(&shared, &Denied::forbidden(error));
         }
         handshake.permits = granted.permits;
+        handshake.token_name = granted.name;
     }
     // Past the refusals a plain GET can learn from: the rest needs the upgrade.
     let upgrade = match upgrade {

@@ -332,3 +332,31 @@ async fn turn_credentials_come_in_welcome_and_are_refreshed_before_expiry() {
     assert!(check(turn) >= first, "a later expiry");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_resume_needs_a_token_for_the_same_user() {
+    let mut config = auth_config();
+    config.limits.resume_grace_ms = 5_000;
+    let server = start(config).await;
+    let addr = server.local_addr();
+    let ann = token(json!({"sub": "ann", "exp": now() + 60, "aud": "game", "host": true}));
+    let bob = token(json!({"sub": "bob", "exp": now() + 60, "aud": "game"}));
+    let first = Client::at(addr, &format!("/ws/r?token={ann}&resumable=true")).await;
+    let resume = first.welcome.resume_token.clone().expect("a resume token");
+    first.vanish(Vanish::Fin).await;
+    // No token at all: refused before the upgrade, like any connect.
+    let (status, _, _) = refused_before_upgrade(addr, &format!("/ws/r?resume={resume}")).await;
+    assert_eq!(status, 401);
+    // Another user's token cannot take ann's place; the refusal does not spend the token.
+    let (code, close, _) = refused(
+        addr,
+        &format!("/ws/r?resume={resume}&token={bob}"),
+        switchboard_protocol::Encoding::Json,
+    )
+    .await;
+    assert_eq!((code, close), (ErrorCode::Forbidden, 4018));
+    let back = Client::at(addr, &format!("/ws/r?resume={resume}&token={ann}")).await;
+    assert!(back.welcome.resumed);
+    assert_eq!(back.welcome.name.as_deref(), Some("ann"));
+    server.shutdown().await;
+}

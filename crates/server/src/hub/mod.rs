@@ -200,6 +200,10 @@ pub struct ResumeRequest {
     pub conn: u64,
     /// The next token (drawn by the shell): tokens are single-use.
     pub next_token: u128,
+    /// With auth: the new connection's token must name the same user (its `sub`) ...
+    pub name: Option<String>,
+    /// ... and allow the peer's room.
+    pub permits: Permits,
 }
 
 /// A peer's place in a room, for its `welcome`.
@@ -419,7 +423,17 @@ impl Hub {
                 "unknown or expired resume token: join again",
             )
         };
-        let id = self.tokens.remove(&request.token).ok_or_else(refused)?;
+        let id = *self.tokens.get(&request.token).ok_or_else(refused)?;
+        let peer = self.peers.get(&id).ok_or_else(refused)?;
+        // A refused resume leaves the place and its token as they were.
+        if request.name.is_some() && request.name != peer.name {
+            return Err(error(
+                ErrorCode::Forbidden,
+                "your token names another user than the peer you resume",
+            ));
+        }
+        request.permits.check_room(&peer.room)?;
+        self.tokens.remove(&request.token);
         let peer = self.peers.get_mut(&id).ok_or_else(refused)?;
         let mut effects = Effects::default();
         match peer.link {

@@ -769,6 +769,8 @@ fn a_resumed_peer_keeps_its_id_and_the_room_sees_nothing() {
             token: 1001,
             conn: 50,
             next_token: 2001,
+            name: None,
+            permits: Permits::default(),
         })
         .unwrap();
     assert_eq!(
@@ -783,7 +785,9 @@ fn a_resumed_peer_keeps_its_id_and_the_room_sees_nothing() {
         hub.resume(ResumeRequest {
             token: 1001,
             conn: 51,
-            next_token: 3001
+            next_token: 3001,
+            name: None,
+            permits: Permits::default(),
         })
         .unwrap_err()
         .code,
@@ -827,7 +831,9 @@ fn after_the_grace_period_a_suspended_peer_is_gone() {
         hub.resume(ResumeRequest {
             token: 1001,
             conn: 9,
-            next_token: 9
+            next_token: 9,
+            name: None,
+            permits: Permits::default(),
         })
         .unwrap_err()
         .code,
@@ -848,6 +854,8 @@ fn a_resume_racing_the_end_of_grace_either_wins_or_is_refused() {
         token: 1001,
         conn: 7,
         next_token: 7,
+        name: None,
+        permits: Permits::default(),
     })
     .unwrap();
     assert_eq!(hub.expire_due(deadline), Effects::default());
@@ -870,7 +878,9 @@ fn a_resume_racing_the_end_of_grace_either_wins_or_is_refused() {
         hub.resume(ResumeRequest {
             token: 1001,
             conn: 7,
-            next_token: 7
+            next_token: 7,
+            name: None,
+            permits: Permits::default(),
         })
         .unwrap_err()
         .code,
@@ -889,6 +899,8 @@ fn resuming_while_still_connected_replaces_the_old_connection() {
             token: 1001,
             conn: 77,
             next_token: 5,
+            name: None,
+            permits: Permits::default(),
         })
         .unwrap();
     assert_eq!(effects.closes.len(), 1);
