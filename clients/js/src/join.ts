@@ -6,6 +6,7 @@ import { type ChannelSpec, channelSpecs } from "./channels.js";
 import { SwitchboardError, closeError } from "./errors.js";
 import { type RoomOptions, type Resolved, joinParams, resolveOptions } from "./options.js";
 import { Room } from "./room.js";
+import { whyRefused } from "./refusal.js";
 import { type JoinParams, type RoomInfo, type ServerMessage, type Welcome, decodeServerMessage, roomUrl } from "./signaling.js";
 
 const TOKEN_PREFIX = "switchboard:resume:";
@@ -120,33 +121,6 @@ function connect(url: string, params: JoinParams, options: Resolved, specs: Chan
       setTimeout(() => room.begin(), 0);
     };
   });
-}
-
-/** How long the client waits for the server to say why it refused a WebSocket. */
-const REFUSAL_TIMEOUT_MS = 3000;
-
-/**
- * The JSON refusal (`{error, message, reason?}`) the server answers a plain GET of `wsUrl` with,
- * or `null` when it has none (the server is unreachable, or the failure was not a refusal).
- */
-export async function whyRefused(wsUrl: string): Promise<SwitchboardError | null> {
-  if (typeof fetch === "undefined") return null;
-  const httpUrl = wsUrl.replace(/^ws(s?):/, "http$1:");
-  const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(), REFUSAL_TIMEOUT_MS);
-  try {
-    const response = await fetch(httpUrl, { cache: "no-store", signal: abort.signal });
-    if (response.ok) return null;
-    const body = (await response.json()) as { error?: unknown; message?: unknown; reason?: unknown };
-    if (typeof body.error !== "string") return null;
-    const message = typeof body.message === "string" ? body.message : body.error;
-    const reason = typeof body.reason === "string" ? body.reason : undefined;
-    return new SwitchboardError(body.error, `the server refused the connection (HTTP ${response.status}): ${message}`, reason);
-  } catch {
-    return null;
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 function endpoint(server: string, query: Record<string, string>): string {

@@ -9,6 +9,7 @@ import type { ChannelSpec } from "./channels.js";
 import type { ChannelInfo, ConnectionEvents, ConnectionLimits } from "./connection.js";
 import { Emitter } from "./emitter.js";
 import { SwitchboardError } from "./errors.js";
+import { whyRefused } from "./refusal.js";
 import { Goodbye, encodeFrames, goodbyeFrame, type Payload, type Received, Reassembler } from "./framing.js";
 
 /** Close codes (RFC 6455): normal, and abnormal (no close frame: the connection dropped). */
@@ -81,7 +82,10 @@ export class SocketConnection {
       };
       ws.onclose = (event: CloseEvent) => {
         clearTimeout(timer);
-        reject(new SwitchboardError("connection_failed", `the WebSocket to ${url} was refused or closed before it opened (${event.code})`));
+        const closed = new SwitchboardError("connection_failed", `the WebSocket to ${url} was refused or closed before it opened (${event.code})`);
+        // A refused upgrade (a token, a full server) closes with 1006: ask the server why.
+        if (event.code !== 1006) reject(closed);
+        else void whyRefused(url).then((refusal) => reject(refusal ?? closed));
       };
     });
   }

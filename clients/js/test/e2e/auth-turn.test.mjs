@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import WebSocket from "ws";
-import { joinRoom } from "../../dist/index.js";
+import { connectToServer, joinRoom } from "../../dist/index.js";
 import { jwt, startCoturn, turnCredential } from "./coturn.mjs";
 import { launchFirefox, openFirefoxPage, waitForFirefox } from "./firefox.mjs";
 import { join, launchBrowser, openEchoPage, openPage, startEcho, startServer, waitFor } from "./harness.mjs";
@@ -182,6 +182,12 @@ test("a server peer guarded by the hub's tokens: refused without one, WebRTC and
     assert.deepEqual(await attempt({ token: token({}), webrtcTimeoutMs: 1 }), ["websocket", "guarded echo"]);
     assert.deepEqual(page.problems, []);
     await page.context().close();
+    // Node has no WebRTC: connectToServer goes straight to the fallback, whose refusal is
+    // explained too; with the token it connects.
+    await assert.rejects(connectToServer(`${echo.url}/connect`, { WebSocket }), { code: "unauthorized", detail: "token_missing" });
+    const conn = await connectToServer(`${echo.url}/connect`, { WebSocket, token: token({}) });
+    assert.equal(conn.transport, "websocket");
+    conn.close();
   } finally {
     await echo.stop();
   }
