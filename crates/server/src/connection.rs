@@ -13,15 +13,15 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use switchboard_protocol::{
-    decode_client, Encoding, ErrorCode, Frame, IceServer, LeaveReason, PeerId, ProtocolError,
-    ServerMessage, Welcome, PROTOCOL_VERSION,
+    decode_client, ErrorCode, Frame, IceServer, LeaveReason, PeerId, ProtocolError, ServerMessage,
+    Welcome, PROTOCOL_VERSION,
 };
 use tokio::sync::mpsc;
 
 use crate::config::TurnConfig;
-use crate::handshake::{Entry, Handshake, Refusal};
+use crate::handshake::{Dialect, Entry, Handshake, Refusal};
 use crate::hub::{CloseReason, JoinRequest, ResumeRequest, Seat, TokenBucket};
-use crate::relay::{encode, lock, Closer, Outbox};
+use crate::relay::{encode_for, lock, Closer, Outbox, Wire};
 use crate::server::Shared;
 
 /// How long a closing handshake may take before the socket is simply dropped.
@@ -41,14 +41,17 @@ pub async fn run(
     ice_servers: Vec<IceServer>,
 ) {
     let (mut sink, mut stream) = socket.split();
-    let encoding = handshake.encoding;
+    let wire = match handshake.dialect {
+        Dialect::Switchboard => Wire::Switchboard(handshake.encoding),
+        Dialect::Matchbox => Wire::Matchbox,
+    };
     let conn = shared.connections.fetch_add(1, Ordering::Relaxed);
     let (queue, outgoing) = mpsc::channel(shared.config.limits.send_queue_messages);
     let closer = Arc::new(Closer::new(&shared.shutdown));
     let outbox = Outbox {
         conn,
         queue,
-        encoding,
+        wire,
         closer: closer.clone(),
     };
     // With TURN, fresh credentials go out at half their life (`ice_servers` message).
@@ -62,7 +65,7 @@ pub async fn run(
         Ok(id) => id,
         Err(error) => {
             shared.metrics.error(error.code);
-            close(&mut sink, &mut stream, encoding, CloseReason::Error(error)).await;
+            close(&mut sink, &mut stream, wire, CloseReason::Error(error)).await;
             return;
         }
     };
@@ -76,7 +79,7 @@ pub async fn run(
         shared: &shared,
         id,
         conn,
-        encoding,
+        wire,
         sink,
         outgoing,
         closer: &closer,
@@ -94,7 +97,7 @@ pub async fn run(
     // up to `CLOSE_TIMEOUT` and must not delay it.
     drop(membership);
     if let Some(reason) = close_with {
-        close(&mut pump.sink, &mut stream, encoding, reason).await;
+        close(&mut pump.sink, &mut stream, wire, reason).await;
     }
 }
 
@@ -175,7 +178,7 @@ pub async fn refuse(socket: WebSocket, refusal: Refusal) {
     close(
         &mut sink,
         &mut stream,
-        refusal.encoding,
+        Wire::Switchboard(refusal.encoding),
         CloseReason::Error(refusal.error),
     )
     .await;
@@ -245,7 +248,9 @@ fn enter(
         resumed,
     }));
     // The queue is new and its capacity is at least 1 (validated), so the welcome goes first.
-    let _ = outbox.queue.try_send(encode(&welcome, outbox.encoding)?);
+    if let Some(frame) = encode_for(&welcome, outbox.wire) {
+        let _ = outbox.queue.try_send(frame?);
+    }
     // On resume this replaces the old connection's outbox; the hub closes that connection.
     let old = relay.outboxes.insert(id, outbox);
     shared.settle(&relay, effects);
@@ -278,7 +283,7 @@ struct Pump<'a> {
     shared: &'a Shared,
     id: PeerId,
     conn: u64,
-    encoding: Encoding,
+    wire: Wire,
     sink: Sink,
     outgoing: mpsc::Receiver<Message>,
     closer: &'a Closer,
@@ -421,7 +426,8 @@ impl Pump<'_> {
             return Ok(());
         };
         let ice_servers = with_turn(&self.shared.config.turn, base.clone(), self.id);
-        let Ok(frame) = encode(&ServerMessage::IceServers { ice_servers }, self.encoding) else {
+        let Some(Ok(frame)) = encode_for(&ServerMessage::IceServers { ice_servers }, self.wire)
+        else {
             return Ok(());
         };
         match tokio::time::timeout(write_timeout, self.sink.send(frame)).await {
@@ -486,10 +492,23 @@ impl Pump<'_> {
             return;
         }
         self.bytes_throttled = false;
-        let decoded = decode_client(frame, self.encoding);
+        let decoded = match self.wire {
+            Wire::Switchboard(encoding) => decode_client(frame, encoding).map(Some),
+            Wire::Matchbox => match frame {
+                Frame::Text(bytes) => std::str::from_utf8(bytes)
+                    .map_err(|_| ProtocolError::new(ErrorCode::Malformed, "not UTF-8"))
+                    .and_then(crate::matchbox::decode_request),
+                Frame::Binary(_) => Err(ProtocolError::new(
+                    ErrorCode::WrongFrameType,
+                    "matchbox requests are text frames",
+                )),
+            },
+        };
         let mut relay = lock(&self.shared.relay);
         match decoded {
-            Ok(message) => {
+            // A keep-alive: being heard is all it does.
+            Ok(None) => {}
+            Ok(Some(message)) => {
                 let effects = relay.hub.handle(self.id, self.conn, message, now);
                 if !effects.closes.is_empty() {
                     metrics.connections.set(relay.hub.peer_count() as i64);
@@ -522,7 +541,7 @@ async fn write_batch(
 /// close code and name; for a detach, a normal close (1000, `detached`). Then waits (briefly) for
 /// the peer's close reply: dropping the socket with unread input would make the kernel send a
 /// reset, and the peer could lose the close frame and its reason.
-async fn close(sink: &mut Sink, stream: &mut Stream, encoding: Encoding, reason: CloseReason) {
+async fn close(sink: &mut Sink, stream: &mut Stream, wire: Wire, reason: CloseReason) {
     let (message, close_frame) = match reason {
         CloseReason::Error(error) => {
             let code = error.code;
@@ -555,7 +574,7 @@ async fn close(sink: &mut Sink, stream: &mut Stream, encoding: Encoding, reason:
         ),
     };
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
-        if let Some(Ok(frame)) = message.map(|m| encode(&m, encoding)) {
+        if let Some(Some(Ok(frame))) = message.map(|m| encode_for(&m, wire)) {
             sink.feed(frame).await?;
         }
         sink.send(Message::Close(Some(close_frame))).await?;

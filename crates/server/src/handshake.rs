@@ -39,6 +39,17 @@ pub struct Handshake {
     pub permits: Permits,
     /// With auth: the token's `sub` (a resume must be for the same user).
     pub token_name: Option<String>,
+    /// Switchboard's protocol, or a compatible one.
+    pub dialect: Dialect,
+}
+
+/// The protocol a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// Switchboard's protocol v1.
+    Switchboard,
+    /// matchbox_server's protocol (`/matchbox/{room}`).
+    Matchbox,
 }
 
 /// A refused handshake: the error, and the encoding to send it in.
@@ -132,6 +143,7 @@ pub fn negotiate<'a>(
         resumable,
         permits: Permits::default(),
         token_name: None,
+        dialect: Dialect::Switchboard,
     })
 }
 

@@ -23,6 +23,8 @@ pub mod config;
 mod connection;
 pub mod handshake;
 pub mod hub;
+mod matchbox;
+mod matchbox_http;
 mod metrics;
 mod relay;
 pub mod server;

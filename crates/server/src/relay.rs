@@ -67,14 +67,33 @@ impl Closer {
     }
 }
 
+/// What a connection speaks: Switchboard's protocol in one of its encodings, or matchbox's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// Protocol v1, JSON or MessagePack.
+    Switchboard(Encoding),
+    /// matchbox_server's JSON protocol (`crate::matchbox`).
+    Matchbox,
+}
+
+impl Wire {
+    /// Index of the wire's frame in a delivery's per-wire cache.
+    fn slot(self) -> usize {
+        match self {
+            Self::Switchboard(encoding) => encoding as usize,
+            Self::Matchbox => 2,
+        }
+    }
+}
+
 /// Where messages for one connection go.
 pub struct Outbox {
     /// Which connection of the peer this is (a resumed peer gets a new one).
     pub conn: u64,
     /// The connection's bounded send queue.
     pub queue: mpsc::Sender<Message>,
-    /// The connection's encoding.
-    pub encoding: Encoding,
+    /// What the connection speaks.
+    pub wire: Wire,
     /// Closes the connection (slow reader).
     pub closer: Arc<Closer>,
 }
@@ -115,20 +134,22 @@ impl Relay {
     /// reader; its neighbours are not held up. If the message cannot be encoded for some
     /// recipient's encoding, `sender` (when given) gets an error instead.
     pub fn deliver(&self, delivery: Delivery, sender: Option<PeerId>, metrics: &Metrics) {
-        let mut frames: [Option<Result<Message, ProtocolError>>; 2] = [None, None];
+        let mut frames: [Option<Option<Result<Message, ProtocolError>>>; 3] = [None, None, None];
         let mut failure = None;
         for id in &delivery.to {
             let Some(outbox) = self.outboxes.get(id) else {
                 continue;
             };
-            let slot = &mut frames[outbox.encoding as usize];
-            let frame = slot.get_or_insert_with(|| encode(&delivery.message, outbox.encoding));
+            let slot = &mut frames[outbox.wire.slot()];
+            let frame = slot.get_or_insert_with(|| encode_for(&delivery.message, outbox.wire));
             match frame {
-                Ok(frame) => {
+                Some(Ok(frame)) => {
                     push(outbox, frame.clone(), metrics);
                     metrics.messages_relayed.inc();
                 }
-                Err(error) => failure = Some(error.clone()),
+                Some(Err(error)) => failure = Some(error.clone()),
+                // The wire has no word for this message: nothing to send.
+                None => {}
             }
         }
         if let ServerMessage::Error { code, .. } = &delivery.message {
@@ -168,6 +189,15 @@ fn push(outbox: &Outbox, frame: Message, metrics: &Metrics) {
         }
         // The connection is already gone; its leave is on the way.
         Err(mpsc::error::TrySendError::Closed(_)) => {}
+    }
+}
+
+/// Encodes a message as a WebSocket frame for `wire`; `None` when the wire has no such message.
+pub fn encode_for(message: &ServerMessage, wire: Wire) -> Option<Result<Message, ProtocolError>> {
+    match wire {
+        Wire::Switchboard(encoding) => Some(encode(message, encoding)),
+        Wire::Matchbox => crate::matchbox::encode_event(message)
+            .map(|text| text.map(|text| Message::Text(text.into()))),
     }
 }
 

@@ -29,7 +29,7 @@ use crate::access::{authorize, find_token, Denied, Granted};
 use crate::admin_api;
 use crate::admission::{AdmissionAcceptor, Pending};
 use crate::assets;
-use crate::config::{AuthConfig, Config, ConfigError};
+use crate::config::{AuthConfig, Config, ConfigError, Limits};
 use crate::connection;
 use crate::handshake::{negotiate, ConnectQuery, Entry, Handshake, Refusal};
 use crate::hub::{Destination, Effects, Hub, PeerMap, Permits};
@@ -324,7 +324,7 @@ fn unix_now() -> u64 {
 
 /// A refusal before the upgrade: the status and the JSON error (with the exact `reason` for
 /// auth refusals). Readable cross-origin, so a browser client can fetch why its WebSocket failed.
-fn refusal(status: StatusCode, error: &ProtocolError, reason: Option<&str>) -> Response {
+pub(crate) fn refusal(status: StatusCode, error: &ProtocolError, reason: Option<&str>) -> Response {
     let mut body = serde_json::json!({ "error": error.code.as_str(), "message": error.message });
     if let Some(reason) = reason {
         body["reason"] = reason.into();
@@ -341,7 +341,7 @@ fn refusal(status: StatusCode, error: &ProtocolError, reason: Option<&str>) -> R
 }
 
 /// Counts and answers an auth refusal.
-fn denied(shared: &Shared, denied: &Denied) -> Response {
+pub(crate) fn denied(shared: &Shared, denied: &Denied) -> Response {
     shared.metrics.auth_refused(denied.reason);
     let status = StatusCode::from_u16(denied.status()).unwrap_or(StatusCode::UNAUTHORIZED);
     refusal(status, &denied.error, Some(denied.reason))
@@ -357,7 +357,8 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics))
         .route("/ws", get(websocket_without_room))
         .route("/ws/{room}", get(websocket))
-        .route("/rooms", get(rooms));
+        .route("/rooms", get(rooms))
+        .route("/matchbox/{room}", get(crate::matchbox_http::websocket));
     // The admin API is on the main listener only behind a token.
     if shared.config.admin_token.is_some() {
         router = router.merge(admin_api::routes());
@@ -481,15 +482,10 @@ fn accept(
         .collect();
     // Auth first: a refused token costs no WebSocket. A plain GET (no upgrade) with the same URL
     // gets the same answer, which is how a browser learns why its WebSocket failed.
-    let granted = match &shared.verifier {
-        Some(verifier) => {
-            let token = find_token(query.token.as_deref(), &requested);
-            match authorize(verifier, token, query.user.as_deref(), unix_now()) {
-                Ok(granted) => Some(granted),
-                Err(refused) => return denied(&shared, &refused),
-            }
-        }
-        None => None,
+    let token = find_token(query.token.as_deref(), &requested);
+    let granted = match authorize_connect(&shared, token, query.user.as_deref()) {
+        Ok(granted) => granted,
+        Err(refused) => return *refused,
     };
     if let Some(Granted {
         name: Some(name), ..
@@ -498,20 +494,10 @@ fn accept(
         query.user = Some(name.clone());
     }
     let ip = canonical_ip(peer.ip());
-    // Connection limits are checked before the upgrade, so a refusal costs no WebSocket and
-    // reads as a plain HTTP answer (and again at join, which decides). A resume keeps its place.
+    // A resume keeps its place: no connection limits for it.
     if query.resume.is_none() {
-        let relay = lock(&shared.relay);
-        if let Err(error) = relay.hub.check_capacity(ip) {
-            // Full in all: 503; this address's share is used up: 429.
-            let status = if relay.hub.peer_count() >= shared.config.limits.max_connections {
-                StatusCode::SERVICE_UNAVAILABLE
-            } else {
-                StatusCode::TOO_MANY_REQUESTS
-            };
-            drop(relay);
-            shared.metrics.error(error.code);
-            return refusal(status, &error, None);
+        if let Err(refused) = check_capacity_http(&shared, ip) {
+            return *refused;
         }
     }
     let limits = &shared.config.limits;
@@ -533,12 +519,7 @@ fn accept(
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
     };
-    let mut upgrade = upgrade
-        .read_buffer_size(limits.read_buffer_bytes)
-        .write_buffer_size(limits.write_buffer_bytes)
-        .max_write_buffer_size(limits.max_write_buffer_bytes)
-        .max_message_size(limits.max_message_bytes)
-        .max_frame_size(limits.max_message_bytes);
+    let mut upgrade = limited(upgrade, limits);
     match &negotiated {
         Ok(Handshake {
             subprotocol: Some(protocol),
@@ -568,9 +549,55 @@ fn accept(
     })
 }
 
+/// Auth before the upgrade: what the token grants (`None` when auth is off), or the refusal.
+pub(crate) fn authorize_connect(
+    shared: &Shared,
+    token: Option<&str>,
+    user: Option<&str>,
+) -> Result<Option<Granted>, Box<Response>> {
+    let Some(verifier) = &shared.verifier else {
+        return Ok(None);
+    };
+    authorize(verifier, token, user, unix_now())
+        .map(Some)
+        .map_err(|refused| Box::new(denied(shared, &refused)))
+}
+
+/// Connection limits before the upgrade, so a refusal costs no WebSocket and reads as a plain
+/// HTTP answer (the join checks again, and decides): 503 when the server is full, 429 when this
+/// address's share is used up.
+pub(crate) fn check_capacity_http(shared: &Shared, ip: IpAddr) -> Result<(), Box<Response>> {
+    let relay = lock(&shared.relay);
+    let Err(error) = relay.hub.check_capacity(ip) else {
+        return Ok(());
+    };
+    let status = if relay.hub.peer_count() >= shared.config.limits.max_connections {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::TOO_MANY_REQUESTS
+    };
+    drop(relay);
+    shared.metrics.error(error.code);
+    Err(Box::new(refusal(status, &error, None)))
+}
+
+/// The upgrade with the WebSocket limits (buffers, message and frame sizes).
+pub(crate) fn limited(upgrade: WebSocketUpgrade, limits: &Limits) -> WebSocketUpgrade {
+    upgrade
+        .read_buffer_size(limits.read_buffer_bytes)
+        .write_buffer_size(limits.write_buffer_bytes)
+        .max_write_buffer_size(limits.max_write_buffer_bytes)
+        .max_message_size(limits.max_message_bytes)
+        .max_frame_size(limits.max_message_bytes)
+}
+
 /// What a token's permits refuse that is known before the upgrade (the hub decides at join):
 /// a named room outside its `rooms`, creating a room without `host`.
-fn precheck(shared: &Shared, entry: &Entry, permits: &Permits) -> Result<(), ProtocolError> {
+pub(crate) fn precheck(
+    shared: &Shared,
+    entry: &Entry,
+    permits: &Permits,
+) -> Result<(), ProtocolError> {
     match entry {
         Entry::Join(Destination::Named { room, create, .. }) => {
             permits.check_room(room)?;
@@ -589,7 +616,7 @@ fn precheck(shared: &Shared, entry: &Entry, permits: &Permits) -> Result<(), Pro
 /// The ICE servers for a client: the configured list, or else the built-in STUN server, named by
 /// its bound address when specific, or by the host the client used to reach us when the STUN
 /// server listens on a wildcard address.
-fn ice_servers(shared: &Shared, host_header: Option<&str>) -> Vec<IceServer> {
+pub(crate) fn ice_servers(shared: &Shared, host_header: Option<&str>) -> Vec<IceServer> {
     if !shared.config.ice_servers.is_empty() {
         return shared.config.ice_servers.clone();
     }
