@@ -10,6 +10,8 @@ pub enum Flavor {
     Switchboard,
     /// matchbox_server (crates.io).
     Matchbox,
+    /// Switchboard's matchbox endpoint (`/matchbox/{room}`): matchbox's protocol on our hub.
+    SwitchboardMatchbox,
 }
 
 /// The benchmark's payload: sender index, sequence number, send time (µs since start).
@@ -25,6 +27,7 @@ pub fn room_path(flavor: Flavor, room: &str) -> String {
     match flavor {
         Flavor::Switchboard => format!("/ws/{room}"),
         Flavor::Matchbox => format!("/{room}"),
+        Flavor::SwitchboardMatchbox => format!("/matchbox/{room}"),
     }
 }
 
@@ -41,7 +44,7 @@ pub fn assigned_id(flavor: Flavor, text: &str) -> Option<String> {
             let w: Welcome = serde_json::from_str(text).ok()?;
             (w.kind == "welcome").then_some(w.id)
         }
-        Flavor::Matchbox => {
+        Flavor::Matchbox | Flavor::SwitchboardMatchbox => {
             #[derive(Deserialize)]
             enum Event {
                 IdAssigned(String),
@@ -62,7 +65,7 @@ pub fn to_peer(flavor: Flavor, peer: &str, probe: Probe) -> String {
                 r#"{{"type":"message","to":{{"peer":"{peer}"}},"data":{{"s":{s},"n":{n},"t":{t}}}}}"#
             )
         }
-        Flavor::Matchbox => {
+        Flavor::Matchbox | Flavor::SwitchboardMatchbox => {
             format!(r#"{{"Signal":{{"receiver":"{peer}","data":{{"s":{s},"n":{n},"t":{t}}}}}}}"#)
         }
     }
@@ -84,7 +87,7 @@ pub fn probe(flavor: Flavor, text: &str) -> Option<Probe> {
             }
             serde_json::from_str::<Relayed>(text).ok().map(|r| r.data)
         }
-        Flavor::Matchbox => {
+        Flavor::Matchbox | Flavor::SwitchboardMatchbox => {
             #[derive(Deserialize)]
             struct Signal {
                 data: Probe,
