@@ -21,17 +21,50 @@ pub fn hub_room(room: &str) -> String {
     format!("matchbox.{room}")
 }
 
-/// A peer id as matchbox writes it: a hyphenated UUID.
-pub fn uuid(id: PeerId) -> String {
+/// Appends `id` as matchbox writes peer ids: a hyphenated UUID (8-4-4-4-12 lowercase hex digits), without formatting
+/// machinery: this runs once per relayed signal.
+fn push_uuid(out: &mut String, id: PeerId) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let bits = id.as_u128();
-    format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        bits >> 96,
-        (bits >> 80) & 0xffff,
-        (bits >> 64) & 0xffff,
-        (bits >> 48) & 0xffff,
-        bits & 0xffff_ffff_ffff
-    )
+    for nibble in 0..32 {
+        if matches!(nibble, 8 | 12 | 16 | 20) {
+            out.push('-');
+        }
+        let digit = (bits >> (124 - 4 * nibble)) & 0xf;
+        out.push(char::from(HEX[digit as usize]));
+    }
+}
+
+/// `{"<kind>":"<uuid>"}`.
+fn id_event(kind: &str, id: PeerId) -> String {
+    let mut out = String::with_capacity(kind.len() + 44);
+    out.push_str("{\"");
+    out.push_str(kind);
+    out.push_str("\":\"");
+    push_uuid(&mut out, id);
+    out.push_str("\"}");
+    out
+}
+
+/// `{"Signal":{"sender":"<uuid>","data":<data>}}`, the data copied as it came when it is JSON.
+fn signal_event(from: PeerId, data: &Payload) -> Result<String, ProtocolError> {
+    let converted;
+    let json = match data {
+        Payload::Json(raw) => raw.get(),
+        other => {
+            converted = other
+                .to_json_string()
+                .map_err(|e| ProtocolError::new(ErrorCode::InvalidMessage, e.to_string()))?;
+            converted.as_str()
+        }
+    };
+    let mut out = String::with_capacity(json.len() + 64);
+    out.push_str("{\"Signal\":{\"sender\":\"");
+    push_uuid(&mut out, from);
+    out.push_str("\",\"data\":");
+    out.push_str(json);
+    out.push_str("}}");
+    Ok(out)
 }
 
 /// A UUID (hyphenated or not, any case) as a peer id.
@@ -46,23 +79,11 @@ pub fn parse_uuid(text: &str) -> Option<PeerId> {
 
 /// The matchbox event for a hub message, or `None` when matchbox has none for it.
 pub fn encode_event(message: &ServerMessage) -> Option<Result<String, ProtocolError>> {
-    let json = |value: serde_json::Value| Some(Ok(value.to_string()));
     match message {
-        ServerMessage::Welcome(welcome) => {
-            json(serde_json::json!({ "IdAssigned": uuid(welcome.id) }))
-        }
-        ServerMessage::PeerJoined(peer) => json(serde_json::json!({ "NewPeer": uuid(peer.id) })),
-        ServerMessage::PeerLeft { id, .. } => json(serde_json::json!({ "PeerLeft": uuid(*id) })),
-        ServerMessage::Signal { from, data } => Some(
-            data.to_json_string()
-                .map(|data| {
-                    format!(
-                        "{{\"Signal\":{{\"sender\":\"{}\",\"data\":{data}}}}}",
-                        uuid(*from)
-                    )
-                })
-                .map_err(|e| ProtocolError::new(ErrorCode::InvalidMessage, e.to_string())),
-        ),
+        ServerMessage::Welcome(welcome) => Some(Ok(id_event("IdAssigned", welcome.id))),
+        ServerMessage::PeerJoined(peer) => Some(Ok(id_event("NewPeer", peer.id))),
+        ServerMessage::PeerLeft { id, .. } => Some(Ok(id_event("PeerLeft", *id))),
+        ServerMessage::Signal { from, data } => Some(signal_event(*from, data)),
         ServerMessage::Message { .. }
         | ServerMessage::Pong { .. }
         | ServerMessage::HostChanged { .. }
@@ -78,8 +99,8 @@ pub fn encode_event(message: &ServerMessage) -> Option<Result<String, ProtocolEr
 enum Request<'a> {
     Signal {
         receiver: &'a str,
-        #[serde(borrow)]
-        data: &'a RawValue,
+        /// Kept as the JSON text it came as (parsed once, here).
+        data: Box<RawValue>,
     },
     KeepAlive,
 }
@@ -100,11 +121,9 @@ pub fn decode_request(text: &str) -> Result<Option<ClientMessage>, ProtocolError
             let to = parse_uuid(receiver).ok_or_else(|| {
                 ProtocolError::new(ErrorCode::InvalidMessage, "receiver is not a UUID")
             })?;
-            let data = Payload::from_json(data.get())
-                .map_err(|e| ProtocolError::new(ErrorCode::Malformed, e.to_string()))?;
             Ok(Some(ClientMessage::Signal {
                 to: Target::Peer(to),
-                data,
+                data: Payload::Json(data),
             }))
         }
     }
@@ -113,6 +132,12 @@ pub fn decode_request(text: &str) -> Result<Option<ClientMessage>, ProtocolError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn uuid(id: PeerId) -> String {
+        let mut out = String::new();
+        push_uuid(&mut out, id);
+        out
+    }
 
     #[test]
     fn ids_are_uuids_both_ways() {
