@@ -140,6 +140,10 @@ impl Server {
         let local_addr = listener
             .local_addr()
             .map_err(io("cannot read the listener address".into()))?;
+        // aws-lc-rs, chosen here rather than left to rustls' crate features: with more than one
+        // backend compiled in, rustls cannot pick one by itself. A provider already installed by
+        // the application (or an earlier server in this process) is kept.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => Some(RustlsConfig::from_pem_file(cert, key).await.map_err(
                 io(format!(
