@@ -7,9 +7,11 @@
 //! Everything here is deterministic and unit-tested without a network.
 
 mod admin;
+mod departure;
 mod listing;
 mod peer_map;
 mod permits;
+mod placement;
 mod room;
 mod throttle;
 
@@ -18,8 +20,8 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use switchboard_protocol::{
-    ClientMessage, ErrorCode, HostLeaves, LeaveReason, Payload, PeerId, PeerInfo, ProtocolError,
-    RoomInfo, RoomKind, ServerMessage, Target,
+    ClientMessage, ErrorCode, LeaveReason, Payload, PeerId, PeerInfo, ProtocolError, RoomInfo,
+    ServerMessage, Target,
 };
 
 pub use admin::{AdminPeer, AdminRoom};
@@ -29,7 +31,7 @@ pub use room::{normalize_code, RoomOptions, CODE_ALPHABET, CODE_LENGTH};
 pub use switchboard_protocol::rate::TokenBucket;
 
 use listing::PublicIndex;
-use room::{code_from, reroll, Room};
+use room::Room;
 use throttle::{RateTable, Throttles};
 
 /// The limits the hub core enforces. (Frame size, queues and socket timeouts are the shell's.)
@@ -668,160 +670,6 @@ impl Hub {
         Ok(())
     }
 
-    /// Finds or creates the room for a join; returns its name. The room has a free seat.
-    /// `place`, with the throttles: a lookup of a private room by name (a code, a session; or a
-    /// code-shaped name) needs a lookup token from the address when it misses, and none left
-    /// refuses every lookup (so a hit cannot be told from a miss by the refusal); a join into a
-    /// room with members takes a token of that room.
-    fn place_looked_up(
-        &mut self,
-        request: &JoinRequest,
-        now: Instant,
-    ) -> Result<String, ProtocolError> {
-        let code_shaped = match &request.destination {
-            Destination::Named { room, create, .. } => {
-                !create || normalize_code(room).as_deref() == Some(room.as_str())
-            }
-            _ => false,
-        };
-        if code_shaped && !self.throttles.lookups_by_ip.allows(&request.ip, now) {
-            return Err(throttled(
-                "lookups of rooms by code from your address are over code_lookups_per_minute",
-            ));
-        }
-        let placed = self.place(request);
-        let missed = matches!(&placed, Err(e) if e.code == ErrorCode::NoSuchRoom);
-        let created = placed
-            .as_ref()
-            .is_ok_and(|name| self.rooms.get(name).is_some_and(|r| r.members.is_empty()));
-        if code_shaped && (missed || created) {
-            self.throttles.lookups_by_ip.try_take(&request.ip, now);
-        }
-        let name = placed?;
-        if !created && !self.throttles.joins_by_room.try_take(&name, now) {
-            return Err(throttled(
-                "joins into this room are over joins_per_room_per_second",
-            ));
-        }
-        Ok(name)
-    }
-
-    /// Refuses a new public room from an address that has `max_public_rooms_per_ip`.
-    fn admit_public(&self, options: &RoomOptions, ip: IpAddr) -> Result<(), ProtocolError> {
-        if options.public && !self.public.has_room_for(ip) {
-            return Err(throttled(
-                "your address has max_public_rooms_per_ip public rooms: make this one private",
-            ));
-        }
-        Ok(())
-    }
-
-    /// Enters a new public room in the index (shown once someone is in it).
-    fn index_public(&mut self, room: &str, options: &RoomOptions, ip: IpAddr) {
-        if options.public {
-            self.public.add(room, ip);
-        }
-    }
-
-    fn place(&mut self, request: &JoinRequest) -> Result<String, ProtocolError> {
-        let max = self.limits.max_peers_per_room;
-        match &request.destination {
-            Destination::Named {
-                room,
-                create,
-                options,
-            } => {
-                if let Some(existing) = self.rooms.get(room) {
-                    if existing.kind == RoomKind::Match {
-                        return Err(error(
-                            ErrorCode::NoSuchRoom,
-                            "match rooms are joined by matching, not by name",
-                        ));
-                    }
-                    request.permits.check_room(room)?;
-                    if existing.is_full() {
-                        return Err(full(room, existing));
-                    }
-                    return Ok(room.clone());
-                }
-                if !create {
-                    return Err(error(ErrorCode::NoSuchRoom, format!("no room {room:?}")));
-                }
-                request.permits.check_create(room)?;
-                let capacity = request
-                    .permits
-                    .cap(checked_capacity(options.capacity, max)?);
-                self.admit_public(options, request.ip)?;
-                self.rooms.insert(
-                    room.clone(),
-                    Room::new(RoomKind::Named, options.clone(), capacity),
-                );
-                self.index_public(room, options, request.ip);
-                Ok(room.clone())
-            }
-            Destination::NewCode { options } => {
-                request.permits.check_may_create()?;
-                let capacity = request
-                    .permits
-                    .cap(checked_capacity(options.capacity, max)?);
-                self.admit_public(options, request.ip)?;
-                let name = self.fresh_name(request.entropy, code_from);
-                request.permits.check_room(&name)?;
-                self.rooms.insert(
-                    name.clone(),
-                    Room::new(RoomKind::Code, options.clone(), capacity),
-                );
-                self.index_public(&name, options, request.ip);
-                Ok(name)
-            }
-            Destination::NewSession => {
-                let options = RoomOptions {
-                    topology: switchboard_protocol::Topology::Star,
-                    host_leaves: HostLeaves::Close,
-                    ..RoomOptions::default()
-                };
-                request.permits.check_may_create()?;
-                let name = self.fresh_name(request.entropy, |bits| format!("{bits:032x}"));
-                request.permits.check_room(&name)?;
-                self.rooms
-                    .insert(name.clone(), Room::new(RoomKind::Session, options, 2));
-                Ok(name)
-            }
-            Destination::Match { players, key } => {
-                if !(2..=max).contains(players) {
-                    return Err(error(
-                        ErrorCode::InvalidOptions,
-                        format!("players must be 2 to {max}"),
-                    ));
-                }
-                let slot = (key.clone(), *players);
-                if let Some(name) = self.open_matches.get(&slot) {
-                    request.permits.check_room(name)?;
-                    return Ok(name.clone());
-                }
-                let name = self.fresh_name(request.entropy, |bits| {
-                    format!("match-{:016x}", bits as u64)
-                });
-                request.permits.check_room(&name)?;
-                let mut room = Room::new(RoomKind::Match, RoomOptions::default(), *players);
-                room.open_match = Some(slot.clone());
-                self.rooms.insert(name.clone(), room);
-                self.open_matches.insert(slot, name.clone());
-                Ok(name)
-            }
-        }
-    }
-
-    fn fresh_name(&self, mut bits: u128, make: impl Fn(u128) -> String) -> String {
-        loop {
-            let name = make(bits);
-            if !self.rooms.contains_key(&name) {
-                return name;
-            }
-            bits = reroll(bits);
-        }
-    }
-
     fn kick(&mut self, from: PeerId, target: PeerId, effects: &mut Effects) {
         let Some(room_name) = self.peers.get(&from).map(|p| p.room.clone()) else {
             return;
@@ -883,99 +731,6 @@ impl Hub {
         effects.deliver(others, ServerMessage::RoomUpdated { meta });
     }
 
-    /// Takes a peer out of the hub and tells its room; hands the room to a new host or closes
-    /// it when the host goes.
-    fn remove(&mut self, id: PeerId, reason: LeaveReason, effects: &mut Effects) {
-        let room = self.peers.get(&id).map(|peer| peer.room.clone());
-        self.remove_member(id, reason, effects);
-        if let Some(room) = room {
-            self.relist(&room);
-        }
-    }
-
-    /// Shows a public room in the listing while one of its members is connected or about to
-    /// resume, hides it while all are detached (nobody could answer a newcomer).
-    fn relist(&mut self, name: &str) {
-        let shown = self.rooms.get(name).is_some_and(|room| {
-            room.options.public
-                && room.members.iter().any(|member| {
-                    self.peers
-                        .get(member)
-                        .is_some_and(|p| !matches!(p.link, Link::Detached { .. }))
-                })
-        });
-        self.public.show(name, shown);
-    }
-
-    fn remove_member(&mut self, id: PeerId, reason: LeaveReason, effects: &mut Effects) {
-        let Some(peer) = self.peers.remove(&id) else {
-            return;
-        };
-        self.forget(id, &peer);
-        let Some(room) = self.rooms.get_mut(&peer.room) else {
-            return;
-        };
-        room.members.retain(|member| *member != id);
-        if let Some(name) = &peer.name {
-            room.names.remove(name);
-        }
-        if room.members.is_empty() {
-            self.drop_room(&peer.room);
-            return;
-        }
-        effects.deliver(room.members.clone(), ServerMessage::PeerLeft { id, reason });
-        if room.host != Some(id) {
-            return;
-        }
-        match room.options.host_leaves {
-            HostLeaves::Migrate => {
-                let host = room.members[0];
-                room.host = Some(host);
-                effects.deliver(room.members.clone(), ServerMessage::HostChanged { host });
-            }
-            HostLeaves::Close => {
-                let members = std::mem::take(&mut room.members);
-                self.drop_room(&peer.room);
-                for member in members {
-                    if let Some(gone) = self.peers.remove(&member) {
-                        effects.close_with_error(
-                            member,
-                            gone.link,
-                            ErrorCode::RoomClosed,
-                            "the host left and the room is closed",
-                        );
-                        self.forget(member, &gone);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Drops a removed peer's per-IP count, token and deadline.
-    fn forget(&mut self, id: PeerId, peer: &Peer) {
-        if let Some(count) = self.per_ip.get_mut(&peer.ip) {
-            *count -= 1;
-            if *count == 0 {
-                self.per_ip.remove(&peer.ip);
-            }
-        }
-        if let Some(token) = peer.token {
-            self.tokens.remove(&token);
-        }
-        if let Link::Suspended { until } | Link::Detached { until } = peer.link {
-            self.deadlines.remove(&(until, id));
-        }
-    }
-
-    fn drop_room(&mut self, name: &str) {
-        self.public.remove(name);
-        if let Some(room) = self.rooms.remove(name) {
-            if let Some(slot) = room.open_match {
-                self.open_matches.remove(&slot);
-            }
-        }
-    }
-
     fn recipients(&self, from: PeerId, target: &Target) -> Result<Vec<PeerId>, ProtocolError> {
         let room_name = self
             .peers
@@ -1013,26 +768,6 @@ fn info(id: PeerId, peer: &Peer) -> PeerInfo {
         id,
         name: peer.name.clone(),
         resumable: peer.token.is_some(),
-    }
-}
-
-fn full(name: &str, room: &Room) -> ProtocolError {
-    let what = if room.kind == RoomKind::Session {
-        format!("session {name} already has its two peers")
-    } else {
-        format!("room {name:?} is full ({} peers)", room.capacity)
-    };
-    error(ErrorCode::RoomFull, what)
-}
-
-fn checked_capacity(asked: Option<usize>, max: usize) -> Result<usize, ProtocolError> {
-    match asked {
-        None => Ok(max),
-        Some(n) if (2..=max).contains(&n) => Ok(n),
-        Some(_) => Err(error(
-            ErrorCode::InvalidOptions,
-            format!("capacity must be 2 to {max}"),
-        )),
     }
 }
 

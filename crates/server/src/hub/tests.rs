@@ -1,6 +1,7 @@
 use super::*;
 use std::net::Ipv4Addr;
 use switchboard_protocol::Topology;
+use switchboard_protocol::{HostLeaves, RoomKind};
 
 fn limits() -> HubLimits {
     HubLimits {
