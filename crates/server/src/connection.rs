@@ -23,6 +23,7 @@ use crate::handshake::{Dialect, Entry, Handshake, Refusal};
 use crate::hub::{CloseReason, JoinRequest, ResumeRequest, Seat, TokenBucket};
 use crate::relay::{encode_for, lock, Closer, Outbox, Wire};
 use crate::server::Shared;
+use crate::ws_errors::{is_too_big, is_write_buffer_full, violation};
 
 /// How long a closing handshake may take before the socket is simply dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -586,52 +587,4 @@ async fn close(sink: &mut Sink, stream: &mut Stream, wire: Wire, reason: CloseRe
         Ok::<(), axum::Error>(())
     })
     .await;
-}
-
-/// The RFC 6455 close code for a client that broke the WebSocket protocol: 1002 (a protocol
-/// error: reserved bits, an unmasked frame, an oversized or fragmented control frame...) or 1007
-/// (a text frame that is not UTF-8).
-fn violation(error: &axum::Error) -> Option<(u16, &'static str)> {
-    use std::error::Error as _;
-    let mut source = error.source();
-    while let Some(inner) = source {
-        match inner.downcast_ref::<tungstenite::Error>() {
-            // A TCP close with no close frame is a lost connection, not a violation: the
-            // peer may resume.
-            Some(tungstenite::Error::Protocol(
-                tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
-            )) => return None,
-            Some(tungstenite::Error::Protocol(_)) => return Some((1002, "protocol_error")),
-            Some(tungstenite::Error::Utf8(_)) => return Some((1007, "invalid_utf8")),
-            _ => {}
-        }
-        source = inner.source();
-    }
-    None
-}
-
-fn is_write_buffer_full(error: &axum::Error) -> bool {
-    use std::error::Error as _;
-    let mut source = error.source();
-    while let Some(inner) = source {
-        if let Some(tungstenite::Error::WriteBufferFull(_)) =
-            inner.downcast_ref::<tungstenite::Error>()
-        {
-            return true;
-        }
-        source = inner.source();
-    }
-    false
-}
-
-fn is_too_big(error: &axum::Error) -> bool {
-    use std::error::Error as _;
-    let mut source = error.source();
-    while let Some(inner) = source {
-        if let Some(tungstenite::Error::Capacity(_)) = inner.downcast_ref::<tungstenite::Error>() {
-            return true;
-        }
-        source = inner.source();
-    }
-    false
 }

@@ -29,6 +29,7 @@ mod metrics;
 mod relay;
 pub mod server;
 mod stun;
+mod ws_errors;
 
 pub use config::{Config, ConfigError, Limits, StunConfig};
 pub use server::{Server, StartError};
