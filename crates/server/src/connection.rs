@@ -253,6 +253,7 @@ fn enter(
         let _ = outbox.queue.try_send(frame?);
     }
     // On resume this replaces the old connection's outbox; the hub closes that connection.
+    let outbox_wire = outbox.wire;
     let old = relay.outboxes.insert(id, outbox);
     shared.settle(&relay, effects);
     if let Some(old) = old {
@@ -263,6 +264,10 @@ fn enter(
     }
     tracing::debug!(peer = %id, %ip, resumed, "joined");
     shared.metrics.connections_accepted.inc();
+    shared.metrics.joined(match outbox_wire {
+        Wire::Switchboard(_) => "switchboard",
+        Wire::Matchbox => "matchbox",
+    });
     shared
         .metrics
         .connections

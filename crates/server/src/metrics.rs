@@ -15,6 +15,11 @@ struct CodeLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProtocolLabel {
+    protocol: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
     reason: &'static str,
 }
@@ -35,6 +40,7 @@ pub struct Metrics {
     pub messages_relayed: Counter,
     errors: Family<CodeLabel, Counter>,
     auth_refusals: Family<ReasonLabel, Counter>,
+    joins: Family<ProtocolLabel, Counter>,
     /// The STUN server's counters.
     pub stun: StunCounters,
 }
@@ -51,6 +57,7 @@ impl Metrics {
             messages_relayed: Counter::default(),
             errors: Family::default(),
             auth_refusals: Family::default(),
+            joins: Family::default(),
             stun: StunCounters::default(),
             registry: Registry::default(),
         };
@@ -117,6 +124,11 @@ impl Metrics {
             metrics.errors.clone(),
         );
         registry.register(
+            "joins",
+            "Connections that joined or resumed, by protocol (switchboard, matchbox)",
+            metrics.joins.clone(),
+        );
+        registry.register(
             "auth_refusals",
             "Connections refused before the upgrade by auth, by reason",
             metrics.auth_refusals.clone(),
@@ -134,6 +146,11 @@ impl Metrics {
                 code: code.as_str(),
             })
             .inc();
+    }
+
+    /// Counts one connection that joined (or resumed), speaking `protocol`.
+    pub fn joined(&self, protocol: &'static str) {
+        self.joins.get_or_create(&ProtocolLabel { protocol }).inc();
     }
 
     /// Counts one connection refused by auth, for this reason (`token_expired`, `forbidden`...).

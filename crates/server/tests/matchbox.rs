@@ -117,6 +117,16 @@ async fn matchbox_peers_meet_signal_and_leave() {
     silent(&mut ann, Duration::from_millis(100)).await;
     drop(bob);
     assert_eq!(event(&mut ann).await, json!({ "PeerLeft": bob_id }));
+    // Joins are counted per protocol.
+    let (_, metrics) = http_get(addr, "/metrics").await;
+    assert!(
+        metrics.contains("switchboard_joins_total{protocol=\"matchbox\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("switchboard_joins_total{protocol=\"switchboard\"} 1"),
+        "{metrics}"
+    );
     server.shutdown().await;
 }
 
