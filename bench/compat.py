@@ -13,8 +13,8 @@ import os
 import resource
 import statistics
 
-from benchlib import ROOT, cpu_seconds, publish, utc_stamp
-from signaling import IDLE_COUNTS, MATCHBOX_VERSION, PEERS, ROOMS, ROUNDS, SECS, WINDOW, Server, bench, matchbox_binary, sh
+from benchlib import ROOT, publish, utc_stamp
+from signaling import MATCHBOX_VERSION, PEERS, ROOMS, ROUNDS, SECS, WINDOW, idle, matchbox_binary, relay, sh
 
 TARGETS = {
     # name: (server kind, load generator flavor)
@@ -23,28 +23,12 @@ TARGETS = {
 }
 
 
-def relay(kind, flavor):
-    server = Server(kind)
-    try:
-        before = cpu_seconds(server.proc.pid)
-        [result] = bench("relay", "--server", f"127.0.0.1:{server.port}", "--flavor", flavor,
-                         "--fanout", "direct", "--rooms", str(ROOMS), "--peers", str(PEERS),
-                         "--window", str(WINDOW), "--secs", str(SECS))
-        result["server_cpu_s"] = cpu_seconds(server.proc.pid) - before
-        total = result["delivered"] * (SECS + 2) / SECS
-        result["cpu_us_per_msg"] = result["server_cpu_s"] * 1e6 / total
-        return result
-    finally:
-        server.stop()
-
-
-def idle(kind, flavor):
-    server = Server(kind)
-    try:
-        return bench("idle", "--server", f"127.0.0.1:{server.port}", "--server-pid", str(server.proc.pid),
-                     "--flavor", flavor, "--counts", IDLE_COUNTS)
-    finally:
-        server.stop()
+def measured_relay(kind, flavor):
+    """signaling.relay, with the server CPU per delivered message."""
+    result = relay(kind, "direct", load=flavor)
+    total = result["delivered"] * (SECS + 2) / SECS
+    result["cpu_us_per_msg"] = result["server_cpu_s"] * 1e6 / total
+    return result
 
 
 def main():
@@ -55,8 +39,8 @@ def main():
     rounds = {name: [] for name in TARGETS}
     for _ in range(ROUNDS):
         for name, (kind, flavor) in TARGETS.items():
-            rounds[name].append(relay(kind, flavor))
-    idles = {name: idle(kind, flavor) for name, (kind, flavor) in TARGETS.items()}
+            rounds[name].append(measured_relay(kind, flavor))
+    idles = {name: idle(kind, load=flavor) for name, (kind, flavor) in TARGETS.items()}
 
     def med(name, key):
         return statistics.median(r[key] for r in rounds[name])

@@ -83,11 +83,13 @@ def bench(*args):
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
 
-def relay(flavor, fanout, extra=()):
+def relay(flavor, fanout, extra=(), load=None):
+    """One relay run against server `flavor`; the load generator speaks `load` (default: the
+    server's own protocol)."""
     server = Server(flavor, extra)
     try:
         before = cpu_seconds(server.proc.pid)
-        [result] = bench("relay", "--server", f"127.0.0.1:{server.port}", "--flavor", flavor,
+        [result] = bench("relay", "--server", f"127.0.0.1:{server.port}", "--flavor", load or flavor,
                          "--fanout", fanout, "--rooms", str(ROOMS), "--peers", str(PEERS),
                          "--window", str(WINDOW), "--secs", str(SECS))
         result["server_cpu_s"] = cpu_seconds(server.proc.pid) - before
@@ -96,11 +98,12 @@ def relay(flavor, fanout, extra=()):
         server.stop()
 
 
-def idle(flavor):
+def idle(flavor, load=None):
+    """Memory per idle connection of server `flavor`, with clients speaking `load`."""
     server = Server(flavor)
     try:
         return bench("idle", "--server", f"127.0.0.1:{server.port}", "--server-pid", str(server.proc.pid),
-                     "--flavor", flavor, "--counts", IDLE_COUNTS)
+                     "--flavor", load or flavor, "--counts", IDLE_COUNTS)
     finally:
         server.stop()
 

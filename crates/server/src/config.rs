@@ -518,6 +518,42 @@ mod tests {
     }
 
     #[test]
+    fn turn_admin_and_auth_settings_are_checked_on_both_sides_of_each_limit() {
+        let check = |edit: &dyn Fn(&mut Config)| {
+            let mut config = Config::default();
+            edit(&mut config);
+            config.validate().is_ok()
+        };
+        let turn = |urls: usize, ttl_s: u64| {
+            move |c: &mut Config| {
+                c.turn.urls = vec!["turn:127.0.0.1:3478".into(); urls];
+                c.turn.secret = Some("s".into());
+                c.turn.ttl_s = ttl_s;
+            }
+        };
+        assert!(check(&turn(MAX_TURN_URLS, MIN_TURN_TTL_S)));
+        assert!(!check(&turn(MAX_TURN_URLS + 1, MIN_TURN_TTL_S)));
+        assert!(!check(&turn(1, MIN_TURN_TTL_S - 1)));
+        assert!(!check(&|c| c.turn.urls = vec!["stun:127.0.0.1:3478".into()]));
+        assert!(
+            !check(&|c| c.turn.urls = vec!["turn:127.0.0.1:3478".into()]),
+            "no secret"
+        );
+        assert!(!check(&|c| c.turn.secret = Some("s".into())), "no URL");
+        assert!(check(&|c| c.admin_token = Some("x".repeat(16))));
+        assert!(!check(&|c| c.admin_token = Some("x".repeat(15))));
+        assert!(!check(&|c| c.auth.private_rooms = true), "no key");
+        assert!(check(&|c| {
+            c.auth.private_rooms = true;
+            c.auth.jwt_secret = Some("k".into());
+        }));
+        assert!(!check(&|c| {
+            c.auth.jwt_secret = Some("k".into());
+            c.auth.jwt_public_key = Some("k.pem".into());
+        }));
+    }
+
+    #[test]
     fn rejects_unknown_keys_and_bad_values() {
         assert!(toml::from_str::<Config>("[limits]\nmax_peer = 1\n").is_err());
         let mut config = Config::default();

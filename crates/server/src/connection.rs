@@ -22,7 +22,7 @@ use crate::config::TurnConfig;
 use crate::handshake::{Dialect, Entry, Handshake, Refusal};
 use crate::hub::{CloseReason, JoinRequest, ResumeRequest, Seat, TokenBucket};
 use crate::relay::{encode_for, lock, Closer, Outbox, Wire};
-use crate::server::Shared;
+use crate::server::{unix_now, Shared};
 use crate::ws_errors::{is_too_big, is_write_buffer_full, violation};
 
 /// How long a closing handshake may take before the socket is simply dropped.
@@ -278,10 +278,7 @@ fn enter(
 
 /// `base` plus, when TURN is configured, a TURN entry with fresh credentials for `peer`.
 fn with_turn(turn: &TurnConfig, mut base: Vec<IceServer>, peer: PeerId) -> Vec<IceServer> {
-    let now_unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs());
-    base.extend(turn.ice_server(&peer.to_string(), now_unix));
+    base.extend(turn.ice_server(&peer.to_string(), unix_now()));
     base
 }
 
@@ -318,15 +315,13 @@ impl Pump<'_> {
         let mut control = TokenBucket::full(control_burst, Instant::now());
         let mut last_heard = Instant::now();
         let mut next_ping = last_heard + heartbeat;
-        // Far enough away to never fire when there is no TURN to refresh.
-        let never = Duration::from_secs(100 * 365 * 24 * 3600);
-        let refresh_every = self
-            .turn_refresh
-            .as_ref()
-            .map_or(never, |(_, every)| *every);
-        let mut next_refresh = last_heard + refresh_every;
-        let wake =
-            |ping: Instant, heard: Instant, refresh: Instant| ping.min(heard + idle).min(refresh);
+        // Only with TURN: when to send fresh credentials.
+        let refresh_every = self.turn_refresh.as_ref().map(|(_, every)| *every);
+        let mut next_refresh = refresh_every.map(|every| last_heard + every);
+        let wake = |ping: Instant, heard: Instant, refresh: Option<Instant>| {
+            let due = ping.min(heard + idle);
+            refresh.map_or(due, |refresh| due.min(refresh))
+        };
         let timer = tokio::time::sleep_until(wake(next_ping, last_heard, next_refresh).into());
         tokio::pin!(timer);
         // Created once: a cancellation future registers a waiter, too costly to redo per frame.
@@ -414,11 +409,13 @@ impl Pump<'_> {
                         }
                         next_ping = now + heartbeat;
                     }
-                    if now >= next_refresh {
-                        if let Err(ending) = self.refresh_turn(write_timeout).await {
-                            return ending;
+                    if let (Some(due), Some(every)) = (next_refresh, refresh_every) {
+                        if now >= due {
+                            if let Err(ending) = self.refresh_turn(write_timeout).await {
+                                return ending;
+                            }
+                            next_refresh = Some(now + every);
                         }
-                        next_refresh = now + refresh_every;
                     }
                     timer.as_mut().reset(wake(next_ping, last_heard, next_refresh).into());
                 }

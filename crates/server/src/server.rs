@@ -320,7 +320,7 @@ fn verifier(auth: &AuthConfig) -> Result<Option<Verifier>, StartError> {
 }
 
 /// Seconds since the Unix epoch, for token and credential times.
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |since| since.as_secs())

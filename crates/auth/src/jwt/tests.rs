@@ -219,3 +219,25 @@ fn unusable_keys_are_refused_at_start() {
         Err(KeyError::BadPem(_))
     ));
 }
+
+#[test]
+fn a_token_of_exactly_max_token_bytes_is_checked_and_one_byte_more_is_not() {
+    let v = secret_verifier();
+    // Pad a claim until the token is exactly the limit (4096 bytes).
+    let sized = |len: usize| {
+        let mut pad = 0;
+        loop {
+            let token = hs(json!({"exp": NOW + 60, "pad": "x".repeat(pad)}));
+            if token.len() >= len {
+                return token;
+            }
+            pad += 1;
+        }
+    };
+    let at = sized(4096);
+    let over = sized(4097);
+    assert_eq!(at.len(), 4096);
+    assert!(over.len() > 4096);
+    assert!(v.verify(&at, NOW).is_ok());
+    assert_eq!(v.verify(&over, NOW), Err(TokenError::TooLarge(4096)));
+}

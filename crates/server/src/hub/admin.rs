@@ -82,18 +82,7 @@ impl Hub {
     pub fn admin_close_room(&mut self, name: &str) -> Option<Effects> {
         let members = self.rooms.get(name)?.members.clone();
         let mut effects = Effects::default();
-        for member in members {
-            if let Some(peer) = self.peers.remove(&member) {
-                effects.close_with_error(
-                    member,
-                    peer.link,
-                    ErrorCode::RoomClosed,
-                    "an operator closed the room",
-                );
-                self.forget(member, &peer);
-            }
-        }
-        self.drop_room(name);
+        self.close_room(name, members, "an operator closed the room", &mut effects);
         Some(effects)
     }
 }

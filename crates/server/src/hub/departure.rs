@@ -58,18 +58,29 @@ impl Hub {
             }
             HostLeaves::Close => {
                 let members = std::mem::take(&mut room.members);
-                self.drop_room(&peer.room);
-                for member in members {
-                    if let Some(gone) = self.peers.remove(&member) {
-                        effects.close_with_error(
-                            member,
-                            gone.link,
-                            ErrorCode::RoomClosed,
-                            "the host left and the room is closed",
-                        );
-                        self.forget(member, &gone);
-                    }
-                }
+                self.close_room(
+                    &peer.room,
+                    members,
+                    "the host left and the room is closed",
+                    effects,
+                );
+            }
+        }
+    }
+
+    /// Drops a room and its `members`: each gets `room_closed` with `why` and is forgotten.
+    pub(super) fn close_room(
+        &mut self,
+        name: &str,
+        members: Vec<PeerId>,
+        why: &str,
+        effects: &mut Effects,
+    ) {
+        self.drop_room(name);
+        for member in members {
+            if let Some(gone) = self.peers.remove(&member) {
+                effects.close_with_error(member, gone.link, ErrorCode::RoomClosed, why);
+                self.forget(member, &gone);
             }
         }
     }
