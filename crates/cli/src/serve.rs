@@ -58,7 +58,7 @@ pub struct ServeArgs {
     limits: LimitArgs,
 }
 
-/// Auth and TURN (docs/auth.md).
+/// Auth and TURN (docs/auth.md), and the PeerJS endpoint (docs/compat.md).
 #[derive(Args, Debug)]
 struct AccessArgs {
     /// Require a JWT on every connect, HS256 with this shared secret.
@@ -92,6 +92,18 @@ struct AccessArgs {
     /// How long a TURN credential is valid, seconds; refreshed at half [default: 3600].
     #[arg(long, env = "SWITCHBOARD_TURN_TTL")]
     turn_ttl: Option<u64>,
+    /// GET /peerjs/{key}/peers lists the connected ids.
+    #[arg(long, env = "SWITCHBOARD_PEERJS_ALLOW_DISCOVERY")]
+    peerjs_allow_discovery: bool,
+    /// How long PeerJS messages for an absent id are held, ms [default: 5000].
+    #[arg(long, env = "SWITCHBOARD_PEERJS_EXPIRE_TIMEOUT_MS")]
+    peerjs_expire_timeout_ms: Option<u64>,
+    /// Most PeerJS messages one peer may have held for absent ids [default: 64].
+    #[arg(long, env = "SWITCHBOARD_PEERJS_MAX_HELD_PER_SENDER")]
+    peerjs_max_held_per_sender: Option<usize>,
+    /// Most bytes of PeerJS messages held in all [default: 4194304].
+    #[arg(long, env = "SWITCHBOARD_PEERJS_MAX_HELD_BYTES")]
+    peerjs_max_held_bytes: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -115,6 +127,9 @@ struct LimitArgs {
     /// Most peers in one room [default: 128].
     #[arg(long, env = "SWITCHBOARD_MAX_PEERS_PER_ROOM")]
     max_peers_per_room: Option<usize>,
+    /// Most peers in one PeerJS key or rustysignal network [default: 10000].
+    #[arg(long, env = "SWITCHBOARD_MAX_PEERS_PER_DIRECTORY")]
+    max_peers_per_directory: Option<usize>,
     /// Most connections in all [default: 100000].
     #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
@@ -269,6 +284,18 @@ impl ServeArgs {
         if let Some(ttl) = a.turn_ttl {
             config.turn.ttl_s = ttl;
         }
+        if a.peerjs_allow_discovery {
+            config.peerjs.allow_discovery = true;
+        }
+        if let Some(ms) = a.peerjs_expire_timeout_ms {
+            config.peerjs.expire_timeout_ms = ms;
+        }
+        if let Some(n) = a.peerjs_max_held_per_sender {
+            config.peerjs.max_held_per_sender = n;
+        }
+        if let Some(n) = a.peerjs_max_held_bytes {
+            config.peerjs.max_held_bytes = n;
+        }
         let l = &self.limits;
         let c = &mut config.limits;
         macro_rules! set {
@@ -279,6 +306,7 @@ impl ServeArgs {
             messages_per_second,
             message_burst,
             max_peers_per_room,
+            max_peers_per_directory,
             max_connections,
             max_connections_per_ip,
             send_queue_messages,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use switchboard_protocol::IceServer;
 
+use crate::compat::mailbox::MailLimits;
 use crate::hub::HubLimits;
 
 /// Server configuration. `Config::default()` is what `switchboard serve` runs with.
@@ -36,6 +37,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// TURN servers whose short-lived credentials the hub hands out.
     pub turn: TurnConfig,
+    /// The PeerJS endpoint (`/peerjs`): discovery and messages held for absent peers.
+    pub peerjs: PeerjsConfig,
     /// Limits, all named, all with defaults.
     pub limits: Limits,
 }
@@ -97,6 +100,44 @@ impl Default for TurnConfig {
             urls: Vec::new(),
             secret: None,
             ttl_s: 3600,
+        }
+    }
+}
+
+/// The PeerJS endpoint's settings (peerjs-server's `allow_discovery` and `expire_timeout`, and
+/// bounds on what it holds for absent peers).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PeerjsConfig {
+    /// `GET /peerjs/{key}/peers` lists the ids connected with that key (else 401).
+    pub allow_discovery: bool,
+    /// How long an offer, answer or candidate for an id that is not connected is held for it,
+    /// in ms; then its sender gets `EXPIRE`.
+    pub expire_timeout_ms: u64,
+    /// Most messages one peer may have held for absent peers at once; past it, `EXPIRE` at once.
+    pub max_held_per_sender: usize,
+    /// Most bytes held for absent peers in all; past it, `EXPIRE` at once.
+    pub max_held_bytes: usize,
+}
+
+impl Default for PeerjsConfig {
+    fn default() -> Self {
+        Self {
+            allow_discovery: false,
+            expire_timeout_ms: 5_000,
+            max_held_per_sender: 64,
+            max_held_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+impl PeerjsConfig {
+    /// The bounds of the messages held for absent peers.
+    pub fn mail_limits(&self) -> MailLimits {
+        MailLimits {
+            hold: Duration::from_millis(self.expire_timeout_ms),
+            max_per_sender: self.max_held_per_sender,
+            max_bytes: self.max_held_bytes,
         }
     }
 }
@@ -169,6 +210,7 @@ impl Default for Config {
             stun: StunConfig::default(),
             auth: AuthConfig::default(),
             turn: TurnConfig::default(),
+            peerjs: PeerjsConfig::default(),
             limits: Limits::default(),
         }
     }
@@ -206,6 +248,7 @@ impl Config {
         let positive = [
             ("max_message_bytes", l.max_message_bytes),
             ("max_peers_per_room", l.max_peers_per_room),
+            ("max_peers_per_directory", l.max_peers_per_directory),
             ("max_connections", l.max_connections),
             ("max_connections_per_ip", l.max_connections_per_ip),
             ("send_queue_messages", l.send_queue_messages),
@@ -302,6 +345,16 @@ impl Config {
         if turn.ttl_s < MIN_TURN_TTL_S {
             return invalid(format!("turn.ttl_s must be at least {MIN_TURN_TTL_S}"));
         }
+        let peerjs = &self.peerjs;
+        if peerjs.expire_timeout_ms == 0
+            || peerjs.max_held_per_sender == 0
+            || peerjs.max_held_bytes == 0
+        {
+            return invalid(
+                "peerjs.expire_timeout_ms, max_held_per_sender and max_held_bytes must be positive"
+                    .into(),
+            );
+        }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(ConfigError::Invalid(
                 "tls_cert and tls_key go together".into(),
@@ -323,6 +376,8 @@ pub struct Limits {
     pub message_burst: u32,
     /// Most peers in one room.
     pub max_peers_per_room: usize,
+    /// Most peers in one directory: a PeerJS key, a rustysignal network (docs/compat.md).
+    pub max_peers_per_directory: usize,
     /// Most connections in all.
     pub max_connections: usize,
     /// Most connections from one IP address.
@@ -397,6 +452,7 @@ impl Default for Limits {
             messages_per_second: 50,
             message_burst: 200,
             max_peers_per_room: 128,
+            max_peers_per_directory: 10_000,
             max_connections: 100_000,
             max_connections_per_ip: 1_000,
             send_queue_messages: 256,
@@ -435,6 +491,7 @@ impl Limits {
     pub fn hub(&self) -> HubLimits {
         HubLimits {
             max_peers_per_room: self.max_peers_per_room,
+            max_peers_per_directory: self.max_peers_per_directory,
             max_connections: self.max_connections,
             max_connections_per_ip: self.max_connections_per_ip,
             messages_per_second: self.messages_per_second,

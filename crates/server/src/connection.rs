@@ -13,16 +13,19 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use switchboard_protocol::{
-    decode_client, ErrorCode, Frame, IceServer, LeaveReason, PeerId, ProtocolError, ServerMessage,
-    Welcome, PROTOCOL_VERSION,
+    ClientMessage, ErrorCode, Frame, IceServer, LeaveReason, PeerId, ProtocolError, ServerMessage,
+    Target, Welcome, PROTOCOL_VERSION,
 };
 use tokio::sync::mpsc;
 
+use crate::compat::mailbox::Held;
+use crate::compat::peerjs;
 use crate::config::TurnConfig;
 use crate::handshake::{Dialect, Entry, Handshake, Refusal};
 use crate::hub::{CloseReason, JoinRequest, ResumeRequest, Seat, TokenBucket};
-use crate::relay::{encode_for, lock, Closer, Outbox, Wire};
+use crate::relay::{lock, Closer, Outbox, Relay};
 use crate::server::{unix_now, Shared};
+use crate::wire::{decode, encode_closing, encode_for, Inbound, Wire};
 use crate::ws_errors::{is_too_big, is_write_buffer_full, violation};
 
 /// How long a closing handshake may take before the socket is simply dropped.
@@ -45,6 +48,8 @@ pub async fn run(
     let wire = match handshake.dialect {
         Dialect::Switchboard => Wire::Switchboard(handshake.encoding),
         Dialect::Matchbox => Wire::Matchbox,
+        Dialect::Peerjs => Wire::Peerjs,
+        Dialect::Rustysignal => Wire::Rustysignal,
     };
     let conn = shared.connections.fetch_add(1, Ordering::Relaxed);
     let (queue, outgoing) = mpsc::channel(shared.config.limits.send_queue_messages);
@@ -62,8 +67,8 @@ pub async fn run(
         .secret
         .is_some()
         .then(|| (ice_servers.clone(), shared.config.turn.refresh_interval()));
-    let id = match enter(&shared, handshake, conn, ip, ice_servers, outbox) {
-        Ok(id) => id,
+    let (id, room, name) = match enter(&shared, handshake, conn, ip, ice_servers, outbox) {
+        Ok(place) => place,
         Err(error) => {
             shared.metrics.error(error.code);
             close(&mut sink, &mut stream, wire, CloseReason::Error(error)).await;
@@ -81,6 +86,8 @@ pub async fn run(
         id,
         conn,
         wire,
+        room,
+        name,
         sink,
         outgoing,
         closer: &closer,
@@ -175,17 +182,19 @@ impl Drop for Membership<'_> {
 
 /// Answers a refused handshake with an `error` message and a close frame.
 pub async fn refuse(socket: WebSocket, refusal: Refusal) {
-    let (mut sink, mut stream) = socket.split();
-    close(
-        &mut sink,
-        &mut stream,
-        Wire::Switchboard(refusal.encoding),
-        CloseReason::Error(refusal.error),
-    )
-    .await;
+    refuse_on(socket, Wire::Switchboard(refusal.encoding), refusal.error).await;
 }
 
-/// Joins or resumes; queues the welcome, then what the room must hear. Returns the peer's id.
+/// Answers a refused connect in the wire's own words, then closes.
+pub async fn refuse_on(socket: WebSocket, wire: Wire, error: ProtocolError) {
+    let (mut sink, mut stream) = socket.split();
+    close(&mut sink, &mut stream, wire, CloseReason::Error(error)).await;
+}
+
+/// A joined peer's place: its id, room and user name (empty without one).
+type Place = (PeerId, String, String);
+
+/// Joins or resumes; queues the welcome, then what the room must hear. Returns the peer's place.
 fn enter(
     shared: &Shared,
     handshake: Handshake,
@@ -193,36 +202,52 @@ fn enter(
     ip: IpAddr,
     ice_servers: Vec<IceServer>,
     outbox: Outbox,
-) -> Result<PeerId, ProtocolError> {
+) -> Result<Place, ProtocolError> {
     let limits = &shared.config.limits;
     let mut relay = lock(&shared.relay);
     let now = Instant::now();
+    let join = |relay: &mut Relay, destination, token| {
+        let request = JoinRequest {
+            id: PeerId::from_u128(rand::random()),
+            conn,
+            destination,
+            name: handshake.name.clone(),
+            ip,
+            token,
+            entropy: rand::random(),
+            permits: handshake.permits.clone(),
+        };
+        relay.hub.join(request, now)
+    };
+    let resume = |relay: &mut Relay, token, next_token| {
+        let request = ResumeRequest {
+            token,
+            conn,
+            next_token,
+            name: handshake.token_name.clone(),
+            permits: handshake.permits.clone(),
+        };
+        relay.hub.resume(request)
+    };
     let (seat, effects, resumed) = match handshake.entry {
         Entry::Join(destination) => {
-            let request = JoinRequest {
-                id: PeerId::from_u128(rand::random()),
-                conn,
-                destination,
-                name: handshake.name,
-                ip,
-                token: handshake.resumable.then(rand::random),
-                entropy: rand::random(),
-                permits: handshake.permits,
-            };
-            let (seat, effects) = relay.hub.join(request, now)?;
+            let token = handshake.resumable.then(rand::random);
+            let (seat, effects) = join(&mut relay, destination, token)?;
             (seat, effects, false)
         }
         Entry::Resume(token) => {
-            let request = ResumeRequest {
-                token,
-                conn,
-                next_token: rand::random(),
-                name: handshake.token_name,
-                permits: handshake.permits,
-            };
-            let (seat, effects) = relay.hub.resume(request)?;
+            let (seat, effects) = resume(&mut relay, token, rand::random())?;
             (seat, effects, true)
         }
+        // The token stays the same: the client's credentials are what it derives from.
+        Entry::Claim { token, destination } => match resume(&mut relay, token, token) {
+            Ok((seat, effects)) => (seat, effects, true),
+            Err(error) if error.code == ErrorCode::ResumeFailed => {
+                let (seat, effects) = join(&mut relay, destination, Some(token))?;
+                (seat, effects, false)
+            }
+            Err(error) => return Err(error),
+        },
     };
     let Seat {
         id,
@@ -232,6 +257,7 @@ fn enter(
         info,
         token,
     } = seat;
+    let (seat_room, seat_name) = (room.clone(), name.clone());
     let welcome = ServerMessage::Welcome(Box::new(Welcome {
         version: PROTOCOL_VERSION,
         id,
@@ -256,6 +282,14 @@ fn enter(
     let outbox_wire = outbox.wire;
     let old = relay.outboxes.insert(id, outbox);
     shared.settle(&relay, effects);
+    let room = seat_room;
+    let name = seat_name.unwrap_or_default();
+    if outbox_wire == Wire::Peerjs {
+        // What was held for this id while it was away follows `OPEN`.
+        for held in relay.mailboxes.take(&(room.clone(), name.clone())) {
+            relay.send_frame(id, Message::Text(held.text.into()), &shared.metrics);
+        }
+    }
     if let Some(old) = old {
         old.closer.close_for(CloseReason::Error(ProtocolError::new(
             ErrorCode::Replaced,
@@ -264,16 +298,13 @@ fn enter(
     }
     tracing::debug!(peer = %id, %ip, resumed, "joined");
     shared.metrics.connections_accepted.inc();
-    shared.metrics.joined(match outbox_wire {
-        Wire::Switchboard(_) => "switchboard",
-        Wire::Matchbox => "matchbox",
-    });
+    shared.metrics.joined(outbox_wire.protocol());
     shared
         .metrics
         .connections
         .set(relay.hub.peer_count() as i64);
     shared.metrics.rooms.set(relay.hub.room_count() as i64);
-    Ok(id)
+    Ok((id, room, name))
 }
 
 /// `base` plus, when TURN is configured, a TURN entry with fresh credentials for `peer`.
@@ -287,6 +318,9 @@ struct Pump<'a> {
     id: PeerId,
     conn: u64,
     wire: Wire,
+    /// The peer's room and user name (a PeerJS peer's key and id).
+    room: String,
+    name: String,
     sink: Sink,
     outgoing: mpsc::Receiver<Message>,
     closer: &'a Closer,
@@ -335,8 +369,16 @@ impl Pump<'_> {
                 frame = stream.next() => {
                     last_heard = Instant::now();
                     match frame {
-                        Some(Ok(Message::Text(text))) => self.receive(Frame::Text(text.as_bytes()), last_heard),
-                        Some(Ok(Message::Binary(bytes))) => self.receive(Frame::Binary(&bytes), last_heard),
+                        Some(Ok(Message::Text(text))) => {
+                            if let Some(ending) = self.receive(Frame::Text(text.as_bytes()), last_heard) {
+                                return ending;
+                            }
+                        }
+                        Some(Ok(Message::Binary(bytes))) => {
+                            if let Some(ending) = self.receive(Frame::Binary(&bytes), last_heard) {
+                                return ending;
+                            }
+                        }
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
                             // Each ping owes a pong: control frames have their own budget.
                             if !control.try_take(control_rate, control_burst, last_heard) {
@@ -348,14 +390,10 @@ impl Pump<'_> {
                                 return Ending { reason: LeaveReason::Closed, may_suspend: false, close: Some(CloseReason::Error(error)) };
                             }
                         }
-                        // A normal close (1000) is a goodbye: the peer does not mean to resume.
-                        Some(Ok(Message::Close(Some(frame)))) if frame.code == 1000 => {
+                        Some(Ok(Message::Close(frame))) => {
                             self.answer_close().await;
-                            return Ending { reason: LeaveReason::Closed, may_suspend: false, close: None };
-                        }
-                        Some(Ok(Message::Close(_))) => {
-                            self.answer_close().await;
-                            return Ending::quietly(LeaveReason::Closed);
+                            let goodbye = self.wire.is_goodbye(frame.map(|f| f.code));
+                            return Ending { reason: LeaveReason::Closed, may_suspend: !goodbye, close: None };
                         }
                         None => return Ending::quietly(LeaveReason::Closed),
                         Some(Err(error)) => {
@@ -467,8 +505,9 @@ impl Pump<'_> {
     }
 
     /// Decodes one frame and lets the hub act on it, within the connection's byte budget: a
-    /// frame over it is dropped, the first of a run answered with `rate_limited`.
-    fn receive(&mut self, frame: Frame<'_>, now: Instant) {
+    /// frame over it is dropped, the first of a run answered with `rate_limited`. Returns an
+    /// ending when the frame closes the connection (bad input on a wire that closes for it).
+    fn receive(&mut self, frame: Frame<'_>, now: Instant) -> Option<Ending> {
         let metrics = &self.shared.metrics;
         metrics.messages_received.inc();
         let limits = &self.shared.config.limits;
@@ -492,34 +531,82 @@ impl Pump<'_> {
                 );
                 lock(&self.shared.relay).send_error(self.id, error, metrics);
             }
-            return;
+            return None;
         }
         self.bytes_throttled = false;
-        let decoded = match self.wire {
-            Wire::Switchboard(encoding) => decode_client(frame, encoding).map(Some),
-            Wire::Matchbox => match frame {
-                Frame::Text(bytes) => std::str::from_utf8(bytes)
-                    .map_err(|_| ProtocolError::new(ErrorCode::Malformed, "not UTF-8"))
-                    .and_then(crate::matchbox::decode_request),
-                Frame::Binary(_) => Err(ProtocolError::new(
-                    ErrorCode::WrongFrameType,
-                    "matchbox requests are text frames",
-                )),
-            },
-        };
+        let decoded = decode(frame, self.wire, &self.name);
         let mut relay = lock(&self.shared.relay);
         match decoded {
-            // A keep-alive: being heard is all it does.
-            Ok(None) => {}
-            Ok(Some(message)) => {
-                let effects = relay.hub.handle(self.id, self.conn, message, now);
-                if !effects.closes.is_empty() {
-                    metrics.connections.set(relay.hub.peer_count() as i64);
-                    metrics.rooms.set(relay.hub.room_count() as i64);
-                }
-                self.shared.settle_from(&relay, effects, Some(self.id));
+            Ok(Inbound::KeepAlive) => {}
+            Ok(Inbound::Hub(message)) => self.to_hub(&mut relay, message, now),
+            Ok(Inbound::RoomAndSelf(data)) => {
+                let to_room = ClientMessage::Signal {
+                    to: Target::Room,
+                    data: data.clone(),
+                };
+                self.to_hub(&mut relay, to_room, now);
+                let to_self = ClientMessage::Signal {
+                    to: Target::Myself,
+                    data,
+                };
+                self.to_hub(&mut relay, to_self, now);
+            }
+            Ok(Inbound::Peerjs(message)) => self.to_peerjs(&mut relay, message, now),
+            Err(error) if self.wire.closes_on_bad_input() => {
+                metrics.error(error.code);
+                return Some(Ending {
+                    reason: LeaveReason::Closed,
+                    may_suspend: false,
+                    close: Some(CloseReason::Error(error)),
+                });
             }
             Err(error) => relay.send_error(self.id, error, metrics),
+        }
+        None
+    }
+
+    /// Lets the hub act on one message and carries out what it decided.
+    fn to_hub(&self, relay: &mut Relay, message: ClientMessage, now: Instant) {
+        let effects = relay.hub.handle(self.id, self.conn, message, now);
+        if !effects.closes.is_empty() {
+            self.shared.update_gauges(relay);
+        }
+        self.shared.settle_from(relay, effects, Some(self.id));
+    }
+
+    /// A PeerJS message: to its recipient through the hub when it is connected, else held for
+    /// it (offers, answers, candidates) or dropped (`LEAVE`, `EXPIRE`), as peerjs-server does.
+    fn to_peerjs(&self, relay: &mut Relay, message: peerjs::Relay, now: Instant) {
+        if relay
+            .hub
+            .connected_by_name(&self.room, &message.dst)
+            .is_some()
+        {
+            let signal = ClientMessage::Signal {
+                to: Target::Name(message.dst),
+                data: message.message,
+            };
+            self.to_hub(relay, signal, now);
+            return;
+        }
+        if !message.hold {
+            return;
+        }
+        let Ok(text) = message.message.to_json_string() else {
+            return;
+        };
+        let held = Held {
+            sender: self.id,
+            sender_name: self.name.clone(),
+            text,
+        };
+        match relay
+            .mailboxes
+            .hold((self.room.clone(), message.dst), held, now)
+        {
+            Ok(true) => self.shared.reaper.notify_one(),
+            Ok(false) => {}
+            Err(expired) => relay.send_expire(&expired, &self.shared.metrics),
         }
     }
 }
@@ -553,13 +640,7 @@ async fn close(sink: &mut Sink, stream: &mut Stream, wire: Wire, reason: CloseRe
                 code: code.close_code().unwrap_or(1000),
                 reason: code.as_str().into(),
             };
-            (
-                Some(ServerMessage::Error {
-                    code,
-                    message: error.message,
-                }),
-                frame,
-            )
+            (encode_closing(&error, wire), frame)
         }
         CloseReason::Detached => (
             None,
@@ -577,7 +658,7 @@ async fn close(sink: &mut Sink, stream: &mut Stream, wire: Wire, reason: CloseRe
         ),
     };
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
-        if let Some(Some(Ok(frame))) = message.map(|m| encode_for(&m, wire)) {
+        if let Some(frame) = message {
             sink.feed(frame).await?;
         }
         sink.send(Message::Close(Some(close_frame))).await?;

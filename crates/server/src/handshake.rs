@@ -20,6 +20,14 @@ pub enum Entry {
     Join(Destination),
     /// Taking back an earlier place with a resume token.
     Resume(u128),
+    /// Taking back the place this token holds if there is one, else joining with it as the
+    /// resume token (a PeerJS id and token: reconnecting is connecting again).
+    Claim {
+        /// The resume token, derived from the client's own credentials.
+        token: u128,
+        /// Where to join when the token holds no place.
+        destination: Destination,
+    },
 }
 
 /// What a connecting peer asked for, checked.
@@ -50,6 +58,10 @@ pub enum Dialect {
     Switchboard,
     /// matchbox_server's protocol (`/matchbox/{room}`).
     Matchbox,
+    /// peerjs-server's protocol (`/peerjs/peerjs`).
+    Peerjs,
+    /// rustysignal's protocol (`/rustysignal`).
+    Rustysignal,
 }
 
 /// A refused handshake: the error, and the encoding to send it in.
@@ -213,6 +225,7 @@ fn room_options(query: &ConnectQuery, max_meta_bytes: usize) -> Result<RoomOptio
         host_leaves,
         public: flag(query.public.as_deref(), "public")?,
         meta,
+        directory: false,
     })
 }
 

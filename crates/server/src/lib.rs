@@ -19,16 +19,16 @@ pub mod access;
 mod admin_api;
 pub mod admission;
 mod assets;
+mod compat;
 pub mod config;
 mod connection;
 pub mod handshake;
 pub mod hub;
-mod matchbox;
-mod matchbox_http;
 mod metrics;
 mod relay;
 pub mod server;
 mod stun;
+mod wire;
 mod ws_errors;
 
 pub use config::{Config, ConfigError, Limits, StunConfig};

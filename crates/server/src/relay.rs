@@ -2,17 +2,18 @@
 //! connection. Deliveries are encoded once per encoding and queued without blocking.
 
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Instant;
 
 use axum::extract::ws::Message;
-use bytes::Bytes;
-use switchboard_protocol::{
-    encode_server, Encoded, Encoding, ErrorCode, PeerId, ProtocolError, ServerMessage,
-};
+use switchboard_protocol::{ErrorCode, PeerId, ProtocolError, ServerMessage};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::compat::mailbox::{Expired, Mailboxes};
+use crate::compat::peerjs;
 use crate::hub::{CloseReason, Delivery, Effects, Hub, PeerMap};
 use crate::metrics::Metrics;
+use crate::wire::{encode_for, Wire};
 
 /// Asks one connection to close, with a reason.
 #[derive(Debug)]
@@ -67,25 +68,6 @@ impl Closer {
     }
 }
 
-/// What a connection speaks: Switchboard's protocol in one of its encodings, or matchbox's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wire {
-    /// Protocol v1, JSON or MessagePack.
-    Switchboard(Encoding),
-    /// matchbox_server's JSON protocol (`crate::matchbox`).
-    Matchbox,
-}
-
-impl Wire {
-    /// Index of the wire's frame in a delivery's per-wire cache.
-    fn slot(self) -> usize {
-        match self {
-            Self::Switchboard(encoding) => encoding as usize,
-            Self::Matchbox => 2,
-        }
-    }
-}
-
 /// Where messages for one connection go.
 pub struct Outbox {
     /// Which connection of the peer this is (a resumed peer gets a new one).
@@ -104,6 +86,8 @@ pub struct Relay {
     pub hub: Hub,
     /// Outboxes of joined connections.
     pub outboxes: PeerMap<Outbox>,
+    /// PeerJS messages held for ids that are not connected.
+    pub mailboxes: Mailboxes,
 }
 
 impl Relay {
@@ -134,7 +118,8 @@ impl Relay {
     /// reader; its neighbours are not held up. If the message cannot be encoded for some
     /// recipient's encoding, `sender` (when given) gets an error instead.
     pub fn deliver(&self, delivery: Delivery, sender: Option<PeerId>, metrics: &Metrics) {
-        let mut frames: [Option<Option<Result<Message, ProtocolError>>>; 3] = [None, None, None];
+        let mut frames: [Option<Option<Result<Message, ProtocolError>>>; Wire::COUNT] =
+            Default::default();
         let mut failure = None;
         for id in &delivery.to {
             let Some(outbox) = self.outboxes.get(id) else {
@@ -175,6 +160,28 @@ impl Relay {
             metrics,
         );
     }
+
+    /// Closes the mailboxes whose time is up: each sender still connected gets `EXPIRE`.
+    pub fn expire_mail(&mut self, now: Instant, metrics: &Metrics) {
+        for expired in self.mailboxes.expire_due(now) {
+            self.send_expire(&expired, metrics);
+        }
+    }
+
+    /// Tells the sender of held messages that nobody came for them (PeerJS `EXPIRE`).
+    pub fn send_expire(&self, expired: &Expired, metrics: &Metrics) {
+        if let Some(to) = self.hub.connected_by_name(&expired.room, &expired.to) {
+            let event = peerjs::expire_event(&expired.about, &expired.to);
+            self.send_frame(to, Message::Text(event.into()), metrics);
+        }
+    }
+
+    /// Queues a frame as it is (a compat wire's own event) for one peer, if it is connected.
+    pub fn send_frame(&self, to: PeerId, frame: Message, metrics: &Metrics) {
+        if let Some(outbox) = self.outboxes.get(&to) {
+            push(outbox, frame, metrics);
+        }
+    }
 }
 
 fn push(outbox: &Outbox, frame: Message, metrics: &Metrics) {
@@ -190,23 +197,6 @@ fn push(outbox: &Outbox, frame: Message, metrics: &Metrics) {
         // The connection is already gone; its leave is on the way.
         Err(mpsc::error::TrySendError::Closed(_)) => {}
     }
-}
-
-/// Encodes a message as a WebSocket frame for `wire`; `None` when the wire has no such message.
-pub fn encode_for(message: &ServerMessage, wire: Wire) -> Option<Result<Message, ProtocolError>> {
-    match wire {
-        Wire::Switchboard(encoding) => Some(encode(message, encoding)),
-        Wire::Matchbox => crate::matchbox::encode_event(message)
-            .map(|text| text.map(|text| Message::Text(text.into()))),
-    }
-}
-
-/// Encodes a message as a WebSocket frame.
-pub fn encode(message: &ServerMessage, encoding: Encoding) -> Result<Message, ProtocolError> {
-    Ok(match encode_server(message, encoding)? {
-        Encoded::Text(text) => Message::Text(text.into()),
-        Encoded::Binary(bytes) => Message::Binary(Bytes::from(bytes)),
-    })
 }
 
 /// Locks the relay. A poisoned lock (a panic elsewhere) is recovered: the hub's invariants hold

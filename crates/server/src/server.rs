@@ -29,6 +29,7 @@ use crate::access::{authorize, find_token, Denied, Granted};
 use crate::admin_api;
 use crate::admission::{AdmissionAcceptor, Pending};
 use crate::assets;
+use crate::compat::mailbox::Mailboxes;
 use crate::config::{AuthConfig, Config, ConfigError, Limits};
 use crate::connection;
 use crate::handshake::{negotiate, ConnectQuery, Entry, Handshake, Refusal};
@@ -82,21 +83,27 @@ impl Shared {
     }
 }
 
-/// Removes suspended and detached peers whose time is up, until shutdown.
+/// Removes suspended and detached peers whose time is up, and expires held PeerJS messages,
+/// until shutdown.
 async fn reap(shared: Arc<Shared>) {
     const IDLE: Duration = Duration::from_secs(3600);
     loop {
-        let next = lock(&shared.relay).hub.next_deadline();
+        let next = {
+            let relay = lock(&shared.relay);
+            let (peers, mail) = (relay.hub.next_deadline(), relay.mailboxes.next_deadline());
+            peers.into_iter().chain(mail).min()
+        };
         let wake = next.unwrap_or_else(|| Instant::now() + IDLE);
         tokio::select! {
             () = tokio::time::sleep_until(wake.into()) => {}
             () = shared.reaper.notified() => continue,
             () = shared.shutdown.cancelled() => return,
         }
-        let relay = lock(&shared.relay);
-        let mut relay = relay;
-        let effects = relay.hub.expire_due(Instant::now());
+        let mut relay = lock(&shared.relay);
+        let now = Instant::now();
+        let effects = relay.hub.expire_due(now);
         shared.settle(&relay, effects);
+        relay.expire_mail(now, &shared.metrics);
         shared.update_gauges(&relay);
     }
 }
@@ -194,6 +201,7 @@ impl Server {
             relay: Mutex::new(Relay {
                 hub: Hub::new(config.limits.hub()),
                 outboxes: PeerMap::default(),
+                mailboxes: Mailboxes::new(config.peerjs.mail_limits()),
             }),
             metrics,
             shutdown: CancellationToken::new(),
@@ -362,7 +370,25 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/ws", get(websocket_without_room))
         .route("/ws/{room}", get(websocket))
         .route("/rooms", get(rooms))
-        .route("/matchbox/{room}", get(crate::matchbox_http::websocket));
+        .route(
+            "/matchbox/{room}",
+            get(crate::compat::matchbox_http::websocket),
+        )
+        .route("/peerjs", get(crate::compat::peerjs_http::info))
+        .route("/peerjs/peerjs", get(crate::compat::peerjs_http::websocket))
+        .route("/peerjs/{key}/id", get(crate::compat::peerjs_http::id))
+        .route(
+            "/peerjs/{key}/peers",
+            get(crate::compat::peerjs_http::peers),
+        )
+        .route(
+            "/rustysignal",
+            get(crate::compat::rustysignal_http::websocket),
+        )
+        .route(
+            "/rustysignal/{network}",
+            get(crate::compat::rustysignal_http::websocket_in),
+        );
     // The admin API is on the main listener only behind a token.
     if shared.config.admin_token.is_some() {
         router = router.merge(admin_api::routes());
@@ -613,7 +639,7 @@ pub(crate) fn precheck(
         Entry::Join(Destination::NewCode { .. } | Destination::NewSession) => {
             permits.check_may_create()
         }
-        Entry::Join(Destination::Match { .. }) | Entry::Resume(_) => Ok(()),
+        Entry::Join(Destination::Match { .. }) | Entry::Resume(_) | Entry::Claim { .. } => Ok(()),
     }
 }
 

@@ -7,37 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
+use futures_util::SinkExt;
+use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
-
-/// Reads the next text frame as JSON (pings and pongs skipped).
-async fn event(socket: &mut Socket) -> Value {
-    loop {
-        let frame = tokio::time::timeout(WAIT, socket.next())
-            .await
-            .expect("an event in time")
-            .expect("open")
-            .expect("a frame");
-        match frame {
-            Message::Text(text) => return serde_json::from_str(&text).expect("JSON"),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("expected a text event, got {other:?}"),
-        }
-    }
-}
-
-/// Asserts that no text event arrives for `quiet`.
-async fn silent(socket: &mut Socket, quiet: Duration) {
-    let deadline = tokio::time::Instant::now() + quiet;
-    loop {
-        match tokio::time::timeout_at(deadline, socket.next()).await {
-            Err(_) => return,
-            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
-            Ok(other) => panic!("expected silence, got {other:?}"),
-        }
-    }
-}
 
 /// Connects to `/matchbox/<path>` and returns the socket and the id it was assigned.
 async fn connect(addr: std::net::SocketAddr, path: &str) -> (Socket, String) {
@@ -51,13 +23,6 @@ async fn connect(addr: std::net::SocketAddr, path: &str) -> (Socket, String) {
     (socket, id)
 }
 
-async fn send(socket: &mut Socket, value: Value) {
-    socket
-        .send(Message::Text(value.to_string().into()))
-        .await
-        .expect("sent");
-}
-
 #[tokio::test]
 async fn matchbox_peers_meet_signal_and_leave() {
     let server = start(config()).await;
@@ -68,7 +33,7 @@ async fn matchbox_peers_meet_signal_and_leave() {
     // hears of nobody.
     assert_eq!(event(&mut ann).await, json!({ "NewPeer": bob_id }));
     silent(&mut bob, Duration::from_millis(200)).await;
-    send(
+    send_value(
         &mut bob,
         json!({"Signal": {"receiver": ann_id, "data": {"Offer": "v=0"}}}),
     )
@@ -79,8 +44,8 @@ async fn matchbox_peers_meet_signal_and_leave() {
     );
     // Keep-alives are accepted silently; a sender field cannot be forged (it is not a field of
     // a request, so the request is refused, and nothing is relayed).
-    send(&mut ann, json!("KeepAlive")).await;
-    send(
+    send_value(&mut ann, json!("KeepAlive")).await;
+    send_value(
         &mut ann,
         json!({"Signal": {"receiver": bob_id, "sender": bob_id, "data": 1}}),
     )
@@ -102,7 +67,7 @@ async fn matchbox_peers_meet_signal_and_leave() {
         json!({"Signal": {"sender": ann_id, "data": 1}})
     );
     silent(&mut bob, Duration::from_millis(200)).await;
-    send(
+    send_value(
         &mut ann,
         json!({"Signal": {"receiver": bob_id, "data": "still here"}}),
     )

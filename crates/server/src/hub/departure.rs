@@ -46,6 +46,9 @@ impl Hub {
             self.drop_room(&peer.room);
             return;
         }
+        if room.options.directory {
+            return;
+        }
         effects.deliver(room.members.clone(), ServerMessage::PeerLeft { id, reason });
         if room.host != Some(id) {
             return;

@@ -39,6 +39,8 @@ use throttle::{RateTable, Throttles};
 pub struct HubLimits {
     /// Most peers in one room (and the largest capacity or match a peer may ask for).
     pub max_peers_per_room: usize,
+    /// Most peers in one directory (`RoomOptions::directory`).
+    pub max_peers_per_directory: usize,
     /// Most peers in all (connected, suspended or detached).
     pub max_connections: usize,
     /// Most peers from one IP address.
@@ -327,6 +329,25 @@ impl Hub {
         self.rooms.contains_key(name)
     }
 
+    /// The connected peer called `name` in `room`, if there is one (a suspended or detached
+    /// peer has no connection to deliver to).
+    pub fn connected_by_name(&self, room: &str, name: &str) -> Option<PeerId> {
+        let id = *self.rooms.get(room)?.names.get(name)?;
+        let attached = matches!(self.peers.get(&id)?.link, Link::Attached { .. });
+        attached.then_some(id)
+    }
+
+    /// The user names in `room`, in join order (a directory's listing).
+    pub fn names_in(&self, room: &str) -> Vec<String> {
+        let Some(room) = self.rooms.get(room) else {
+            return Vec::new();
+        };
+        room.members
+            .iter()
+            .filter_map(|id| self.peers.get(id)?.name.clone())
+            .collect()
+    }
+
     /// Number of open matches waiting for players.
     pub fn open_match_count(&self) -> usize {
         self.open_matches.len()
@@ -359,23 +380,27 @@ impl Hub {
             .rooms
             .get_mut(&room_name)
             .ok_or_else(|| error(ErrorCode::NoSuchRoom, "room vanished"))?;
-        let peers = room
-            .members
-            .iter()
-            .filter_map(|other| self.peers.get(other).map(|p| info(*other, p)))
-            .collect();
         let id = request.id;
-        let resumable = request.token.is_some();
-        effects.deliver(
-            room.members.clone(),
-            ServerMessage::PeerJoined(PeerInfo {
-                id,
-                name: request.name.clone(),
-                resumable,
-            }),
-        );
+        let peers = if room.options.directory {
+            Vec::new()
+        } else {
+            let peers = room
+                .members
+                .iter()
+                .filter_map(|other| self.peers.get(other).map(|p| info(*other, p)))
+                .collect();
+            effects.deliver(
+                room.members.clone(),
+                ServerMessage::PeerJoined(PeerInfo {
+                    id,
+                    name: request.name.clone(),
+                    resumable: request.token.is_some(),
+                }),
+            );
+            room.host.get_or_insert(id);
+            peers
+        };
         room.members.push(id);
-        room.host.get_or_insert(id);
         if let Some(name) = &request.name {
             room.names.insert(name.clone(), id);
         }
@@ -457,12 +482,15 @@ impl Hub {
         self.tokens.insert(request.next_token, id);
         self.relist(&room_name);
         let room = self.rooms.get(&room_name).ok_or_else(refused)?;
-        let peers = room
-            .members
-            .iter()
-            .filter(|other| **other != id)
-            .filter_map(|other| self.peers.get(other).map(|p| info(*other, p)))
-            .collect();
+        let peers = if room.options.directory {
+            Vec::new()
+        } else {
+            room.members
+                .iter()
+                .filter(|other| **other != id)
+                .filter_map(|other| self.peers.get(other).map(|p| info(*other, p)))
+                .collect()
+        };
         let seat = Seat {
             id,
             room: room_name,

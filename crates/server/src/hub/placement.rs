@@ -94,10 +94,16 @@ impl Hub {
                 if !create {
                     return Err(error(ErrorCode::NoSuchRoom, format!("no room {room:?}")));
                 }
-                request.permits.check_create(room)?;
-                let capacity = request
-                    .permits
-                    .cap(checked_capacity(options.capacity, max)?);
+                let capacity = if options.directory {
+                    // A directory is a namespace, not a room someone hosts.
+                    request.permits.check_room(room)?;
+                    self.limits.max_peers_per_directory
+                } else {
+                    request.permits.check_create(room)?;
+                    request
+                        .permits
+                        .cap(checked_capacity(options.capacity, max)?)
+                };
                 self.admit_public(options, request.ip)?;
                 self.rooms.insert(
                     room.clone(),

@@ -17,6 +17,10 @@ pub struct RoomOptions {
     pub public: bool,
     /// Application metadata for the listing (a JSON object).
     pub meta: Option<Payload>,
+    /// A directory: a flat namespace of named users (PeerJS keys, the rustysignal network),
+    /// not a game room. Nobody hears joins, leaves or a host; `welcome` lists no peers; it holds
+    /// up to `max_peers_per_directory`. Only the compat endpoints create directories.
+    pub directory: bool,
 }
 
 #[derive(Debug)]

@@ -6,6 +6,7 @@ use switchboard_protocol::{HostLeaves, RoomKind};
 fn limits() -> HubLimits {
     HubLimits {
         max_peers_per_room: 3,
+        max_peers_per_directory: 1_000,
         max_connections: 5,
         max_connections_per_ip: 4,
         messages_per_second: 10,
@@ -1123,6 +1124,7 @@ fn room_options_are_validated() {
 fn throttled_limits() -> HubLimits {
     HubLimits {
         max_peers_per_room: 100,
+        max_peers_per_directory: 1_000,
         joins_per_ip: (1.0, 3),
         joins_per_room: (1.0, 4),
         code_lookups_per_ip: (1.0, 2),
@@ -1258,6 +1260,7 @@ fn a_token_limits_rooms_creation_and_capacity() {
     // Rooms of up to 10 by the hub's limit: the token's max_peers (3) is what caps.
     let mut hub = Hub::new(HubLimits {
         max_peers_per_room: 10,
+        max_peers_per_directory: 1_000,
         max_connections: 100,
         max_connections_per_ip: 100,
         ..limits()
@@ -1333,4 +1336,106 @@ fn a_token_limits_rooms_creation_and_capacity() {
     // Refusals leave nothing behind: the host, two players, the open room's peer and the
     // matcher.
     assert_eq!(hub.peer_count(), 5);
+}
+
+fn directory(room: &str) -> Destination {
+    Destination::Named {
+        room: room.into(),
+        create: true,
+        options: RoomOptions {
+            directory: true,
+            ..RoomOptions::default()
+        },
+    }
+}
+
+fn enter_directory(hub: &mut Hub, n: u128, name: &str, now: Instant) -> (Seat, Effects) {
+    let request = JoinRequest {
+        name: Some(name.into()),
+        ip: ip(1),
+        ..request(n, directory("peerjs:k"))
+    };
+    hub.join(request, now).unwrap()
+}
+
+#[test]
+fn a_directory_is_silent_has_no_host_and_routes_by_name() {
+    let now = Instant::now();
+    let mut hub = Hub::new(roomy());
+    let (first, effects) = enter_directory(&mut hub, 1, "ann", now);
+    assert!(first.peers.is_empty() && effects.deliveries.is_empty());
+    assert_eq!(first.info.host, None, "nobody hosts a directory");
+    let (second, effects) = enter_directory(&mut hub, 2, "bob", now);
+    assert!(
+        second.peers.is_empty(),
+        "welcome lists nobody: {:?}",
+        second.peers
+    );
+    assert!(effects.deliveries.is_empty(), "no peer_joined: {effects:?}");
+    let delivered = only(handle(&mut hub, 2, send(Target::Name("ann".into())), now));
+    assert_eq!(delivered.to, vec![id(1)]);
+    assert_eq!(
+        only(handle(&mut hub, 1, send(Target::Room), now)).to,
+        vec![id(2)]
+    );
+    assert_eq!(hub.names_in("peerjs:k"), vec!["ann", "bob"]);
+    assert_eq!(hub.connected_by_name("peerjs:k", "bob"), Some(id(2)));
+    assert_eq!(hub.connected_by_name("peerjs:k", "cat"), None);
+    let effects = hub.disconnect(id(1), 1, LeaveReason::Closed, false, now);
+    assert!(effects.deliveries.is_empty(), "no peer_left: {effects:?}");
+    assert_eq!(hub.names_in("peerjs:k"), vec!["bob"]);
+    let ann_again = enter_directory(&mut hub, 3, "ann", now);
+    assert_eq!(
+        ann_again.0.name.as_deref(),
+        Some("ann"),
+        "the name is free again"
+    );
+    assert_eq!(
+        enter(
+            &mut hub,
+            JoinRequest {
+                name: Some("bob".into()),
+                ..request(4, directory("peerjs:k"))
+            },
+            now
+        )
+        .map(|_| ()),
+        Err(ErrorCode::NameTaken)
+    );
+}
+
+#[test]
+fn a_directory_holds_max_peers_per_directory_not_max_peers_per_room() {
+    let now = Instant::now();
+    let mut hub = Hub::new(HubLimits {
+        max_peers_per_directory: 5,
+        ..roomy()
+    });
+    assert_eq!(hub.limits.max_peers_per_room, 3);
+    for n in 1..=5 {
+        enter_directory(&mut hub, n, &format!("u{n}"), now);
+    }
+    let sixth = JoinRequest {
+        name: Some("u6".into()),
+        ..request(6, directory("peerjs:k"))
+    };
+    assert_eq!(
+        enter(&mut hub, sixth, now).map(|_| ()),
+        Err(ErrorCode::RoomFull)
+    );
+}
+
+#[test]
+fn a_suspended_name_is_not_connected_but_still_taken() {
+    let now = Instant::now();
+    let mut hub = Hub::new(roomy());
+    let request = JoinRequest {
+        name: Some("ann".into()),
+        token: Some(77),
+        ..request(1, directory("peerjs:k"))
+    };
+    hub.join(request, now).unwrap();
+    hub.disconnect(id(1), 1, LeaveReason::Closed, true, now);
+    assert_eq!(hub.connected_by_name("peerjs:k", "ann"), None);
+    assert_eq!(hub.names_in("peerjs:k"), vec!["ann"]);
 }

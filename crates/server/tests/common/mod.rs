@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
 use switchboard_protocol::{
     decode_server, encode_client, ClientMessage, Encoded, Encoding, ErrorCode, Frame, Payload,
     PeerId, ServerMessage, Target, Welcome,
@@ -158,16 +159,7 @@ impl Client {
     /// Ends the connection without a close frame, the way a client that crashes or loses its
     /// network does: with a TCP FIN (`Vanish::Fin`) or a reset (`Vanish::Reset`).
     pub async fn vanish(self, how: Vanish) {
-        let mut socket = self.socket;
-        let MaybeTlsStream::Plain(tcp) = socket.get_mut() else {
-            panic!("tests vanish over plain TCP")
-        };
-        match how {
-            Vanish::Fin => tokio::io::AsyncWriteExt::shutdown(tcp)
-                .await
-                .expect("the FIN is sent"),
-            Vanish::Reset => tcp.set_zero_linger().expect("linger set"),
-        }
+        vanish(self.socket, how).await;
     }
 
     /// Asserts nothing arrives for `quiet`.
@@ -179,6 +171,36 @@ impl Client {
                 Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
                 Ok(other) => panic!("expected silence, got {other:?}"),
             }
+        }
+    }
+}
+
+/// Ends a socket's connection without a close frame (see `Client::vanish`).
+pub async fn vanish(mut socket: Socket, how: Vanish) {
+    let MaybeTlsStream::Plain(tcp) = socket.get_mut() else {
+        panic!("tests vanish over plain TCP")
+    };
+    match how {
+        Vanish::Fin => tokio::io::AsyncWriteExt::shutdown(tcp)
+            .await
+            .expect("the FIN is sent"),
+        Vanish::Reset => tcp.set_zero_linger().expect("linger set"),
+    }
+}
+
+/// Reads until the server closes: the text frames it sent last (as they came) and the close
+/// frame's code.
+pub async fn texts_until_close(socket: &mut Socket) -> (Vec<String>, Option<u16>) {
+    let mut texts = Vec::new();
+    loop {
+        let frame = tokio::time::timeout(WAIT, socket.next())
+            .await
+            .expect("the server closes in time");
+        match frame {
+            Some(Ok(Message::Text(text))) => texts.push(text.to_string()),
+            Some(Ok(Message::Close(frame))) => return (texts, frame.map(|f| u16::from(f.code))),
+            Some(Ok(_)) => continue,
+            None | Some(Err(_)) => return (texts, None),
         }
     }
 }
@@ -324,4 +346,40 @@ fn dechunk(mut body: &str) -> String {
         body = &rest[size + 2..];
     }
     out
+}
+
+/// Reads the next text frame as JSON (pings and pongs skipped).
+pub async fn event(socket: &mut Socket) -> Value {
+    loop {
+        let frame = tokio::time::timeout(WAIT, socket.next())
+            .await
+            .expect("an event in time")
+            .expect("open")
+            .expect("a frame");
+        match frame {
+            Message::Text(text) => return serde_json::from_str(&text).expect("JSON"),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("expected a text event, got {other:?}"),
+        }
+    }
+}
+
+/// Asserts that no text event arrives for `quiet`.
+pub async fn silent(socket: &mut Socket, quiet: Duration) {
+    let deadline = tokio::time::Instant::now() + quiet;
+    loop {
+        match tokio::time::timeout_at(deadline, socket.next()).await {
+            Err(_) => return,
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+            Ok(other) => panic!("expected silence, got {other:?}"),
+        }
+    }
+}
+
+/// Sends a JSON value as a text frame.
+pub async fn send_value(socket: &mut Socket, value: Value) {
+    socket
+        .send(Message::Text(value.to_string().into()))
+        .await
+        .expect("sent");
 }

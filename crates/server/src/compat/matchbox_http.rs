@@ -1,7 +1,7 @@
 //! `GET /matchbox/{room}`: matchbox_server's endpoint on the hub, for unmodified
 //! `matchbox_socket` clients (`?next=N` auto-matches in groups of N). The same checks before the
 //! upgrade as `/ws` (auth with `?token=`, connection limits), the same connection task and hub
-//! core; only the wire differs (`crate::matchbox`).
+//! core; only the wire differs (`compat::matchbox`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,10 +15,10 @@ use axum::response::{IntoResponse, Response};
 use switchboard_protocol::{validate_room_name, Encoding, ErrorCode, ProtocolError};
 
 use crate::access::Denied;
+use crate::compat::matchbox::hub_room;
 use crate::connection;
 use crate::handshake::{Dialect, Entry, Handshake};
 use crate::hub::{Destination, Permits, RoomOptions};
-use crate::matchbox::hub_room;
 use crate::server::{
     authorize_connect, canonical_ip, check_capacity_http, denied, ice_servers, limited, precheck,
     refusal, Shared,

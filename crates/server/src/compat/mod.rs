@@ -1,0 +1,53 @@
+//! Protocols of other signaling servers, spoken on the same hub core so their unmodified
+//! clients connect: matchbox_server's, peerjs-server's and rustysignal's. Each is a pure
+//! translation module and an HTTP module with its endpoint; docs/compat.md says what each
+//! supports and how to move.
+
+pub mod mailbox;
+pub mod matchbox;
+pub mod matchbox_http;
+pub mod peerjs;
+pub mod peerjs_http;
+pub mod rustysignal;
+pub mod rustysignal_http;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::http::{header, HeaderMap};
+use axum::response::Response;
+use switchboard_protocol::ProtocolError;
+
+use crate::connection;
+use crate::handshake::Handshake;
+use crate::server::{ice_servers, limited, Shared};
+use crate::wire::Wire;
+
+/// Upgrades a compat client: runs its connection, or tells it in its own protocol why not
+/// (these clients read errors from the socket, not from an HTTP answer) and closes.
+pub(crate) fn upgrade(
+    shared: Arc<Shared>,
+    upgrade: WebSocketUpgrade,
+    headers: &HeaderMap,
+    ip: IpAddr,
+    wire: Wire,
+    negotiated: Result<Handshake, ProtocolError>,
+) -> Response {
+    let ice_servers = ice_servers(
+        &shared,
+        headers.get(header::HOST).and_then(|h| h.to_str().ok()),
+    );
+    let tasks = shared.tasks.clone();
+    limited(upgrade, &shared.config.limits).on_upgrade(move |socket| {
+        tasks.track_future(async move {
+            match negotiated {
+                Ok(handshake) => connection::run(socket, shared, handshake, ip, ice_servers).await,
+                Err(error) => {
+                    shared.metrics.error(error.code);
+                    connection::refuse_on(socket, wire, error).await
+                }
+            }
+        })
+    })
+}

@@ -1,0 +1,173 @@
+//! rustysignal's protocol, as its README documents it, so its clients connect at `/rustysignal`
+//! (`?user=NAME`) on the hub. Pure translation both ways; the hub core routes.
+//!
+//! The network is a directory (`RoomOptions::directory`) named `rustysignal:<network>`. A peer
+//! sends `{"protocol": "one-to-one" | "one-to-all" | "one-to-self", "to": "<user>", "action":
+//! ..., "data": ...}` (`endpoint` is accepted for `to`, as rustysignal's code reads it); the
+//! text is delivered as it came: to the user named `to`, to everyone on the network (the sender
+//! too, as rustysignal's broadcast does), or back to the sender. Errors are plain text frames.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use switchboard_protocol::{validate_user_name, ErrorCode, Payload, ProtocolError, ServerMessage};
+
+/// The hub directory of a rustysignal network.
+pub fn hub_room(network: &str) -> String {
+    format!("rustysignal:{network}")
+}
+
+/// The network of `/rustysignal` without a name.
+pub const DEFAULT_NETWORK: &str = "default";
+
+/// Where a rustysignal message goes.
+#[derive(Debug, PartialEq)]
+pub enum Route {
+    /// `one-to-one`: the user of this name.
+    One(String),
+    /// `one-to-all`: everyone on the network, the sender too.
+    All,
+    /// `one-to-self`: back to the sender.
+    Myself,
+}
+
+#[derive(Deserialize)]
+struct Incoming<'a> {
+    #[serde(default, borrow)]
+    protocol: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    to: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    endpoint: Option<Cow<'a, str>>,
+}
+
+fn invalid(why: impl Into<String>) -> ProtocolError {
+    ProtocolError::new(ErrorCode::InvalidMessage, why)
+}
+
+/// Decodes a text frame: where it goes, and the text to deliver (as it came).
+pub fn decode_request(text: &str) -> Result<(Route, Payload), ProtocolError> {
+    let payload = Payload::from_json(text)
+        .map_err(|e| ProtocolError::new(ErrorCode::Malformed, format!("not JSON: {e}")))?;
+    let incoming: Incoming = serde_json::from_str(text)
+        .map_err(|_| invalid("a rustysignal message is a JSON object with a protocol field"))?;
+    let route = match incoming.protocol.as_deref() {
+        Some("one-to-all") => Route::All,
+        Some("one-to-self") => Route::Myself,
+        Some("one-to-one") => {
+            let to = incoming
+                .to
+                .or(incoming.endpoint)
+                .ok_or_else(|| invalid("No field 'to' provided"))?;
+            validate_user_name(&to).map_err(|why| invalid(format!("to {why}")))?;
+            Route::One(to.into_owned())
+        }
+        _ => return Err(invalid(
+            "Invalid protocol, valid protocols include: 'one-to-one' 'one-to-self' 'one-to-all'",
+        )),
+    };
+    Ok((route, payload))
+}
+
+/// The text frame for a hub message, or `None` when rustysignal has none for it (it says
+/// nothing on connect and has no presence).
+pub fn encode_event(message: &ServerMessage) -> Option<Result<String, ProtocolError>> {
+    match message {
+        ServerMessage::Signal { data, .. } => {
+            Some(data.to_json_string().map_err(|e| invalid(e.to_string())))
+        }
+        ServerMessage::Error { code, message } => Some(Ok(error_text(*code, message))),
+        _ => None,
+    }
+}
+
+/// The plain text rustysignal sends for an error.
+pub fn error_text(code: ErrorCode, message: &str) -> String {
+    match code {
+        ErrorCode::NameTaken => "The username is taken".to_owned(),
+        _ => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_protocol::PeerId;
+
+    #[test]
+    fn the_three_protocols_route_the_text_as_it_came() {
+        let text = r#"{"protocol":"one-to-one","to":"bob","action":"offer","data":{"sdp":"v=0"}}"#;
+        let (route, payload) = decode_request(text).unwrap();
+        assert_eq!(route, Route::One("bob".into()));
+        assert_eq!(payload.to_json_string().unwrap(), text);
+        let endpoint = r#"{"protocol":"one-to-one","endpoint":"cat","data":1}"#;
+        assert_eq!(
+            decode_request(endpoint).unwrap().0,
+            Route::One("cat".into())
+        );
+        let all = r#"{"protocol":"one-to-all","action":"hello"}"#;
+        assert_eq!(decode_request(all).unwrap().0, Route::All);
+        let me = r#"{"protocol":"one-to-self"}"#;
+        assert_eq!(decode_request(me).unwrap().0, Route::Myself);
+    }
+
+    #[test]
+    fn bad_requests_say_what_is_wrong() {
+        let cases = [
+            ("nope", ErrorCode::Malformed, "not JSON"),
+            ("[1]", ErrorCode::InvalidMessage, "protocol field"),
+            (
+                r#"{"protocol":"one-to-many"}"#,
+                ErrorCode::InvalidMessage,
+                "Invalid protocol",
+            ),
+            (
+                r#"{"data":1}"#,
+                ErrorCode::InvalidMessage,
+                "Invalid protocol",
+            ),
+            (
+                r#"{"protocol":"one-to-one"}"#,
+                ErrorCode::InvalidMessage,
+                "No field 'to'",
+            ),
+            (
+                r#"{"protocol":"one-to-one","to":"a b"}"#,
+                ErrorCode::InvalidMessage,
+                "to may only",
+            ),
+            (
+                r#"{"protocol":7}"#,
+                ErrorCode::InvalidMessage,
+                "protocol field",
+            ),
+        ];
+        for (text, code, why) in cases {
+            let error = decode_request(text).unwrap_err();
+            assert_eq!(error.code, code, "{text}");
+            assert!(error.message.contains(why), "{text}: {}", error.message);
+        }
+    }
+
+    #[test]
+    fn hub_messages_become_text_frames() {
+        let data = Payload::from_json(r#"{"protocol":"one-to-all"}"#).unwrap();
+        let signal = ServerMessage::Signal {
+            from: PeerId::from_u128(1),
+            data,
+        };
+        assert_eq!(
+            encode_event(&signal).map(|r| r.unwrap()).as_deref(),
+            Some(r#"{"protocol":"one-to-all"}"#)
+        );
+        let taken = ServerMessage::Error {
+            code: ErrorCode::NameTaken,
+            message: "the name \"ann\" is taken".into(),
+        };
+        assert_eq!(
+            encode_event(&taken).map(|r| r.unwrap()).as_deref(),
+            Some("The username is taken")
+        );
+        assert!(encode_event(&ServerMessage::RoomStarted).is_none());
+    }
+}

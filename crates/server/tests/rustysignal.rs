@@ -1,0 +1,164 @@
+//! The rustysignal endpoint with a client written from rustysignal's README: `?user=NAME`, then
+//! `{protocol: "one-to-one" | "one-to-all" | "one-to-self", to, action, data}`, delivered as
+//! sent; errors as plain text; networks apart from each other and from native rooms.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+async fn user(addr: SocketAddr, path: &str, name: &str) -> Socket {
+    raw(addr, &format!("{path}?user={name}")).await
+}
+
+/// The next text frame as it came (pings skipped).
+async fn text(socket: &mut Socket) -> String {
+    loop {
+        let frame = tokio::time::timeout(WAIT, socket.next())
+            .await
+            .expect("a frame in time")
+            .expect("open")
+            .expect("a frame");
+        match frame {
+            Message::Text(text) => return text.to_string(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+}
+
+async fn send_text(socket: &mut Socket, text: &str) {
+    socket
+        .send(Message::Text(text.to_owned().into()))
+        .await
+        .expect("sent");
+}
+
+#[tokio::test]
+async fn one_to_one_all_and_self_deliver_the_text_as_sent() {
+    let server = start(config()).await;
+    let addr = server.local_addr();
+    let mut ann = user(addr, "/rustysignal", "ann").await;
+    let mut bob = user(addr, "/rustysignal", "bob").await;
+    let mut cat = user(addr, "/rustysignal", "cat").await;
+    // Give the joins a moment: rustysignal says nothing on connect, so there is nothing to await.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let to_bob = r#"{"protocol":"one-to-one","to":"bob","action":"offer","data":{"sdp":"v=0","from":"ann"}}"#;
+    send_text(&mut ann, to_bob).await;
+    assert_eq!(text(&mut bob).await, to_bob, "verbatim");
+    // rustysignal's code reads `endpoint`; both work.
+    let to_cat = r#"{"protocol":"one-to-one","endpoint":"cat","action":"answer","data":1}"#;
+    send_text(&mut bob, to_cat).await;
+    assert_eq!(text(&mut cat).await, to_cat);
+    // one-to-all: everyone, the sender too (rustysignal broadcasts to every socket).
+    let hello = r#"{"protocol":"one-to-all","action":"hello","data":{"name":"ann"}}"#;
+    send_text(&mut ann, hello).await;
+    for socket in [&mut ann, &mut bob, &mut cat] {
+        assert_eq!(text(socket).await, hello);
+    }
+    let me = r#"{"protocol":"one-to-self","action":"echo","data":[1,2,3]}"#;
+    send_text(&mut cat, me).await;
+    assert_eq!(text(&mut cat).await, me);
+    silent(&mut ann, Duration::from_millis(200)).await;
+    silent(&mut bob, Duration::from_millis(200)).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn errors_are_plain_text_and_the_connection_stays() {
+    let server = start(config()).await;
+    let addr = server.local_addr();
+    let mut ann = user(addr, "/rustysignal", "ann").await;
+    let mut bob = user(addr, "/rustysignal", "bob").await;
+    let cases = [
+        (
+            r#"{"protocol":"one-to-one","to":"nobody","data":1}"#,
+            "nobody",
+        ),
+        (
+            r#"{"protocol":"one-to-one","data":1}"#,
+            "No field 'to' provided",
+        ),
+        (r#"{"protocol":"one-to-many"}"#, "Invalid protocol"),
+        (r#"{"data":1}"#, "Invalid protocol"),
+        ("not json", "not JSON"),
+        (
+            r#"{"protocol":"one-to-one","to":"a b"}"#,
+            "may only contain",
+        ),
+    ];
+    for (request, why) in cases {
+        send_text(&mut ann, request).await;
+        let answer = text(&mut ann).await;
+        assert!(answer.contains(why), "{request}: {answer:?}");
+        assert!(
+            serde_json::from_str::<Value>(&answer).is_err(),
+            "plain text: {answer}"
+        );
+    }
+    ann.send(Message::Binary(vec![1, 2].into())).await.unwrap();
+    assert!(text(&mut ann).await.contains("text frames"));
+    // Still connected, and bob heard none of it.
+    let ping = json!({"protocol": "one-to-one", "to": "bob", "data": "still here"}).to_string();
+    send_text(&mut ann, &ping).await;
+    assert_eq!(text(&mut bob).await, ping);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_taken_or_missing_user_name_is_told_and_closed() {
+    let server = start(config()).await;
+    let addr = server.local_addr();
+    let mut ann = user(addr, "/rustysignal", "ann").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut again = user(addr, "/rustysignal", "ann").await;
+    let (texts, close) = texts_until_close(&mut again).await;
+    assert_eq!(texts, ["The username is taken"]);
+    assert!(close.is_some());
+    for path in [
+        "/rustysignal",
+        "/rustysignal?user=",
+        "/rustysignal?user=a%20b",
+    ] {
+        let mut socket = raw(addr, path).await;
+        let (texts, close) = texts_until_close(&mut socket).await;
+        assert!(texts[0].contains("user name"), "{path}: {texts:?}");
+        assert!(close.is_some());
+    }
+    // The name is free again once its owner leaves.
+    ann.close(None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut ann = user(addr, "/rustysignal", "ann").await;
+    let me = r#"{"protocol":"one-to-self"}"#;
+    send_text(&mut ann, me).await;
+    assert_eq!(text(&mut ann).await, me);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn networks_are_apart_from_each_other_and_from_native_rooms() {
+    let server = start(config()).await;
+    let addr = server.local_addr();
+    let mut ann = user(addr, "/rustysignal", "ann").await;
+    let mut other = user(addr, "/rustysignal/other", "bob").await;
+    let mut native = Client::join(addr, "default", "user=bob").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    send_text(&mut ann, r#"{"protocol":"one-to-one","to":"bob"}"#).await;
+    assert!(
+        text(&mut ann).await.contains("bob"),
+        "no bob on ann's network"
+    );
+    send_text(&mut ann, r#"{"protocol":"one-to-all","data":1}"#).await;
+    assert_eq!(
+        text(&mut ann).await,
+        r#"{"protocol":"one-to-all","data":1}"#
+    );
+    silent(&mut other, Duration::from_millis(200)).await;
+    native.expect_silence(Duration::from_millis(200)).await;
+    server.shutdown().await;
+}
