@@ -294,3 +294,48 @@ async fn a_key_holds_more_than_max_peers_per_room_and_up_to_max_peers_per_direct
     assert!(close.is_some());
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_flood_is_cut_to_the_rate_limit_and_neighbours_are_undisturbed() {
+    let mut config = peerjs_config();
+    config.limits.messages_per_second = 10;
+    config.limits.message_burst = 20;
+    let server = start(config).await;
+    let addr = server.local_addr();
+    let mut mallory = open(addr, "peerjs", "mallory", "m").await;
+    let mut bob = open(addr, "peerjs", "bob", "b").await;
+    let mut ann = open(addr, "peerjs", "ann", "a").await;
+    let mut cat = open(addr, "peerjs", "cat", "c").await;
+    for n in 0..1_000 {
+        send_value(&mut mallory, offer("bob", n)).await;
+    }
+    // The burst gets through, the rest is dropped (PeerJS has no error a client survives).
+    let mut from_mallory = 0;
+    loop {
+        match tokio::time::timeout(Duration::from_millis(300), event(&mut bob)).await {
+            Ok(got) => {
+                assert_eq!(got["src"], "mallory");
+                from_mallory += 1;
+            }
+            Err(_) => break,
+        }
+    }
+    assert!(
+        (20..=40).contains(&from_mallory),
+        "the burst of 20 (and what 10/s refills while it runs) got through, not {from_mallory} of 1000"
+    );
+    send_value(&mut ann, offer("cat", 1)).await;
+    assert_eq!(
+        event(&mut cat).await["src"],
+        "ann",
+        "others are not held up"
+    );
+    // mallory is still connected (a flood is dropped, not an error) and can send again later.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    send_value(&mut mallory, offer("bob", 9_999)).await;
+    assert_eq!(
+        event(&mut bob).await["payload"],
+        offer("bob", 9_999)["payload"]
+    );
+    server.shutdown().await;
+}

@@ -162,3 +162,38 @@ async fn networks_are_apart_from_each_other_and_from_native_rooms() {
     native.expect_silence(Duration::from_millis(200)).await;
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_flood_is_cut_to_the_rate_limit_and_told_once() {
+    let mut config = config();
+    config.limits.messages_per_second = 10;
+    config.limits.message_burst = 20;
+    let server = start(config).await;
+    let addr = server.local_addr();
+    let mut mallory = user(addr, "/rustysignal", "mallory").await;
+    let mut bob = user(addr, "/rustysignal", "bob").await;
+    let mut ann = user(addr, "/rustysignal", "ann").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let flood = r#"{"protocol":"one-to-one","to":"bob","data":"spam"}"#;
+    for _ in 0..1_000 {
+        send_text(&mut mallory, flood).await;
+    }
+    let mut got = 0;
+    while tokio::time::timeout(Duration::from_millis(300), text(&mut bob))
+        .await
+        .is_ok()
+    {
+        got += 1;
+    }
+    assert!(
+        (20..=40).contains(&got),
+        "the burst of 20 and the refill, not {got} of 1000"
+    );
+    let told = text(&mut mallory).await;
+    assert!(told.contains("messages/s"), "{told}");
+    silent(&mut mallory, Duration::from_millis(200)).await;
+    let hello = r#"{"protocol":"one-to-one","to":"bob","data":"from ann"}"#;
+    send_text(&mut ann, hello).await;
+    assert_eq!(text(&mut bob).await, hello);
+    server.shutdown().await;
+}
