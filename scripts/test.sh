@@ -35,18 +35,27 @@ rustup target list --installed 2>/dev/null | grep -q '^wasm32-unknown-unknown$' 
 step "system packages"
 # coturn's turnutils_stunclient is the real STUN client the STUN tests use; Debian's chromium and
 # firefox-esr are the browsers of the end-to-end tests; Node runs the browser client's build and
-# tests.
+# tests; Python (with pip) runs the push tests' push service.
 missing=()
 command -v turnutils_stunclient >/dev/null || missing+=(coturn)
 [ -x "${CHROMIUM_BIN:-/usr/bin/chromium}" ] || missing+=(chromium)
 [ -x "${FIREFOX_BIN:-/usr/bin/firefox-esr}" ] || missing+=(firefox-esr)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
+command -v python3 >/dev/null || missing+=(python3)
+python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
   echo "installing: ${missing[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# The Web Push tests' local push service decrypts and verifies with independent Python code.
+if ! python3 -c "import http_ece, cryptography" 2>/dev/null; then
+  echo "installing: Python packages of crates/server/tests/data/requirements.txt"
+  python3 -m pip install --quiet -r crates/server/tests/data/requirements.txt ||
+    python3 -m pip install --quiet --break-system-packages -r crates/server/tests/data/requirements.txt
 fi
 
 step "format"

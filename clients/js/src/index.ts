@@ -31,3 +31,4 @@ export type { CompactDescription, CompactCandidate } from "./compact.js";
 export { connectToServer, SERVER_DEFAULTS } from "./server.js";
 export type { ServerConnection, ServerOptions } from "./server.js";
 export { SocketConnection } from "./socket-connection.js";
+export { subscribeToPush, base64UrlToBytes } from "./push.js";

@@ -231,6 +231,30 @@ export class Room {
     this.transmit({ type: "set_meta", meta });
   }
 
+  /**
+   * Web Push: stores this browser's push subscription under your user name in this room, so a
+   * `requestConnection` from another user reaches you while you are away (see `subscribeToPush`
+   * and docs/protocol.md). Needs a user name and a server with push on.
+   */
+  pushSubscribe(subscription: PushSubscription | PushSubscriptionJSON): void {
+    const json = "toJSON" in subscription ? subscription.toJSON() : subscription;
+    this.transmit({ type: "push_subscribe", subscription: json });
+  }
+
+  /** Web Push: forgets your push subscription. */
+  pushUnsubscribe(): void {
+    this.transmit({ type: "push_unsubscribe" });
+  }
+
+  /**
+   * Web Push: asks the user `name` of this room, who is not connected, to connect: the server
+   * pushes to its subscription who asks and where. Refusals arrive as `error` events
+   * (`unknown_name`: no subscription; `throttled`: pushed enough for now).
+   */
+  requestConnection(name: string): void {
+    this.transmit({ type: "connection_request", name });
+  }
+
   /** Negotiated properties of the channel to a peer, as the browser reports them. */
   channelInfo(peer: string, channel: string): ReturnType<Connection["channelInfo"]> {
     return this.links.get(peer)?.channelInfo(channel);

@@ -43,7 +43,10 @@ export type ClientMessage =
   | { type: "kick"; peer: string }
   | { type: "set_meta"; meta: Record<string, unknown> }
   | { type: "detach" }
-  | { type: "gone"; peer: string };
+  | { type: "gone"; peer: string }
+  | { type: "push_subscribe"; subscription: PushSubscriptionJSON }
+  | { type: "push_unsubscribe" }
+  | { type: "connection_request"; name: string };
 
 /** The `welcome` message: the first message of every accepted connection. */
 export interface Welcome {

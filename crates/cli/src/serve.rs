@@ -58,7 +58,7 @@ pub struct ServeArgs {
     limits: LimitArgs,
 }
 
-/// Auth and TURN (docs/auth.md), and the PeerJS endpoint (docs/compat.md).
+/// Auth and TURN (docs/auth.md), the PeerJS endpoint (docs/compat.md) and Web Push.
 #[derive(Args, Debug)]
 struct AccessArgs {
     /// Require a JWT on every connect, HS256 with this shared secret.
@@ -104,6 +104,33 @@ struct AccessArgs {
     /// Most bytes of PeerJS messages held in all [default: 4194304].
     #[arg(long, env = "SWITCHBOARD_PEERJS_MAX_HELD_BYTES")]
     peerjs_max_held_bytes: Option<usize>,
+    /// Web Push: PEM file of the server's VAPID key (P-256, PKCS#8); turns push on.
+    #[arg(long, env = "SWITCHBOARD_PUSH_VAPID_KEY")]
+    push_vapid_key: Option<PathBuf>,
+    /// Web Push: the contact push services may reach (mailto: or https:).
+    #[arg(long, env = "SWITCHBOARD_PUSH_SUBJECT")]
+    push_subject: Option<String>,
+    /// Web Push: how long a push service keeps a push, seconds [default: 3600].
+    #[arg(long, env = "SWITCHBOARD_PUSH_TTL_S")]
+    push_ttl_s: Option<u64>,
+    /// Web Push: deadline of one push, ms [default: 5000].
+    #[arg(long, env = "SWITCHBOARD_PUSH_TIMEOUT_MS")]
+    push_timeout_ms: Option<u64>,
+    /// Web Push: most subscriptions held [default: 10000].
+    #[arg(long, env = "SWITCHBOARD_PUSH_MAX_SUBSCRIPTIONS")]
+    push_max_subscriptions: Option<usize>,
+    /// Web Push: largest subscription, bytes [default: 2048].
+    #[arg(long, env = "SWITCHBOARD_PUSH_MAX_SUBSCRIPTION_BYTES")]
+    push_max_subscription_bytes: Option<usize>,
+    /// Web Push: sustained pushes per minute to one user [default: 6].
+    #[arg(long, env = "SWITCHBOARD_PUSH_PER_TARGET_PER_MINUTE")]
+    push_per_target_per_minute: Option<u32>,
+    /// Web Push: burst of pushes to one user [default: 3].
+    #[arg(long, env = "SWITCHBOARD_PUSH_BURST_PER_TARGET")]
+    push_burst_per_target: Option<u32>,
+    /// Web Push: accept http: push endpoints (local push services, tests).
+    #[arg(long, env = "SWITCHBOARD_PUSH_ALLOW_HTTP_ENDPOINTS")]
+    push_allow_http_endpoints: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -295,6 +322,34 @@ impl ServeArgs {
         }
         if let Some(n) = a.peerjs_max_held_bytes {
             config.peerjs.max_held_bytes = n;
+        }
+        let push = &mut config.push;
+        if a.push_vapid_key.is_some() {
+            push.vapid_key.clone_from(&a.push_vapid_key);
+        }
+        if a.push_subject.is_some() {
+            push.subject.clone_from(&a.push_subject);
+        }
+        if let Some(v) = a.push_ttl_s {
+            push.ttl_s = v;
+        }
+        if let Some(v) = a.push_timeout_ms {
+            push.timeout_ms = v;
+        }
+        if let Some(v) = a.push_max_subscriptions {
+            push.max_subscriptions = v;
+        }
+        if let Some(v) = a.push_max_subscription_bytes {
+            push.max_subscription_bytes = v;
+        }
+        if let Some(v) = a.push_per_target_per_minute {
+            push.pushes_per_target_per_minute = v;
+        }
+        if let Some(v) = a.push_burst_per_target {
+            push.push_burst_per_target = v;
+        }
+        if a.push_allow_http_endpoints {
+            push.allow_http_endpoints = true;
         }
         let l = &self.limits;
         let c = &mut config.limits;

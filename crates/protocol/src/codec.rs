@@ -100,10 +100,17 @@ pub fn decode_client(frame: Frame<'_>, encoding: Encoding) -> Result<ClientMessa
         "gone" => Ok(ClientMessage::Gone {
             peer: envelope.peer.ok_or_else(|| missing("peer"))?,
         }),
+        "push_subscribe" => Ok(ClientMessage::PushSubscribe {
+            subscription: envelope.subscription.ok_or_else(|| missing("subscription"))?,
+        }),
+        "push_unsubscribe" => Ok(ClientMessage::PushUnsubscribe),
+        "connection_request" => Ok(ClientMessage::ConnectionRequest {
+            name: envelope.name.ok_or_else(|| missing("name"))?,
+        }),
         other => Err(ProtocolError::new(
             ErrorCode::UnknownType,
             format!(
-                "unknown message type {other:?}; expected message, signal, ping, kick, set_meta, detach or gone"
+                "unknown message type {other:?}; expected message, signal, ping, kick, set_meta, detach, gone, push_subscribe, push_unsubscribe or connection_request"
             ),
         )),
     }
@@ -206,6 +213,9 @@ struct ClientEnvelope<'a> {
     peer: Option<PeerId>,
     #[serde(default, deserialize_with = "present")]
     meta: Option<Payload>,
+    #[serde(default, deserialize_with = "present")]
+    subscription: Option<Payload>,
+    name: Option<String>,
     #[serde(default, deserialize_with = "present_any")]
     from: Option<IgnoredAny>,
 }

@@ -67,6 +67,20 @@ pub enum ClientMessage {
         /// The detached peer.
         peer: PeerId,
     },
+    /// Web Push: store this browser push subscription (`PushSubscription.toJSON()`) under the
+    /// sender's user name in its room, for connection requests while it is away.
+    PushSubscribe {
+        /// `{endpoint, keys: {p256dh, auth}}`.
+        subscription: Payload,
+    },
+    /// Web Push: forget the sender's push subscription.
+    PushUnsubscribe,
+    /// Web Push: ask the user `name` of this room, who is not connected, to connect: the server
+    /// pushes to its subscription who asks and where.
+    ConnectionRequest {
+        /// The user name.
+        name: String,
+    },
 }
 
 /// How peers of a room connect to each other.

@@ -39,6 +39,8 @@ pub struct Config {
     pub turn: TurnConfig,
     /// The PeerJS endpoint (`/peerjs`): discovery and messages held for absent peers.
     pub peerjs: PeerjsConfig,
+    /// Web Push to users who are away (off unless `vapid_key` is set).
+    pub push: PushConfig,
     /// Limits, all named, all with defaults.
     pub limits: Limits,
 }
@@ -142,6 +144,47 @@ impl PeerjsConfig {
     }
 }
 
+/// Web Push (RFC 8030 with VAPID, RFC 8292): connection requests for users who are away.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PushConfig {
+    /// PEM file of the server's VAPID key (P-256, PKCS#8). Push is on when set.
+    pub vapid_key: Option<PathBuf>,
+    /// The contact push services may reach (`mailto:` or `https:`), VAPID's `sub`; required
+    /// with `vapid_key`.
+    pub subject: Option<String>,
+    /// How long a push service keeps a push for an offline browser, in seconds (`TTL`).
+    pub ttl_s: u64,
+    /// How long one push may take, connecting included, in ms.
+    pub timeout_ms: u64,
+    /// Most subscriptions the server holds.
+    pub max_subscriptions: usize,
+    /// Largest subscription (as JSON), in bytes.
+    pub max_subscription_bytes: usize,
+    /// Sustained pushes per minute to one user.
+    pub pushes_per_target_per_minute: u32,
+    /// Pushes to one user in a burst above that rate.
+    pub push_burst_per_target: u32,
+    /// Accept `http:` push endpoints (a local push service in tests); otherwise only `https:`.
+    pub allow_http_endpoints: bool,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        Self {
+            vapid_key: None,
+            subject: None,
+            ttl_s: 3600,
+            timeout_ms: 5_000,
+            max_subscriptions: 10_000,
+            max_subscription_bytes: 2_048,
+            pushes_per_target_per_minute: 6,
+            push_burst_per_target: 3,
+            allow_http_endpoints: false,
+        }
+    }
+}
+
 /// Most TURN URLs handed out (Firefox warns when given five or more servers).
 pub const MAX_TURN_URLS: usize = 4;
 
@@ -211,6 +254,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             turn: TurnConfig::default(),
             peerjs: PeerjsConfig::default(),
+            push: PushConfig::default(),
             limits: Limits::default(),
         }
     }
@@ -344,6 +388,23 @@ impl Config {
         }
         if turn.ttl_s < MIN_TURN_TTL_S {
             return invalid(format!("turn.ttl_s must be at least {MIN_TURN_TTL_S}"));
+        }
+        let push = &self.push;
+        if push.vapid_key.is_some() {
+            let subject = push.subject.as_deref().unwrap_or_default();
+            if !(subject.starts_with("mailto:") || subject.starts_with("https:")) {
+                return invalid(
+                    "push.subject (a mailto: or https: contact) goes with push.vapid_key".into(),
+                );
+            }
+        }
+        if push.timeout_ms == 0
+            || push.max_subscriptions == 0
+            || push.max_subscription_bytes == 0
+            || push.pushes_per_target_per_minute == 0
+            || push.push_burst_per_target == 0
+        {
+            return invalid("push limits must be positive".into());
         }
         let peerjs = &self.peerjs;
         if peerjs.expire_timeout_ms == 0

@@ -23,6 +23,8 @@ use crate::compat::peerjs;
 use crate::config::TurnConfig;
 use crate::handshake::{Dialect, Entry, Handshake, Refusal};
 use crate::hub::{CloseReason, JoinRequest, ResumeRequest, Seat, TokenBucket};
+use crate::push::registry::Refused;
+use crate::push::PushAction;
 use crate::relay::{lock, Closer, Outbox, Relay};
 use crate::server::{unix_now, Shared};
 use crate::wire::{decode, encode_closing, encode_for, Inbound, Wire};
@@ -67,6 +69,7 @@ pub async fn run(
         .secret
         .is_some()
         .then(|| (ice_servers.clone(), shared.config.turn.refresh_interval()));
+    let origin = handshake.origin.clone();
     let (id, room, name) = match enter(&shared, handshake, conn, ip, ice_servers, outbox) {
         Ok(place) => place,
         Err(error) => {
@@ -88,6 +91,7 @@ pub async fn run(
         wire,
         room,
         name,
+        origin,
         sink,
         outgoing,
         closer: &closer,
@@ -321,6 +325,8 @@ struct Pump<'a> {
     /// The peer's room and user name (a PeerJS peer's key and id).
     room: String,
     name: String,
+    /// `ws(s)://host` as the client reached the server.
+    origin: String,
     sink: Sink,
     outgoing: mpsc::Receiver<Message>,
     closer: &'a Closer,
@@ -537,21 +543,7 @@ impl Pump<'_> {
         let decoded = decode(frame, self.wire, &self.name);
         let mut relay = lock(&self.shared.relay);
         match decoded {
-            Ok(Inbound::KeepAlive) => {}
-            Ok(Inbound::Hub(message)) => self.to_hub(&mut relay, message, now),
-            Ok(Inbound::RoomAndSelf(data)) => {
-                let to_room = ClientMessage::Signal {
-                    to: Target::Room,
-                    data: data.clone(),
-                };
-                self.to_hub(&mut relay, to_room, now);
-                let to_self = ClientMessage::Signal {
-                    to: Target::Myself,
-                    data,
-                };
-                self.to_hub(&mut relay, to_self, now);
-            }
-            Ok(Inbound::Peerjs(message)) => self.to_peerjs(&mut relay, message, now),
+            Ok(inbound) => self.dispatch(&mut relay, inbound, now),
             Err(error) if self.wire.closes_on_bad_input() => {
                 metrics.error(error.code);
                 return Some(Ending {
@@ -563,6 +555,95 @@ impl Pump<'_> {
             Err(error) => relay.send_error(self.id, error, metrics),
         }
         None
+    }
+
+    /// Carries out one decoded frame.
+    fn dispatch(&self, relay: &mut Relay, inbound: Inbound, now: Instant) {
+        match inbound {
+            Inbound::KeepAlive => {}
+            Inbound::Hub(message) => self.to_hub(relay, message, now),
+            Inbound::RoomAndSelf(data) => {
+                let to_room = ClientMessage::Signal {
+                    to: Target::Room,
+                    data: data.clone(),
+                };
+                self.to_hub(relay, to_room, now);
+                let to_self = ClientMessage::Signal {
+                    to: Target::Myself,
+                    data,
+                };
+                self.to_hub(relay, to_self, now);
+            }
+            Inbound::Peerjs(message) => self.to_peerjs(relay, message, now),
+            Inbound::Push { action, routed } => self.to_push(relay, action, routed, now),
+        }
+    }
+
+    /// A Web Push action: store or forget the sender's subscription, or ask a user who is away
+    /// to connect. A connected target gets `routed` instead (rustysignal routes the request).
+    fn to_push(
+        &self,
+        relay: &mut Relay,
+        action: PushAction,
+        routed: Option<Box<Inbound>>,
+        now: Instant,
+    ) {
+        let metrics = &self.shared.metrics;
+        let refuse = |relay: &mut Relay, code, why: String| {
+            relay.send_error(self.id, ProtocolError::new(code, why), metrics);
+        };
+        let target_connected = match &action {
+            PushAction::Request { to } => relay.hub.connected_by_name(&self.room, to).is_some(),
+            _ => false,
+        };
+        let Some(push) = self.shared.push.as_ref().filter(|_| !target_connected) else {
+            match routed {
+                Some(inbound) => self.dispatch(relay, *inbound, now),
+                None if target_connected => refuse(
+                    relay,
+                    ErrorCode::InvalidMessage,
+                    "that user is connected: send them a message instead".into(),
+                ),
+                None => refuse(
+                    relay,
+                    ErrorCode::InvalidMessage,
+                    "push is off on this server (it has no push.vapid_key)".into(),
+                ),
+            }
+            return;
+        };
+        if self.name.is_empty() {
+            let why = "push needs a user name: connect with ?user=".into();
+            return refuse(relay, ErrorCode::InvalidMessage, why);
+        }
+        let me = (self.room.clone(), self.name.clone());
+        match action {
+            PushAction::Subscribe(subscription) => {
+                if let Err(error) = push.subscribe(me, &subscription) {
+                    relay.send_error(self.id, error, metrics);
+                }
+            }
+            PushAction::Unsubscribe => push.unsubscribe(&me),
+            PushAction::Request { to } => {
+                let url = connect_url(&self.origin, self.wire, &self.room);
+                let target = (self.room.clone(), to.clone());
+                match push.request(target, &self.name, &url, &self.shared.tasks) {
+                    Ok(()) => {}
+                    Err(Refused::NotSubscribed) => refuse(
+                        relay,
+                        ErrorCode::UnknownName,
+                        format!("{to} is not connected and has no push subscription"),
+                    ),
+                    Err(Refused::Throttled) => refuse(
+                        relay,
+                        ErrorCode::Throttled,
+                        format!(
+                            "{to} had pushes enough for now (push.pushes_per_target_per_minute)"
+                        ),
+                    ),
+                }
+            }
+        }
     }
 
     /// Lets the hub act on one message and carries out what it decided.
@@ -608,6 +689,17 @@ impl Pump<'_> {
             Ok(false) => {}
             Err(expired) => relay.send_expire(&expired, &self.shared.metrics),
         }
+    }
+}
+
+/// Where a push tells a user of `room` to connect: the endpoint the asker used.
+fn connect_url(origin: &str, wire: Wire, room: &str) -> String {
+    match wire {
+        Wire::Rustysignal => {
+            let network = room.strip_prefix("rustysignal:").unwrap_or(room);
+            format!("{origin}/rustysignal/{network}")
+        }
+        _ => format!("{origin}/ws/{room}"),
     }
 }
 

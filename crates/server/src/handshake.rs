@@ -49,6 +49,9 @@ pub struct Handshake {
     pub token_name: Option<String>,
     /// Switchboard's protocol, or a compatible one.
     pub dialect: Dialect,
+    /// `ws://host` or `wss://host` as the client reached the server (set by the shell): where a
+    /// push tells a user to connect.
+    pub origin: String,
 }
 
 /// The protocol a connection speaks.
@@ -156,6 +159,7 @@ pub fn negotiate<'a>(
         permits: Permits::default(),
         token_name: None,
         dialect: Dialect::Switchboard,
+        origin: String::new(),
     })
 }
 

@@ -25,6 +25,7 @@ mod connection;
 pub mod handshake;
 pub mod hub;
 mod metrics;
+pub mod push;
 mod relay;
 pub mod server;
 mod stun;

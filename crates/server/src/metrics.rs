@@ -24,6 +24,11 @@ struct ReasonLabel {
     reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
 /// The server's metrics. One registry per server, so several servers in one process (tests)
 /// do not mix their numbers.
 pub struct Metrics {
@@ -41,6 +46,7 @@ pub struct Metrics {
     errors: Family<CodeLabel, Counter>,
     auth_refusals: Family<ReasonLabel, Counter>,
     joins: Family<ProtocolLabel, Counter>,
+    pushes: Family<OutcomeLabel, Counter>,
     /// The STUN server's counters.
     pub stun: StunCounters,
 }
@@ -58,6 +64,7 @@ impl Metrics {
             errors: Family::default(),
             auth_refusals: Family::default(),
             joins: Family::default(),
+            pushes: Family::default(),
             stun: StunCounters::default(),
             registry: Registry::default(),
         };
@@ -125,8 +132,13 @@ impl Metrics {
         );
         registry.register(
             "joins",
-            "Connections that joined or resumed, by protocol (switchboard, matchbox)",
+            "Connections that joined or resumed, by protocol (switchboard, matchbox, peerjs, rustysignal)",
             metrics.joins.clone(),
+        );
+        registry.register(
+            "pushes",
+            "Web Push connection requests, by outcome (sent, gone, failed, not_subscribed, throttled)",
+            metrics.pushes.clone(),
         );
         registry.register(
             "auth_refusals",
@@ -160,12 +172,28 @@ impl Metrics {
             .inc();
     }
 
+    /// The Web Push outcome counters (shared: a clone counts into these metrics).
+    pub fn pushes(&self) -> PushOutcomes {
+        PushOutcomes(self.pushes.clone())
+    }
+
     /// The metrics in the Prometheus text format.
     pub fn render(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// Counts Web Push connection requests by outcome.
+#[derive(Clone, Debug)]
+pub struct PushOutcomes(Family<OutcomeLabel, Counter>);
+
+impl PushOutcomes {
+    /// Counts one request with this outcome.
+    pub fn count(&self, outcome: &'static str) {
+        self.0.get_or_create(&OutcomeLabel { outcome }).inc();
     }
 }
 

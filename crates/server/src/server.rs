@@ -35,6 +35,7 @@ use crate::connection;
 use crate::handshake::{negotiate, ConnectQuery, Entry, Handshake, Refusal};
 use crate::hub::{Destination, Effects, Hub, PeerMap, Permits};
 use crate::metrics::Metrics;
+use crate::push::Push;
 use crate::relay::{lock, Relay};
 use crate::stun::StunServer;
 
@@ -60,6 +61,8 @@ pub struct Shared {
     pub pending: Arc<Mutex<Pending>>,
     /// Checks tokens when auth is on.
     pub verifier: Option<Verifier>,
+    /// Web Push, when `push.vapid_key` is set.
+    pub push: Option<Arc<Push>>,
 }
 
 impl Shared {
@@ -174,6 +177,9 @@ impl Server {
         };
         let verifier = verifier(&config.auth)?;
         let metrics = Metrics::new();
+        let push = Push::new(&config.push, &metrics)
+            .map_err(ConfigError::Invalid)?
+            .map(Arc::new);
         let stun_addrs = config.stun_addrs();
         let stun = if stun_addrs.is_empty() {
             None
@@ -213,6 +219,7 @@ impl Server {
                 config.limits.max_pending_per_ip,
             ))),
             verifier,
+            push,
             config,
         });
         tokio::spawn(reap(shared.clone()));
@@ -381,6 +388,7 @@ fn router(shared: Arc<Shared>) -> Router {
             "/peerjs/{key}/peers",
             get(crate::compat::peerjs_http::peers),
         )
+        .route("/push/vapid-public-key", get(vapid_public_key))
         .route(
             "/rustysignal",
             get(crate::compat::rustysignal_http::websocket),
@@ -394,6 +402,19 @@ fn router(shared: Arc<Shared>) -> Router {
         router = router.merge(admin_api::routes());
     }
     router.with_state(shared)
+}
+
+/// `GET /push/vapid-public-key`: the key pages pass as `applicationServerKey` when they
+/// subscribe (base64url, uncompressed P-256), with CORS; 404 when push is off.
+async fn vapid_public_key(State(shared): State<Arc<Shared>>) -> Response {
+    let cors = [(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    )];
+    match &shared.push {
+        Some(push) => (cors, push.public_key().to_owned()).into_response(),
+        None => (StatusCode::NOT_FOUND, cors, "push is off on this server\n").into_response(),
+    }
 }
 
 /// The operators' listener: `/healthz`, `/metrics` and the admin API.
@@ -537,6 +558,9 @@ fn accept(
         requested.iter().map(String::as_str),
         limits.max_room_meta_bytes,
     );
+    if let Ok(handshake) = &mut negotiated {
+        handshake.origin = origin(&shared, &headers);
+    }
     if let (Some(granted), Ok(handshake)) = (granted, &mut negotiated) {
         if let Err(error) = precheck(&shared, &handshake.entry, &granted.permits) {
             return denied(&shared, &Denied::forbidden(error));
@@ -641,6 +665,21 @@ pub(crate) fn precheck(
         }
         Entry::Join(Destination::Match { .. }) | Entry::Resume(_) | Entry::Claim { .. } => Ok(()),
     }
+}
+
+/// `ws://host` or `wss://host`, as the client reached us (its `Host` header, else the listen
+/// address).
+pub(crate) fn origin(shared: &Shared, headers: &HeaderMap) -> String {
+    let scheme = if shared.config.tls_cert.is_some() {
+        "wss"
+    } else {
+        "ws"
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map_or_else(|| shared.config.listen.to_string(), str::to_owned);
+    format!("{scheme}://{host}")
 }
 
 /// The ICE servers for a client: the configured list, or else the built-in STUN server, named by

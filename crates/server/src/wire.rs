@@ -9,6 +9,7 @@ use switchboard_protocol::{
 };
 
 use crate::compat::{matchbox, peerjs, rustysignal};
+use crate::push::PushAction;
 
 /// What a connection speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +77,43 @@ pub enum Inbound {
     RoomAndSelf(Payload),
     /// A PeerJS message for another id (held for it when that id is not connected).
     Peerjs(peerjs::Relay),
+    /// A Web Push action. For a connection request to a user who is connected, `routed` (if
+    /// any) is what to do instead: rustysignal routes the request as its protocol says.
+    Push {
+        /// The action.
+        action: PushAction,
+        /// What a connected target gets instead of a push.
+        routed: Option<Box<Inbound>>,
+    },
+}
+
+/// A native message that is a Web Push action, as one; the rest for the hub.
+fn native(message: ClientMessage) -> Inbound {
+    let action = match message {
+        ClientMessage::PushSubscribe { subscription } => PushAction::Subscribe(subscription),
+        ClientMessage::PushUnsubscribe => PushAction::Unsubscribe,
+        ClientMessage::ConnectionRequest { name } => PushAction::Request { to: name },
+        other => return Inbound::Hub(other),
+    };
+    Inbound::Push {
+        action,
+        routed: None,
+    }
+}
+
+/// Where a rustysignal text goes, as the hub's message.
+fn routed(route: rustysignal::Route, data: Payload) -> Inbound {
+    match route {
+        rustysignal::Route::All => Inbound::RoomAndSelf(data),
+        rustysignal::Route::Myself => Inbound::Hub(ClientMessage::Signal {
+            to: Target::Myself,
+            data,
+        }),
+        rustysignal::Route::One(name) => Inbound::Hub(ClientMessage::Signal {
+            to: Target::Name(name),
+            data,
+        }),
+    }
 }
 
 fn text<'a>(frame: Frame<'a>, protocol: &str) -> Result<&'a str, ProtocolError> {
@@ -92,7 +130,7 @@ fn text<'a>(frame: Frame<'a>, protocol: &str) -> Result<&'a str, ProtocolError> 
 /// Decodes one frame. `own_name` is the sender's user name (a PeerJS peer's id).
 pub fn decode(frame: Frame<'_>, wire: Wire, own_name: &str) -> Result<Inbound, ProtocolError> {
     match wire {
-        Wire::Switchboard(encoding) => decode_client(frame, encoding).map(Inbound::Hub),
+        Wire::Switchboard(encoding) => decode_client(frame, encoding).map(native),
         Wire::Matchbox => Ok(matchbox::decode_request(text(frame, "matchbox")?)?
             .map_or(Inbound::KeepAlive, Inbound::Hub)),
         Wire::Peerjs => Ok(
@@ -102,17 +140,17 @@ pub fn decode(frame: Frame<'_>, wire: Wire, own_name: &str) -> Result<Inbound, P
             },
         ),
         Wire::Rustysignal => {
-            let (route, data) = rustysignal::decode_request(text(frame, "rustysignal")?)?;
-            Ok(match route {
-                rustysignal::Route::All => Inbound::RoomAndSelf(data),
-                rustysignal::Route::Myself => Inbound::Hub(ClientMessage::Signal {
-                    to: Target::Myself,
-                    data,
-                }),
-                rustysignal::Route::One(name) => Inbound::Hub(ClientMessage::Signal {
-                    to: Target::Name(name),
-                    data,
-                }),
+            let request = rustysignal::decode_request(text(frame, "rustysignal")?)?;
+            let payload = request.payload;
+            let route = request.route.map(|route| routed(route, payload));
+            Ok(match (request.push, route) {
+                (Some(action), routed) => Inbound::Push {
+                    action,
+                    routed: routed.map(Box::new),
+                },
+                (None, Some(route)) => route,
+                // A message with neither a route nor a push action is refused when decoded.
+                (None, None) => Inbound::KeepAlive,
             })
         }
     }

@@ -101,6 +101,7 @@ pub async fn websocket(
         resumable: false,
         permits,
         dialect: Dialect::Matchbox,
+        origin: String::new(),
     };
     let ice_servers = ice_servers(
         &shared,

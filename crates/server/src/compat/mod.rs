@@ -21,7 +21,7 @@ use switchboard_protocol::ProtocolError;
 
 use crate::connection;
 use crate::handshake::Handshake;
-use crate::server::{ice_servers, limited, Shared};
+use crate::server::{ice_servers, limited, origin, Shared};
 use crate::wire::Wire;
 
 /// Upgrades a compat client: runs its connection, or tells it in its own protocol why not
@@ -32,8 +32,11 @@ pub(crate) fn upgrade(
     headers: &HeaderMap,
     ip: IpAddr,
     wire: Wire,
-    negotiated: Result<Handshake, ProtocolError>,
+    mut negotiated: Result<Handshake, ProtocolError>,
 ) -> Response {
+    if let Ok(handshake) = &mut negotiated {
+        handshake.origin = origin(&shared, headers);
+    }
     let ice_servers = ice_servers(
         &shared,
         headers.get(header::HOST).and_then(|h| h.to_str().ok()),

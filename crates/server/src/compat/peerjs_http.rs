@@ -102,6 +102,7 @@ fn negotiate(shared: &Shared, query: &PeerjsQuery) -> Result<Handshake, Protocol
         permits,
         token_name,
         dialect: Dialect::Peerjs,
+        origin: String::new(),
     })
 }
 

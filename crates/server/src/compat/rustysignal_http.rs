@@ -80,6 +80,7 @@ fn negotiate(
         permits,
         token_name,
         dialect: Dialect::Rustysignal,
+        origin: String::new(),
     })
 }
 

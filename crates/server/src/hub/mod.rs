@@ -656,6 +656,10 @@ impl Hub {
                 });
                 return effects;
             }
+            // Web Push is the shell's (`crate::push`); it never reaches the core.
+            ClientMessage::PushSubscribe { .. }
+            | ClientMessage::PushUnsubscribe
+            | ClientMessage::ConnectionRequest { .. } => return effects,
             ClientMessage::Gone { peer } => {
                 let same_room = self.peers.get(&peer).is_some_and(|p| {
                     matches!(p.link, Link::Detached { .. })
