@@ -13,21 +13,20 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use switchboard_protocol::{
-    ClientMessage, ErrorCode, Frame, IceServer, LeaveReason, PeerId, ProtocolError, ServerMessage,
-    Target, Welcome, PROTOCOL_VERSION,
+    ErrorCode, Frame, IceServer, LeaveReason, PeerId, ProtocolError, ServerMessage,
 };
 use tokio::sync::mpsc;
 
-use crate::compat::mailbox::Held;
-use crate::compat::peerjs;
-use crate::config::TurnConfig;
-use crate::handshake::{Dialect, Entry, Handshake, Refusal};
-use crate::hub::{CloseReason, JoinRequest, ResumeRequest, Seat, TokenBucket};
-use crate::push::registry::Refused;
-use crate::push::PushAction;
-use crate::relay::{lock, Closer, Outbox, Relay};
-use crate::server::{unix_now, Shared};
-use crate::wire::{decode, encode_closing, encode_for, Inbound, Wire};
+mod dispatch;
+mod entry;
+
+use entry::{enter, with_turn};
+
+use crate::handshake::{Dialect, Handshake, Refusal};
+use crate::hub::{CloseReason, TokenBucket};
+use crate::relay::{lock, Closer, Outbox};
+use crate::server::Shared;
+use crate::wire::{decode, encode_closing, encode_for, Wire};
 use crate::ws_errors::{is_too_big, is_write_buffer_full, violation};
 
 /// How long a closing handshake may take before the socket is simply dropped.
@@ -193,128 +192,6 @@ pub async fn refuse(socket: WebSocket, refusal: Refusal) {
 pub async fn refuse_on(socket: WebSocket, wire: Wire, error: ProtocolError) {
     let (mut sink, mut stream) = socket.split();
     close(&mut sink, &mut stream, wire, CloseReason::Error(error)).await;
-}
-
-/// A joined peer's place: its id, room and user name (empty without one).
-type Place = (PeerId, String, String);
-
-/// Joins or resumes; queues the welcome, then what the room must hear. Returns the peer's place.
-fn enter(
-    shared: &Shared,
-    handshake: Handshake,
-    conn: u64,
-    ip: IpAddr,
-    ice_servers: Vec<IceServer>,
-    outbox: Outbox,
-) -> Result<Place, ProtocolError> {
-    let limits = &shared.config.limits;
-    let mut relay = lock(&shared.relay);
-    let now = Instant::now();
-    let join = |relay: &mut Relay, destination, token| {
-        let request = JoinRequest {
-            id: PeerId::from_u128(rand::random()),
-            conn,
-            destination,
-            name: handshake.name.clone(),
-            ip,
-            token,
-            entropy: rand::random(),
-            permits: handshake.permits.clone(),
-        };
-        relay.hub.join(request, now)
-    };
-    let resume = |relay: &mut Relay, token, next_token| {
-        let request = ResumeRequest {
-            token,
-            conn,
-            next_token,
-            name: handshake.token_name.clone(),
-            permits: handshake.permits.clone(),
-        };
-        relay.hub.resume(request)
-    };
-    let (seat, effects, resumed) = match handshake.entry {
-        Entry::Join(destination) => {
-            let token = handshake.resumable.then(rand::random);
-            let (seat, effects) = join(&mut relay, destination, token)?;
-            (seat, effects, false)
-        }
-        Entry::Resume(token) => {
-            let (seat, effects) = resume(&mut relay, token, rand::random())?;
-            (seat, effects, true)
-        }
-        // The token stays the same: the client's credentials are what it derives from.
-        Entry::Claim { token, destination } => match resume(&mut relay, token, token) {
-            Ok((seat, effects)) => (seat, effects, true),
-            Err(error) if error.code == ErrorCode::ResumeFailed => {
-                let (seat, effects) = join(&mut relay, destination, Some(token))?;
-                (seat, effects, false)
-            }
-            Err(error) => return Err(error),
-        },
-    };
-    let Seat {
-        id,
-        room,
-        name,
-        peers,
-        info,
-        token,
-    } = seat;
-    let (seat_room, seat_name) = (room.clone(), name.clone());
-    let welcome = ServerMessage::Welcome(Box::new(Welcome {
-        version: PROTOCOL_VERSION,
-        id,
-        room,
-        name,
-        peers,
-        ice_servers: with_turn(&shared.config.turn, ice_servers, id),
-        heartbeat_ms: limits.heartbeat_interval_ms,
-        idle_timeout_ms: limits.idle_timeout_ms,
-        max_message_bytes: limits.max_message_bytes,
-        resume_grace_ms: limits.resume_grace_ms,
-        detached_ttl_ms: limits.detached_ttl_ms,
-        room_info: info,
-        resume_token: token.map(|t| format!("{t:032x}")),
-        resumed,
-    }));
-    // The queue is new and its capacity is at least 1 (validated), so the welcome goes first.
-    if let Some(frame) = encode_for(&welcome, outbox.wire) {
-        let _ = outbox.queue.try_send(frame?);
-    }
-    // On resume this replaces the old connection's outbox; the hub closes that connection.
-    let outbox_wire = outbox.wire;
-    let old = relay.outboxes.insert(id, outbox);
-    shared.settle(&relay, effects);
-    let room = seat_room;
-    let name = seat_name.unwrap_or_default();
-    if outbox_wire == Wire::Peerjs {
-        // What was held for this id while it was away follows `OPEN`.
-        for held in relay.mailboxes.take(&(room.clone(), name.clone())) {
-            relay.send_frame(id, Message::Text(held.text.into()), &shared.metrics);
-        }
-    }
-    if let Some(old) = old {
-        old.closer.close_for(CloseReason::Error(ProtocolError::new(
-            ErrorCode::Replaced,
-            "this peer resumed on another connection",
-        )));
-    }
-    tracing::debug!(peer = %id, %ip, resumed, "joined");
-    shared.metrics.connections_accepted.inc();
-    shared.metrics.joined(outbox_wire.protocol());
-    shared
-        .metrics
-        .connections
-        .set(relay.hub.peer_count() as i64);
-    shared.metrics.rooms.set(relay.hub.room_count() as i64);
-    Ok((id, room, name))
-}
-
-/// `base` plus, when TURN is configured, a TURN entry with fresh credentials for `peer`.
-fn with_turn(turn: &TurnConfig, mut base: Vec<IceServer>, peer: PeerId) -> Vec<IceServer> {
-    base.extend(turn.ice_server(&peer.to_string(), unix_now()));
-    base
 }
 
 struct Pump<'a> {
@@ -555,151 +432,6 @@ impl Pump<'_> {
             Err(error) => relay.send_error(self.id, error, metrics),
         }
         None
-    }
-
-    /// Carries out one decoded frame.
-    fn dispatch(&self, relay: &mut Relay, inbound: Inbound, now: Instant) {
-        match inbound {
-            Inbound::KeepAlive => {}
-            Inbound::Hub(message) => self.to_hub(relay, message, now),
-            Inbound::RoomAndSelf(data) => {
-                let to_room = ClientMessage::Signal {
-                    to: Target::Room,
-                    data: data.clone(),
-                };
-                self.to_hub(relay, to_room, now);
-                let to_self = ClientMessage::Signal {
-                    to: Target::Myself,
-                    data,
-                };
-                self.to_hub(relay, to_self, now);
-            }
-            Inbound::Peerjs(message) => self.to_peerjs(relay, message, now),
-            Inbound::Push { action, routed } => self.to_push(relay, action, routed, now),
-        }
-    }
-
-    /// A Web Push action: store or forget the sender's subscription, or ask a user who is away
-    /// to connect. A connected target gets `routed` instead (rustysignal routes the request).
-    fn to_push(
-        &self,
-        relay: &mut Relay,
-        action: PushAction,
-        routed: Option<Box<Inbound>>,
-        now: Instant,
-    ) {
-        let metrics = &self.shared.metrics;
-        let refuse = |relay: &mut Relay, code, why: String| {
-            relay.send_error(self.id, ProtocolError::new(code, why), metrics);
-        };
-        let target_connected = match &action {
-            PushAction::Request { to } => relay.hub.connected_by_name(&self.room, to).is_some(),
-            _ => false,
-        };
-        let Some(push) = self.shared.push.as_ref().filter(|_| !target_connected) else {
-            match routed {
-                Some(inbound) => self.dispatch(relay, *inbound, now),
-                None if target_connected => refuse(
-                    relay,
-                    ErrorCode::InvalidMessage,
-                    "that user is connected: send them a message instead".into(),
-                ),
-                None => refuse(
-                    relay,
-                    ErrorCode::InvalidMessage,
-                    "push is off on this server (it has no push.vapid_key)".into(),
-                ),
-            }
-            return;
-        };
-        if self.name.is_empty() {
-            let why = "push needs a user name: connect with ?user=".into();
-            return refuse(relay, ErrorCode::InvalidMessage, why);
-        }
-        let me = (self.room.clone(), self.name.clone());
-        match action {
-            PushAction::Subscribe(subscription) => {
-                if let Err(error) = push.subscribe(me, &subscription) {
-                    relay.send_error(self.id, error, metrics);
-                }
-            }
-            PushAction::Unsubscribe => push.unsubscribe(&me),
-            PushAction::Request { to } => {
-                let url = connect_url(&self.origin, self.wire, &self.room);
-                let target = (self.room.clone(), to.clone());
-                match push.request(target, &self.name, &url, &self.shared.tasks) {
-                    Ok(()) => {}
-                    Err(Refused::NotSubscribed) => refuse(
-                        relay,
-                        ErrorCode::UnknownName,
-                        format!("{to} is not connected and has no push subscription"),
-                    ),
-                    Err(Refused::Throttled) => refuse(
-                        relay,
-                        ErrorCode::Throttled,
-                        format!(
-                            "{to} had pushes enough for now (push.pushes_per_target_per_minute)"
-                        ),
-                    ),
-                }
-            }
-        }
-    }
-
-    /// Lets the hub act on one message and carries out what it decided.
-    fn to_hub(&self, relay: &mut Relay, message: ClientMessage, now: Instant) {
-        let effects = relay.hub.handle(self.id, self.conn, message, now);
-        if !effects.closes.is_empty() {
-            self.shared.update_gauges(relay);
-        }
-        self.shared.settle_from(relay, effects, Some(self.id));
-    }
-
-    /// A PeerJS message: to its recipient through the hub when it is connected, else held for
-    /// it (offers, answers, candidates) or dropped (`LEAVE`, `EXPIRE`), as peerjs-server does.
-    fn to_peerjs(&self, relay: &mut Relay, message: peerjs::Relay, now: Instant) {
-        if relay
-            .hub
-            .connected_by_name(&self.room, &message.dst)
-            .is_some()
-        {
-            let signal = ClientMessage::Signal {
-                to: Target::Name(message.dst),
-                data: message.message,
-            };
-            self.to_hub(relay, signal, now);
-            return;
-        }
-        if !message.hold {
-            return;
-        }
-        let Ok(text) = message.message.to_json_string() else {
-            return;
-        };
-        let held = Held {
-            sender: self.id,
-            sender_name: self.name.clone(),
-            text,
-        };
-        match relay
-            .mailboxes
-            .hold((self.room.clone(), message.dst), held, now)
-        {
-            Ok(true) => self.shared.reaper.notify_one(),
-            Ok(false) => {}
-            Err(expired) => relay.send_expire(&expired, &self.shared.metrics),
-        }
-    }
-}
-
-/// Where a push tells a user of `room` to connect: the endpoint the asker used.
-fn connect_url(origin: &str, wire: Wire, room: &str) -> String {
-    match wire {
-        Wire::Rustysignal => {
-            let network = room.strip_prefix("rustysignal:").unwrap_or(room);
-            format!("{origin}/rustysignal/{network}")
-        }
-        _ => format!("{origin}/ws/{room}"),
     }
 }
 

@@ -1,0 +1,161 @@
+//! What a decoded frame does: the hub acts on it, a PeerJS message for an absent id is held,
+//! a Web Push action goes to the push service. Methods of the connection's pump.
+
+use std::time::Instant;
+
+use switchboard_protocol::{ClientMessage, ErrorCode, ProtocolError, Target};
+
+use super::Pump;
+use crate::compat::mailbox::Held;
+use crate::compat::peerjs;
+use crate::push::registry::Refused;
+use crate::push::PushAction;
+use crate::relay::Relay;
+use crate::wire::{Inbound, Wire};
+
+impl Pump<'_> {
+    /// Carries out one decoded frame.
+    pub(super) fn dispatch(&self, relay: &mut Relay, inbound: Inbound, now: Instant) {
+        match inbound {
+            Inbound::KeepAlive => {}
+            Inbound::Hub(message) => self.to_hub(relay, message, now),
+            Inbound::RoomAndSelf(data) => {
+                let to_room = ClientMessage::Signal {
+                    to: Target::Room,
+                    data: data.clone(),
+                };
+                self.to_hub(relay, to_room, now);
+                let to_self = ClientMessage::Signal {
+                    to: Target::Myself,
+                    data,
+                };
+                self.to_hub(relay, to_self, now);
+            }
+            Inbound::Peerjs(message) => self.to_peerjs(relay, message, now),
+            Inbound::Push { action, routed } => self.to_push(relay, action, routed, now),
+        }
+    }
+
+    /// A Web Push action: store or forget the sender's subscription, or ask a user who is away
+    /// to connect. A connected target gets `routed` instead (rustysignal routes the request).
+    fn to_push(
+        &self,
+        relay: &mut Relay,
+        action: PushAction,
+        routed: Option<Box<Inbound>>,
+        now: Instant,
+    ) {
+        let metrics = &self.shared.metrics;
+        let refuse = |relay: &mut Relay, code, why: String| {
+            relay.send_error(self.id, ProtocolError::new(code, why), metrics);
+        };
+        let target_connected = match &action {
+            PushAction::Request { to } => relay.hub.connected_by_name(&self.room, to).is_some(),
+            _ => false,
+        };
+        let Some(push) = self.shared.push.as_ref().filter(|_| !target_connected) else {
+            match routed {
+                Some(inbound) => self.dispatch(relay, *inbound, now),
+                None if target_connected => refuse(
+                    relay,
+                    ErrorCode::InvalidMessage,
+                    "that user is connected: send them a message instead".into(),
+                ),
+                None => refuse(
+                    relay,
+                    ErrorCode::InvalidMessage,
+                    "push is off on this server (it has no push.vapid_key)".into(),
+                ),
+            }
+            return;
+        };
+        if self.name.is_empty() {
+            let why = "push needs a user name: connect with ?user=".into();
+            return refuse(relay, ErrorCode::InvalidMessage, why);
+        }
+        let me = (self.room.clone(), self.name.clone());
+        match action {
+            PushAction::Subscribe(subscription) => {
+                if let Err(error) = push.subscribe(me, &subscription) {
+                    relay.send_error(self.id, error, metrics);
+                }
+            }
+            PushAction::Unsubscribe => push.unsubscribe(&me),
+            PushAction::Request { to } => {
+                let url = connect_url(&self.origin, self.wire, &self.room);
+                let target = (self.room.clone(), to.clone());
+                match push.request(target, &self.name, &url, &self.shared.tasks) {
+                    Ok(()) => {}
+                    Err(Refused::NotSubscribed) => refuse(
+                        relay,
+                        ErrorCode::UnknownName,
+                        format!("{to} is not connected and has no push subscription"),
+                    ),
+                    Err(Refused::Throttled) => refuse(
+                        relay,
+                        ErrorCode::Throttled,
+                        format!(
+                            "{to} had pushes enough for now (push.pushes_per_target_per_minute)"
+                        ),
+                    ),
+                }
+            }
+        }
+    }
+
+    /// Lets the hub act on one message and carries out what it decided.
+    fn to_hub(&self, relay: &mut Relay, message: ClientMessage, now: Instant) {
+        let effects = relay.hub.handle(self.id, self.conn, message, now);
+        if !effects.closes.is_empty() {
+            self.shared.update_gauges(relay);
+        }
+        self.shared.settle_from(relay, effects, Some(self.id));
+    }
+
+    /// A PeerJS message: to its recipient through the hub when it is connected, else held for
+    /// it (offers, answers, candidates) or dropped (`LEAVE`, `EXPIRE`), as peerjs-server does.
+    fn to_peerjs(&self, relay: &mut Relay, message: peerjs::Relay, now: Instant) {
+        if relay
+            .hub
+            .connected_by_name(&self.room, &message.dst)
+            .is_some()
+        {
+            let signal = ClientMessage::Signal {
+                to: Target::Name(message.dst),
+                data: message.message,
+            };
+            self.to_hub(relay, signal, now);
+            return;
+        }
+        if !message.hold {
+            return;
+        }
+        let Ok(text) = message.message.to_json_string() else {
+            return;
+        };
+        let held = Held {
+            sender: self.id,
+            sender_name: self.name.clone(),
+            text,
+        };
+        match relay
+            .mailboxes
+            .hold((self.room.clone(), message.dst), held, now)
+        {
+            Ok(true) => self.shared.reaper.notify_one(),
+            Ok(false) => {}
+            Err(expired) => relay.send_expire(&expired, &self.shared.metrics),
+        }
+    }
+}
+
+/// Where a push tells a user of `room` to connect: the endpoint the asker used.
+fn connect_url(origin: &str, wire: Wire, room: &str) -> String {
+    match wire {
+        Wire::Rustysignal => {
+            let network = room.strip_prefix("rustysignal:").unwrap_or(room);
+            format!("{origin}/rustysignal/{network}")
+        }
+        _ => format!("{origin}/ws/{room}"),
+    }
+}
