@@ -230,6 +230,7 @@ fn room_options(query: &ConnectQuery, max_meta_bytes: usize) -> Result<RoomOptio
         public: flag(query.public.as_deref(), "public")?,
         meta,
         directory: false,
+        host_only: false,
     })
 }
 

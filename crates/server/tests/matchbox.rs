@@ -114,3 +114,65 @@ async fn next_groups_peers_by_the_number_asked() {
     assert!(body.contains("invalid_options"), "{body}");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn client_server_topology_clients_meet_only_the_host() {
+    let server = start(config()).await;
+    let addr = server.local_addr();
+    let (mut host, host_id) = connect(addr, "arena?topology=client_server").await;
+    let (mut a, a_id) = connect(addr, "arena?topology=client_server").await;
+    let (mut b, b_id) = connect(addr, "arena?topology=client_server").await;
+    // Only the host hears of clients (and starts their handshakes); clients hear of nobody.
+    assert_eq!(event(&mut host).await, json!({ "NewPeer": a_id }));
+    assert_eq!(event(&mut host).await, json!({ "NewPeer": b_id }));
+    silent(&mut a, Duration::from_millis(200)).await;
+    silent(&mut b, Duration::from_millis(10)).await;
+    // The host signals each client; a client signals the host, and cannot reach another client.
+    send_value(
+        &mut host,
+        json!({"Signal": {"receiver": a_id, "data": {"Offer": "a"}}}),
+    )
+    .await;
+    assert_eq!(
+        event(&mut a).await,
+        json!({"Signal": {"sender": host_id, "data": {"Offer": "a"}}})
+    );
+    send_value(
+        &mut a,
+        json!({"Signal": {"receiver": host_id, "data": {"Answer": "a"}}}),
+    )
+    .await;
+    assert_eq!(
+        event(&mut host).await,
+        json!({"Signal": {"sender": a_id, "data": {"Answer": "a"}}})
+    );
+    send_value(
+        &mut a,
+        json!({"Signal": {"receiver": b_id, "data": "psst"}}),
+    )
+    .await;
+    silent(&mut b, Duration::from_millis(200)).await;
+    // A full-mesh room of the same name is another room.
+    let (mut mesh, _) = connect(addr, "arena").await;
+    silent(&mut mesh, Duration::from_millis(100)).await;
+    silent(&mut host, Duration::from_millis(10)).await;
+    // A client leaving is news for the host only; the host leaving ends the room for all.
+    drop(b);
+    assert_eq!(event(&mut host).await, json!({ "PeerLeft": b_id }));
+    silent(&mut a, Duration::from_millis(200)).await;
+    drop(host);
+    assert_eq!(event(&mut a).await, json!({ "PeerLeft": host_id }));
+    let (_, close) = texts_until_close(&mut a).await;
+    assert!(close.is_some(), "the room is closed");
+    // The next peer to come is the host of a new room.
+    let (mut new_host, _) = connect(addr, "arena?topology=client_server").await;
+    let (_, c_id) = connect(addr, "arena?topology=client_server").await;
+    assert_eq!(event(&mut new_host).await, json!({ "NewPeer": c_id }));
+    // A topology that is not matchbox's, or with next, is refused before the upgrade.
+    for query in ["topology=ring", "topology=client_server&next=2"] {
+        let (head, body) = http_get(addr, &format!("/matchbox/arena?{query}")).await;
+        assert!(head.starts_with("HTTP/1.1 400"), "{query}: {head}");
+        assert!(body.contains("invalid_options"), "{body}");
+    }
+    server.shutdown().await;
+}

@@ -126,3 +126,51 @@ async fn two_matchbox_sockets_meet_in_a_room() {
 async fn next_two_pairs_two_matchbox_sockets() {
     meet_and_talk("lobby?next=2").await;
 }
+
+/// The ids of the peers `socket` is connected to now.
+fn connected_now(socket: &mut WebRtcSocket) -> Vec<PeerId> {
+    socket.update_peers();
+    socket.connected_peers().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_server_topology_connects_each_client_to_the_host_only() {
+    let server = server().await;
+    let path = "arena?topology=client_server";
+    let mut host = socket(&server, path);
+    let host_id = until(&mut host, |s| {
+        s.update_peers();
+        s.id()
+    })
+    .await;
+    let mut a = socket(&server, path);
+    let mut b = socket(&server, path);
+    until(&mut host, |s| (connected_now(s).len() == 2).then_some(())).await;
+    assert_eq!(connected(&mut a).await, host_id);
+    assert_eq!(connected(&mut b).await, host_id);
+    // Each client knows the host and nobody else, then and a while later.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(connected_now(&mut a), vec![host_id]);
+    assert_eq!(connected_now(&mut b), vec![host_id]);
+    let (a_id, b_id) = (a.id().expect("a's id"), b.id().expect("b's id"));
+    for (client, id) in [(&mut a, a_id), (&mut b, b_id)] {
+        client
+            .channel_mut(RELIABLE)
+            .send(id.to_string().into_bytes().into(), host_id);
+    }
+    let mut got = received(&mut host, RELIABLE, 2).await;
+    got.sort();
+    let mut expected = vec![
+        (a_id, a_id.to_string().into_bytes()),
+        (b_id, b_id.to_string().into_bytes()),
+    ];
+    expected.sort();
+    assert_eq!(got, expected, "each client's message reached the host");
+    host.channel_mut(RELIABLE)
+        .send(b"to a".to_vec().into(), a_id);
+    assert_eq!(
+        received(&mut a, RELIABLE, 1).await,
+        vec![(host_id, b"to a".to_vec())]
+    );
+    server.shutdown().await;
+}

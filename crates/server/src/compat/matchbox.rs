@@ -15,10 +15,16 @@ use switchboard_protocol::{
     ClientMessage, ErrorCode, Payload, PeerId, ProtocolError, ServerMessage, Target,
 };
 
-/// The hub room of a matchbox room: its own namespace, so native rooms of the same name are
-/// other rooms.
+/// The hub room of a matchbox room: its own namespace (`:` cannot occur in a native room name),
+/// so native rooms of the same name are other rooms and native peers cannot enter.
 pub fn hub_room(room: &str) -> String {
-    format!("matchbox.{room}")
+    format!("matchbox:{room}")
+}
+
+/// The hub room of a matchbox room in the client/server topology: a namespace apart from the
+/// full-mesh rooms, whose options are fixed when a room is created.
+pub fn client_server_room(room: &str) -> String {
+    format!("matchbox-client-server:{room}")
 }
 
 /// Appends `id` as matchbox writes peer ids: a hyphenated UUID (8-4-4-4-12 lowercase hex digits), without formatting

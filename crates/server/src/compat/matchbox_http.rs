@@ -1,5 +1,7 @@
 //! `GET /matchbox/{room}`: matchbox_server's endpoint on the hub, for unmodified
-//! `matchbox_socket` clients (`?next=N` auto-matches in groups of N). The same checks before the
+//! `matchbox_socket` clients (`?next=N` auto-matches in groups of N; `?topology=client_server` is
+//! matchbox_signaling's client/server topology: the first peer hosts, the others meet only it).
+//! The same checks before the
 //! upgrade as `/ws` (auth with `?token=`, connection limits), the same connection task and hub
 //! core; only the wire differs (`compat::matchbox`).
 
@@ -12,10 +14,12 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use switchboard_protocol::{validate_room_name, Encoding, ErrorCode, ProtocolError};
+use switchboard_protocol::{
+    validate_room_name, Encoding, ErrorCode, HostLeaves, ProtocolError, Topology,
+};
 
 use crate::access::Denied;
-use crate::compat::matchbox::hub_room;
+use crate::compat::matchbox::{client_server_room, hub_room};
 use crate::connection;
 use crate::handshake::{Dialect, Entry, Handshake};
 use crate::hub::{Destination, Permits, RoomOptions};
@@ -31,24 +35,48 @@ pub struct MatchboxQuery {
     next: Option<String>,
     /// An auth token, when the server requires one.
     token: Option<String>,
+    /// `full_mesh` (the default) or `client_server`.
+    topology: Option<String>,
 }
 
-/// Where a matchbox peer goes: its room, or the next open group of `next` peers in it.
-fn entry(room: &str, next: Option<&str>) -> Result<Entry, ProtocolError> {
+/// Where a matchbox peer goes: its room, the next open group of `next` peers in it, or its room
+/// in the client/server topology.
+fn entry(room: &str, next: Option<&str>, topology: Option<&str>) -> Result<Entry, ProtocolError> {
     validate_room_name(room)
         .map_err(|why| ProtocolError::new(ErrorCode::InvalidRoom, format!("room name {why}")))?;
-    let destination = match next {
-        None => Destination::Named {
+    let options = |what: &str| ProtocolError::new(ErrorCode::InvalidOptions, what.to_owned());
+    let client_server = match topology {
+        None | Some("full_mesh") => false,
+        Some("client_server") => true,
+        Some(_) => return Err(options("topology must be full_mesh or client_server")),
+    };
+    let destination = match (next, client_server) {
+        (None, false) => Destination::Named {
             room: hub_room(room),
             create: true,
             options: RoomOptions::default(),
         },
-        Some(next) => Destination::Match {
-            players: next.parse().map_err(|_| {
-                ProtocolError::new(ErrorCode::InvalidOptions, "next must be a number of peers")
-            })?,
+        (None, true) => Destination::Named {
+            room: client_server_room(room),
+            create: true,
+            options: RoomOptions {
+                topology: Topology::Star,
+                host_leaves: HostLeaves::Close,
+                host_only: true,
+                ..RoomOptions::default()
+            },
+        },
+        (Some(next), false) => Destination::Match {
+            players: next
+                .parse()
+                .map_err(|_| options("next must be a number of peers"))?,
             key: hub_room(room),
         },
+        (Some(_), true) => {
+            return Err(options(
+                "next and topology=client_server do not go together: matches are full mesh",
+            ))
+        }
     };
     Ok(Entry::Join(destination))
 }
@@ -74,7 +102,7 @@ pub async fn websocket(
     if let Err(refused) = check_capacity_http(&shared, ip) {
         return *refused;
     }
-    let entry = match entry(&room, query.next.as_deref()) {
+    let entry = match entry(&room, query.next.as_deref(), query.topology.as_deref()) {
         Ok(entry) => entry,
         Err(error) => {
             shared.metrics.error(error.code);
@@ -118,28 +146,44 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rooms_and_next_map_onto_the_hub() {
+    fn rooms_next_and_topology_map_onto_the_hub() {
         assert_eq!(
-            entry("game", None),
+            entry("game", None, None),
             Ok(Entry::Join(Destination::Named {
-                room: "matchbox.game".into(),
+                room: "matchbox:game".into(),
                 create: true,
                 options: RoomOptions::default(),
             }))
         );
         assert_eq!(
-            entry("game", Some("2")),
+            entry("game", None, Some("full_mesh")),
+            entry("game", None, None)
+        );
+        assert_eq!(
+            entry("game", Some("2"), None),
             Ok(Entry::Join(Destination::Match {
                 players: 2,
-                key: "matchbox.game".into(),
+                key: "matchbox:game".into(),
             }))
         );
+        match entry("game", None, Some("client_server")) {
+            Ok(Entry::Join(Destination::Named { room, options, .. })) => {
+                assert_eq!(room, "matchbox-client-server:game");
+                assert!(options.host_only);
+                assert_eq!(options.topology, Topology::Star);
+                assert_eq!(options.host_leaves, HostLeaves::Close);
+            }
+            other => panic!("{other:?}"),
+        }
+        for (next, topology, code) in [
+            (Some("two"), None, ErrorCode::InvalidOptions),
+            (None, Some("ring"), ErrorCode::InvalidOptions),
+            (Some("2"), Some("client_server"), ErrorCode::InvalidOptions),
+        ] {
+            assert_eq!(entry("game", next, topology).map_err(|e| e.code), Err(code));
+        }
         assert_eq!(
-            entry("game", Some("two")).map_err(|e| e.code),
-            Err(ErrorCode::InvalidOptions)
-        );
-        assert_eq!(
-            entry("bad name", None).map_err(|e| e.code),
+            entry("bad name", None, None).map_err(|e| e.code),
             Err(ErrorCode::InvalidRoom)
         );
     }

@@ -73,7 +73,14 @@ pub async fn run(
         Ok(place) => place,
         Err(error) => {
             shared.metrics.error(error.code);
-            close(&mut sink, &mut stream, wire, CloseReason::Error(error)).await;
+            close(
+                &mut sink,
+                &mut stream,
+                wire,
+                Vec::new(),
+                CloseReason::Error(error),
+            )
+            .await;
             return;
         }
     };
@@ -108,7 +115,14 @@ pub async fn run(
     // up to `CLOSE_TIMEOUT` and must not delay it.
     drop(membership);
     if let Some(reason) = close_with {
-        close(&mut pump.sink, &mut stream, wire, reason).await;
+        // What the hub queued before it closed the connection (a `peer_left` for the host of a
+        // room that closes with it) goes out first; a slow reader's queue is not waited for.
+        let slow = matches!(&reason, CloseReason::Error(e) if e.code == ErrorCode::SlowReader);
+        let mut pending = Vec::new();
+        while let (false, Ok(frame)) = (slow, pump.outgoing.try_recv()) {
+            pending.push(frame);
+        }
+        close(&mut pump.sink, &mut stream, wire, pending, reason).await;
     }
 }
 
@@ -191,7 +205,14 @@ pub async fn refuse(socket: WebSocket, refusal: Refusal) {
 /// Answers a refused connect in the wire's own words, then closes.
 pub async fn refuse_on(socket: WebSocket, wire: Wire, error: ProtocolError) {
     let (mut sink, mut stream) = socket.split();
-    close(&mut sink, &mut stream, wire, CloseReason::Error(error)).await;
+    close(
+        &mut sink,
+        &mut stream,
+        wire,
+        Vec::new(),
+        CloseReason::Error(error),
+    )
+    .await;
 }
 
 struct Pump<'a> {
@@ -451,11 +472,17 @@ async fn write_batch(
     sink.flush().await
 }
 
-/// Closes the socket: for an error, an `error` message, then a close frame carrying the error's
-/// close code and name; for a detach, a normal close (1000, `detached`). Then waits (briefly) for
+/// Closes the socket: first the `pending` frames, then for an error an `error` message and a
+/// close frame carrying the error's close code and name; for a detach, a normal close (1000, `detached`). Then waits (briefly) for
 /// the peer's close reply: dropping the socket with unread input would make the kernel send a
 /// reset, and the peer could lose the close frame and its reason.
-async fn close(sink: &mut Sink, stream: &mut Stream, wire: Wire, reason: CloseReason) {
+async fn close(
+    sink: &mut Sink,
+    stream: &mut Stream,
+    wire: Wire,
+    pending: Vec<Message>,
+    reason: CloseReason,
+) {
     let (message, close_frame) = match reason {
         CloseReason::Error(error) => {
             let code = error.code;
@@ -482,6 +509,9 @@ async fn close(sink: &mut Sink, stream: &mut Stream, wire: Wire, reason: CloseRe
         ),
     };
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        for frame in pending {
+            sink.feed(frame).await?;
+        }
         if let Some(frame) = message {
             sink.feed(frame).await?;
         }

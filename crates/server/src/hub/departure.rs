@@ -49,7 +49,12 @@ impl Hub {
         if room.options.directory {
             return;
         }
-        effects.deliver(room.members.clone(), ServerMessage::PeerLeft { id, reason });
+        // With host-only presence only the host heard of a client, so only it hears it leave.
+        let told = match room.host {
+            Some(host) if room.options.host_only && host != id => vec![host],
+            _ => room.members.clone(),
+        };
+        effects.deliver(told, ServerMessage::PeerLeft { id, reason });
         if room.host != Some(id) {
             return;
         }

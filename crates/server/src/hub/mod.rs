@@ -384,13 +384,17 @@ impl Hub {
         let peers = if room.options.directory {
             Vec::new()
         } else {
-            let peers = room
-                .members
+            // With host-only presence a newcomer meets the host and only the host hears of it.
+            let (known, told) = match (room.options.host_only, room.host) {
+                (true, Some(host)) => (vec![host], vec![host]),
+                _ => (room.members.clone(), room.members.clone()),
+            };
+            let peers = known
                 .iter()
                 .filter_map(|other| self.peers.get(other).map(|p| info(*other, p)))
                 .collect();
             effects.deliver(
-                room.members.clone(),
+                told,
                 ServerMessage::PeerJoined(PeerInfo {
                     id,
                     name: request.name.clone(),
@@ -488,6 +492,9 @@ impl Hub {
             room.members
                 .iter()
                 .filter(|other| **other != id)
+                .filter(|other| {
+                    !room.options.host_only || room.host == Some(id) || room.host == Some(**other)
+                })
                 .filter_map(|other| self.peers.get(other).map(|p| info(*other, p)))
                 .collect()
         };
@@ -770,13 +777,24 @@ impl Hub {
             .map(|p| p.room.as_str())
             .unwrap_or_default();
         let room = self.rooms.get(room_name);
+        // With host-only presence a client reaches the host and nobody else.
+        let host_only_client = room
+            .filter(|r| r.options.host_only && r.host != Some(from))
+            .map(|r| r.host);
+        let reachable = |id: &PeerId| host_only_client.is_none_or(|host| host == Some(*id));
         match target {
             Target::Myself => Ok(vec![from]),
             Target::Room => Ok(room
-                .map(|r| r.members.iter().copied().filter(|m| *m != from).collect())
+                .map(|r| {
+                    r.members
+                        .iter()
+                        .copied()
+                        .filter(|m| *m != from && reachable(m))
+                        .collect()
+                })
                 .unwrap_or_default()),
             Target::Peer(id) => match self.peers.get(id) {
-                Some(peer) if peer.room == room_name => Ok(vec![*id]),
+                Some(peer) if peer.room == room_name && reachable(id) => Ok(vec![*id]),
                 _ => Err(error(
                     ErrorCode::UnknownPeer,
                     format!("no peer {id} in your room"),
@@ -784,6 +802,7 @@ impl Hub {
             },
             Target::Name(name) => room
                 .and_then(|r| r.names.get(name))
+                .filter(|id| reachable(id))
                 .map(|id| vec![*id])
                 .ok_or_else(|| {
                     error(

@@ -21,6 +21,10 @@ pub struct RoomOptions {
     /// not a game room. Nobody hears joins, leaves or a host; `welcome` lists no peers; it holds
     /// up to `max_peers_per_directory`. Only the compat endpoints create directories.
     pub directory: bool,
+    /// Client/server presence (matchbox's client/server topology): clients hear only of the
+    /// host and may send only to it; only the host hears of clients. Goes with `star` and
+    /// `host_leaves: close`. Only the compat endpoints create such rooms.
+    pub host_only: bool,
 }
 
 #[derive(Debug)]

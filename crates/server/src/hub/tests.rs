@@ -1439,3 +1439,78 @@ fn a_suspended_name_is_not_connected_but_still_taken() {
     assert_eq!(hub.connected_by_name("peerjs:k", "ann"), None);
     assert_eq!(hub.names_in("peerjs:k"), vec!["ann"]);
 }
+
+fn client_server(room: &str) -> Destination {
+    Destination::Named {
+        room: room.into(),
+        create: true,
+        options: RoomOptions {
+            topology: Topology::Star,
+            host_leaves: HostLeaves::Close,
+            host_only: true,
+            ..RoomOptions::default()
+        },
+    }
+}
+
+#[test]
+fn host_only_presence_clients_meet_the_host_and_nobody_else() {
+    let now = Instant::now();
+    let mut hub = Hub::new(roomy());
+    let (host, effects) = hub.join(request(1, client_server("cs")), now).unwrap();
+    assert!(host.peers.is_empty() && effects.deliveries.is_empty());
+    let (a, effects) = hub.join(request(2, client_server("cs")), now).unwrap();
+    assert_eq!(a.peers.iter().map(|p| p.id).collect::<Vec<_>>(), [id(1)]);
+    assert_eq!(
+        only(effects).to,
+        vec![id(1)],
+        "only the host hears of a client"
+    );
+    let (b, effects) = hub.join(request(3, client_server("cs")), now).unwrap();
+    assert_eq!(b.peers.iter().map(|p| p.id).collect::<Vec<_>>(), [id(1)]);
+    assert_eq!(only(effects).to, vec![id(1)]);
+    // A client reaches the host only; the host reaches everyone.
+    assert_eq!(
+        only(handle(&mut hub, 2, send(Target::Room), now)).to,
+        vec![id(1)]
+    );
+    assert_eq!(
+        error_code(handle(&mut hub, 2, send(Target::Peer(id(3))), now)),
+        Some(ErrorCode::UnknownPeer)
+    );
+    assert_eq!(
+        only(handle(&mut hub, 2, send(Target::Peer(id(1))), now)).to,
+        vec![id(1)]
+    );
+    assert_eq!(
+        only(handle(&mut hub, 1, send(Target::Room), now)).to,
+        vec![id(2), id(3)]
+    );
+    assert_eq!(
+        only(handle(&mut hub, 1, send(Target::Peer(id(3))), now)).to,
+        vec![id(3)]
+    );
+    // A client leaving is news for the host only.
+    let effects = hub.disconnect(id(2), 2, LeaveReason::Closed, false, now);
+    let left = only(effects);
+    assert_eq!(left.to, vec![id(1)]);
+    assert_eq!(
+        left.message,
+        ServerMessage::PeerLeft {
+            id: id(2),
+            reason: LeaveReason::Closed
+        }
+    );
+    // The host leaving: the clients hear it, and the room closes.
+    let effects = hub.disconnect(id(1), 1, LeaveReason::Closed, false, now);
+    assert_eq!(effects.deliveries[0].to, vec![id(3)]);
+    assert_eq!(
+        effects.deliveries[0].message,
+        ServerMessage::PeerLeft {
+            id: id(1),
+            reason: LeaveReason::Closed
+        }
+    );
+    assert_eq!(effects.closes.len(), 1);
+    assert!(!hub.has_room("cs"));
+}
