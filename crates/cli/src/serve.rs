@@ -98,9 +98,12 @@ struct AccessArgs {
     /// How long PeerJS messages for an absent id are held, ms [default: 5000].
     #[arg(long, env = "SWITCHBOARD_PEERJS_EXPIRE_TIMEOUT_MS")]
     peerjs_expire_timeout_ms: Option<u64>,
-    /// Most PeerJS messages one peer may have held for absent ids [default: 64].
-    #[arg(long, env = "SWITCHBOARD_PEERJS_MAX_HELD_PER_SENDER")]
-    peerjs_max_held_per_sender: Option<usize>,
+    /// Most PeerJS messages one address may have held for absent ids [default: 64].
+    #[arg(long, env = "SWITCHBOARD_PEERJS_MAX_HELD_PER_ADDRESS")]
+    peerjs_max_held_per_address: Option<usize>,
+    /// Most PeerJS messages held for one absent id [default: 64].
+    #[arg(long, env = "SWITCHBOARD_PEERJS_MAX_HELD_PER_TARGET")]
+    peerjs_max_held_per_target: Option<usize>,
     /// Most bytes of PeerJS messages held in all [default: 4194304].
     #[arg(long, env = "SWITCHBOARD_PEERJS_MAX_HELD_BYTES")]
     peerjs_max_held_bytes: Option<usize>,
@@ -128,9 +131,29 @@ struct AccessArgs {
     /// Web Push: burst of pushes to one user [default: 3].
     #[arg(long, env = "SWITCHBOARD_PUSH_BURST_PER_TARGET")]
     push_burst_per_target: Option<u32>,
-    /// Web Push: accept http: push endpoints (local push services, tests).
+    /// Web Push: accept a local push service (http:, any host and address; tests only).
     #[arg(long, env = "SWITCHBOARD_PUSH_ALLOW_HTTP_ENDPOINTS")]
     push_allow_http_endpoints: bool,
+    /// Web Push: a push service host pushes may go to (repeatable; .example.com for every
+    /// host under it; * for any public host) [default: the browsers' push services].
+    #[arg(
+        long = "push-allowed-host",
+        env = "SWITCHBOARD_PUSH_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    push_allowed_hosts: Vec<String>,
+    /// Web Push: most subscriptions from one address [default: 32].
+    #[arg(long, env = "SWITCHBOARD_PUSH_MAX_SUBSCRIPTIONS_PER_IP")]
+    push_max_subscriptions_per_ip: Option<usize>,
+    /// Web Push: how long a subscription is kept, seconds [default: 2592000].
+    #[arg(long, env = "SWITCHBOARD_PUSH_SUBSCRIPTION_TTL_S")]
+    push_subscription_ttl_s: Option<u64>,
+    /// Web Push: most pushes under way at once [default: 64].
+    #[arg(long, env = "SWITCHBOARD_PUSH_MAX_IN_FLIGHT")]
+    push_max_in_flight: Option<usize>,
+    /// Web Push: where pushes tell users to connect (wss://host) [default: the Host header].
+    #[arg(long, env = "SWITCHBOARD_PUSH_PUBLIC_URL")]
+    push_public_url: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -157,6 +180,12 @@ struct LimitArgs {
     /// Most peers in one PeerJS key or rustysignal network [default: 10000].
     #[arg(long, env = "SWITCHBOARD_MAX_PEERS_PER_DIRECTORY")]
     max_peers_per_directory: Option<usize>,
+    /// Messages per second to everyone in one rustysignal network [default: 20].
+    #[arg(long, env = "SWITCHBOARD_DIRECTORY_BROADCASTS_PER_SECOND")]
+    directory_broadcasts_per_second: Option<u32>,
+    /// Burst of messages to everyone in one rustysignal network [default: 40].
+    #[arg(long, env = "SWITCHBOARD_DIRECTORY_BROADCAST_BURST")]
+    directory_broadcast_burst: Option<u32>,
     /// Most connections in all [default: 100000].
     #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
@@ -317,8 +346,11 @@ impl ServeArgs {
         if let Some(ms) = a.peerjs_expire_timeout_ms {
             config.peerjs.expire_timeout_ms = ms;
         }
-        if let Some(n) = a.peerjs_max_held_per_sender {
-            config.peerjs.max_held_per_sender = n;
+        if let Some(n) = a.peerjs_max_held_per_address {
+            config.peerjs.max_held_per_address = n;
+        }
+        if let Some(n) = a.peerjs_max_held_per_target {
+            config.peerjs.max_held_per_target = n;
         }
         if let Some(n) = a.peerjs_max_held_bytes {
             config.peerjs.max_held_bytes = n;
@@ -351,6 +383,21 @@ impl ServeArgs {
         if a.push_allow_http_endpoints {
             push.allow_http_endpoints = true;
         }
+        if !a.push_allowed_hosts.is_empty() {
+            push.allowed_hosts.clone_from(&a.push_allowed_hosts);
+        }
+        if let Some(v) = a.push_max_subscriptions_per_ip {
+            push.max_subscriptions_per_ip = v;
+        }
+        if let Some(v) = a.push_subscription_ttl_s {
+            push.subscription_ttl_s = v;
+        }
+        if let Some(v) = a.push_max_in_flight {
+            push.max_in_flight = v;
+        }
+        if a.push_public_url.is_some() {
+            push.public_url.clone_from(&a.push_public_url);
+        }
         let l = &self.limits;
         let c = &mut config.limits;
         macro_rules! set {
@@ -362,6 +409,8 @@ impl ServeArgs {
             message_burst,
             max_peers_per_room,
             max_peers_per_directory,
+            directory_broadcasts_per_second,
+            directory_broadcast_burst,
             max_connections,
             max_connections_per_ip,
             send_queue_messages,

@@ -116,8 +116,12 @@ pub struct PeerjsConfig {
     /// How long an offer, answer or candidate for an id that is not connected is held for it,
     /// in ms; then its sender gets `EXPIRE`.
     pub expire_timeout_ms: u64,
-    /// Most messages one peer may have held for absent peers at once; past it, `EXPIRE` at once.
-    pub max_held_per_sender: usize,
+    /// Most messages one address may have held for absent peers at once; past it, `EXPIRE` at
+    /// once.
+    pub max_held_per_address: usize,
+    /// Most messages held for one absent id, and at most half of `limits.send_queue_messages`
+    /// (they all go into its send queue when it comes); past it, `EXPIRE` at once.
+    pub max_held_per_target: usize,
     /// Most bytes held for absent peers in all; past it, `EXPIRE` at once.
     pub max_held_bytes: usize,
 }
@@ -127,18 +131,21 @@ impl Default for PeerjsConfig {
         Self {
             allow_discovery: false,
             expire_timeout_ms: 5_000,
-            max_held_per_sender: 64,
+            max_held_per_address: 64,
+            max_held_per_target: 64,
             max_held_bytes: 4 * 1024 * 1024,
         }
     }
 }
 
 impl PeerjsConfig {
-    /// The bounds of the messages held for absent peers.
-    pub fn mail_limits(&self) -> MailLimits {
+    /// The bounds of the messages held for absent peers. What waits for one id goes into its
+    /// send queue at once when it comes, so at most half of `send_queue_messages` waits.
+    pub fn mail_limits(&self, send_queue_messages: usize) -> MailLimits {
         MailLimits {
             hold: Duration::from_millis(self.expire_timeout_ms),
-            max_per_sender: self.max_held_per_sender,
+            max_per_address: self.max_held_per_address,
+            max_per_target: self.max_held_per_target.min(send_queue_messages / 2).max(1),
             max_bytes: self.max_held_bytes,
         }
     }
@@ -165,8 +172,21 @@ pub struct PushConfig {
     pub pushes_per_target_per_minute: u32,
     /// Pushes to one user in a burst above that rate.
     pub push_burst_per_target: u32,
-    /// Accept `http:` push endpoints (a local push service in tests); otherwise only `https:`.
+    /// Push service hosts pushes may go to (`.example.com`: every host under it; `*`: any
+    /// public host). Endpoints must be `https:` on port 443 and resolve to public addresses.
+    pub allowed_hosts: Vec<String>,
+    /// A local push service (tests): `http:`, any host, port and address. Never in production:
+    /// clients choose the endpoints.
     pub allow_http_endpoints: bool,
+    /// Most subscriptions stored from one address.
+    pub max_subscriptions_per_ip: usize,
+    /// How long a subscription is kept, in seconds (storing it again renews it).
+    pub subscription_ttl_s: u64,
+    /// Most pushes under way at once.
+    pub max_in_flight: usize,
+    /// Where pushes tell users to connect (`wss://games.example.net`); without it, the scheme
+    /// and the `Host` header the asker used.
+    pub public_url: Option<String>,
 }
 
 impl Default for PushConfig {
@@ -180,10 +200,21 @@ impl Default for PushConfig {
             max_subscription_bytes: 2_048,
             pushes_per_target_per_minute: 6,
             push_burst_per_target: 3,
+            allowed_hosts: crate::push::endpoint::DEFAULT_ALLOWED_HOSTS
+                .iter()
+                .map(|host| (*host).to_owned())
+                .collect(),
             allow_http_endpoints: false,
+            max_subscriptions_per_ip: 32,
+            subscription_ttl_s: 30 * 24 * 3600,
+            max_in_flight: 64,
+            public_url: None,
         }
     }
 }
+
+/// The longest `push.ttl_s` (RFC 8292: a VAPID token lives at most 24 hours).
+pub const MAX_PUSH_TTL_S: u64 = 24 * 3600;
 
 /// Most TURN URLs handed out (Firefox warns when given five or more servers).
 pub const MAX_TURN_URLS: usize = 4;
@@ -293,6 +324,14 @@ impl Config {
             ("max_message_bytes", l.max_message_bytes),
             ("max_peers_per_room", l.max_peers_per_room),
             ("max_peers_per_directory", l.max_peers_per_directory),
+            (
+                "directory_broadcasts_per_second",
+                l.directory_broadcasts_per_second as usize,
+            ),
+            (
+                "directory_broadcast_burst",
+                l.directory_broadcast_burst as usize,
+            ),
             ("max_connections", l.max_connections),
             ("max_connections_per_ip", l.max_connections_per_ip),
             ("send_queue_messages", l.send_queue_messages),
@@ -403,19 +442,35 @@ impl Config {
             || push.max_subscription_bytes == 0
             || push.pushes_per_target_per_minute == 0
             || push.push_burst_per_target == 0
+            || push.max_subscriptions_per_ip == 0
+            || push.subscription_ttl_s == 0
+            || push.max_in_flight == 0
         {
             return invalid("push limits must be positive".into());
         }
+        // RFC 8292: a VAPID token lives at most 24 hours; the TTL sets its life.
+        if !(1..=MAX_PUSH_TTL_S).contains(&push.ttl_s) {
+            return invalid(format!("push.ttl_s must be 1 to {MAX_PUSH_TTL_S}"));
+        }
+        if let Some(url) = &push.public_url {
+            if !(url.starts_with("ws://") || url.starts_with("wss://")) || url.ends_with('/') {
+                return invalid(
+                    "push.public_url is ws://host or wss://host (no path, no trailing /)".into(),
+                );
+            }
+        }
         let peerjs = &self.peerjs;
         if peerjs.expire_timeout_ms == 0
-            || peerjs.max_held_per_sender == 0
+            || peerjs.max_held_per_address == 0
+            || peerjs.max_held_per_target == 0
             || peerjs.max_held_bytes == 0
         {
             return invalid(
-                "peerjs.expire_timeout_ms, max_held_per_sender and max_held_bytes must be positive"
+                "peerjs.expire_timeout_ms, max_held_per_address, max_held_per_target and max_held_bytes must be positive"
                     .into(),
             );
         }
+
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(ConfigError::Invalid(
                 "tls_cert and tls_key go together".into(),
@@ -504,6 +559,11 @@ pub struct Limits {
     pub byte_burst: usize,
     /// Most public rooms created from one IP address that exist at once.
     pub max_public_rooms_per_ip: usize,
+    /// Sustained messages per second to everyone in one directory (rustysignal's one-to-all;
+    /// each reaches up to `max_peers_per_directory` users), from all its users together.
+    pub directory_broadcasts_per_second: u32,
+    /// Such messages in a burst above that rate.
+    pub directory_broadcast_burst: u32,
 }
 
 impl Default for Limits {
@@ -543,6 +603,8 @@ impl Default for Limits {
             bytes_per_second: 256 * 1024,
             byte_burst: 1024 * 1024,
             max_public_rooms_per_ip: 10,
+            directory_broadcasts_per_second: 20,
+            directory_broadcast_burst: 40,
         }
     }
 }
@@ -573,6 +635,10 @@ impl Limits {
                 self.code_lookup_burst,
             ),
             max_public_rooms_per_ip: self.max_public_rooms_per_ip,
+            directory_broadcasts: (
+                f64::from(self.directory_broadcasts_per_second),
+                self.directory_broadcast_burst,
+            ),
         }
     }
 

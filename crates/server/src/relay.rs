@@ -121,18 +121,28 @@ impl Relay {
         let mut frames: [Option<Option<Result<Message, ProtocolError>>>; Wire::COUNT] =
             Default::default();
         let mut failure = None;
-        for id in &delivery.to {
+        let last = delivery.to.len().saturating_sub(1);
+        for (n, id) in delivery.to.iter().enumerate() {
             let Some(outbox) = self.outboxes.get(id) else {
                 continue;
             };
             let slot = &mut frames[outbox.wire.slot()];
-            let frame = slot.get_or_insert_with(|| encode_for(&delivery.message, outbox.wire));
+            if slot.is_none() {
+                *slot = Some(encode_for(&delivery.message, outbox.wire));
+            }
+            // The last recipient takes the frame itself: a frame for one recipient (a signal, a
+            // message by id) is queued as encoded, without sharing its bytes.
+            let frame = if n == last {
+                slot.take().flatten()
+            } else {
+                slot.clone().flatten()
+            };
             match frame {
                 Some(Ok(frame)) => {
-                    push(outbox, frame.clone(), metrics);
+                    push(outbox, frame, metrics);
                     metrics.messages_relayed.inc();
                 }
-                Some(Err(error)) => failure = Some(error.clone()),
+                Some(Err(error)) => failure = Some(error),
                 // The wire has no word for this message: nothing to send.
                 None => {}
             }

@@ -207,7 +207,9 @@ impl Server {
             relay: Mutex::new(Relay {
                 hub: Hub::new(config.limits.hub()),
                 outboxes: PeerMap::default(),
-                mailboxes: Mailboxes::new(config.peerjs.mail_limits()),
+                mailboxes: Mailboxes::new(
+                    config.peerjs.mail_limits(config.limits.send_queue_messages),
+                ),
             }),
             metrics,
             shutdown: CancellationToken::new(),
@@ -667,17 +669,22 @@ pub(crate) fn precheck(
     }
 }
 
-/// `ws://host` or `wss://host`, as the client reached us (its `Host` header, else the listen
-/// address).
+/// `push.public_url`, else `ws://host` or `wss://host` as the client reached us (its `Host`
+/// header, else the listen address).
 pub(crate) fn origin(shared: &Shared, headers: &HeaderMap) -> String {
+    if let Some(url) = &shared.config.push.public_url {
+        return url.clone();
+    }
     let scheme = if shared.config.tls_cert.is_some() {
         "wss"
     } else {
         "ws"
     };
+    // A host name is at most 255 bytes (and a port); anything else is not a host.
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
+        .filter(|h| h.len() <= 261 && !h.contains(['/', '@', ' ']))
         .map_or_else(|| shared.config.listen.to_string(), str::to_owned);
     format!("{scheme}://{host}")
 }

@@ -11,16 +11,7 @@ use common::*;
 use futures_util::{SinkExt, StreamExt};
 use switchboard_protocol::{LeaveReason, ServerMessage, Target};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
-
-/// A TCP connection from `source` (a loopback IP) to the server.
-async fn tcp_from(source: &str, addr: SocketAddr) -> TcpStream {
-    let socket = TcpSocket::new_v4().expect("a socket");
-    socket
-        .bind(format!("{source}:0").parse().expect("an address"))
-        .expect("binds");
-    socket.connect(addr).await.expect("connects")
-}
+use tokio::net::TcpStream;
 
 /// Joins `room` as a normal client from 127.0.0.2.
 async fn bystander(addr: SocketAddr, room: &str) -> Client {

@@ -20,6 +20,7 @@ fn peerjs_config() -> Config {
     config
 }
 
+/// Connects as PeerJS id `id` and waits for `OPEN`.
 async fn open(addr: SocketAddr, key: &str, id: &str, token: &str) -> Socket {
     let mut socket = raw(
         addr,
@@ -162,9 +163,9 @@ async fn messages_for_an_absent_id_are_held_then_expire() {
 }
 
 #[tokio::test]
-async fn past_max_held_per_sender_a_message_expires_at_once() {
+async fn past_max_held_per_address_a_message_expires_at_once() {
     let mut config = peerjs_config();
-    config.peerjs.max_held_per_sender = 2;
+    config.peerjs.max_held_per_address = 2;
     config.peerjs.expire_timeout_ms = 5_000;
     let server = start(config).await;
     let addr = server.local_addr();
@@ -177,8 +178,20 @@ async fn past_max_held_per_sender_a_message_expires_at_once() {
         event(&mut ann).await,
         json!({"type": "EXPIRE", "src": "x3", "dst": "ann"})
     );
-    // Another sender has its own share.
-    let mut bob = open(addr, "peerjs", "bob", "b").await;
+    // Another connection from the same address shares its share; another address has its own.
+    let mut twin = open(addr, "peerjs", "twin", "t").await;
+    send_value(&mut twin, offer("x4", 0)).await;
+    assert_eq!(
+        event(&mut twin).await,
+        json!({"type": "EXPIRE", "src": "x4", "dst": "twin"})
+    );
+    let mut bob = raw_from(
+        "127.0.0.2",
+        addr,
+        "/peerjs/peerjs?key=peerjs&id=bob&token=b",
+    )
+    .await;
+    assert_eq!(event(&mut bob).await, json!({"type": "OPEN"}));
     send_value(&mut bob, offer("x3", 0)).await;
     silent(&mut bob, Duration::from_millis(200)).await;
     let mut x3 = open(addr, "peerjs", "x3", "x").await;
@@ -332,5 +345,23 @@ async fn a_flood_is_cut_to_the_rate_limit_and_neighbours_are_undisturbed() {
         event(&mut bob).await["payload"],
         offer("bob", 9_999)["payload"]
     );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn taking_an_id_back_is_not_held_to_the_connection_limits() {
+    let mut config = peerjs_config();
+    config.limits.max_connections_per_ip = 2;
+    let server = start(config).await;
+    let addr = server.local_addr();
+    let ann = open(addr, "peerjs", "ann", "secret").await;
+    let _bob = open(addr, "peerjs", "bob", "b").await;
+    vanish(ann, Vanish::Reset).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The address is at its limit (ann is suspended, still counted): a new id is refused...
+    let (head, _) = http_get(addr, "/peerjs/peerjs?key=peerjs&id=cat&token=c").await;
+    assert!(head.starts_with("HTTP/1.1 429"), "{head}");
+    // ...but ann takes hers back.
+    let _ann = open(addr, "peerjs", "ann", "secret").await;
     server.shutdown().await;
 }

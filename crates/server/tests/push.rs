@@ -335,3 +335,91 @@ async fn bad_subscriptions_and_push_off_are_clear_errors() {
     assert!(text(&mut dan).await.contains("push is off"));
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn endpoints_must_be_push_services_on_public_addresses() {
+    let mut config = push_config();
+    config.push.allow_http_endpoints = false;
+    let server = start(config).await;
+    let addr = server.local_addr();
+    let mut ann = Client::join(addr, "lobby", "user=ann").await;
+    let keys = json!({"p256dh": "BMANk-kMXjsxdbf2HHMPZvtMPbGMepWvW5OVxZHrA8IHc-Fq2BWKVmf79yXJ2SICWcRT7QcRcnw3vczXZgjGBwk", "auth": "z4wKWSA9dRHE6tMpsdbD-w"});
+    // The server's own admin API, a private address, a push service on another port, plain http.
+    for endpoint in [
+        format!("http://{addr}/admin/rooms/lobby/close"),
+        "https://127.0.0.1/admin/rooms/lobby/close".to_owned(),
+        "https://10.0.0.1/x".to_owned(),
+        "https://fcm.googleapis.com:8443/fcm/send/x".to_owned(),
+        "https://push.example.net/x".to_owned(),
+    ] {
+        let subscription = json!({"endpoint": endpoint, "keys": keys});
+        ann.send(ClientMessage::PushSubscribe {
+            subscription: json(&subscription.to_string()),
+        })
+        .await;
+        assert_eq!(
+            ann.recv_error().await,
+            ErrorCode::InvalidMessage,
+            "{endpoint}"
+        );
+    }
+    // A browser's push service is accepted (nothing is sent until someone asks).
+    let fcm = json!({"endpoint": "https://fcm.googleapis.com/fcm/send/abc", "keys": keys});
+    ann.send(ClientMessage::PushSubscribe {
+        subscription: json(&fcm.to_string()),
+    })
+    .await;
+    ann.expect_silence(Duration::from_millis(200)).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn at_max_in_flight_a_request_is_refused_until_a_push_ends() {
+    // A "push service" that accepts connections and never answers: each push waits for its
+    // deadline.
+    let stall = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stall_addr = stall.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = stall.accept().await {
+            open.push(socket);
+        }
+    });
+    let mut config = push_config();
+    config.push.max_in_flight = 1;
+    config.push.timeout_ms = 1_500;
+    let server = start(config).await;
+    let addr = server.local_addr();
+    let keys = json!({"p256dh": "BMANk-kMXjsxdbf2HHMPZvtMPbGMepWvW5OVxZHrA8IHc-Fq2BWKVmf79yXJ2SICWcRT7QcRcnw3vczXZgjGBwk", "auth": "z4wKWSA9dRHE6tMpsdbD-w"});
+    for name in ["ann", "cat"] {
+        let mut away = Client::join(addr, "lobby", &format!("user={name}")).await;
+        let subscription = json!({"endpoint": format!("http://{stall_addr}/{name}"), "keys": keys});
+        away.send(ClientMessage::PushSubscribe {
+            subscription: json(&subscription.to_string()),
+        })
+        .await;
+        away.expect_silence(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut bob = Client::join(addr, "lobby", "user=bob").await;
+    bob.send(ClientMessage::ConnectionRequest { name: "ann".into() })
+        .await;
+    bob.expect_silence(Duration::from_millis(200)).await;
+    bob.send(ClientMessage::ConnectionRequest { name: "cat".into() })
+        .await;
+    assert_eq!(next_error(&mut bob).await, ErrorCode::Throttled);
+    // ann's push times out and gives its place back.
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    bob.send(ClientMessage::ConnectionRequest { name: "cat".into() })
+        .await;
+    bob.expect_silence(Duration::from_millis(200)).await;
+    let metrics = http_get(addr, "/metrics").await.1;
+    for line in [
+        "switchboard_pushes_total{outcome=\"busy\"} 1",
+        "switchboard_pushes_total{outcome=\"failed\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+    server.shutdown().await;
+    held.abort();
+}

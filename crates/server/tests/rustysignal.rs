@@ -197,3 +197,35 @@ async fn a_flood_is_cut_to_the_rate_limit_and_told_once() {
     assert_eq!(text(&mut bob).await, hello);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn messages_to_everyone_share_the_networks_budget() {
+    let mut config = config();
+    config.limits.directory_broadcasts_per_second = 1;
+    config.limits.directory_broadcast_burst = 2;
+    let server = start(config).await;
+    let addr = server.local_addr();
+    let mut ann = user(addr, "/rustysignal", "ann").await;
+    let mut bob = user(addr, "/rustysignal", "bob").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let hello = r#"{"protocol":"one-to-all","data":"hi"}"#;
+    send_text(&mut ann, hello).await;
+    send_text(&mut bob, hello).await;
+    for socket in [&mut ann, &mut bob] {
+        assert_eq!(text(socket).await, hello);
+        assert_eq!(text(socket).await, hello);
+    }
+    // The network's burst of 2 is spent, by two users together: the third is refused.
+    send_text(&mut ann, hello).await;
+    let refused = text(&mut ann).await;
+    assert!(
+        refused.contains("directory_broadcasts_per_second"),
+        "{refused}"
+    );
+    silent(&mut bob, Duration::from_millis(200)).await;
+    // One-to-one still flows.
+    let direct = r#"{"protocol":"one-to-one","to":"bob","data":"direct"}"#;
+    send_text(&mut ann, direct).await;
+    assert_eq!(text(&mut bob).await, direct);
+    server.shutdown().await;
+}

@@ -1,12 +1,12 @@
 //! Messages held for PeerJS ids that are not connected, as peerjs-server holds them: a peer that
 //! connects within `expire_timeout` gets them after `OPEN`; otherwise each sender gets one
-//! `EXPIRE` per absent id. Bounded per sender and in bytes; past a bound the sender gets `EXPIRE`
-//! at once. A pure state machine: the time is passed in.
+//! `EXPIRE` per absent id. Bounded per sending address, per absent id and in bytes (what is
+//! stored, keys and bookkeeping included); past a bound the sender gets `EXPIRE` at once. A pure
+//! state machine: the time is passed in.
 
 use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
-
-use switchboard_protocol::PeerId;
 
 /// A room (a directory) and a user name in it.
 pub type Address = (String, String);
@@ -14,8 +14,8 @@ pub type Address = (String, String);
 /// One message held for an absent id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Held {
-    /// The sender's hub id (for its bound).
-    pub sender: PeerId,
+    /// The sender's address (for its bound).
+    pub from: IpAddr,
     /// The sender's user name (where `EXPIRE` goes).
     pub sender_name: String,
     /// The message as the recipient will get it.
@@ -38,10 +38,21 @@ pub struct Expired {
 pub struct MailLimits {
     /// How long messages wait for their recipient.
     pub hold: Duration,
-    /// Most messages one sender may have waiting.
-    pub max_per_sender: usize,
-    /// Most bytes waiting in all.
+    /// Most messages one address may have waiting.
+    pub max_per_address: usize,
+    /// Most messages waiting for one id (all go into its send queue at once when it comes).
+    pub max_per_target: usize,
+    /// Most bytes waiting in all, bookkeeping included.
     pub max_bytes: usize,
+}
+
+/// What a held message costs besides its text and names: its entry, the map and deadline
+/// entries of its mailbox, allocator overhead (an estimate on the safe side).
+const ENTRY_OVERHEAD: usize = 128;
+
+/// The bytes a held message for `to` is counted as.
+fn cost(to: &Address, held: &Held) -> usize {
+    held.text.len() + held.sender_name.len() + 2 * (to.0.len() + to.1.len()) + ENTRY_OVERHEAD
 }
 
 #[derive(Debug)]
@@ -56,7 +67,7 @@ pub struct Mailboxes {
     limits: MailLimits,
     boxes: HashMap<Address, Mailbox>,
     deadlines: BTreeSet<(Instant, Address)>,
-    per_sender: HashMap<PeerId, usize>,
+    per_address: HashMap<IpAddr, usize>,
     bytes: usize,
 }
 
@@ -67,7 +78,7 @@ impl Mailboxes {
             limits,
             boxes: HashMap::new(),
             deadlines: BTreeSet::new(),
-            per_sender: HashMap::new(),
+            per_address: HashMap::new(),
             bytes: 0,
         }
     }
@@ -75,9 +86,12 @@ impl Mailboxes {
     /// Holds `held` for `to`. Past a bound it is not held and `Err` says who gets `EXPIRE` now.
     /// `Ok(true)` when this opened a mailbox (a new deadline for the shell's timer).
     pub fn hold(&mut self, to: Address, held: Held, now: Instant) -> Result<bool, Expired> {
-        let count = self.per_sender.get(&held.sender).copied().unwrap_or(0);
-        if count >= self.limits.max_per_sender
-            || self.bytes + held.text.len() > self.limits.max_bytes
+        let count = self.per_address.get(&held.from).copied().unwrap_or(0);
+        let waiting = self.boxes.get(&to).map_or(0, |m| m.held.len());
+        let cost = cost(&to, &held);
+        if count >= self.limits.max_per_address
+            || waiting >= self.limits.max_per_target
+            || self.bytes + cost > self.limits.max_bytes
         {
             return Err(Expired {
                 room: to.0,
@@ -85,8 +99,8 @@ impl Mailboxes {
                 about: to.1,
             });
         }
-        *self.per_sender.entry(held.sender).or_insert(0) += 1;
-        self.bytes += held.text.len();
+        *self.per_address.entry(held.from).or_insert(0) += 1;
+        self.bytes += cost;
         let mut opened = false;
         let until = now + self.limits.hold;
         let mailbox = self.boxes.entry(to.clone()).or_insert_with(|| {
@@ -110,7 +124,7 @@ impl Mailboxes {
         };
         self.deadlines.remove(&(mailbox.until, to.clone()));
         for held in &mailbox.held {
-            self.release(held);
+            self.release(to, held);
         }
         mailbox.held
     }
@@ -122,7 +136,7 @@ impl Mailboxes {
 
     /// Closes the mailboxes whose time is up: one `EXPIRE` per sender and absent id.
     pub fn expire_due(&mut self, now: Instant) -> Vec<Expired> {
-        let mut expired: Vec<Expired> = Vec::new();
+        let mut expired = Vec::new();
         while let Some((at, _)) = self.deadlines.first() {
             if *at > now {
                 break;
@@ -133,12 +147,12 @@ impl Mailboxes {
             let Some(mailbox) = self.boxes.remove(&to) else {
                 continue;
             };
+            // Senders of this mailbox already told (a mailbox holds at most max_per_target).
+            let mut told: Vec<&str> = Vec::new();
             for held in &mailbox.held {
-                self.release(held);
-                let seen = expired
-                    .iter()
-                    .any(|e| e.to == held.sender_name && e.about == to.1 && e.room == to.0);
-                if !seen {
+                self.release(&to, held);
+                if !told.contains(&held.sender_name.as_str()) {
+                    told.push(&held.sender_name);
                     expired.push(Expired {
                         room: to.0.clone(),
                         to: held.sender_name.clone(),
@@ -155,12 +169,12 @@ impl Mailboxes {
         self.bytes
     }
 
-    fn release(&mut self, held: &Held) {
-        self.bytes -= held.text.len();
-        if let Some(count) = self.per_sender.get_mut(&held.sender) {
+    fn release(&mut self, to: &Address, held: &Held) {
+        self.bytes -= cost(to, held);
+        if let Some(count) = self.per_address.get_mut(&held.from) {
             *count -= 1;
             if *count == 0 {
-                self.per_sender.remove(&held.sender);
+                self.per_address.remove(&held.from);
             }
         }
     }
@@ -169,20 +183,22 @@ impl Mailboxes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     const LIMITS: MailLimits = MailLimits {
         hold: Duration::from_secs(5),
-        max_per_sender: 3,
-        max_bytes: 100,
+        max_per_address: 3,
+        max_per_target: 4,
+        max_bytes: 100_000,
     };
 
     fn at(name: &str) -> Address {
         ("peerjs:k".into(), name.into())
     }
 
-    fn from(n: u128, text: &str) -> Held {
+    fn from(n: u8, text: &str) -> Held {
         Held {
-            sender: PeerId::from_u128(n),
+            from: IpAddr::V4(Ipv4Addr::new(127, 0, 0, n)),
             sender_name: format!("s{n}"),
             text: text.into(),
         }
@@ -232,7 +248,7 @@ mod tests {
     }
 
     #[test]
-    fn bounds_per_sender_and_in_bytes_expire_at_once() {
+    fn bounds_per_address_per_target_and_in_bytes_expire_at_once() {
         let now = Instant::now();
         let mut boxes = Mailboxes::new(LIMITS);
         for n in 0..3 {
@@ -240,19 +256,35 @@ mod tests {
         }
         let refused = boxes.hold(at("p9"), from(1, "x"), now).unwrap_err();
         assert_eq!((refused.to.as_str(), refused.about.as_str()), ("s1", "p9"));
-        // Another sender still may; taking a mailbox frees the sender's share.
+        // Another address still may; taking a mailbox frees the address's share.
         boxes.hold(at("p9"), from(2, "x"), now).unwrap();
         boxes.take(&at("p0"));
         boxes.hold(at("p9"), from(1, "x"), now).unwrap();
-        // Bytes: 100 in all. Exactly at the bound is held, one byte more is not.
+        // Per target: max_per_target messages wait for one id, from any number of addresses.
         let mut boxes = Mailboxes::new(LIMITS);
-        boxes
-            .hold(at("bob"), from(1, &"y".repeat(60)), now)
-            .unwrap();
-        boxes
-            .hold(at("bob"), from(2, &"y".repeat(40)), now)
-            .unwrap();
-        assert_eq!(boxes.bytes(), 100);
-        assert!(boxes.hold(at("bob"), from(3, "z"), now).is_err());
+        for n in 1..=4 {
+            boxes.hold(at("bob"), from(n, "x"), now).unwrap();
+        }
+        assert!(boxes.hold(at("bob"), from(5, "x"), now).is_err());
+        // Bytes, bookkeeping included: exactly at the bound is held, one byte more is not.
+        let one = cost(&at("bob"), &from(1, "y"));
+        let limits = MailLimits {
+            max_bytes: 2 * one,
+            ..LIMITS
+        };
+        let mut boxes = Mailboxes::new(limits);
+        boxes.hold(at("bob"), from(1, "y"), now).unwrap();
+        boxes.hold(at("bob"), from(2, "y"), now).unwrap();
+        assert_eq!(boxes.bytes(), 2 * one);
+        let mut boxes = Mailboxes::new(MailLimits {
+            max_bytes: 2 * one - 1,
+            ..LIMITS
+        });
+        boxes.hold(at("bob"), from(1, "y"), now).unwrap();
+        assert!(boxes.hold(at("bob"), from(2, "y"), now).is_err());
+        assert!(
+            one > ENTRY_OVERHEAD + 1,
+            "names and keys are counted: {one}"
+        );
     }
 }

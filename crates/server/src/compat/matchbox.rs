@@ -43,7 +43,8 @@ fn push_uuid(out: &mut String, id: PeerId) {
 
 /// `{"<kind>":"<uuid>"}`.
 fn id_event(kind: &str, id: PeerId) -> String {
-    let mut out = String::with_capacity(kind.len() + 44);
+    // Exactly: a frame made from a string with spare capacity is copied once more.
+    let mut out = String::with_capacity(kind.len() + 43);
     out.push_str("{\"");
     out.push_str(kind);
     out.push_str("\":\"");
@@ -51,6 +52,8 @@ fn id_event(kind: &str, id: PeerId) -> String {
     out.push_str("\"}");
     out
 }
+
+const SIGNAL_PREFIX: &str = "{\"Signal\":{\"sender\":\"";
 
 /// `{"Signal":{"sender":"<uuid>","data":<data>}}`, the data copied as it came when it is JSON.
 fn signal_event(from: PeerId, data: &Payload) -> Result<String, ProtocolError> {
@@ -64,8 +67,9 @@ fn signal_event(from: PeerId, data: &Payload) -> Result<String, ProtocolError> {
             converted.as_str()
         }
     };
-    let mut out = String::with_capacity(json.len() + 64);
-    out.push_str("{\"Signal\":{\"sender\":\"");
+    // Exactly (see `id_event`): the prefix, the UUID, `","data":`, the data and `}}`.
+    let mut out = String::with_capacity(SIGNAL_PREFIX.len() + 36 + 9 + json.len() + 2);
+    out.push_str(SIGNAL_PREFIX);
     push_uuid(&mut out, from);
     out.push_str("\",\"data\":");
     out.push_str(json);
@@ -73,14 +77,20 @@ fn signal_event(from: PeerId, data: &Payload) -> Result<String, ProtocolError> {
     Ok(out)
 }
 
-/// A UUID (hyphenated or not, any case) as a peer id.
+/// A UUID (hyphenated or not, any case) as a peer id. Runs once per relayed signal: no
+/// allocation.
 pub fn parse_uuid(text: &str) -> Option<PeerId> {
-    let hex: String = text.chars().filter(|c| *c != '-').collect();
-    let valid = hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit());
-    valid
-        .then(|| u128::from_str_radix(&hex, 16).ok())
-        .flatten()
-        .map(PeerId::from_u128)
+    let mut bits: u128 = 0;
+    let mut digits = 0;
+    for byte in text.bytes().filter(|b| *b != b'-') {
+        let digit = char::from(byte).to_digit(16)?;
+        digits += 1;
+        if digits > 32 {
+            return None;
+        }
+        bits = bits << 4 | u128::from(digit);
+    }
+    (digits == 32).then_some(PeerId::from_u128(bits))
 }
 
 /// The matchbox event for a hub message, or `None` when matchbox has none for it.
@@ -146,6 +156,16 @@ mod tests {
     }
 
     #[test]
+    fn events_are_built_at_their_exact_size() {
+        let id = PeerId::from_u128(u128::MAX);
+        let event = id_event("NewPeer", id);
+        assert_eq!(event.len(), event.capacity(), "{event}");
+        let data = Payload::from_json(r#"{"IceCandidate":"c"}"#).unwrap();
+        let signal = signal_event(id, &data).unwrap();
+        assert_eq!(signal.len(), signal.capacity(), "{signal}");
+    }
+
+    #[test]
     fn ids_are_uuids_both_ways() {
         let id = PeerId::from_u128(0x0123_4567_89ab_cdef_0011_2233_4455_6677);
         assert_eq!(uuid(id), "01234567-89ab-cdef-0011-223344556677");
@@ -155,6 +175,9 @@ mod tests {
             "",
             "01234567-89ab-cdef-0011-22334455667",
             "g1234567-89ab-cdef-0011-223344556677",
+            "01234567-89ab-cdef-0011-2233445566778",
+            "+1234567-89ab-cdef-0011-223344556677",
+            "0123456789abcdef00112233445566é",
         ] {
             assert_eq!(parse_uuid(bad), None, "{bad}");
         }

@@ -118,15 +118,25 @@ pub async fn websocket(
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
     }
     let ip = canonical_ip(peer.ip());
-    if let Err(refused) = check_capacity_http(&shared, ip) {
-        return *refused;
+    let query = query.map(|Query(q)| q).unwrap_or_default();
+    let negotiated = negotiate(&shared, &query);
+    // A peer taking its id back keeps its place: no connection limits for it (as for a resume).
+    let reclaims = match &negotiated {
+        Ok(Handshake {
+            entry: Entry::Claim { token, .. },
+            ..
+        }) => lock(&shared.relay).hub.holds_token(*token),
+        _ => false,
+    };
+    if !reclaims {
+        if let Err(refused) = check_capacity_http(&shared, ip) {
+            return *refused;
+        }
     }
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
     };
-    let query = query.map(|Query(q)| q).unwrap_or_default();
-    let negotiated = negotiate(&shared, &query);
     super::upgrade(shared, upgrade, &headers, ip, Wire::Peerjs, negotiated)
 }
 

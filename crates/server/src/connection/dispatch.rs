@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use switchboard_protocol::{ClientMessage, ErrorCode, ProtocolError, Target};
+use switchboard_protocol::{validate_user_name, ClientMessage, ErrorCode, ProtocolError, Target};
 
 use super::Pump;
 use crate::compat::mailbox::Held;
@@ -20,16 +20,8 @@ impl Pump<'_> {
             Inbound::KeepAlive => {}
             Inbound::Hub(message) => self.to_hub(relay, message, now),
             Inbound::RoomAndSelf(data) => {
-                let to_room = ClientMessage::Signal {
-                    to: Target::Room,
-                    data: data.clone(),
-                };
-                self.to_hub(relay, to_room, now);
-                let to_self = ClientMessage::Signal {
-                    to: Target::Myself,
-                    data,
-                };
-                self.to_hub(relay, to_self, now);
+                let effects = relay.hub.signal_everyone(self.id, self.conn, data, now);
+                self.shared.settle_from(relay, effects, Some(self.id));
             }
             Inbound::Peerjs(message) => self.to_peerjs(relay, message, now),
             Inbound::Push { action, routed } => self.to_push(relay, action, routed, now),
@@ -49,6 +41,16 @@ impl Pump<'_> {
         let refuse = |relay: &mut Relay, code, why: String| {
             relay.send_error(self.id, ProtocolError::new(code, why), metrics);
         };
+        // Push actions cost the sender's message budget like relayed messages.
+        if let Err(effects) = relay.hub.charge(self.id, self.conn, now) {
+            self.shared.settle_from(relay, effects, Some(self.id));
+            return;
+        }
+        if let PushAction::Request { to } = &action {
+            if let Err(why) = validate_user_name(to) {
+                return refuse(relay, ErrorCode::InvalidMessage, format!("the name {why}"));
+            }
+        }
         let target_connected = match &action {
             PushAction::Request { to } => relay.hub.connected_by_name(&self.room, to).is_some(),
             _ => false,
@@ -76,7 +78,7 @@ impl Pump<'_> {
         let me = (self.room.clone(), self.name.clone());
         match action {
             PushAction::Subscribe(subscription) => {
-                if let Err(error) = push.subscribe(me, &subscription) {
+                if let Err(error) = push.subscribe(me, &subscription, self.ip) {
                     relay.send_error(self.id, error, metrics);
                 }
             }
@@ -97,6 +99,11 @@ impl Pump<'_> {
                         format!(
                             "{to} had pushes enough for now (push.pushes_per_target_per_minute)"
                         ),
+                    ),
+                    Err(Refused::Busy) => refuse(
+                        relay,
+                        ErrorCode::Throttled,
+                        "the server has push.max_in_flight pushes under way: try again".into(),
                     ),
                 }
             }
@@ -130,11 +137,16 @@ impl Pump<'_> {
         if !message.hold {
             return;
         }
+        // Held messages cost the sender's message budget like relayed ones.
+        if let Err(effects) = relay.hub.charge(self.id, self.conn, now) {
+            self.shared.settle_from(relay, effects, Some(self.id));
+            return;
+        }
         let Ok(text) = message.message.to_json_string() else {
             return;
         };
         let held = Held {
-            sender: self.id,
+            from: self.ip,
             sender_name: self.name.clone(),
             text,
         };

@@ -98,6 +98,7 @@ pub async fn run(
         room,
         name,
         origin,
+        ip,
         sink,
         outgoing,
         closer: &closer,
@@ -225,6 +226,8 @@ struct Pump<'a> {
     name: String,
     /// `ws(s)://host` as the client reached the server.
     origin: String,
+    /// Where the client connects from.
+    ip: IpAddr,
     sink: Sink,
     outgoing: mpsc::Receiver<Message>,
     closer: &'a Closer,

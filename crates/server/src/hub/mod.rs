@@ -64,6 +64,8 @@ pub struct HubLimits {
     pub code_lookups_per_ip: (f64, u32),
     /// Most public rooms created from one IP address that exist at once.
     pub max_public_rooms_per_ip: usize,
+    /// Sustained messages per second to everyone in one directory, and the burst above it.
+    pub directory_broadcasts: (f64, u32),
 }
 
 /// A message for a list of peers. The shell encodes it once per encoding and queues it.
@@ -596,21 +598,18 @@ impl Hub {
         (listed, next)
     }
 
-    /// Handles one decoded message from a connected peer.
-    pub fn handle(
-        &mut self,
-        from: PeerId,
-        conn: u64,
-        message: ClientMessage,
-        now: Instant,
-    ) -> Effects {
+    /// Takes one message's worth of the peer's `messages_per_second` budget, for a message the
+    /// shell acts on itself (a PeerJS message held for an absent id, a push action). `Err` holds
+    /// what to deliver instead (the first drop of a run is answered with `rate_limited`); a
+    /// connection that is no longer the peer's gets `Err` with nothing to deliver.
+    pub fn charge(&mut self, from: PeerId, conn: u64, now: Instant) -> Result<(), Effects> {
         let mut effects = Effects::default();
         let limits = &self.limits;
         let Some(peer) = self.peers.get_mut(&from) else {
-            return effects;
+            return Err(effects);
         };
         if peer.link != (Link::Attached { conn }) {
-            return effects;
+            return Err(effects);
         }
         if !peer
             .bucket
@@ -629,9 +628,80 @@ impl Hub {
                 );
             }
             peer.throttled = true;
-            return effects;
+            return Err(effects);
         }
         peer.throttled = false;
+        Ok(())
+    }
+
+    /// A signal to everyone in the sender's room, the sender too (rustysignal's `one-to-all`),
+    /// as one message.
+    pub fn signal_everyone(
+        &mut self,
+        from: PeerId,
+        conn: u64,
+        data: Payload,
+        now: Instant,
+    ) -> Effects {
+        if let Err(effects) = self.charge(from, conn, now) {
+            return effects;
+        }
+        let mut effects = Effects::default();
+        match self.broadcast_recipients(from, now) {
+            Ok(mut to) => {
+                to.push(from);
+                effects.deliver(to, ServerMessage::Signal { from, data });
+            }
+            Err(error) => effects.error(from, error),
+        }
+        effects
+    }
+
+    /// Everyone else in the sender's room; in a directory, within its broadcast budget.
+    fn broadcast_recipients(
+        &mut self,
+        from: PeerId,
+        now: Instant,
+    ) -> Result<Vec<PeerId>, ProtocolError> {
+        let (rate, burst) = self.limits.directory_broadcasts;
+        let room = self
+            .peers
+            .get(&from)
+            .and_then(|p| self.rooms.get_mut(&p.room));
+        let Some(room) = room else {
+            return Ok(Vec::new());
+        };
+        if room.options.directory {
+            let bucket = room
+                .broadcasts
+                .get_or_insert_with(|| TokenBucket::full(burst, now));
+            if !bucket.try_take_amount(rate, burst, 1.0, now) {
+                return Err(error(
+                    ErrorCode::RateLimited,
+                    format!("messages to everyone here are over directory_broadcasts_per_second ({rate})"),
+                ));
+            }
+        }
+        Ok(room
+            .members
+            .iter()
+            .copied()
+            .filter(|m| *m != from)
+            .collect())
+    }
+
+    /// Handles one decoded message from a connected peer.
+    pub fn handle(
+        &mut self,
+        from: PeerId,
+        conn: u64,
+        message: ClientMessage,
+        now: Instant,
+    ) -> Effects {
+        if let Err(effects) = self.charge(from, conn, now) {
+            return effects;
+        }
+        let mut effects = Effects::default();
         let (to, message) = match message {
             ClientMessage::Ping { nonce } => {
                 effects.deliver(vec![from], ServerMessage::Pong { nonce });
@@ -678,11 +748,27 @@ impl Hub {
                 return effects;
             }
         };
-        match self.recipients(from, &to) {
+        let directory_broadcast = to == Target::Room
+            && self
+                .peers
+                .get(&from)
+                .and_then(|p| self.rooms.get(&p.room))
+                .is_some_and(|r| r.options.directory);
+        let recipients = if directory_broadcast {
+            self.broadcast_recipients(from, now)
+        } else {
+            self.recipients(from, &to)
+        };
+        match recipients {
             Ok(to) => effects.deliver(to, message),
             Err(error) => effects.error(from, error),
         }
         effects
+    }
+
+    /// Whether a resume token holds a place (a claim that will resume, not join).
+    pub fn holds_token(&self, token: u128) -> bool {
+        self.tokens.contains_key(&token)
     }
 
     /// Whether a new peer from `ip` fits under `max_connections` and `max_connections_per_ip`

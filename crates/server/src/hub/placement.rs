@@ -41,7 +41,10 @@ impl Hub {
             self.throttles.lookups_by_ip.try_take(&request.ip, now);
         }
         let name = placed?;
-        if !created && !self.throttles.joins_by_room.try_take(&name, now) {
+        // A directory announces no joins, so there is no flood of news to hold back; its joins
+        // are held back per address only.
+        let directory = self.rooms.get(&name).is_some_and(|r| r.options.directory);
+        if !created && !directory && !self.throttles.joins_by_room.try_take(&name, now) {
             return Err(throttled(
                 "joins into this room are over joins_per_room_per_second",
             ));
@@ -105,11 +108,17 @@ impl Hub {
                         .cap(checked_capacity(options.capacity, max)?)
                 };
                 self.admit_public(options, request.ip)?;
+                let mut options = options.clone();
+                if options.host_only {
+                    // Clients that know only the host cannot take over from it.
+                    options.topology = switchboard_protocol::Topology::Star;
+                    options.host_leaves = HostLeaves::Close;
+                }
                 self.rooms.insert(
                     room.clone(),
                     Room::new(RoomKind::Named, options.clone(), capacity),
                 );
-                self.index_public(room, options, request.ip);
+                self.index_public(room, &options, request.ip);
                 Ok(room.clone())
             }
             Destination::NewCode { options } => {

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use switchboard_protocol::rate::TokenBucket;
 use switchboard_protocol::{HostLeaves, Payload, PeerId, RoomInfo, RoomKind, Topology};
 
 /// Settings chosen by the peer that creates a room (validated by the handshake).
@@ -38,11 +39,15 @@ pub(super) struct Room {
     /// For matches: the `(key, players)` this room fills, while it is open.
     pub open_match: Option<(String, usize)>,
     pub started: bool,
+    /// A directory's messages to everyone in it, held to `directory_broadcasts_per_second`
+    /// (each reaches up to `max_peers_per_directory` peers); made at the first one.
+    pub broadcasts: Option<TokenBucket>,
 }
 
 impl Room {
     pub fn new(kind: RoomKind, options: RoomOptions, capacity: usize) -> Self {
         Self {
+            broadcasts: None,
             kind,
             options,
             capacity,

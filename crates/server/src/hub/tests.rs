@@ -18,6 +18,7 @@ fn limits() -> HubLimits {
         joins_per_room: (1000.0, 1000),
         code_lookups_per_ip: (1000.0, 1000),
         max_public_rooms_per_ip: 1000,
+        directory_broadcasts: (1000.0, 1000),
     }
 }
 
@@ -701,6 +702,7 @@ fn public_rooms_are_capped_per_address_and_hidden_while_everyone_detached() {
     let now = Instant::now();
     let mut hub = Hub::new(HubLimits {
         max_public_rooms_per_ip: 2,
+        directory_broadcasts: (1000.0, 1000),
         ..roomy()
     });
     let public = |room: &str| Destination::Named {
@@ -1513,4 +1515,51 @@ fn host_only_presence_clients_meet_the_host_and_nobody_else() {
     );
     assert_eq!(effects.closes.len(), 1);
     assert!(!hub.has_room("cs"));
+}
+
+#[test]
+fn a_directory_is_not_held_to_joins_per_room_and_its_broadcasts_have_a_budget() {
+    let now = Instant::now();
+    let mut hub = Hub::new(HubLimits {
+        joins_per_room: (0.0, 1),
+        directory_broadcasts: (0.0, 2),
+        ..roomy()
+    });
+    for n in 1..=5 {
+        let request = JoinRequest {
+            name: Some(format!("u{n}")),
+            ip: ip(n as u8),
+            ..request(n, directory("rustysignal:net"))
+        };
+        assert!(hub.join(request, now).is_ok(), "join {n} of a directory");
+    }
+    // A named room with the same throttle takes one join after its creator.
+    hub.join(request(10, named("room")), now).unwrap();
+    hub.join(request(11, named("room")), now).unwrap();
+    assert_eq!(
+        enter(&mut hub, request(12, named("room")), now).map(|_| ()),
+        Err(ErrorCode::Throttled)
+    );
+    // Everyone (the sender too) as one message; the directory's budget of 2 is shared.
+    let everyone = hub.signal_everyone(id(1), 1, data(), now);
+    let mut to = only(everyone).to;
+    to.sort();
+    assert_eq!(to, (1..=5).map(id).collect::<Vec<_>>());
+    assert_eq!(
+        only(handle(&mut hub, 2, send(Target::Room), now)).to.len(),
+        4
+    );
+    assert_eq!(
+        error_code(hub.signal_everyone(id(3), 3, data(), now)),
+        Some(ErrorCode::RateLimited)
+    );
+    assert_eq!(
+        error_code(handle(&mut hub, 4, send(Target::Room), now)),
+        Some(ErrorCode::RateLimited)
+    );
+    // One-to-one is not a broadcast.
+    assert_eq!(
+        only(handle(&mut hub, 4, send(Target::Name("u1".into())), now)).to,
+        vec![id(1)]
+    );
 }

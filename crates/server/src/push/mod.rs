@@ -4,9 +4,12 @@
 //! and by native peers' `push_subscribe` / `connection_request` (docs/protocol.md). Off unless
 //! `push.vapid_key` is set.
 
+pub mod endpoint;
 pub mod registry;
 pub mod sender;
 
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -16,7 +19,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::PushConfig;
 use crate::metrics::{Metrics, PushOutcomes};
 use registry::{parse_subscription, Address, Refused, Registry, RegistryLimits};
-use sender::{Outcome, Sender};
+use sender::{Outcome, Sender, SenderConfig};
 
 /// What a peer asks of the push service.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,9 +39,21 @@ pub enum PushAction {
 pub struct Push {
     registry: Mutex<Registry>,
     sender: Sender,
-    allow_http: bool,
+    allowed_hosts: Vec<String>,
+    local: bool,
     max_subscription_bytes: usize,
+    max_in_flight: usize,
+    in_flight: AtomicUsize,
     outcomes: PushOutcomes,
+}
+
+/// Gives back a push's place among those in flight when its task ends.
+struct InFlight(Arc<Push>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// What a push says: who asks, in which room or network, and where to connect. The fields of
@@ -66,23 +81,31 @@ impl Push {
         };
         let pem = std::fs::read_to_string(path)
             .map_err(|e| format!("push.vapid_key {}: {e}", path.display()))?;
-        let subject = config.subject.clone().unwrap_or_default();
         let sender = Sender::new(
             &pem,
-            subject,
-            Duration::from_secs(config.ttl_s),
-            Duration::from_millis(config.timeout_ms),
+            SenderConfig {
+                subject: config.subject.clone().unwrap_or_default(),
+                ttl: Duration::from_secs(config.ttl_s),
+                timeout: Duration::from_millis(config.timeout_ms),
+                allowed_hosts: config.allowed_hosts.clone(),
+                local: config.allow_http_endpoints,
+            },
         )?;
         let limits = RegistryLimits {
             max_subscriptions: config.max_subscriptions,
+            max_per_ip: config.max_subscriptions_per_ip,
+            ttl: Duration::from_secs(config.subscription_ttl_s),
             per_target_rate: f64::from(config.pushes_per_target_per_minute) / 60.0,
             per_target_burst: config.push_burst_per_target,
         };
         Ok(Some(Self {
             registry: Mutex::new(Registry::new(limits)),
             sender,
-            allow_http: config.allow_http_endpoints,
+            allowed_hosts: config.allowed_hosts.clone(),
+            local: config.allow_http_endpoints,
             max_subscription_bytes: config.max_subscription_bytes,
+            max_in_flight: config.max_in_flight,
+            in_flight: AtomicUsize::new(0),
             outcomes: metrics.pushes(),
         }))
     }
@@ -98,11 +121,21 @@ impl Push {
         self.sender.public_key()
     }
 
-    /// Stores `who`'s subscription, checked.
-    pub fn subscribe(&self, who: Address, subscription: &Payload) -> Result<(), ProtocolError> {
-        let subscription =
-            parse_subscription(subscription, self.allow_http, self.max_subscription_bytes)?;
-        self.registry().subscribe(who, subscription, Instant::now())
+    /// Stores `who`'s subscription (stored from `ip`), checked.
+    pub fn subscribe(
+        &self,
+        who: Address,
+        subscription: &Payload,
+        ip: IpAddr,
+    ) -> Result<(), ProtocolError> {
+        let subscription = parse_subscription(
+            subscription,
+            &self.allowed_hosts,
+            self.local,
+            self.max_subscription_bytes,
+        )?;
+        self.registry()
+            .subscribe(who, subscription, ip, Instant::now())
     }
 
     /// Forgets `who`'s subscription.
@@ -111,8 +144,8 @@ impl Push {
     }
 
     /// Sends `target` a push in the background saying `from` asks to connect at `url`, unless
-    /// it has no subscription or had pushes enough for now. A push service that says the
-    /// subscription is gone makes the server forget it.
+    /// it has no subscription, had pushes enough for now, or `push.max_in_flight` pushes are
+    /// under way. A push service that says the subscription is gone makes the server forget it.
     pub fn request(
         self: &Arc<Self>,
         target: Address,
@@ -120,12 +153,19 @@ impl Push {
         url: &str,
         tasks: &TaskTracker,
     ) -> Result<(), Refused> {
+        if self.in_flight.fetch_add(1, Ordering::AcqRel) >= self.max_in_flight {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            self.outcomes.count("busy");
+            return Err(Refused::Busy);
+        }
+        let place = InFlight(self.clone());
         let subscription = match self.registry().request(&target, Instant::now()) {
             Ok(subscription) => subscription,
             Err(refused) => {
                 self.outcomes.count(match refused {
                     Refused::NotSubscribed => "not_subscribed",
                     Refused::Throttled => "throttled",
+                    Refused::Busy => "busy",
                 });
                 return Err(refused);
             }
@@ -133,6 +173,7 @@ impl Push {
         let payload = connection_request_payload(from, &target.0, url);
         let push = self.clone();
         tasks.spawn(async move {
+            let _place = place;
             let outcome = push.sender.send(&subscription, payload.as_bytes()).await;
             match &outcome {
                 Outcome::Sent => push.outcomes.count("sent"),

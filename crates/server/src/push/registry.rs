@@ -3,7 +3,8 @@
 //! says a subscription is gone. A pure state machine: the time is passed in.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -47,11 +48,13 @@ fn base64url(field: &str, text: &str) -> Result<Vec<u8>, ProtocolError> {
         .map_err(|_| invalid(format!("subscription keys.{field} is not base64url")))
 }
 
-/// Checks a subscription as a browser writes it: an `https:` endpoint (`http:` only when
-/// `allow_http`), a 65-byte `p256dh` and a 16-byte `auth`, at most `max_bytes` as JSON.
+/// Checks a subscription as a browser writes it: an endpoint `endpoint::check_url` accepts
+/// (`allowed_hosts`; `local` for a local push service), a 65-byte `p256dh` on the curve and a
+/// 16-byte `auth`, at most `max_bytes` as JSON.
 pub fn parse_subscription(
     subscription: &Payload,
-    allow_http: bool,
+    allowed_hosts: &[String],
+    local: bool,
     max_bytes: usize,
 ) -> Result<Subscription, ProtocolError> {
     let text = subscription
@@ -68,13 +71,12 @@ pub fn parse_subscription(
             "a push subscription is {{endpoint, keys: {{p256dh, auth}}}}: {e}"
         ))
     })?;
-    let plain_allowed = allow_http && parsed.endpoint.starts_with("http://");
-    if !(parsed.endpoint.starts_with("https://") || plain_allowed) {
-        return Err(invalid("the subscription endpoint must be an https: URL"));
-    }
-    if parsed.endpoint.parse::<http::Uri>().is_err() {
-        return Err(invalid("the subscription endpoint is not a URL"));
-    }
+    let uri: http::Uri = parsed
+        .endpoint
+        .parse()
+        .map_err(|_| invalid("the subscription endpoint is not a URL"))?;
+    super::endpoint::check_url(&uri, allowed_hosts, local)
+        .map_err(|why| invalid(format!("the subscription endpoint: {why}")))?;
     let p256dh = base64url("p256dh", &parsed.keys.p256dh)?;
     let on_curve = web_push_native::p256::PublicKey::from_sec1_bytes(&p256dh).is_ok();
     if p256dh.len() != 65 || !on_curve {
@@ -97,6 +99,10 @@ pub fn parse_subscription(
 pub struct RegistryLimits {
     /// Most subscriptions held.
     pub max_subscriptions: usize,
+    /// Most subscriptions stored from one address.
+    pub max_per_ip: usize,
+    /// How long a subscription is kept after it was stored (storing it again renews it).
+    pub ttl: Duration,
     /// Sustained pushes per second to one user.
     pub per_target_rate: f64,
     /// Pushes to one user in a burst above that rate.
@@ -110,12 +116,16 @@ pub enum Refused {
     NotSubscribed,
     /// The user had pushes enough for now.
     Throttled,
+    /// `push.max_in_flight` pushes are under way.
+    Busy,
 }
 
 #[derive(Debug)]
 struct Entry {
     subscription: Subscription,
     bucket: TokenBucket,
+    ip: IpAddr,
+    expires: Instant,
 }
 
 /// Subscriptions by user.
@@ -123,6 +133,7 @@ struct Entry {
 pub struct Registry {
     limits: RegistryLimits,
     entries: HashMap<Address, Entry>,
+    per_ip: HashMap<IpAddr, usize>,
 }
 
 impl Registry {
@@ -131,31 +142,51 @@ impl Registry {
         Self {
             limits,
             entries: HashMap::new(),
+            per_ip: HashMap::new(),
         }
     }
 
-    /// Stores `who`'s subscription (replacing an earlier one), unless the registry is full.
+    /// Stores `who`'s subscription from `ip` (replacing an earlier one, renewing its time),
+    /// unless the registry or the address's share is full (expired ones make room first).
     pub fn subscribe(
         &mut self,
         who: Address,
         subscription: Subscription,
+        ip: IpAddr,
         now: Instant,
     ) -> Result<(), ProtocolError> {
-        if !self.entries.contains_key(&who) && self.entries.len() >= self.limits.max_subscriptions {
-            return Err(ProtocolError::new(
-                ErrorCode::Throttled,
-                format!(
+        let full = |why: String| Err(ProtocolError::new(ErrorCode::Throttled, why));
+        let replacing_own = self.entries.get(&who).is_some_and(|e| e.ip == ip);
+        if !replacing_own {
+            if self.entries.len() >= self.limits.max_subscriptions {
+                self.forget_expired(now);
+            }
+            if !self.entries.contains_key(&who)
+                && self.entries.len() >= self.limits.max_subscriptions
+            {
+                return full(format!(
                     "the server holds push.max_subscriptions ({}) subscriptions",
                     self.limits.max_subscriptions
-                ),
-            ));
+                ));
+            }
+            if self.per_ip.get(&ip).copied().unwrap_or(0) >= self.limits.max_per_ip {
+                return full(format!(
+                    "your address has push.max_subscriptions_per_ip ({}) subscriptions",
+                    self.limits.max_per_ip
+                ));
+            }
         }
+        self.unsubscribe(&who);
+        *self.per_ip.entry(ip).or_insert(0) += 1;
         let bucket = TokenBucket::full(self.limits.per_target_burst, now);
+        let expires = now + self.limits.ttl;
         self.entries.insert(
             who,
             Entry {
                 subscription,
                 bucket,
+                ip,
+                expires,
             },
         );
         Ok(())
@@ -163,11 +194,33 @@ impl Registry {
 
     /// Forgets `who`'s subscription.
     pub fn unsubscribe(&mut self, who: &Address) {
-        self.entries.remove(who);
+        if let Some(entry) = self.entries.remove(who) {
+            if let Some(count) = self.per_ip.get_mut(&entry.ip) {
+                *count -= 1;
+                if *count == 0 {
+                    self.per_ip.remove(&entry.ip);
+                }
+            }
+        }
+    }
+
+    fn forget_expired(&mut self, now: Instant) {
+        let expired: Vec<Address> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.expires <= now)
+            .map(|(who, _)| who.clone())
+            .collect();
+        for who in expired {
+            self.unsubscribe(&who);
+        }
     }
 
     /// The subscription to push to for `target` now, or why not.
     pub fn request(&mut self, target: &Address, now: Instant) -> Result<Subscription, Refused> {
+        if self.entries.get(target).is_some_and(|e| e.expires <= now) {
+            self.unsubscribe(target);
+        }
         let limits = self.limits;
         let entry = self.entries.get_mut(target).ok_or(Refused::NotSubscribed)?;
         let rate = limits.per_target_rate;
@@ -188,7 +241,7 @@ impl Registry {
             .get(target)
             .is_some_and(|e| e.subscription.endpoint == endpoint)
         {
-            self.entries.remove(target);
+            self.unsubscribe(target);
         }
     }
 
@@ -206,50 +259,60 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     const P256DH: &str =
         "BMANk-kMXjsxdbf2HHMPZvtMPbGMepWvW5OVxZHrA8IHc-Fq2BWKVmf79yXJ2SICWcRT7QcRcnw3vczXZgjGBwk";
     const AUTH: &str = "z4wKWSA9dRHE6tMpsdbD-w";
 
+    const LIMITS: RegistryLimits = RegistryLimits {
+        max_subscriptions: 3,
+        max_per_ip: 2,
+        ttl: Duration::from_secs(60),
+        per_target_rate: 1.0,
+        per_target_burst: 2,
+    };
+
     fn subscription(endpoint: &str) -> Payload {
-        Payload::from_json(
-            &serde_json::json!({"endpoint": endpoint, "expirationTime": null, "keys": {"p256dh": P256DH, "auth": AUTH}})
-                .to_string(),
-        )
-        .unwrap()
+        let json = serde_json::json!({"endpoint": endpoint, "expirationTime": null, "keys": {"p256dh": P256DH, "auth": AUTH}});
+        Payload::from_json(&json.to_string()).unwrap()
+    }
+
+    fn any() -> Vec<String> {
+        vec!["*".to_string()]
+    }
+
+    fn parse(endpoint: &str) -> Subscription {
+        parse_subscription(&subscription(endpoint), &any(), false, 1024).unwrap()
     }
 
     fn at(name: &str) -> Address {
         ("room".into(), name.into())
     }
 
-    const LIMITS: RegistryLimits = RegistryLimits {
-        max_subscriptions: 2,
-        per_target_rate: 1.0,
-        per_target_burst: 2,
-    };
+    fn ip(n: u8) -> IpAddr {
+        IpAddr::from([127, 0, 0, n])
+    }
 
     #[test]
     fn browser_subscriptions_parse_and_bad_ones_say_why() {
-        let parsed =
-            parse_subscription(&subscription("https://push.example/x"), false, 1024).unwrap();
+        let parsed = parse("https://push.example/x");
         assert_eq!(parsed.endpoint, "https://push.example/x");
         assert_eq!(parsed.p256dh.len(), 65);
         let http = subscription("http://127.0.0.1:1/x");
         assert!(
-            parse_subscription(&http, false, 1024).is_err(),
-            "https only by default"
+            parse_subscription(&http, &any(), false, 1024).is_err(),
+            "https only"
         );
-        assert!(parse_subscription(&http, true, 1024).is_ok());
-        let size = subscription("https://push.example/x")
-            .to_json_string()
-            .unwrap()
-            .len();
-        assert!(parse_subscription(&subscription("https://push.example/x"), false, size).is_ok());
         assert!(
-            parse_subscription(&subscription("https://push.example/x"), false, size - 1).is_err()
+            parse_subscription(&http, &[], true, 1024).is_ok(),
+            "a local push service"
         );
+        let fcm_only = ["fcm.googleapis.com".to_string()];
+        let elsewhere = subscription("https://push.example/x");
+        assert!(parse_subscription(&elsewhere, &fcm_only, false, 1024).is_err());
+        let size = elsewhere.to_json_string().unwrap().len();
+        assert!(parse_subscription(&elsewhere, &any(), false, size).is_ok());
+        assert!(parse_subscription(&elsewhere, &any(), false, size - 1).is_err());
         let bad = [
             r#"{"endpoint":"https://p/x"}"#,
             r#"{"endpoint":"https://p/x","keys":{"p256dh":"AAAA","auth":"z4wKWSA9dRHE6tMpsdbD-w"}}"#,
@@ -260,7 +323,7 @@ mod tests {
         for text in bad {
             let payload = Payload::from_json(text).unwrap();
             assert_eq!(
-                parse_subscription(&payload, false, 1024).map_err(|e| e.code),
+                parse_subscription(&payload, &any(), false, 1024).map_err(|e| e.code),
                 Err(ErrorCode::InvalidMessage),
                 "{text}"
             );
@@ -268,7 +331,7 @@ mod tests {
         let short_auth = serde_json::json!({"endpoint": "https://p/x", "keys": {"p256dh": P256DH, "auth": "AAAA"}});
         let payload = Payload::from_json(&short_auth.to_string()).unwrap();
         assert!(
-            parse_subscription(&payload, false, 1024).is_err(),
+            parse_subscription(&payload, &any(), false, 1024).is_err(),
             "auth of 3 bytes"
         );
         // 65 bytes starting with 4, but not a point on the curve.
@@ -277,7 +340,7 @@ mod tests {
         let off_curve = serde_json::json!({"endpoint": "https://p/x", "keys": {"p256dh": URL_SAFE_NO_PAD.encode(off_curve), "auth": AUTH}});
         let payload = Payload::from_json(&off_curve.to_string()).unwrap();
         assert!(
-            parse_subscription(&payload, false, 1024).is_err(),
+            parse_subscription(&payload, &any(), false, 1024).is_err(),
             "off the curve"
         );
     }
@@ -286,20 +349,23 @@ mod tests {
     fn pushes_per_target_are_rate_limited_and_gone_subscriptions_forgotten() {
         let now = Instant::now();
         let mut registry = Registry::new(LIMITS);
-        let sub = parse_subscription(&subscription("https://p/ann"), false, 1024).unwrap();
+        let sub = parse("https://p/ann");
         assert_eq!(
             registry.request(&at("ann"), now),
             Err(Refused::NotSubscribed)
         );
-        registry.subscribe(at("ann"), sub.clone(), now).unwrap();
+        registry
+            .subscribe(at("ann"), sub.clone(), ip(1), now)
+            .unwrap();
         assert_eq!(registry.request(&at("ann"), now), Ok(sub.clone()));
         assert_eq!(registry.request(&at("ann"), now), Ok(sub.clone()));
         assert_eq!(registry.request(&at("ann"), now), Err(Refused::Throttled));
         let later = now + Duration::from_secs(1);
         assert_eq!(registry.request(&at("ann"), later), Ok(sub.clone()));
         // A gone endpoint is forgotten, but not a newer subscription.
-        let newer = parse_subscription(&subscription("https://p/ann2"), false, 1024).unwrap();
-        registry.subscribe(at("ann"), newer, later).unwrap();
+        registry
+            .subscribe(at("ann"), parse("https://p/ann2"), ip(1), later)
+            .unwrap();
         registry.gone(&at("ann"), "https://p/ann");
         assert_eq!(registry.len(), 1);
         registry.gone(&at("ann"), "https://p/ann2");
@@ -307,21 +373,48 @@ mod tests {
     }
 
     #[test]
-    fn the_registry_holds_max_subscriptions() {
+    fn subscriptions_are_bounded_in_all_per_address_and_in_time() {
         let now = Instant::now();
         let mut registry = Registry::new(LIMITS);
-        let sub = parse_subscription(&subscription("https://p/x"), false, 1024).unwrap();
-        registry.subscribe(at("a"), sub.clone(), now).unwrap();
-        registry.subscribe(at("b"), sub.clone(), now).unwrap();
+        let sub = parse("https://p/x");
+        registry
+            .subscribe(at("a"), sub.clone(), ip(1), now)
+            .unwrap();
+        registry
+            .subscribe(at("b"), sub.clone(), ip(1), now)
+            .unwrap();
+        // Per address: a third from the same address is refused, from another it is not.
+        let third = registry.subscribe(at("c"), sub.clone(), ip(1), now);
+        assert_eq!(third.map_err(|e| e.code), Err(ErrorCode::Throttled));
+        registry
+            .subscribe(at("c"), sub.clone(), ip(2), now)
+            .unwrap();
+        // In all: full at 3; replacing one's own still works.
+        let fourth = registry.subscribe(at("d"), sub.clone(), ip(3), now);
+        assert_eq!(fourth.map_err(|e| e.code), Err(ErrorCode::Throttled));
+        registry
+            .subscribe(at("a"), sub.clone(), ip(1), now)
+            .unwrap();
+        // In time: expired subscriptions are not pushed to and make room.
+        let expired = now + LIMITS.ttl;
         assert_eq!(
-            registry
-                .subscribe(at("c"), sub.clone(), now)
-                .map_err(|e| e.code),
-            Err(ErrorCode::Throttled)
+            registry.request(&at("c"), expired),
+            Err(Refused::NotSubscribed)
         );
-        // Replacing one's own still works when full.
-        registry.subscribe(at("a"), sub.clone(), now).unwrap();
-        registry.unsubscribe(&at("b"));
-        registry.subscribe(at("c"), sub, now).unwrap();
+        registry
+            .subscribe(at("d"), sub.clone(), ip(3), expired)
+            .unwrap();
+        assert_eq!(registry.len(), 3, "a and b linger until room is needed");
+        registry
+            .subscribe(at("e"), sub.clone(), ip(5), expired)
+            .unwrap();
+        assert_eq!(registry.len(), 2, "a and b made room for e");
+        assert_eq!(
+            registry.request(&at("a"), expired),
+            Err(Refused::NotSubscribed)
+        );
+        // Another address taking a name replaces it, counted against the new address.
+        registry.subscribe(at("d"), sub, ip(4), expired).unwrap();
+        assert_eq!(registry.len(), 2);
     }
 }

@@ -17,6 +17,7 @@ use tokio_rustls::TlsConnector;
 use web_push_native::jwt_simple::algorithms::{ECDSAP256PublicKeyLike, ES256KeyPair};
 use web_push_native::{p256, Auth, WebPushBuilder};
 
+use super::endpoint::{check_url, is_public};
 use super::registry::Subscription;
 
 /// What the push service said.
@@ -38,17 +39,27 @@ pub struct Sender {
     ttl: Duration,
     timeout: Duration,
     tls: TlsConnector,
+    allowed_hosts: Vec<String>,
+    local: bool,
+}
+
+/// How a sender sends.
+pub struct SenderConfig {
+    /// VAPID's `sub`: a `mailto:` or `https:` contact.
+    pub subject: String,
+    /// How long a push service keeps a push (`TTL`), and the VAPID token's life.
+    pub ttl: Duration,
+    /// Deadline of one push.
+    pub timeout: Duration,
+    /// Hosts pushes may go to (`push.allowed_hosts`).
+    pub allowed_hosts: Vec<String>,
+    /// A local push service: http, any host and port, private addresses.
+    pub local: bool,
 }
 
 impl Sender {
-    /// A sender with this VAPID key (a PEM P-256 private key, PKCS#8), contact `subject`
-    /// (`mailto:` or `https:`), message `ttl` and `timeout` per push.
-    pub fn new(
-        pem: &str,
-        subject: String,
-        ttl: Duration,
-        timeout: Duration,
-    ) -> Result<Self, String> {
+    /// A sender with this VAPID key (a PEM P-256 private key, PKCS#8).
+    pub fn new(pem: &str, config: SenderConfig) -> Result<Self, String> {
         let key = ES256KeyPair::from_pem(pem).map_err(|e| {
             format!("push.vapid_key is not a P-256 private key in PEM (PKCS#8): {e}")
         })?;
@@ -57,7 +68,7 @@ impl Sender {
         let mut roots = rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?
             .with_root_certificates(roots)
@@ -65,10 +76,12 @@ impl Sender {
         Ok(Self {
             key,
             public_key,
-            subject,
-            ttl,
-            timeout,
-            tls: TlsConnector::from(Arc::new(config)),
+            subject: config.subject,
+            ttl: config.ttl,
+            timeout: config.timeout,
+            tls: TlsConnector::from(Arc::new(tls)),
+            allowed_hosts: config.allowed_hosts,
+            local: config.local,
         })
     }
 
@@ -106,15 +119,23 @@ impl Sender {
         .with_vapid(&self.key, &self.subject)
         .build(payload.to_vec())
         .map_err(|e| e.to_string())?;
-        let host = endpoint
-            .host()
-            .ok_or("the endpoint has no host")?
+        check_url(&endpoint, &self.allowed_hosts, self.local)?;
+        let host = endpoint.host().ok_or("the endpoint has no host")?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
             .to_owned();
         let secure = endpoint.scheme_str() == Some("https");
         let port = endpoint.port_u16().unwrap_or(if secure { 443 } else { 80 });
-        let tcp = TcpStream::connect((host.as_str(), port))
+        // Connect to the address that was checked, not to the name again (DNS rebinding).
+        let address = tokio::net::lookup_host((host.as_str(), port))
             .await
-            .map_err(|e| format!("connecting to {host}:{port}: {e}"))?;
+            .map_err(|e| format!("resolving {host}: {e}"))?
+            .find(|address| self.local || is_public(address.ip()))
+            .ok_or_else(|| format!("{host} resolves to no public address"))?;
+        let tcp = TcpStream::connect(address)
+            .await
+            .map_err(|e| format!("connecting to {host} ({address}): {e}"))?;
         let status = if secure {
             let name = ServerName::try_from(host.clone()).map_err(|e| e.to_string())?;
             let tls = self

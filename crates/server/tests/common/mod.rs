@@ -49,6 +49,24 @@ pub fn url(addr: SocketAddr, path_and_query: &str) -> String {
     format!("ws://{addr}{path_and_query}")
 }
 
+/// A TCP connection from `source` (a loopback IP) to the server.
+pub async fn tcp_from(source: &str, addr: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind(format!("{source}:0").parse().expect("an address"))
+        .expect("binds");
+    socket.connect(addr).await.expect("connects")
+}
+
+/// Opens a raw WebSocket from `source` (another loopback address: its own per-address limits).
+pub async fn raw_from(source: &str, addr: SocketAddr, path_and_query: &str) -> Socket {
+    let stream = MaybeTlsStream::Plain(tcp_from(source, addr).await);
+    let (socket, _) = tokio_tungstenite::client_async(url(addr, path_and_query), stream)
+        .await
+        .expect("connects");
+    socket
+}
+
 /// Opens a raw WebSocket (no protocol handling).
 pub async fn raw(addr: SocketAddr, path_and_query: &str) -> Socket {
     let (socket, _) = tokio_tungstenite::connect_async(url(addr, path_and_query))
