@@ -13,11 +13,9 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use switchboard_protocol::{ClientMessage, ErrorCode, ServerMessage};
 use switchboard_server::Config;
-use tokio_tungstenite::tungstenite::Message;
 
 /// The push service, stopped when dropped (its stdin closes).
 struct PushService {
@@ -125,25 +123,6 @@ async fn user(addr: SocketAddr, name: &str) -> Socket {
     socket
 }
 
-async fn send_text(socket: &mut Socket, text: String) {
-    socket.send(Message::Text(text.into())).await.expect("sent");
-}
-
-async fn text(socket: &mut Socket) -> String {
-    loop {
-        let frame = tokio::time::timeout(WAIT, socket.next())
-            .await
-            .expect("a frame in time")
-            .expect("open")
-            .expect("a frame");
-        match frame {
-            Message::Text(text) => return text.to_string(),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("expected text, got {other:?}"),
-        }
-    }
-}
-
 fn subscribe_push(subscription: &Value) -> String {
     // rustysignal's clients send the subscription as a JSON text inside a string.
     json!({"action": "subscribe-push", "subscriptionData": subscription.to_string()}).to_string()
@@ -160,15 +139,15 @@ async fn a_rustysignal_user_who_is_away_gets_a_push_saying_who_asks_and_where() 
     let addr = server.local_addr();
     let (id, subscription) = service.subscription(201).await;
     let mut ann = user(addr, "ann").await;
-    send_text(&mut ann, subscribe_push(&subscription)).await;
+    send_text(&mut ann, &subscribe_push(&subscription)).await;
     silent(&mut ann, Duration::from_millis(100)).await;
     // While ann is connected, a connection request is routed to her as sent; no push.
     let mut bob = user(addr, "bob").await;
-    send_text(&mut bob, connection_request("ann")).await;
-    assert_eq!(text(&mut ann).await, connection_request("ann"));
+    send_text(&mut bob, &connection_request("ann")).await;
+    assert_eq!(next_text(&mut ann).await, connection_request("ann"));
     ann.close(None).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    send_text(&mut bob, connection_request("ann")).await;
+    send_text(&mut bob, &connection_request("ann")).await;
     let pushes = service.wait_for(&id, 1).await;
     assert_eq!(pushes.len(), 1, "{pushes:?}");
     let push = &pushes[0];
@@ -205,18 +184,18 @@ async fn a_gone_subscription_is_forgotten_and_pushes_per_target_are_limited() {
     let (live_id, live) = service.subscription(201).await;
     for (name, subscription) in [("cat", &gone), ("dan", &live)] {
         let mut socket = user(addr, name).await;
-        send_text(&mut socket, subscribe_push(subscription)).await;
+        send_text(&mut socket, &subscribe_push(subscription)).await;
         silent(&mut socket, Duration::from_millis(100)).await;
         socket.close(None).await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut bob = user(addr, "bob").await;
     // cat's push service answers 410: the server forgets cat's subscription.
-    send_text(&mut bob, connection_request("cat")).await;
+    send_text(&mut bob, &connection_request("cat")).await;
     service.wait_for(&gone_id, 1).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    send_text(&mut bob, connection_request("cat")).await;
-    let answer = text(&mut bob).await;
+    send_text(&mut bob, &connection_request("cat")).await;
+    let answer = next_text(&mut bob).await;
     assert!(answer.contains("no push subscription"), "{answer}");
     assert_eq!(
         service.received(&gone_id).await.len(),
@@ -224,10 +203,10 @@ async fn a_gone_subscription_is_forgotten_and_pushes_per_target_are_limited() {
         "no second push to a gone endpoint"
     );
     // dan: a burst of 2, then refused until the rate (1 a minute) gives another.
-    send_text(&mut bob, connection_request("dan")).await;
-    send_text(&mut bob, connection_request("dan")).await;
-    send_text(&mut bob, connection_request("dan")).await;
-    let answer = text(&mut bob).await;
+    send_text(&mut bob, &connection_request("dan")).await;
+    send_text(&mut bob, &connection_request("dan")).await;
+    send_text(&mut bob, &connection_request("dan")).await;
+    let answer = next_text(&mut bob).await;
     assert!(answer.contains("pushes enough"), "{answer}");
     service.wait_for(&live_id, 2).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -329,10 +308,10 @@ async fn bad_subscriptions_and_push_off_are_clear_errors() {
     assert_eq!(ann.recv_error().await, ErrorCode::InvalidMessage);
     let mut cat = user(addr, "cat").await;
     let mut dan = user(addr, "dan").await;
-    send_text(&mut dan, connection_request("cat")).await;
-    assert_eq!(text(&mut cat).await, connection_request("cat"));
-    send_text(&mut dan, subscribe_push(&json!({}))).await;
-    assert!(text(&mut dan).await.contains("push is off"));
+    send_text(&mut dan, &connection_request("cat")).await;
+    assert_eq!(next_text(&mut cat).await, connection_request("cat"));
+    send_text(&mut dan, &subscribe_push(&json!({}))).await;
+    assert!(next_text(&mut dan).await.contains("push is off"));
     server.shutdown().await;
 }
 

@@ -8,35 +8,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
 async fn user(addr: SocketAddr, path: &str, name: &str) -> Socket {
     raw(addr, &format!("{path}?user={name}")).await
-}
-
-/// The next text frame as it came (pings skipped).
-async fn text(socket: &mut Socket) -> String {
-    loop {
-        let frame = tokio::time::timeout(WAIT, socket.next())
-            .await
-            .expect("a frame in time")
-            .expect("open")
-            .expect("a frame");
-        match frame {
-            Message::Text(text) => return text.to_string(),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("expected text, got {other:?}"),
-        }
-    }
-}
-
-async fn send_text(socket: &mut Socket, text: &str) {
-    socket
-        .send(Message::Text(text.to_owned().into()))
-        .await
-        .expect("sent");
 }
 
 #[tokio::test]
@@ -50,20 +27,20 @@ async fn one_to_one_all_and_self_deliver_the_text_as_sent() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let to_bob = r#"{"protocol":"one-to-one","to":"bob","action":"offer","data":{"sdp":"v=0","from":"ann"}}"#;
     send_text(&mut ann, to_bob).await;
-    assert_eq!(text(&mut bob).await, to_bob, "verbatim");
+    assert_eq!(next_text(&mut bob).await, to_bob, "verbatim");
     // rustysignal's code reads `endpoint`; both work.
     let to_cat = r#"{"protocol":"one-to-one","endpoint":"cat","action":"answer","data":1}"#;
     send_text(&mut bob, to_cat).await;
-    assert_eq!(text(&mut cat).await, to_cat);
+    assert_eq!(next_text(&mut cat).await, to_cat);
     // one-to-all: everyone, the sender too (rustysignal broadcasts to every socket).
     let hello = r#"{"protocol":"one-to-all","action":"hello","data":{"name":"ann"}}"#;
     send_text(&mut ann, hello).await;
     for socket in [&mut ann, &mut bob, &mut cat] {
-        assert_eq!(text(socket).await, hello);
+        assert_eq!(next_text(socket).await, hello);
     }
     let me = r#"{"protocol":"one-to-self","action":"echo","data":[1,2,3]}"#;
     send_text(&mut cat, me).await;
-    assert_eq!(text(&mut cat).await, me);
+    assert_eq!(next_text(&mut cat).await, me);
     silent(&mut ann, Duration::from_millis(200)).await;
     silent(&mut bob, Duration::from_millis(200)).await;
     server.shutdown().await;
@@ -94,7 +71,7 @@ async fn errors_are_plain_text_and_the_connection_stays() {
     ];
     for (request, why) in cases {
         send_text(&mut ann, request).await;
-        let answer = text(&mut ann).await;
+        let answer = next_text(&mut ann).await;
         assert!(answer.contains(why), "{request}: {answer:?}");
         assert!(
             serde_json::from_str::<Value>(&answer).is_err(),
@@ -102,11 +79,11 @@ async fn errors_are_plain_text_and_the_connection_stays() {
         );
     }
     ann.send(Message::Binary(vec![1, 2].into())).await.unwrap();
-    assert!(text(&mut ann).await.contains("text frames"));
+    assert!(next_text(&mut ann).await.contains("text frames"));
     // Still connected, and bob heard none of it.
     let ping = json!({"protocol": "one-to-one", "to": "bob", "data": "still here"}).to_string();
     send_text(&mut ann, &ping).await;
-    assert_eq!(text(&mut bob).await, ping);
+    assert_eq!(next_text(&mut bob).await, ping);
     server.shutdown().await;
 }
 
@@ -136,7 +113,7 @@ async fn a_taken_or_missing_user_name_is_told_and_closed() {
     let mut ann = user(addr, "/rustysignal", "ann").await;
     let me = r#"{"protocol":"one-to-self"}"#;
     send_text(&mut ann, me).await;
-    assert_eq!(text(&mut ann).await, me);
+    assert_eq!(next_text(&mut ann).await, me);
     server.shutdown().await;
 }
 
@@ -150,12 +127,12 @@ async fn networks_are_apart_from_each_other_and_from_native_rooms() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     send_text(&mut ann, r#"{"protocol":"one-to-one","to":"bob"}"#).await;
     assert!(
-        text(&mut ann).await.contains("bob"),
+        next_text(&mut ann).await.contains("bob"),
         "no bob on ann's network"
     );
     send_text(&mut ann, r#"{"protocol":"one-to-all","data":1}"#).await;
     assert_eq!(
-        text(&mut ann).await,
+        next_text(&mut ann).await,
         r#"{"protocol":"one-to-all","data":1}"#
     );
     silent(&mut other, Duration::from_millis(200)).await;
@@ -179,7 +156,7 @@ async fn a_flood_is_cut_to_the_rate_limit_and_told_once() {
         send_text(&mut mallory, flood).await;
     }
     let mut got = 0;
-    while tokio::time::timeout(Duration::from_millis(300), text(&mut bob))
+    while tokio::time::timeout(Duration::from_millis(300), next_text(&mut bob))
         .await
         .is_ok()
     {
@@ -189,12 +166,12 @@ async fn a_flood_is_cut_to_the_rate_limit_and_told_once() {
         (20..=40).contains(&got),
         "the burst of 20 and the refill, not {got} of 1000"
     );
-    let told = text(&mut mallory).await;
+    let told = next_text(&mut mallory).await;
     assert!(told.contains("messages/s"), "{told}");
     silent(&mut mallory, Duration::from_millis(200)).await;
     let hello = r#"{"protocol":"one-to-one","to":"bob","data":"from ann"}"#;
     send_text(&mut ann, hello).await;
-    assert_eq!(text(&mut bob).await, hello);
+    assert_eq!(next_text(&mut bob).await, hello);
     server.shutdown().await;
 }
 
@@ -212,12 +189,12 @@ async fn messages_to_everyone_share_the_networks_budget() {
     send_text(&mut ann, hello).await;
     send_text(&mut bob, hello).await;
     for socket in [&mut ann, &mut bob] {
-        assert_eq!(text(socket).await, hello);
-        assert_eq!(text(socket).await, hello);
+        assert_eq!(next_text(socket).await, hello);
+        assert_eq!(next_text(socket).await, hello);
     }
     // The network's burst of 2 is spent, by two users together: the third is refused.
     send_text(&mut ann, hello).await;
-    let refused = text(&mut ann).await;
+    let refused = next_text(&mut ann).await;
     assert!(
         refused.contains("directory_broadcasts_per_second"),
         "{refused}"
@@ -226,6 +203,6 @@ async fn messages_to_everyone_share_the_networks_budget() {
     // One-to-one still flows.
     let direct = r#"{"protocol":"one-to-one","to":"bob","data":"direct"}"#;
     send_text(&mut ann, direct).await;
-    assert_eq!(text(&mut bob).await, direct);
+    assert_eq!(next_text(&mut bob).await, direct);
     server.shutdown().await;
 }

@@ -19,9 +19,11 @@ use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use switchboard_protocol::ProtocolError;
 
+use crate::access::authorize;
 use crate::connection;
 use crate::handshake::Handshake;
-use crate::server::{ice_servers, limited, origin, Shared};
+use crate::hub::Permits;
+use crate::server::{ice_servers, limited, origin, unix_now, Shared};
 use crate::wire::Wire;
 
 /// Upgrades a compat client: runs its connection, or tells it in its own protocol why not
@@ -53,4 +55,23 @@ pub(crate) fn upgrade(
             }
         })
     })
+}
+
+/// With auth on, checks a compat client's token for `user`: what it permits and the user it
+/// names (refusals counted and answered in the client's protocol). With auth off, everything.
+pub(crate) fn authorize_user(
+    shared: &Shared,
+    token: Option<&str>,
+    user: &str,
+) -> Result<(Permits, Option<String>), ProtocolError> {
+    let Some(verifier) = &shared.verifier else {
+        return Ok((Permits::default(), None));
+    };
+    match authorize(verifier, token, Some(user), unix_now()) {
+        Ok(granted) => Ok((granted.permits, granted.name)),
+        Err(denied) => {
+            shared.metrics.auth_refused(denied.reason);
+            Err(denied.error)
+        }
+    }
 }

@@ -17,12 +17,11 @@ use switchboard_protocol::{
     validate_room_name, validate_user_name, Encoding, ErrorCode, ProtocolError,
 };
 
-use crate::access::authorize;
 use crate::compat::peerjs::{claim_token, hub_room, random_id};
 use crate::handshake::{Dialect, Entry, Handshake};
-use crate::hub::{Destination, Permits, RoomOptions};
+use crate::hub::{Destination, RoomOptions};
 use crate::relay::lock;
-use crate::server::{canonical_ip, check_capacity_http, unix_now, Shared};
+use crate::server::{canonical_ip, check_capacity_http, Shared};
 use crate::wire::Wire;
 
 /// The query of a PeerJS client's WebSocket.
@@ -73,16 +72,7 @@ fn check_query(
 /// Checks a PeerJS connect, and with auth its token as a JWT.
 fn negotiate(shared: &Shared, query: &PeerjsQuery) -> Result<Handshake, ProtocolError> {
     let (key, id, token) = check_query(query, shared.config.auth.max_token_bytes)?;
-    let (permits, token_name) = match &shared.verifier {
-        None => (Permits::default(), None),
-        Some(verifier) => match authorize(verifier, Some(&token), Some(&id), unix_now()) {
-            Ok(granted) => (granted.permits, granted.name),
-            Err(denied) => {
-                shared.metrics.auth_refused(denied.reason);
-                return Err(denied.error);
-            }
-        },
-    };
+    let (permits, token_name) = super::authorize_user(shared, Some(&token), &id)?;
     Ok(Handshake {
         encoding: Encoding::Json,
         subprotocol: None,

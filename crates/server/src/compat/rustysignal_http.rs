@@ -15,11 +15,10 @@ use switchboard_protocol::{
     validate_room_name, validate_user_name, Encoding, ErrorCode, ProtocolError,
 };
 
-use crate::access::authorize;
 use crate::compat::rustysignal::{hub_room, DEFAULT_NETWORK};
 use crate::handshake::{Dialect, Entry, Handshake};
-use crate::hub::{Destination, Permits, RoomOptions};
-use crate::server::{canonical_ip, check_capacity_http, unix_now, Shared};
+use crate::hub::{Destination, RoomOptions};
+use crate::server::{canonical_ip, check_capacity_http, Shared};
 use crate::wire::Wire;
 
 /// The query of a rustysignal client.
@@ -52,18 +51,7 @@ fn negotiate(
     query: &RustysignalQuery,
 ) -> Result<Handshake, ProtocolError> {
     let (room, user) = check(network, query.user.as_deref())?;
-    let (permits, token_name) = match &shared.verifier {
-        None => (Permits::default(), None),
-        Some(verifier) => {
-            match authorize(verifier, query.token.as_deref(), Some(&user), unix_now()) {
-                Ok(granted) => (granted.permits, granted.name),
-                Err(denied) => {
-                    shared.metrics.auth_refused(denied.reason);
-                    return Err(denied.error);
-                }
-            }
-        }
-    };
+    let (permits, token_name) = super::authorize_user(shared, query.token.as_deref(), &user)?;
     Ok(Handshake {
         encoding: Encoding::Json,
         subprotocol: None,

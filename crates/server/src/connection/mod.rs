@@ -73,14 +73,7 @@ pub async fn run(
         Ok(place) => place,
         Err(error) => {
             shared.metrics.error(error.code);
-            close(
-                &mut sink,
-                &mut stream,
-                wire,
-                Vec::new(),
-                CloseReason::Error(error),
-            )
-            .await;
+            close_with_error(&mut sink, &mut stream, wire, error).await;
             return;
         }
     };
@@ -206,14 +199,12 @@ pub async fn refuse(socket: WebSocket, refusal: Refusal) {
 /// Answers a refused connect in the wire's own words, then closes.
 pub async fn refuse_on(socket: WebSocket, wire: Wire, error: ProtocolError) {
     let (mut sink, mut stream) = socket.split();
-    close(
-        &mut sink,
-        &mut stream,
-        wire,
-        Vec::new(),
-        CloseReason::Error(error),
-    )
-    .await;
+    close_with_error(&mut sink, &mut stream, wire, error).await;
+}
+
+/// Closes a connection that never joined: the error in the wire's words, then the close.
+async fn close_with_error(sink: &mut Sink, stream: &mut Stream, wire: Wire, error: ProtocolError) {
+    close(sink, stream, wire, Vec::new(), CloseReason::Error(error)).await;
 }
 
 struct Pump<'a> {

@@ -401,3 +401,27 @@ pub async fn send_value(socket: &mut Socket, value: Value) {
         .await
         .expect("sent");
 }
+
+/// The next text frame as it came (pings and pongs skipped).
+pub async fn next_text(socket: &mut Socket) -> String {
+    loop {
+        let frame = tokio::time::timeout(WAIT, socket.next())
+            .await
+            .expect("a frame in time")
+            .expect("open")
+            .expect("a frame");
+        match frame {
+            Message::Text(text) => return text.to_string(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+}
+
+/// Sends a text frame.
+pub async fn send_text(socket: &mut Socket, text: &str) {
+    socket
+        .send(Message::Text(text.to_owned().into()))
+        .await
+        .expect("sent");
+}
