@@ -79,6 +79,12 @@ struct AccessArgs {
     /// GET /rooms needs a valid token too.
     #[arg(long, env = "SWITCHBOARD_AUTH_PRIVATE_ROOMS")]
     auth_private_rooms: bool,
+    /// Failed token checks per minute from one address before its tokens are refused unchecked [default: 30].
+    #[arg(long, env = "SWITCHBOARD_AUTH_FAILED_CHECKS_PER_MINUTE")]
+    auth_failed_checks_per_minute: Option<u32>,
+    /// Failed token checks from one address in a burst [default: 30].
+    #[arg(long, env = "SWITCHBOARD_AUTH_FAILED_CHECK_BURST")]
+    auth_failed_check_burst: Option<u32>,
     /// TURN URL handed out with fresh credentials (repeatable, at most 4: turn:, turns:, ?transport=tcp).
     #[arg(
         long = "turn-url",
@@ -330,6 +336,12 @@ impl ServeArgs {
         }
         if a.auth_private_rooms {
             config.auth.private_rooms = true;
+        }
+        if let Some(v) = a.auth_failed_checks_per_minute {
+            config.auth.failed_checks_per_minute = v;
+        }
+        if let Some(v) = a.auth_failed_check_burst {
+            config.auth.failed_check_burst = v;
         }
         if !a.turn_urls.is_empty() {
             config.turn.urls.clone_from(&a.turn_urls);

@@ -43,10 +43,25 @@ impl Denied {
         }
     }
 
-    /// The HTTP status: 401 for a bad token, 403 for a good one that does not allow this.
+    /// Too many failed token checks from one address: not checked at all for a while.
+    pub fn throttled(per_minute: u32) -> Self {
+        Self {
+            reason: "throttled",
+            error: ProtocolError::new(
+                ErrorCode::Throttled,
+                format!(
+                    "too many failed token checks from your address (auth.failed_checks_per_minute: {per_minute}): wait"
+                ),
+            ),
+        }
+    }
+
+    /// The HTTP status: 401 for a bad token, 403 for a good one that does not allow this, 429
+    /// for an address with too many failed checks.
     pub fn status(&self) -> u16 {
         match self.error.code {
             ErrorCode::Forbidden => 403,
+            ErrorCode::Throttled => 429,
             _ => 401,
         }
     }

@@ -61,6 +61,11 @@ pub struct AuthConfig {
     pub max_token_bytes: usize,
     /// `GET /rooms` needs a valid token too.
     pub private_rooms: bool,
+    /// Sustained failed token checks per minute from one address; past them (and the burst),
+    /// its tokens are not checked at all for a while (429 `throttled`).
+    pub failed_checks_per_minute: u32,
+    /// Failed token checks from one address in a burst above that rate.
+    pub failed_check_burst: u32,
 }
 
 impl Default for AuthConfig {
@@ -72,6 +77,8 @@ impl Default for AuthConfig {
             leeway_s: 30,
             max_token_bytes: 4096,
             private_rooms: false,
+            failed_checks_per_minute: 30,
+            failed_check_burst: 30,
         }
     }
 }
@@ -322,6 +329,10 @@ impl Config {
         let l = &self.limits;
         let positive = [
             ("max_message_bytes", l.max_message_bytes),
+            (
+                "auth.failed_check_burst",
+                self.auth.failed_check_burst as usize,
+            ),
             ("max_peers_per_room", l.max_peers_per_room),
             ("max_peers_per_directory", l.max_peers_per_directory),
             (

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use switchboard_auth::{Verifier, VerifierConfig, VerifyKey};
-use switchboard_protocol::{IceServer, PeerId, ProtocolError};
+use switchboard_protocol::{ErrorCode, IceServer, PeerId, ProtocolError};
 
 use crate::access::{authorize, find_token, Denied, Granted};
 use crate::admin_api;
@@ -33,7 +33,7 @@ use crate::compat::mailbox::Mailboxes;
 use crate::config::{AuthConfig, Config, ConfigError, Limits};
 use crate::connection;
 use crate::handshake::{negotiate, ConnectQuery, Entry, Handshake, Refusal};
-use crate::hub::{Destination, Effects, Hub, PeerMap, Permits};
+use crate::hub::{Destination, Effects, Hub, PeerMap, Permits, RateTable};
 use crate::metrics::Metrics;
 use crate::push::Push;
 use crate::relay::{lock, Relay};
@@ -63,6 +63,41 @@ pub struct Shared {
     pub verifier: Option<Verifier>,
     /// Web Push, when `push.vapid_key` is set.
     pub push: Option<Arc<Push>>,
+    /// Failed token checks per address (`auth.failed_checks_per_minute`).
+    pub auth_failures: Mutex<RateTable<IpAddr>>,
+}
+
+impl Shared {
+    /// Checks a token from `ip` for `user` (`Ok(None)` when auth is off). An address past its
+    /// failed checks is refused without a check: a flood of bad tokens costs no signature checks.
+    pub fn check_token(
+        &self,
+        ip: IpAddr,
+        token: Option<&str>,
+        user: Option<&str>,
+    ) -> Result<Option<Granted>, Denied> {
+        let Some(verifier) = &self.verifier else {
+            return Ok(None);
+        };
+        let now = Instant::now();
+        let auth = &self.config.auth;
+        let mut failures = self
+            .auth_failures
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !failures.allows(&ip, now) {
+            return Err(Denied::throttled(auth.failed_checks_per_minute));
+        }
+        drop(failures);
+        let checked = authorize(verifier, token, user, unix_now());
+        if matches!(&checked, Err(denied) if denied.error.code == ErrorCode::Unauthorized) {
+            self.auth_failures
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .try_take(&ip, now);
+        }
+        checked.map(Some)
+    }
 }
 
 impl Shared {
@@ -222,6 +257,10 @@ impl Server {
             ))),
             verifier,
             push,
+            auth_failures: Mutex::new(RateTable::new(
+                f64::from(config.auth.failed_checks_per_minute) / 60.0,
+                config.auth.failed_check_burst,
+            )),
             config,
         });
         tokio::spawn(reap(shared.clone()));
@@ -450,16 +489,17 @@ struct RoomsQuery {
 async fn rooms(
     headers: HeaderMap,
     query: Result<Query<RoomsQuery>, QueryRejection>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(shared): State<Arc<Shared>>,
 ) -> Response {
     let query = query.map(|Query(q)| q).unwrap_or_default();
-    if let (Some(verifier), true) = (&shared.verifier, shared.config.auth.private_rooms) {
+    if shared.config.auth.private_rooms {
         let bearer = headers
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.strip_prefix("Bearer "));
         let token = query.token.as_deref().or(bearer);
-        if let Err(refused) = authorize(verifier, token, None, unix_now()) {
+        if let Err(refused) = shared.check_token(canonical_ip(peer.ip()), token, None) {
             return denied(&shared, &refused);
         }
     }
@@ -536,7 +576,8 @@ fn accept(
     // Auth first: a refused token costs no WebSocket. A plain GET (no upgrade) with the same URL
     // gets the same answer, which is how a browser learns why its WebSocket failed.
     let token = find_token(query.token.as_deref(), &requested);
-    let granted = match authorize_connect(&shared, token, query.user.as_deref()) {
+    let ip = canonical_ip(peer.ip());
+    let granted = match authorize_connect(&shared, ip, token, query.user.as_deref()) {
         Ok(granted) => granted,
         Err(refused) => return *refused,
     };
@@ -546,7 +587,6 @@ fn accept(
     {
         query.user = Some(name.clone());
     }
-    let ip = canonical_ip(peer.ip());
     // A resume keeps its place: no connection limits for it.
     if query.resume.is_none() {
         if let Err(refused) = check_capacity_http(&shared, ip) {
@@ -608,14 +648,12 @@ fn accept(
 /// Auth before the upgrade: what the token grants (`None` when auth is off), or the refusal.
 pub(crate) fn authorize_connect(
     shared: &Shared,
+    ip: IpAddr,
     token: Option<&str>,
     user: Option<&str>,
 ) -> Result<Option<Granted>, Box<Response>> {
-    let Some(verifier) = &shared.verifier else {
-        return Ok(None);
-    };
-    authorize(verifier, token, user, unix_now())
-        .map(Some)
+    shared
+        .check_token(ip, token, user)
         .map_err(|refused| Box::new(denied(shared, &refused)))
 }
 

@@ -360,3 +360,59 @@ async fn a_resume_needs_a_token_for_the_same_user() {
     assert_eq!(back.welcome.name.as_deref(), Some("ann"));
     server.shutdown().await;
 }
+
+/// A GET of `path` from `source` (a loopback address): the status code.
+async fn status_from(source: &str, addr: std::net::SocketAddr, path: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tcp_from(source, addr).await;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response[9..12].parse().expect("a status code")
+}
+
+#[tokio::test]
+async fn an_address_past_its_failed_token_checks_is_refused_unchecked() {
+    let mut config = auth_config();
+    config.auth.failed_checks_per_minute = 1;
+    config.auth.failed_check_burst = 5;
+    let server = start(config).await;
+    let addr = server.local_addr();
+    let good = token(json!({"exp": now() + 600, "aud": "game", "host": true}));
+    // A good token does not use up the budget; the fifth bad one does.
+    assert_eq!(
+        status_from("127.0.0.1", addr, &format!("/ws/lobby?token={good}")).await,
+        400
+    );
+    for _ in 0..5 {
+        assert_eq!(
+            status_from("127.0.0.1", addr, "/ws/lobby?token=bad").await,
+            401
+        );
+    }
+    // Now even a good token from that address is refused without a check...
+    assert_eq!(
+        status_from("127.0.0.1", addr, &format!("/ws/lobby?token={good}")).await,
+        429
+    );
+    assert_eq!(
+        status_from("127.0.0.1", addr, "/matchbox/lobby?token=bad").await,
+        429
+    );
+    // ...and another address is not affected.
+    assert_eq!(
+        status_from("127.0.0.2", addr, &format!("/ws/lobby?token={good}")).await,
+        400
+    );
+    assert_eq!(
+        status_from("127.0.0.2", addr, "/ws/lobby?token=bad").await,
+        401
+    );
+    let (_, metrics) = http_get(addr, "/metrics").await;
+    assert!(
+        metrics.contains("switchboard_auth_refusals_total{reason=\"throttled\"}"),
+        "{metrics}"
+    );
+    server.shutdown().await;
+}

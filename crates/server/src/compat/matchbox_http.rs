@@ -94,11 +94,11 @@ pub async fn websocket(
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
     }
     let query = query.map(|Query(q)| q).unwrap_or_default();
-    let granted = match authorize_connect(&shared, query.token.as_deref(), None) {
+    let ip = canonical_ip(peer.ip());
+    let granted = match authorize_connect(&shared, ip, query.token.as_deref(), None) {
         Ok(granted) => granted,
         Err(refused) => return *refused,
     };
-    let ip = canonical_ip(peer.ip());
     if let Err(refused) = check_capacity_http(&shared, ip) {
         return *refused;
     }

@@ -19,11 +19,10 @@ use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use switchboard_protocol::ProtocolError;
 
-use crate::access::authorize;
 use crate::connection;
 use crate::handshake::Handshake;
 use crate::hub::Permits;
-use crate::server::{ice_servers, limited, origin, unix_now, Shared};
+use crate::server::{ice_servers, limited, origin, Shared};
 use crate::wire::Wire;
 
 /// Upgrades a compat client: runs its connection, or tells it in its own protocol why not
@@ -61,14 +60,13 @@ pub(crate) fn upgrade(
 /// names (refusals counted and answered in the client's protocol). With auth off, everything.
 pub(crate) fn authorize_user(
     shared: &Shared,
+    ip: IpAddr,
     token: Option<&str>,
     user: &str,
 ) -> Result<(Permits, Option<String>), ProtocolError> {
-    let Some(verifier) = &shared.verifier else {
-        return Ok((Permits::default(), None));
-    };
-    match authorize(verifier, token, Some(user), unix_now()) {
-        Ok(granted) => Ok((granted.permits, granted.name)),
+    match shared.check_token(ip, token, Some(user)) {
+        Ok(Some(granted)) => Ok((granted.permits, granted.name)),
+        Ok(None) => Ok((Permits::default(), None)),
         Err(denied) => {
             shared.metrics.auth_refused(denied.reason);
             Err(denied.error)

@@ -4,7 +4,7 @@
 //! The same connection limits, auth (the PeerJS `token` is then the JWT), connection task and
 //! hub core as `/ws`; only the wire differs (`compat::peerjs`).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
@@ -70,9 +70,9 @@ fn check_query(
 }
 
 /// Checks a PeerJS connect, and with auth its token as a JWT.
-fn negotiate(shared: &Shared, query: &PeerjsQuery) -> Result<Handshake, ProtocolError> {
+fn negotiate(shared: &Shared, ip: IpAddr, query: &PeerjsQuery) -> Result<Handshake, ProtocolError> {
     let (key, id, token) = check_query(query, shared.config.auth.max_token_bytes)?;
-    let (permits, token_name) = super::authorize_user(shared, Some(&token), &id)?;
+    let (permits, token_name) = super::authorize_user(shared, ip, Some(&token), &id)?;
     Ok(Handshake {
         encoding: Encoding::Json,
         subprotocol: None,
@@ -109,7 +109,7 @@ pub async fn websocket(
     }
     let ip = canonical_ip(peer.ip());
     let query = query.map(|Query(q)| q).unwrap_or_default();
-    let negotiated = negotiate(&shared, &query);
+    let negotiated = negotiate(&shared, ip, &query);
     // A peer taking its id back keeps its place: no connection limits for it (as for a resume).
     let reclaims = match &negotiated {
         Ok(Handshake {

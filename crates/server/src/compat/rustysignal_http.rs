@@ -2,7 +2,7 @@
 //! separate network) is the WebSocket. The same connection limits, auth (`?token=`), connection
 //! task and hub core as `/ws`; only the wire differs (`compat::rustysignal`).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
@@ -48,10 +48,11 @@ fn check(network: &str, user: Option<&str>) -> Result<(String, String), Protocol
 fn negotiate(
     shared: &Shared,
     network: &str,
+    ip: IpAddr,
     query: &RustysignalQuery,
 ) -> Result<Handshake, ProtocolError> {
     let (room, user) = check(network, query.user.as_deref())?;
-    let (permits, token_name) = super::authorize_user(shared, query.token.as_deref(), &user)?;
+    let (permits, token_name) = super::authorize_user(shared, ip, query.token.as_deref(), &user)?;
     Ok(Handshake {
         encoding: Encoding::Json,
         subprotocol: None,
@@ -92,7 +93,7 @@ async fn serve(
         Err(rejection) => return rejection.into_response(),
     };
     let query = query.map(|Query(q)| q).unwrap_or_default();
-    let negotiated = negotiate(&shared, network, &query);
+    let negotiated = negotiate(&shared, network, ip, &query);
     super::upgrade(shared, upgrade, &headers, ip, Wire::Rustysignal, negotiated)
 }
 

@@ -29,10 +29,11 @@ pub use peer_map::PeerMap;
 pub use permits::Permits;
 pub use room::{normalize_code, RoomOptions, CODE_ALPHABET, CODE_LENGTH};
 pub use switchboard_protocol::rate::TokenBucket;
+pub use throttle::RateTable;
 
 use listing::PublicIndex;
 use room::Room;
-use throttle::{RateTable, Throttles};
+use throttle::Throttles;
 
 /// The limits the hub core enforces. (Frame size, queues and socket timeouts are the shell's.)
 #[derive(Debug, Clone, PartialEq)]

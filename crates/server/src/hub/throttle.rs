@@ -50,7 +50,7 @@ impl<K: Hash + Eq + Clone> RateTable<K> {
 
     /// Keys remembered (busy ones).
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.buckets.len()
     }
 
