@@ -698,6 +698,41 @@ mod tests {
     }
 
     #[test]
+    fn held_peerjs_messages_per_target_stay_under_half_the_send_queue() {
+        let peerjs = PeerjsConfig::default();
+        assert_eq!(peerjs.max_held_per_target, 64);
+        assert_eq!(peerjs.mail_limits(256).max_per_target, 64);
+        assert_eq!(peerjs.mail_limits(129).max_per_target, 64);
+        assert_eq!(peerjs.mail_limits(127).max_per_target, 63);
+        assert_eq!(peerjs.mail_limits(1).max_per_target, 1, "never zero");
+    }
+
+    #[test]
+    fn push_settings_are_checked_at_their_bounds() {
+        let with_push = |edit: &dyn Fn(&mut PushConfig)| {
+            let mut config = Config::default();
+            config.push.vapid_key = Some("vapid.pem".into());
+            config.push.subject = Some("mailto:ops@example.net".into());
+            edit(&mut config.push);
+            config.validate()
+        };
+        assert!(with_push(&|_| {}).is_ok());
+        assert!(with_push(&|p| p.ttl_s = MAX_PUSH_TTL_S).is_ok());
+        assert!(with_push(&|p| p.ttl_s = MAX_PUSH_TTL_S + 1).is_err());
+        assert!(with_push(&|p| p.ttl_s = 1).is_ok());
+        assert!(with_push(&|p| p.ttl_s = 0).is_err());
+        assert!(
+            with_push(&|p| p.subject = None).is_err(),
+            "a contact is required"
+        );
+        assert!(with_push(&|p| p.subject = Some("ops@example.net".into())).is_err());
+        assert!(with_push(&|p| p.max_in_flight = 0).is_err());
+        assert!(with_push(&|p| p.public_url = Some("wss://games.example.net".into())).is_ok());
+        assert!(with_push(&|p| p.public_url = Some("wss://games.example.net/".into())).is_err());
+        assert!(with_push(&|p| p.public_url = Some("https://games.example.net".into())).is_err());
+    }
+
+    #[test]
     fn toml_overrides_only_what_it_names() {
         let config: Config = toml::from_str(
             "listen = \"127.0.0.1:9000\"\n[limits]\nmax_peers_per_room = 8\n[[ice_servers]]\nurls = [\"stun:example.test:3478\"]\n",

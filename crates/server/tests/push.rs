@@ -107,6 +107,15 @@ async fn next_error(client: &mut Client) -> ErrorCode {
     }
 }
 
+/// A browser's subscription keys (a P-256 point and an auth secret), for subscriptions whose
+/// pushes are never decrypted.
+fn browser_keys() -> Value {
+    json!({
+        "p256dh": "BMANk-kMXjsxdbf2HHMPZvtMPbGMepWvW5OVxZHrA8IHc-Fq2BWKVmf79yXJ2SICWcRT7QcRcnw3vczXZgjGBwk",
+        "auth": "z4wKWSA9dRHE6tMpsdbD-w",
+    })
+}
+
 fn push_config() -> Config {
     let mut config = config();
     config.push.vapid_key =
@@ -322,7 +331,7 @@ async fn endpoints_must_be_push_services_on_public_addresses() {
     let server = start(config).await;
     let addr = server.local_addr();
     let mut ann = Client::join(addr, "lobby", "user=ann").await;
-    let keys = json!({"p256dh": "BMANk-kMXjsxdbf2HHMPZvtMPbGMepWvW5OVxZHrA8IHc-Fq2BWKVmf79yXJ2SICWcRT7QcRcnw3vczXZgjGBwk", "auth": "z4wKWSA9dRHE6tMpsdbD-w"});
+    let keys = browser_keys();
     // The server's own admin API, a private address, a push service on another port, plain http.
     for endpoint in [
         format!("http://{addr}/admin/rooms/lobby/close"),
@@ -369,7 +378,7 @@ async fn at_max_in_flight_a_request_is_refused_until_a_push_ends() {
     config.push.timeout_ms = 1_500;
     let server = start(config).await;
     let addr = server.local_addr();
-    let keys = json!({"p256dh": "BMANk-kMXjsxdbf2HHMPZvtMPbGMepWvW5OVxZHrA8IHc-Fq2BWKVmf79yXJ2SICWcRT7QcRcnw3vczXZgjGBwk", "auth": "z4wKWSA9dRHE6tMpsdbD-w"});
+    let keys = browser_keys();
     for name in ["ann", "cat"] {
         let mut away = Client::join(addr, "lobby", &format!("user={name}")).await;
         let subscription = json!({"endpoint": format!("http://{stall_addr}/{name}"), "keys": keys});

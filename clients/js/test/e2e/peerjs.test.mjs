@@ -2,15 +2,16 @@
 // `switchboard serve`'s PeerJS endpoint, configured as docs/compat.md tells PeerJS users: a
 // server-issued id, a data connection both ways (small and large messages), ID-TAKEN for a
 // duplicate id, reconnect with the same id after disconnect(), and `peer-unavailable` for an id
-// nobody has (the server's EXPIRE).
+// nobody has (the server's EXPIRE); a Firefox ESR page and a Chromium page connect the same way.
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 import { after, before, test } from "node:test";
 import WebSocket from "ws";
+import { launchFirefox, openFirefoxPage, waitForFirefox } from "./firefox.mjs";
 import { launchBrowser, openPage, startServer, waitFor } from "./harness.mjs";
 
 const PEERJS = createRequire(import.meta.url).resolve("peerjs/dist/peerjs.min.js");
-const env = { server: undefined, browser: undefined, iceServers: undefined };
+const env = { server: undefined, browser: undefined, firefox: undefined, iceServers: undefined };
 
 /** The ICE servers the hub hands out (its built-in STUN server), read from a native welcome. */
 async function hubIceServers(server) {
@@ -26,11 +27,13 @@ async function hubIceServers(server) {
 before(async () => {
   env.server = await startServer(["--peerjs-expire-timeout-ms", "1000"]);
   env.browser = await launchBrowser();
+  env.firefox = await launchFirefox();
   env.iceServers = await hubIceServers(env.server);
   assert.ok(env.iceServers[0].urls[0].startsWith("stun:127.0.0.1:"), JSON.stringify(env.iceServers));
 });
 
 after(async () => {
+  await env.firefox?.close();
   await env.browser?.close();
   await env.server?.stop();
 });
@@ -39,8 +42,9 @@ after(async () => {
  * A page with PeerJS loaded and a `Peer` made as docs/compat.md says, with `id` or a server-issued
  * one; everything it sees lands in `window.log`. Resolves to the page once the peer is open.
  */
-async function peerPage(id) {
-  const page = await openPage(env.browser, env.server);
+async function peerPage(id, { firefox = false } = {}) {
+  const page = firefox ? await openFirefoxPage(env.firefox, env.server.url) : await openPage(env.browser, env.server);
+  page.isFirefox = firefox;
   await page.addScriptTag({ path: PEERJS });
   const { port, hostname } = new URL(env.server.url);
   await page.evaluate(
@@ -64,7 +68,10 @@ async function peerPage(id) {
   return page;
 }
 
-const opened = (page, count = 1) => waitFor(page, (n) => window.log.opens.length >= n || window.log.errors.length > 0, count);
+/** waitFor for a page of either browser (their waitForFunction take their arguments in another order). */
+const until = (page, predicate, arg, timeoutMs) =>
+  page.isFirefox ? waitForFirefox(page, predicate, arg, timeoutMs) : waitFor(page, predicate, arg, timeoutMs);
+const opened = (page, count = 1) => until(page, (n) => window.log.opens.length >= n || window.log.errors.length > 0, count);
 
 test("two PeerJS pages connect through the server and exchange data both ways", async () => {
   const ann = await peerPage();
@@ -139,4 +146,37 @@ test("connecting to an id nobody has ends in peer-unavailable once the server ex
   assert.ok(waited >= 900, `EXPIRE came after the 1000 ms expire timeout, not at once (${waited} ms)`);
   assert.deepEqual(page.problems, []);
   await page.context().close();
+});
+
+test("a Firefox ESR page and a Chromium page connect with PeerJS and exchange data both ways", async () => {
+  const fox = await peerPage(`fox-${Date.now()}`, { firefox: true });
+  await opened(fox);
+  const foxId = await fox.evaluate(() => window.log.opens[0]);
+  const chrome = await peerPage();
+  await opened(chrome);
+  const chromeId = await chrome.evaluate(() => window.log.opens[0]);
+  assert.deepEqual(await fox.evaluate(() => window.log.errors), []);
+  await fox.evaluate((other) => {
+    const conn = window.peer.connect(other, { reliable: true });
+    window.record(conn);
+    window.conn = conn;
+  }, chromeId);
+  await until(fox, (other) => window.log.connections.includes(other), chromeId, 30000);
+  await until(chrome, (other) => window.log.connections.includes(other), foxId, 30000);
+  const big = "y".repeat(100 * 1024);
+  await fox.evaluate((big) => {
+    for (let i = 0; i < 20; i += 1) window.conn.send({ n: i });
+    window.conn.send(big);
+  }, big);
+  await until(chrome, () => window.log.data.length >= 21, undefined, 30000);
+  const received = await chrome.evaluate(() => window.log.data.map((d) => (typeof d.data === "string" ? d.data.length : d.data.n)));
+  assert.deepEqual(received, [...Array(20).keys(), big.length]);
+  await chrome.evaluate(() => window.peer.connections[Object.keys(window.peer.connections)[0]][0].send("from chromium"));
+  await until(fox, () => window.log.data.some((d) => d.data === "from chromium"));
+  for (const page of [fox, chrome]) {
+    assert.deepEqual(await page.evaluate(() => window.log.errors), []);
+    assert.deepEqual(page.problems, []);
+  }
+  await fox.close();
+  await chrome.context().close();
 });

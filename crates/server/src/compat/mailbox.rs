@@ -165,7 +165,8 @@ impl Mailboxes {
     }
 
     /// Bytes held now.
-    pub fn bytes(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> usize {
         self.bytes
     }
 
