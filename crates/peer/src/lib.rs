@@ -40,7 +40,6 @@ mod engine;
 pub mod http;
 pub mod hub;
 mod origins;
-mod outbox;
 mod slot;
 mod socket;
 mod socket_queue;

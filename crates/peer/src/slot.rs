@@ -10,7 +10,7 @@ use str0m::Rtc;
 use switchboard_protocol::frame::Reassembler;
 
 use crate::api::Channel;
-use crate::outbox::{Outbox, Overflow};
+use switchboard_protocol::outbox::{Outbox, Overflow};
 
 /// A WebRTC peer, from its offer (or ours) to its close.
 pub(crate) struct Slot {

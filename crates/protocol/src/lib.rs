@@ -10,6 +10,7 @@
 //!   convert between messages and frames.
 //! * [`ErrorCode`] lists the stable error codes, and the WebSocket close code each fatal one uses.
 //! * [`frame`] is the framing of messages on data channels (shared with the browser client).
+//! * [`outbox`] queues reliable frames while a transport's send buffer is full (no frame lost).
 //! * [`compact`] shrinks a data-channel offer or answer to a code that fits a small QR code.
 
 mod codec;
@@ -19,6 +20,7 @@ pub mod frame;
 mod id;
 mod message;
 mod names;
+pub mod outbox;
 mod payload;
 pub mod rate;
 

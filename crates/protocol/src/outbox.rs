@@ -10,24 +10,24 @@ use std::collections::VecDeque;
 
 /// Frames queued in order, and their total size.
 #[derive(Debug, Default)]
-pub(crate) struct Outbox {
+pub struct Outbox {
     frames: VecDeque<Vec<u8>>,
     bytes: usize,
 }
 
 /// A message did not fit in the queue's byte limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Overflow;
+pub struct Overflow;
 
 impl Outbox {
     /// Bytes waiting.
-    pub(crate) fn bytes(&self) -> usize {
+    pub fn bytes(&self) -> usize {
         self.bytes
     }
 
     /// Queues the frames of one message behind what is waiting, all or none: refused when the
     /// queue would then hold more than `limit` bytes.
-    pub(crate) fn push(&mut self, frames: Vec<Vec<u8>>, limit: usize) -> Result<(), Overflow> {
+    pub fn push(&mut self, frames: Vec<Vec<u8>>, limit: usize) -> Result<(), Overflow> {
         let size: usize = frames.iter().map(Vec::len).sum();
         if self.bytes.saturating_add(size) > limit {
             return Err(Overflow);
@@ -38,14 +38,14 @@ impl Outbox {
     }
 
     /// Queues one frame whatever the limit (a goodbye: it is the last one).
-    pub(crate) fn push_last(&mut self, frame: Vec<u8>) {
+    pub fn push_last(&mut self, frame: Vec<u8>) {
         self.bytes += frame.len();
         self.frames.push_back(frame);
     }
 
     /// Hands queued frames, oldest first, to `write` until it refuses one (`Ok(false)`: no room
     /// yet; that frame stays first) or fails. Returns how many were written.
-    pub(crate) fn flush<E>(
+    pub fn flush<E>(
         &mut self,
         mut write: impl FnMut(&[u8]) -> Result<bool, E>,
     ) -> Result<usize, E> {

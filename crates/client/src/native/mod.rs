@@ -1,0 +1,9 @@
+//! The native shell: a tokio task per room that owns the signaling WebSocket, one UDP socket
+//! and every peer's str0m `Rtc`, and carries out what the pure room core decides.
+
+mod driver;
+mod ice;
+mod link;
+mod room;
+
+pub use room::Room;

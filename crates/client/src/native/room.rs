@@ -1,0 +1,428 @@
+//! The application's handle on a joined room: sends are checked and framed here (errors come
+//! back at once), then handed to the room's task; events come back as a stream or by polling.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures_util::StreamExt;
+use switchboard_protocol::{
+    decode_server, ClientMessage, Encoding, Frame, Payload, PeerId, PeerInfo, RoomInfo,
+    ServerMessage, Welcome,
+};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+use super::driver::{self, Command, Setup};
+use super::ice;
+use crate::channels::{channel_specs, fingerprint, ChannelSpec};
+use crate::event::{Data, Event};
+use crate::options::{join_url, JoinOptions};
+use crate::Error;
+
+/// What the handle and the task share: the room as the task last saw it.
+#[derive(Debug)]
+pub(crate) struct View {
+    pub peers: Vec<(PeerInfo, bool)>,
+    pub info: RoomInfo,
+    /// Bytes accepted by `send` per peer and not yet handed to the transport.
+    pub queued: HashMap<PeerId, usize>,
+    pub closed: bool,
+}
+
+/// Locks the view; a panicked task cannot poison it for the application.
+pub(crate) fn lock(view: &Mutex<View>) -> MutexGuard<'_, View> {
+    view.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A joined room. Create it with [`Room::join`].
+pub struct Room {
+    id: PeerId,
+    name: Option<String>,
+    room: String,
+    resumed: bool,
+    resume_token: Option<String>,
+    specs: Vec<ChannelSpec>,
+    options: JoinOptions,
+    view: Arc<Mutex<View>>,
+    commands: mpsc::UnboundedSender<Command>,
+    events: mpsc::UnboundedReceiver<Event>,
+}
+
+impl Room {
+    /// Joins a room and returns once the server has accepted you. `url` is the room endpoint:
+    /// `ws://host:port/ws/lobby` (or `http://`), or a [`crate::Lobby`] URL for codes, sessions
+    /// and matches. Events start with the peers already present.
+    pub async fn join(url: &str, options: JoinOptions) -> Result<Self, Error> {
+        options.validate()?;
+        let specs = channel_specs(&options.channels)?;
+        let target = join_url(url, &options)?;
+        if target.starts_with("wss://") {
+            return Err(Error::new(
+                "invalid_options",
+                "wss:// is not supported by the native client yet: use ws:// (or a TLS-terminating proxy on this machine)",
+            ));
+        }
+        let connecting = tokio_tungstenite::connect_async(target.as_str());
+        let (mut ws, _) = tokio::time::timeout(options.join_timeout, connecting)
+            .await
+            .map_err(|_| {
+                Error::new(
+                    "join_timeout",
+                    "the server did not accept the connection in time",
+                )
+            })?
+            .map_err(|e| refused(&e))?;
+        let welcome =
+            tokio::time::timeout(options.join_timeout, welcome(&mut ws, options.encoding))
+                .await
+                .map_err(|_| {
+                    Error::new(
+                        "join_timeout",
+                        format!(
+                            "no welcome from the server within {:?}",
+                            options.join_timeout
+                        ),
+                    )
+                })??;
+        let socket = UdpSocket::bind("0.0.0.0:0").await.map_err(|e| {
+            Error::new(
+                "connection_failed",
+                format!("cannot bind a UDP socket: {e}"),
+            )
+        })?;
+        let bound = socket
+            .local_addr()
+            .map_err(|e| Error::new("connection_failed", e.to_string()))?;
+        let hosts = ice::host_addresses(bound);
+        let reflexive = ice::reflexive(
+            &socket,
+            &ice::stun_hosts(&welcome.ice_servers),
+            options.stun_timeout,
+        )
+        .await;
+        let candidates = ice::candidates(&hosts, reflexive);
+        let view = Arc::new(Mutex::new(View {
+            peers: Vec::new(),
+            info: welcome.room_info.clone(),
+            queued: HashMap::new(),
+            closed: false,
+        }));
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let room = Self {
+            id: welcome.id,
+            name: welcome.name.clone(),
+            room: welcome.room.clone(),
+            resumed: welcome.resumed,
+            resume_token: welcome.resume_token.clone(),
+            specs: specs.clone(),
+            options: options.clone(),
+            view: view.clone(),
+            commands,
+            events,
+        };
+        tokio::spawn(driver::run(Setup {
+            ws,
+            socket,
+            hosts,
+            candidates,
+            fingerprint: fingerprint(&specs),
+            specs,
+            options,
+            welcome,
+            view,
+            events: events_tx,
+            commands: commands_rx,
+        }));
+        Ok(room)
+    }
+
+    /// Your id in the room, assigned by the server (the same after a resume).
+    pub fn id(&self) -> PeerId {
+        self.id
+    }
+
+    /// Your user name, if you chose one.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The room's name (or code, or session id).
+    pub fn room(&self) -> &str {
+        &self.room
+    }
+
+    /// Whether this join resumed an earlier one.
+    pub fn resumed(&self) -> bool {
+        self.resumed
+    }
+
+    /// The resume token (with `JoinOptions::resumable`): pass it as `JoinOptions::resume` to
+    /// take this place back after a dropped connection.
+    pub fn resume_token(&self) -> Option<&str> {
+        self.resume_token.as_deref()
+    }
+
+    /// The declared channels, with their fixed ids.
+    pub fn channels(&self) -> &[ChannelSpec] {
+        &self.specs
+    }
+
+    /// The other peers present, oldest first, with whether each is connected.
+    pub fn peers(&self) -> Vec<(PeerInfo, bool)> {
+        lock(&self.view).peers.clone()
+    }
+
+    /// The room's settings and state: kind, topology, capacity, host, metadata, started.
+    pub fn info(&self) -> RoomInfo {
+        lock(&self.view).info.clone()
+    }
+
+    /// Whether you are the host (you may `kick` and `set_meta`).
+    pub fn is_host(&self) -> bool {
+        lock(&self.view).info.host == Some(self.id)
+    }
+
+    /// Whether the room is closed.
+    pub fn is_closed(&self) -> bool {
+        lock(&self.view).closed
+    }
+
+    /// Sends a message to one peer on a channel. Errors: `room_closed`, `unknown_channel`,
+    /// `unknown_peer`, `peer_not_connected`, `message_too_big`, `send_queue_full`.
+    pub fn send(&self, peer: PeerId, channel: &str, data: impl Into<Data>) -> Result<(), Error> {
+        let data = data.into();
+        let (lane, frames) = self.frames(channel, &data)?;
+        self.enqueue(peer, lane, frames)
+    }
+
+    /// Sends a message to every connected peer; returns how many it went to. Peers still
+    /// connecting (and, in a star, the other clients) are skipped.
+    pub fn broadcast(&self, channel: &str, data: impl Into<Data>) -> Result<usize, Error> {
+        let data = data.into();
+        let (lane, frames) = self.frames(channel, &data)?;
+        let targets: Vec<PeerId> = lock(&self.view)
+            .peers
+            .iter()
+            .filter(|(_, connected)| *connected)
+            .map(|(p, _)| p.id)
+            .collect();
+        let mut sent = 0;
+        for peer in targets {
+            match self.enqueue(peer, lane, frames.clone()) {
+                Ok(()) => sent += 1,
+                // It left or disconnected meanwhile.
+                Err(e) if e.code == "unknown_peer" || e.code == "peer_not_connected" => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(sent)
+    }
+
+    fn frames(&self, channel: &str, data: &Data) -> Result<(usize, Vec<Vec<u8>>), Error> {
+        if self.is_closed() {
+            return Err(Error::new("room_closed", "the room is closed"));
+        }
+        let lane = self
+            .specs
+            .iter()
+            .position(|s| s.name == channel)
+            .ok_or_else(|| Error::new("unknown_channel", format!("no channel named {channel}")))?;
+        let chunked = self.specs[lane].options.is_chunked();
+        let frames = switchboard_protocol::frame::encode(
+            data.is_text(),
+            data.as_bytes(),
+            self.options.frame_bytes,
+            chunked,
+            self.options.max_message_bytes,
+        )
+        .ok_or_else(|| {
+            let limit = if chunked {
+                self.options.max_message_bytes
+            } else {
+                self.options.frame_bytes - 1
+            };
+            Error::new(
+                "message_too_big",
+                format!(
+                    "{} bytes: channel {channel} takes at most {limit}",
+                    data.as_bytes().len()
+                ),
+            )
+        })?;
+        Ok((lane, frames))
+    }
+
+    fn enqueue(&self, peer: PeerId, lane: usize, frames: Vec<Vec<u8>>) -> Result<(), Error> {
+        let size: usize = frames.iter().map(Vec::len).sum();
+        let mut view = lock(&self.view);
+        match view.peers.iter().find(|(p, _)| p.id == peer) {
+            None => {
+                return Err(Error::new(
+                    "unknown_peer",
+                    format!("no peer {peer} in the room"),
+                ))
+            }
+            Some((_, false)) => {
+                return Err(Error::new(
+                    "peer_not_connected",
+                    format!(
+                    "no connection to {peer} (yet; star rooms connect clients only to the host)"
+                ),
+                ))
+            }
+            Some((_, true)) => {}
+        }
+        if self.specs[lane].options.is_chunked() {
+            let queued = view.queued.entry(peer).or_insert(0);
+            if *queued + size > self.options.max_buffered_bytes {
+                return Err(Error::new(
+                    "send_queue_full",
+                    format!(
+                        "{} bytes wait for {peer} already (max_buffered_bytes {})",
+                        *queued, self.options.max_buffered_bytes
+                    ),
+                ));
+            }
+            *queued += size;
+        }
+        drop(view);
+        self.commands
+            .send(Command::Send { peer, lane, frames })
+            .map_err(|_| Error::new("room_closed", "the room is closed"))
+    }
+
+    /// Host only: removes a peer from the room (the server confirms with `PeerLeft`).
+    pub fn kick(&self, peer: PeerId) -> Result<(), Error> {
+        self.require_host("kick")?;
+        self.hub(ClientMessage::Kick { peer })
+    }
+
+    /// Host only: replaces the room's metadata (a JSON object, as text).
+    pub fn set_meta(&self, meta_json: &str) -> Result<(), Error> {
+        self.require_host("set the metadata")?;
+        let meta = Payload::from_json(meta_json)
+            .map_err(|e| Error::new("invalid_options", format!("meta is not JSON: {e}")))?;
+        self.hub(ClientMessage::SetMeta { meta })
+    }
+
+    /// Close-after-connect: the server closes the signaling socket but keeps you in the room;
+    /// connections already open carry on (docs/protocol.md, "`detach` and `gone`").
+    pub fn detach(&self) -> Result<(), Error> {
+        self.hub(ClientMessage::Detach)
+    }
+
+    fn require_host(&self, what: &str) -> Result<(), Error> {
+        if self.is_closed() {
+            return Err(Error::new("room_closed", "the room is closed"));
+        }
+        if !self.is_host() {
+            return Err(Error::new("not_host", format!("only the host may {what}")));
+        }
+        Ok(())
+    }
+
+    fn hub(&self, message: ClientMessage) -> Result<(), Error> {
+        self.commands
+            .send(Command::Hub(message))
+            .map_err(|_| Error::new("room_closed", "the room is closed"))
+    }
+
+    /// Leaves the room for good: a goodbye to every peer, then the signaling socket closes.
+    /// `Event::Closed` (code `room_closed`) follows.
+    pub fn close(&self) {
+        let _ = self.commands.send(Command::Close);
+    }
+
+    /// The next event; `None` once the room is closed and every event was taken.
+    pub async fn next_event(&mut self) -> Option<Event> {
+        self.events.recv().await
+    }
+
+    /// Every event that has arrived, without waiting: for game loops (call it once a frame).
+    pub fn poll(&mut self) -> Vec<Event> {
+        let mut events = Vec::new();
+        while let Ok(event) = self.events.try_recv() {
+            events.push(event);
+        }
+        events
+    }
+}
+
+impl Drop for Room {
+    fn drop(&mut self) {
+        let _ = self.commands.send(Command::Close);
+    }
+}
+
+/// Why the WebSocket was refused: the server's JSON refusal when it answered with one (auth,
+/// connection limits), else the transport error.
+fn refused(error: &tokio_tungstenite::tungstenite::Error) -> Error {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    if let WsError::Http(response) = error {
+        let body = response
+            .body()
+            .as_deref()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok());
+        if let Some(code) = body
+            .as_ref()
+            .and_then(|b| b.get("error"))
+            .and_then(|c| c.as_str())
+        {
+            let message = body
+                .as_ref()
+                .and_then(|b| b.get("message"))
+                .and_then(|m| m.as_str())
+                .unwrap_or(code);
+            return Error::new(code, format!("HTTP {}: {message}", response.status()));
+        }
+        return Error::new("connection_failed", format!("HTTP {}", response.status()));
+    }
+    Error::new("connection_failed", error.to_string())
+}
+
+/// Reads frames until the `welcome`; an `error` first (a refused join) is returned as it is.
+async fn welcome(ws: &mut driver::Ws, encoding: Encoding) -> Result<Box<Welcome>, Error> {
+    while let Some(frame) = ws.next().await {
+        let frame = frame.map_err(|e| Error::new("connection_failed", e.to_string()))?;
+        let decoded = match &frame {
+            WsMessage::Text(text) => decode_server(Frame::Text(text.as_bytes()), encoding),
+            WsMessage::Binary(bytes) => decode_server(Frame::Binary(bytes), encoding),
+            WsMessage::Close(close) => {
+                let reason = close
+                    .as_ref()
+                    .map(|c| c.reason.to_string())
+                    .unwrap_or_default();
+                return Err(Error::new(
+                    if reason.is_empty() {
+                        "connection_closed"
+                    } else {
+                        reason.as_str()
+                    },
+                    "the server closed the connection before the welcome",
+                ));
+            }
+            _ => continue,
+        };
+        match decoded {
+            Ok(ServerMessage::Welcome(welcome)) => return Ok(welcome),
+            Ok(ServerMessage::Error { code, message }) => {
+                let code = code.as_str();
+                return Err(Error::new(code, message));
+            }
+            Ok(other) => {
+                return Err(Error::new(
+                    "bad_server_message",
+                    format!("expected welcome, got {other:?}"),
+                ))
+            }
+            Err(error) => return Err(Error::new("bad_server_message", error.to_string())),
+        }
+    }
+    Err(Error::new(
+        "connection_closed",
+        "the server closed the connection before the welcome",
+    ))
+}

@@ -1,0 +1,424 @@
+//! The room's decisions, as a pure state machine: membership, who to connect to and in which
+//! role, what a server message or a connection's end means. Input: server messages and link
+//! outcomes; output: [`Action`]s for the shell (which owns the sockets and the WebRTC stack).
+
+use serde_json::Value;
+use switchboard_protocol::{ClientMessage, PeerId, PeerInfo, RoomInfo, ServerMessage, Welcome};
+
+use crate::event::Event;
+use crate::signal::{Role, Signal};
+use crate::topology::{role_for, should_link, Reason};
+use crate::Error;
+
+/// What the shell must do, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Report this to the application.
+    Emit(Event),
+    /// Start a WebRTC connection to this peer in this role (the offerer sends its offer).
+    Link(PeerId, Role),
+    /// Drop the connection to this peer, if any.
+    Unlink(PeerId),
+    /// Give this signal to the connection to this peer.
+    Signal(PeerId, Signal),
+    /// Send this to the hub.
+    Transmit(ClientMessage),
+    /// The room is over: close everything (an `Emit(Closed)` precedes it).
+    Shutdown,
+}
+
+/// The state of a joined room.
+#[derive(Debug)]
+pub struct RoomCore {
+    me: PeerId,
+    resumed: bool,
+    info: RoomInfo,
+    /// Other peers present, oldest first.
+    members: Vec<PeerInfo>,
+    /// Peers with a connection (being made or open).
+    linked: Vec<PeerId>,
+    /// Peers whose channels are all open.
+    connected: Vec<PeerId>,
+    closed: bool,
+}
+
+impl RoomCore {
+    /// The room as the `welcome` describes it; [`RoomCore::begin`] admits its peers.
+    pub fn new(welcome: &Welcome) -> Self {
+        Self {
+            me: welcome.id,
+            resumed: welcome.resumed,
+            info: welcome.room_info.clone(),
+            members: Vec::new(),
+            linked: Vec::new(),
+            connected: Vec::new(),
+            closed: false,
+        }
+    }
+
+    /// The room's settings and state.
+    pub fn info(&self) -> &RoomInfo {
+        &self.info
+    }
+
+    /// The other peers present, oldest first, with whether each is connected.
+    pub fn peers(&self) -> impl Iterator<Item = (&PeerInfo, bool)> {
+        self.members
+            .iter()
+            .map(|p| (p, self.connected.contains(&p.id)))
+    }
+
+    /// Whether `peer` is a member, and whether it is connected.
+    pub fn member(&self, peer: PeerId) -> Option<bool> {
+        self.members
+            .iter()
+            .any(|p| p.id == peer)
+            .then(|| self.connected.contains(&peer))
+    }
+
+    /// Admits the peers of the `welcome`.
+    pub fn begin(&mut self, welcome: &Welcome) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let reason = Reason::PresentAtWelcome {
+            resumed: self.resumed,
+        };
+        for peer in &welcome.peers {
+            self.admit(peer.clone(), reason, &mut actions);
+        }
+        actions
+    }
+
+    /// A message from the hub.
+    pub fn server(&mut self, message: ServerMessage) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if self.closed {
+            return actions;
+        }
+        match message {
+            ServerMessage::PeerJoined(peer) if peer.id != self.me => {
+                self.admit(peer, Reason::JoinedLater, &mut actions);
+            }
+            ServerMessage::PeerLeft { id, reason } => {
+                let reason = serde_json::to_value(reason)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_else(|| "closed".into());
+                self.depart(id, reason, &mut actions);
+            }
+            ServerMessage::Signal { from, data } => self.signal(from, &data, &mut actions),
+            ServerMessage::HostChanged { host } => self.host_changed(host, &mut actions),
+            ServerMessage::RoomStarted => {
+                self.info.started = true;
+                actions.push(Action::Emit(Event::Started));
+            }
+            ServerMessage::RoomUpdated { meta } => {
+                self.info.meta = Some(meta.clone());
+                actions.push(Action::Emit(Event::MetaChanged(meta)));
+            }
+            ServerMessage::Error { code, message } => {
+                let code = code.as_str();
+                actions.push(Action::Emit(Event::Error {
+                    error: Error::new(code, message),
+                    peer: None,
+                }));
+            }
+            ServerMessage::Welcome(_) => actions.push(Action::Emit(Event::Error {
+                error: Error::new("bad_server_message", "a second welcome"),
+                peer: None,
+            })),
+            // Hub-relayed messages, pongs, ICE server updates (the shell handles those) and our
+            // own join: nothing to decide.
+            _ => {}
+        }
+        actions
+    }
+
+    /// Every channel to `peer` is open.
+    pub fn link_open(&mut self, peer: PeerId) -> Vec<Action> {
+        let Some(info) = self.members.iter().find(|p| p.id == peer).cloned() else {
+            return vec![Action::Unlink(peer)];
+        };
+        if !self.connected.contains(&peer) {
+            self.connected.push(peer);
+        }
+        vec![Action::Emit(Event::PeerConnected(info))]
+    }
+
+    /// The connection to `peer` ended (`reason` from the connection). A resumable peer may come
+    /// back: it is only reported disconnected. The hub is told, for detached peers.
+    pub fn link_closed(&mut self, peer: PeerId, reason: String) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if !self.linked.contains(&peer) {
+            return actions;
+        }
+        self.linked.retain(|p| *p != peer);
+        self.connected.retain(|p| *p != peer);
+        actions.push(Action::Transmit(ClientMessage::Gone { peer }));
+        match self.members.iter().find(|p| p.id == peer) {
+            Some(info) if info.resumable => {
+                actions.push(Action::Emit(Event::PeerDisconnected(info.clone())));
+            }
+            _ => self.depart(peer, reason, &mut actions),
+        }
+        actions
+    }
+
+    /// The room is over for us (closed by the application, the server, or a timeout).
+    pub fn shutdown(&mut self, code: &str, reason: &str) -> Vec<Action> {
+        if self.closed {
+            return Vec::new();
+        }
+        self.closed = true;
+        self.members.clear();
+        self.linked.clear();
+        self.connected.clear();
+        vec![
+            Action::Emit(Event::Closed {
+                code: code.to_owned(),
+                reason: reason.to_owned(),
+            }),
+            Action::Shutdown,
+        ]
+    }
+
+    fn admit(&mut self, peer: PeerInfo, reason: Reason, actions: &mut Vec<Action>) {
+        if peer.id == self.me || self.members.iter().any(|p| p.id == peer.id) {
+            return;
+        }
+        let id = peer.id;
+        self.members.push(peer.clone());
+        actions.push(Action::Emit(Event::PeerJoined(peer)));
+        if should_link(self.me, id, &self.info) {
+            self.link(id, role_for(reason), actions);
+        }
+    }
+
+    fn link(&mut self, peer: PeerId, role: Role, actions: &mut Vec<Action>) {
+        if !self.linked.contains(&peer) {
+            self.linked.push(peer);
+        }
+        actions.push(Action::Link(peer, role));
+    }
+
+    fn signal(
+        &mut self,
+        from: PeerId,
+        data: &switchboard_protocol::Payload,
+        actions: &mut Vec<Action>,
+    ) {
+        let Some(resumable) = self
+            .members
+            .iter()
+            .find(|p| p.id == from)
+            .map(|p| p.resumable)
+        else {
+            return;
+        };
+        let parsed = data
+            .to_json_string()
+            .ok()
+            .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+            .ok_or_else(|| Error::new("bad_signal", "signal is not JSON"))
+            .and_then(|value| Signal::parse(&value));
+        let signal = match parsed {
+            Ok(signal) => signal,
+            Err(error) => {
+                actions.push(Action::Emit(Event::Error {
+                    error,
+                    peer: Some(from),
+                }));
+                return;
+            }
+        };
+        let linked = self.linked.contains(&from);
+        // A resumed peer (or a new host) offers again: a fresh connection replaces the old one.
+        if matches!(signal, Signal::Offer { .. })
+            && (!linked || resumable)
+            && should_link(self.me, from, &self.info)
+        {
+            if linked {
+                actions.push(Action::Unlink(from));
+                self.connected.retain(|p| *p != from);
+            }
+            self.link(from, Role::Answerer, actions);
+        }
+        if self.linked.contains(&from) {
+            actions.push(Action::Signal(from, signal));
+        }
+    }
+
+    fn host_changed(&mut self, host: PeerId, actions: &mut Vec<Action>) {
+        self.info.host = Some(host);
+        actions.push(Action::Emit(Event::HostChanged(host)));
+        if self.info.topology != switchboard_protocol::Topology::Star || host != self.me {
+            return;
+        }
+        // The new host connects to every client; clients wait for its offer.
+        let clients: Vec<PeerId> = self
+            .members
+            .iter()
+            .map(|p| p.id)
+            .filter(|id| !self.linked.contains(id))
+            .collect();
+        for peer in clients {
+            self.link(peer, role_for(Reason::NewHostMe), actions);
+        }
+    }
+
+    fn depart(&mut self, peer: PeerId, reason: String, actions: &mut Vec<Action>) {
+        if self.linked.contains(&peer) {
+            self.linked.retain(|p| *p != peer);
+            self.connected.retain(|p| *p != peer);
+            actions.push(Action::Unlink(peer));
+        }
+        if let Some(index) = self.members.iter().position(|p| p.id == peer) {
+            let info = self.members.remove(index);
+            actions.push(Action::Emit(Event::PeerLeft { peer: info, reason }));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_protocol::{HostLeaves, LeaveReason, RoomKind, Topology};
+
+    fn id(n: u128) -> PeerId {
+        PeerId::from_u128(n)
+    }
+
+    fn peer(n: u128, resumable: bool) -> PeerInfo {
+        PeerInfo {
+            id: id(n),
+            name: None,
+            resumable,
+        }
+    }
+
+    fn welcome(peers: Vec<PeerInfo>, topology: Topology, host: u128) -> Welcome {
+        Welcome {
+            version: 1,
+            id: id(1),
+            room: "r".into(),
+            name: None,
+            peers,
+            ice_servers: Vec::new(),
+            heartbeat_ms: 5000,
+            idle_timeout_ms: 15000,
+            max_message_bytes: 65536,
+            resume_grace_ms: 10000,
+            detached_ttl_ms: 3_600_000,
+            room_info: RoomInfo {
+                kind: RoomKind::Named,
+                topology,
+                capacity: 8,
+                host: Some(id(host)),
+                host_leaves: HostLeaves::Migrate,
+                public: false,
+                meta: None,
+                started: false,
+            },
+            resume_token: None,
+            resumed: false,
+        }
+    }
+
+    fn links(actions: &[Action]) -> Vec<(PeerId, Role)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Link(p, r) => Some((*p, *r)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn peers_present_offer_to_us_and_we_offer_to_newcomers() {
+        let w = welcome(vec![peer(2, false)], Topology::Mesh, 2);
+        let mut core = RoomCore::new(&w);
+        assert_eq!(links(&core.begin(&w)), vec![(id(2), Role::Answerer)]);
+        let later = core.server(ServerMessage::PeerJoined(peer(3, false)));
+        assert_eq!(links(&later), vec![(id(3), Role::Offerer)]);
+        // Our own join, echoed, is nothing.
+        assert!(core
+            .server(ServerMessage::PeerJoined(peer(1, false)))
+            .is_empty());
+        assert_eq!(core.member(id(3)), Some(false));
+        assert!(matches!(
+            core.link_open(id(3)).as_slice(),
+            [Action::Emit(Event::PeerConnected(_))]
+        ));
+        assert_eq!(core.member(id(3)), Some(true));
+    }
+
+    #[test]
+    fn in_a_star_clients_link_only_to_the_host() {
+        let w = welcome(vec![peer(2, false), peer(3, false)], Topology::Star, 2);
+        let mut core = RoomCore::new(&w);
+        assert_eq!(links(&core.begin(&w)), vec![(id(2), Role::Answerer)]);
+        // The host leaves and we become host: we offer to the remaining client.
+        let left = core.server(ServerMessage::PeerLeft {
+            id: id(2),
+            reason: LeaveReason::Closed,
+        });
+        assert!(left.contains(&Action::Unlink(id(2))));
+        let promoted = core.server(ServerMessage::HostChanged { host: id(1) });
+        assert_eq!(links(&promoted), vec![(id(3), Role::Offerer)]);
+    }
+
+    #[test]
+    fn a_resumable_peers_lost_connection_is_not_a_leave_and_its_new_offer_replaces_it() {
+        let w = welcome(vec![peer(2, true)], Topology::Mesh, 2);
+        let mut core = RoomCore::new(&w);
+        core.begin(&w);
+        let closed = core.link_closed(id(2), "disconnected".into());
+        assert!(closed.contains(&Action::Transmit(ClientMessage::Gone { peer: id(2) })));
+        assert!(matches!(
+            closed.last(),
+            Some(Action::Emit(Event::PeerDisconnected(_)))
+        ));
+        assert_eq!(core.member(id(2)), Some(false));
+        let offer = Signal::Offer {
+            sdp: "v=0".into(),
+            channels: "x".into(),
+        };
+        let data =
+            switchboard_protocol::Payload::from_json(&offer.to_value().to_string()).expect("json");
+        let again = core.server(ServerMessage::Signal { from: id(2), data });
+        assert_eq!(links(&again), vec![(id(2), Role::Answerer)]);
+        assert!(matches!(
+            again.last(),
+            Some(Action::Signal(_, Signal::Offer { .. }))
+        ));
+        // A plain peer's lost connection is its leave.
+        let later = core.server(ServerMessage::PeerJoined(peer(3, false)));
+        assert_eq!(links(&later).len(), 1);
+        let gone = core.link_closed(id(3), "connection_failed".into());
+        assert!(gone.iter().any(|a| matches!(a, Action::Emit(Event::PeerLeft { reason, .. }) if reason == "connection_failed")));
+    }
+
+    #[test]
+    fn bad_signals_are_reported_and_strangers_ignored() {
+        let w = welcome(vec![peer(2, false)], Topology::Mesh, 2);
+        let mut core = RoomCore::new(&w);
+        core.begin(&w);
+        let junk = switchboard_protocol::Payload::from_json(r#"{"type":"nope"}"#).expect("json");
+        let reported = core.server(ServerMessage::Signal {
+            from: id(2),
+            data: junk.clone(),
+        });
+        assert!(
+            matches!(reported.as_slice(), [Action::Emit(Event::Error { error, .. })] if error.code == "bad_signal")
+        );
+        assert!(core
+            .server(ServerMessage::Signal {
+                from: id(9),
+                data: junk
+            })
+            .is_empty());
+        let closed = core.shutdown("room_closed", "bye");
+        assert_eq!(closed.last(), Some(&Action::Shutdown));
+        assert!(core.shutdown("room_closed", "again").is_empty());
+    }
+}
