@@ -85,6 +85,7 @@ cargo test --workspace --locked
 step "end-to-end tests in headless Chromium and Firefox ESR"
 cargo build --locked -p switchboard
 cargo build --locked -p switchboard-peer --examples
+cargo build --locked -p switchboard-client --examples
 cargo build --locked -p switchboard-arena
 (cd clients/js && npm run --silent test:e2e)
 
