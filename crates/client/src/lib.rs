@@ -38,8 +38,8 @@ mod native;
 
 pub use channels::{ChannelOptions, ChannelSpec};
 pub use error::Error;
-pub use event::{Data, Event};
+pub use event::Event;
 #[cfg(not(target_arch = "wasm32"))]
 pub use native::Room;
 pub use options::{join_url, JoinOptions, Lobby};
-pub use switchboard_protocol::{Encoding, HostLeaves, PeerId, PeerInfo, RoomInfo, Topology};
+pub use switchboard_protocol::{Data, Encoding, HostLeaves, PeerId, PeerInfo, RoomInfo, Topology};

@@ -1,5 +1,5 @@
 //! Native clients in rooms of a real `switchboard` server on loopback: presence, both kinds of
-//! channel, messages past every buffer, leaves, and the server peer as a room member.
+//! channel, messages past every buffer, leaves.
 
 use std::time::Duration;
 

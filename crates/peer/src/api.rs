@@ -24,47 +24,7 @@ pub enum Channel {
 }
 
 /// A message: bytes or text (browsers receive `Uint8Array` or `string` accordingly).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Data {
-    /// Binary.
-    Binary(Vec<u8>),
-    /// Text.
-    Text(String),
-}
-
-impl Data {
-    /// The message's bytes (text as UTF-8).
-    pub fn as_bytes(&self) -> &[u8] {
-        match self {
-            Self::Binary(bytes) => bytes,
-            Self::Text(text) => text.as_bytes(),
-        }
-    }
-}
-
-impl From<Vec<u8>> for Data {
-    fn from(bytes: Vec<u8>) -> Self {
-        Self::Binary(bytes)
-    }
-}
-
-impl From<&[u8]> for Data {
-    fn from(bytes: &[u8]) -> Self {
-        Self::Binary(bytes.to_vec())
-    }
-}
-
-impl From<String> for Data {
-    fn from(text: String) -> Self {
-        Self::Text(text)
-    }
-}
-
-impl From<&str> for Data {
-    fn from(text: &str) -> Self {
-        Self::Text(text.to_owned())
-    }
-}
+pub use switchboard_protocol::Data;
 
 /// How a peer is connected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

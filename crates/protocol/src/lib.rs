@@ -15,6 +15,7 @@
 
 mod codec;
 pub mod compact;
+mod data;
 mod error;
 pub mod frame;
 mod id;
@@ -27,6 +28,7 @@ pub mod rate;
 pub use codec::{
     decode_client, decode_server, encode_client, encode_server, Encoded, Encoding, Frame,
 };
+pub use data::Data;
 pub use error::{ErrorCode, ProtocolError};
 pub use id::{ParsePeerIdError, PeerId};
 pub use message::{

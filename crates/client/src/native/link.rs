@@ -15,9 +15,9 @@ use switchboard_protocol::frame::{self, Message, Reassembler};
 use switchboard_protocol::outbox::Outbox;
 
 use crate::channels::ChannelSpec;
-use crate::event::Data;
 use crate::signal::{Negotiation, Role, Signal, Step};
 use crate::Error;
+use switchboard_protocol::Data;
 
 /// Limits and timeouts of a connection.
 #[derive(Debug, Clone)]

@@ -16,9 +16,10 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use super::driver::{self, Command, Setup};
 use super::ice;
 use crate::channels::{channel_specs, fingerprint, ChannelSpec};
-use crate::event::{Data, Event};
+use crate::event::Event;
 use crate::options::{join_url, JoinOptions};
 use crate::Error;
+use switchboard_protocol::Data;
 
 /// What the handle and the task share: the room as the task last saw it.
 #[derive(Debug)]
