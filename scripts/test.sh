@@ -3,6 +3,9 @@
 # formatting, lints, the wasm32 build of the protocol crate, and every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Incremental caches only help rebuilds after edits; a test run does not need them, and they
+# double the size of the workspace's own artifacts.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 # Each stage's time is printed when the next one starts, and the total at the end.
 suite_start=$(date +%s)
@@ -16,7 +19,9 @@ step() {
   fi
   stage_name="$*"
   stage_start=$now
-  printf '\n== %s\n' "$*"
+  printf '\n== %s (disk: %s free, target: %s)\n' "$*" \
+    "$(df -h --output=avail . | tail -1 | tr -d ' ')" \
+    "$(du -sh target 2>/dev/null | cut -f1 || echo 0)"
 }
 finish() {
   step "done"
@@ -83,10 +88,9 @@ step "Rust tests"
 cargo test --workspace --locked
 
 step "end-to-end tests in headless Chromium and Firefox ESR"
-cargo build --locked -p switchboard
-cargo build --locked -p switchboard-peer --examples
-cargo build --locked -p switchboard-client --examples
-cargo build --locked -p switchboard-arena
+# One build of every binary and example with the workspace's features, as the tests built them:
+# per-package builds would resolve other features and rebuild dependencies beside the first copy.
+cargo build --locked --workspace --bins --examples
 (cd clients/js && npm run --silent test:e2e)
 
 finish
