@@ -67,7 +67,7 @@ step "format"
 cargo fmt --all -- --check
 
 step "lint"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked --features switchboard-client/ggrs -- -D warnings
 
 step "protocol crate builds for wasm32 (no I/O)"
 cargo build --locked -p switchboard-protocol --target wasm32-unknown-unknown
@@ -85,12 +85,13 @@ step "browser client: unit tests (node --test)"
 (cd clients/js && npm test --silent)
 
 step "Rust tests"
-cargo test --workspace --locked
+# The Rust client's `ggrs` feature is on, so its GGRS test runs in the same build.
+cargo test --workspace --locked --features switchboard-client/ggrs
 
 step "end-to-end tests in headless Chromium and Firefox ESR"
 # One build of every binary and example with the workspace's features, as the tests built them:
 # per-package builds would resolve other features and rebuild dependencies beside the first copy.
-cargo build --locked --workspace --bins --examples
+cargo build --locked --workspace --bins --examples --features switchboard-client/ggrs
 (cd clients/js && npm run --silent test:e2e)
 
 finish

@@ -28,6 +28,8 @@
 pub mod channels;
 mod error;
 mod event;
+#[cfg(all(feature = "ggrs", not(target_arch = "wasm32")))]
+mod ggrs_socket;
 mod options;
 pub mod room_core;
 pub mod signal;
@@ -40,6 +42,6 @@ pub use channels::{ChannelOptions, ChannelSpec};
 pub use error::Error;
 pub use event::Event;
 #[cfg(not(target_arch = "wasm32"))]
-pub use native::Room;
+pub use native::{ChannelSocket, Room};
 pub use options::{join_url, JoinOptions, Lobby};
 pub use switchboard_protocol::{Data, Encoding, HostLeaves, PeerId, PeerInfo, RoomInfo, Topology};

@@ -125,6 +125,41 @@ async fn two_native_clients_meet_and_exchange_on_both_channels() {
         "unknown_channel"
     );
 
+    // A channel taken out of the events: its messages go to the socket, until it is dropped.
+    let mut socket = a.take_channel("reliable").expect("taken");
+    assert_eq!(socket.name(), "reliable");
+    assert_eq!(
+        a.take_channel("reliable").err().map(|e| e.code),
+        Some("channel_taken".to_string())
+    );
+    b.send(a.id(), "reliable", "to the socket").expect("sent");
+    let got = tokio::time::timeout(WAIT, socket.next())
+        .await
+        .expect("socket message");
+    assert_eq!(got, Some((b.id(), Data::Text("to the socket".into()))));
+    socket
+        .send(b.id(), "back from the socket")
+        .expect("socket sends");
+    let back = expect(&mut b, "the socket's message", |e| match e {
+        Event::Message { data, .. } if data == Data::Text("back from the socket".into()) => {
+            Some(())
+        }
+        _ => None,
+    });
+    back.await;
+    drop(socket);
+    b.send(a.id(), "reliable", "to the events").expect("sent");
+    let text = expect(&mut a, "a message among the events again", |e| match e {
+        Event::Message {
+            channel,
+            data: Data::Text(text),
+            ..
+        } if channel == "reliable" => Some(text),
+        _ => None,
+    })
+    .await;
+    assert_eq!(text, "to the events");
+
     // b leaves: a hears it once.
     b.close();
     let reason = expect(&mut a, "b's leave", |e| match e {

@@ -95,7 +95,10 @@ async fn native_client_and_server_peer_echo_on_both_channels() {
             .expect("queued");
     }
     let open = tokio::time::timeout(WAIT, seen.recv()).await.expect("open");
-    assert_eq!(open.as_deref(), Some(format!("open {}", room.id()).as_str()));
+    assert_eq!(
+        open.as_deref(),
+        Some(format!("open {}", room.id()).as_str())
+    );
     for (i, &size) in sizes.iter().enumerate() {
         let data = expect(&mut room, "an echo on reliable", |e| match e {
             Event::Message {
@@ -135,7 +138,9 @@ async fn native_client_and_server_peer_echo_on_both_channels() {
     // The client leaves: the server peer closes its side.
     let id = room.id();
     room.close();
-    let closed = tokio::time::timeout(WAIT, seen.recv()).await.expect("close");
+    let closed = tokio::time::timeout(WAIT, seen.recv())
+        .await
+        .expect("close");
     let closed = closed.expect("a line");
     assert!(closed.starts_with(&format!("closed {id}")), "{closed}");
 }

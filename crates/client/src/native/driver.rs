@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use str0m::Candidate;
 use switchboard_protocol::{
-    decode_server, encode_client, ClientMessage, Encoded, Encoding, Frame, Payload, PeerId,
+    decode_server, encode_client, ClientMessage, Data, Encoded, Encoding, Frame, Payload, PeerId,
     ServerMessage, Target, Welcome,
 };
 use tokio::net::{TcpStream, UdpSocket};
@@ -339,6 +339,10 @@ impl Task {
                 self.perform(actions);
             }
             Outcome::Message(lane, data) => {
+                let data = match self.divert(lane, peer, data) {
+                    Some(data) => data,
+                    None => return,
+                };
                 if let Some(spec) = self.specs.get(lane) {
                     self.emit(Event::Message {
                         peer,
@@ -358,6 +362,19 @@ impl Task {
                 let actions = self.core.link_closed(peer, reason);
                 self.perform(actions);
             }
+        }
+    }
+
+    /// Hands a message to the socket that took its channel, if one did; else gives it back.
+    fn divert(&self, lane: usize, peer: PeerId, data: Data) -> Option<Data> {
+        let view = lock(&self.view);
+        let Some(socket) = view.diverted.get(&lane) else {
+            return Some(data);
+        };
+        match socket.send((peer, data)) {
+            Ok(()) => None,
+            // The socket is being dropped: the room's events have the channel again.
+            Err(returned) => Some(returned.0 .1),
         }
     }
 

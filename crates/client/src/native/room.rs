@@ -13,8 +13,10 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
+use super::channel_socket::ChannelSocket;
 use super::driver::{self, Command, Setup};
 use super::ice;
+use super::sending::Sending;
 use crate::channels::{channel_specs, fingerprint, ChannelSpec};
 use crate::event::Event;
 use crate::options::{join_url, JoinOptions};
@@ -28,6 +30,8 @@ pub(crate) struct View {
     pub info: RoomInfo,
     /// Bytes accepted by `send` per peer and not yet handed to the transport.
     pub queued: HashMap<PeerId, usize>,
+    /// Channels taken out of the events ([`Room::take_channel`]): their messages go here.
+    pub diverted: HashMap<usize, mpsc::UnboundedSender<(PeerId, Data)>>,
     pub closed: bool,
 }
 
@@ -44,10 +48,7 @@ pub struct Room {
     room: String,
     resumed: bool,
     resume_token: Option<String>,
-    specs: Vec<ChannelSpec>,
-    options: JoinOptions,
-    view: Arc<Mutex<View>>,
-    commands: mpsc::UnboundedSender<Command>,
+    sending: Sending,
     events: mpsc::UnboundedReceiver<Event>,
 }
 
@@ -108,6 +109,7 @@ impl Room {
             peers: Vec::new(),
             info: welcome.room_info.clone(),
             queued: HashMap::new(),
+            diverted: HashMap::new(),
             closed: false,
         }));
         let (commands, commands_rx) = mpsc::unbounded_channel();
@@ -118,10 +120,12 @@ impl Room {
             room: welcome.room.clone(),
             resumed: welcome.resumed,
             resume_token: welcome.resume_token.clone(),
-            specs: specs.clone(),
-            options: options.clone(),
-            view: view.clone(),
-            commands,
+            sending: Sending {
+                specs: specs.clone(),
+                options: options.clone(),
+                view: view.clone(),
+                commands,
+            },
             events,
         };
         tokio::spawn(driver::run(Setup {
@@ -168,131 +172,59 @@ impl Room {
 
     /// The declared channels, with their fixed ids.
     pub fn channels(&self) -> &[ChannelSpec] {
-        &self.specs
+        &self.sending.specs
     }
 
     /// The other peers present, oldest first, with whether each is connected.
     pub fn peers(&self) -> Vec<(PeerInfo, bool)> {
-        lock(&self.view).peers.clone()
+        lock(&self.sending.view).peers.clone()
     }
 
     /// The room's settings and state: kind, topology, capacity, host, metadata, started.
     pub fn info(&self) -> RoomInfo {
-        lock(&self.view).info.clone()
+        lock(&self.sending.view).info.clone()
     }
 
     /// Whether you are the host (you may `kick` and `set_meta`).
     pub fn is_host(&self) -> bool {
-        lock(&self.view).info.host == Some(self.id)
+        lock(&self.sending.view).info.host == Some(self.id)
     }
 
     /// Whether the room is closed.
     pub fn is_closed(&self) -> bool {
-        lock(&self.view).closed
+        lock(&self.sending.view).closed
     }
 
     /// Sends a message to one peer on a channel. Errors: `room_closed`, `unknown_channel`,
     /// `unknown_peer`, `peer_not_connected`, `message_too_big`, `send_queue_full`.
     pub fn send(&self, peer: PeerId, channel: &str, data: impl Into<Data>) -> Result<(), Error> {
-        let data = data.into();
-        let (lane, frames) = self.frames(channel, &data)?;
-        self.enqueue(peer, lane, frames)
+        let lane = self.sending.lane(channel)?;
+        self.sending.send(peer, lane, &data.into())
     }
 
     /// Sends a message to every connected peer; returns how many it went to. Peers still
     /// connecting (and, in a star, the other clients) are skipped.
     pub fn broadcast(&self, channel: &str, data: impl Into<Data>) -> Result<usize, Error> {
-        let data = data.into();
-        let (lane, frames) = self.frames(channel, &data)?;
-        let targets: Vec<PeerId> = lock(&self.view)
-            .peers
-            .iter()
-            .filter(|(_, connected)| *connected)
-            .map(|(p, _)| p.id)
-            .collect();
-        let mut sent = 0;
-        for peer in targets {
-            match self.enqueue(peer, lane, frames.clone()) {
-                Ok(()) => sent += 1,
-                // It left or disconnected meanwhile.
-                Err(e) if e.code == "unknown_peer" || e.code == "peer_not_connected" => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(sent)
+        let lane = self.sending.lane(channel)?;
+        self.sending.broadcast(lane, &data.into())
     }
 
-    fn frames(&self, channel: &str, data: &Data) -> Result<(usize, Vec<Vec<u8>>), Error> {
-        if self.is_closed() {
-            return Err(Error::new("room_closed", "the room is closed"));
+    /// Takes a channel out of the room's events: from now on its messages go to the returned
+    /// [`ChannelSocket`] (messages already among the events stay there), until it is dropped.
+    /// Errors: `unknown_channel`, `channel_taken` (another socket has it).
+    pub fn take_channel(&self, channel: &str) -> Result<ChannelSocket, Error> {
+        let lane = self.sending.lane(channel)?;
+        let mut view = lock(&self.sending.view);
+        if view.diverted.contains_key(&lane) {
+            return Err(Error::new(
+                "channel_taken",
+                format!("channel {channel} is already taken"),
+            ));
         }
-        let lane = self
-            .specs
-            .iter()
-            .position(|s| s.name == channel)
-            .ok_or_else(|| Error::new("unknown_channel", format!("no channel named {channel}")))?;
-        let chunked = self.specs[lane].options.is_chunked();
-        let frames = switchboard_protocol::frame::encode(
-            data.is_text(),
-            data.as_bytes(),
-            self.options.frame_bytes,
-            chunked,
-            self.options.max_message_bytes,
-        )
-        .ok_or_else(|| {
-            let limit = if chunked {
-                self.options.max_message_bytes
-            } else {
-                self.options.frame_bytes - 1
-            };
-            Error::new(
-                "message_too_big",
-                format!(
-                    "{} bytes: channel {channel} takes at most {limit}",
-                    data.as_bytes().len()
-                ),
-            )
-        })?;
-        Ok((lane, frames))
-    }
-
-    fn enqueue(&self, peer: PeerId, lane: usize, frames: Vec<Vec<u8>>) -> Result<(), Error> {
-        let size: usize = frames.iter().map(Vec::len).sum();
-        let mut view = lock(&self.view);
-        match view.peers.iter().find(|(p, _)| p.id == peer) {
-            None => {
-                return Err(Error::new(
-                    "unknown_peer",
-                    format!("no peer {peer} in the room"),
-                ))
-            }
-            Some((_, false)) => {
-                return Err(Error::new(
-                    "peer_not_connected",
-                    format!(
-                    "no connection to {peer} (yet; star rooms connect clients only to the host)"
-                ),
-                ))
-            }
-            Some((_, true)) => {}
-        }
-        if self.specs[lane].options.is_chunked() {
-            let queued = view.queued.entry(peer).or_insert(0);
-            if *queued + size > self.options.max_buffered_bytes {
-                return Err(Error::new(
-                    "send_queue_full",
-                    format!(
-                        "{} bytes wait for {peer} already (max_buffered_bytes {})",
-                        *queued, self.options.max_buffered_bytes
-                    ),
-                ));
-            }
-            *queued += size;
-        }
+        let (sender, received) = mpsc::unbounded_channel();
+        view.diverted.insert(lane, sender);
         drop(view);
-        self.commands
-            .send(Command::Send { peer, lane, frames })
-            .map_err(|_| Error::new("room_closed", "the room is closed"))
+        Ok(ChannelSocket::new(self.sending.clone(), lane, received))
     }
 
     /// Host only: removes a peer from the room (the server confirms with `PeerLeft`).
@@ -326,7 +258,8 @@ impl Room {
     }
 
     fn hub(&self, message: ClientMessage) -> Result<(), Error> {
-        self.commands
+        self.sending
+            .commands
             .send(Command::Hub(message))
             .map_err(|_| Error::new("room_closed", "the room is closed"))
     }
@@ -334,7 +267,7 @@ impl Room {
     /// Leaves the room for good: a goodbye to every peer, then the signaling socket closes.
     /// `Event::Closed` (code `room_closed`) follows.
     pub fn close(&self) {
-        let _ = self.commands.send(Command::Close);
+        let _ = self.sending.commands.send(Command::Close);
     }
 
     /// The next event; `None` once the room is closed and every event was taken.
@@ -354,7 +287,7 @@ impl Room {
 
 impl Drop for Room {
     fn drop(&mut self) {
-        let _ = self.commands.send(Command::Close);
+        let _ = self.sending.commands.send(Command::Close);
     }
 }
 

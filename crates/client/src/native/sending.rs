@@ -1,0 +1,128 @@
+//! Sends checked and framed on the application's side (errors come back at once), then handed
+//! to the room's task. Shared by [`super::Room`] and the channels taken out of it.
+
+use std::sync::{Arc, Mutex};
+
+use switchboard_protocol::{Data, PeerId};
+use tokio::sync::mpsc;
+
+use super::driver::Command;
+use super::room::{lock, View};
+use crate::channels::ChannelSpec;
+use crate::options::JoinOptions;
+use crate::Error;
+
+/// What a send needs: the channels, the limits, the room's view and the task's queue.
+#[derive(Clone)]
+pub(crate) struct Sending {
+    pub specs: Vec<ChannelSpec>,
+    pub options: JoinOptions,
+    pub view: Arc<Mutex<View>>,
+    pub commands: mpsc::UnboundedSender<Command>,
+}
+
+impl Sending {
+    /// The index of a declared channel.
+    pub fn lane(&self, channel: &str) -> Result<usize, Error> {
+        self.specs
+            .iter()
+            .position(|s| s.name == channel)
+            .ok_or_else(|| Error::new("unknown_channel", format!("no channel named {channel}")))
+    }
+
+    /// Sends `data` to `peer` on lane `lane`.
+    pub fn send(&self, peer: PeerId, lane: usize, data: &Data) -> Result<(), Error> {
+        let frames = self.frames(lane, data)?;
+        self.enqueue(peer, lane, frames)
+    }
+
+    /// Sends `data` to every connected peer on lane `lane`; returns how many it went to.
+    pub fn broadcast(&self, lane: usize, data: &Data) -> Result<usize, Error> {
+        let frames = self.frames(lane, data)?;
+        let targets: Vec<PeerId> = lock(&self.view)
+            .peers
+            .iter()
+            .filter(|(_, connected)| *connected)
+            .map(|(p, _)| p.id)
+            .collect();
+        let mut sent = 0;
+        for peer in targets {
+            match self.enqueue(peer, lane, frames.clone()) {
+                Ok(()) => sent += 1,
+                // It left or disconnected meanwhile.
+                Err(e) if e.code == "unknown_peer" || e.code == "peer_not_connected" => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(sent)
+    }
+
+    fn frames(&self, lane: usize, data: &Data) -> Result<Vec<Vec<u8>>, Error> {
+        if lock(&self.view).closed {
+            return Err(Error::new("room_closed", "the room is closed"));
+        }
+        let spec = &self.specs[lane];
+        let chunked = spec.options.is_chunked();
+        switchboard_protocol::frame::encode(
+            data.is_text(),
+            data.as_bytes(),
+            self.options.frame_bytes,
+            chunked,
+            self.options.max_message_bytes,
+        )
+        .ok_or_else(|| {
+            let limit = if chunked {
+                self.options.max_message_bytes
+            } else {
+                self.options.frame_bytes - 1
+            };
+            Error::new(
+                "message_too_big",
+                format!(
+                    "{} bytes: channel {} takes at most {limit}",
+                    data.as_bytes().len(),
+                    spec.name
+                ),
+            )
+        })
+    }
+
+    fn enqueue(&self, peer: PeerId, lane: usize, frames: Vec<Vec<u8>>) -> Result<(), Error> {
+        let size: usize = frames.iter().map(Vec::len).sum();
+        let mut view = lock(&self.view);
+        match view.peers.iter().find(|(p, _)| p.id == peer) {
+            None => {
+                return Err(Error::new(
+                    "unknown_peer",
+                    format!("no peer {peer} in the room"),
+                ))
+            }
+            Some((_, false)) => {
+                return Err(Error::new(
+                    "peer_not_connected",
+                    format!(
+                    "no connection to {peer} (yet; star rooms connect clients only to the host)"
+                ),
+                ))
+            }
+            Some((_, true)) => {}
+        }
+        if self.specs[lane].options.is_chunked() {
+            let queued = view.queued.entry(peer).or_insert(0);
+            if *queued + size > self.options.max_buffered_bytes {
+                return Err(Error::new(
+                    "send_queue_full",
+                    format!(
+                        "{} bytes wait for {peer} already (max_buffered_bytes {})",
+                        *queued, self.options.max_buffered_bytes
+                    ),
+                ));
+            }
+            *queued += size;
+        }
+        drop(view);
+        self.commands
+            .send(Command::Send { peer, lane, frames })
+            .map_err(|_| Error::new("room_closed", "the room is closed"))
+    }
+}
