@@ -32,6 +32,7 @@ mod event;
 mod ggrs_socket;
 mod options;
 pub mod room_core;
+pub mod server_options;
 pub mod signal;
 pub mod topology;
 
@@ -42,6 +43,7 @@ pub use channels::{ChannelOptions, ChannelSpec};
 pub use error::Error;
 pub use event::Event;
 #[cfg(not(target_arch = "wasm32"))]
-pub use native::{ChannelSocket, Room};
+pub use native::{ChannelSocket, Room, ServerConnection, ServerEvent, Transport};
 pub use options::{join_url, JoinOptions, Lobby};
+pub use server_options::ConnectOptions;
 pub use switchboard_protocol::{Data, Encoding, HostLeaves, PeerId, PeerInfo, RoomInfo, Topology};

@@ -1,9 +1,12 @@
-//! A native client and the server peer (`switchboard-peer`) in one hub room: the server peer
-//! hosts the room and offers; the client answers. Echoes come back on both channels.
+//! A native client and the server peer (`switchboard-peer`): in one hub room (the server peer
+//! hosts the room and offers), and without a hub by `POST /connect`, over WebRTC and over the
+//! WebSocket fallback. Echoes come back on both channels.
 
 use std::time::Duration;
 
-use switchboard_client::{Data, Event, JoinOptions, Room};
+use switchboard_client::{
+    ConnectOptions, Data, Event, JoinOptions, Room, ServerConnection, ServerEvent, Transport,
+};
 use switchboard_peer::{Event as PeerEvent, PeerConfig, Server as PeerServer};
 use switchboard_server::{Config, Server};
 
@@ -19,19 +22,29 @@ async fn hub() -> Server {
     Server::start(config).await.expect("hub starts")
 }
 
-/// Starts a server peer that echoes every message on its channel, and returns it with the
+/// Starts a server peer that echoes every message on its channel (and kicks who sends
+/// `kick me`), and returns it with the
 /// events it saw besides messages (opens and closes), as lines.
 async fn echo_peer() -> (PeerServer, tokio::sync::mpsc::UnboundedReceiver<String>) {
-    let config = PeerConfig {
+    echo_peer_with(PeerConfig {
         listen: "127.0.0.1:0".parse().expect("address"),
         ..PeerConfig::default()
-    };
+    })
+    .await
+}
+
+async fn echo_peer_with(
+    config: PeerConfig,
+) -> (PeerServer, tokio::sync::mpsc::UnboundedReceiver<String>) {
     let (server, mut events) = PeerServer::new(config).await.expect("server peer starts");
     let (lines, seen) = tokio::sync::mpsc::unbounded_channel();
     let echo = server.clone();
     tokio::spawn(async move {
         loop {
             match events.recv().await {
+                PeerEvent::Received(peer, _, data) if data == Data::Text("kick me".into()) => {
+                    echo.kick(peer, "you asked")
+                }
                 PeerEvent::Received(peer, channel, data) => echo.send_to(&[peer], channel, data),
                 PeerEvent::Open(peer) => {
                     let _ = lines.send(format!("open {peer}"));
@@ -143,4 +156,184 @@ async fn native_client_and_server_peer_echo_on_both_channels() {
         .expect("close");
     let closed = closed.expect("a line");
     assert!(closed.starts_with(&format!("closed {id}")), "{closed}");
+}
+
+/// Serves the server peer's `POST /connect` and `GET /connect/ws`; returns the `POST` URL.
+async fn serve_http(server: &PeerServer) -> String {
+    let app = switchboard_peer::http::router(server.clone(), 16 * 1024)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("listener");
+    let url = format!("http://{}/connect", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+async fn next_server_event(connection: &mut ServerConnection, what: &str) -> ServerEvent {
+    tokio::time::timeout(WAIT, connection.next_event())
+        .await
+        .unwrap_or_else(|_| panic!("no {what} within {WAIT:?}"))
+        .unwrap_or_else(|| panic!("events ended before {what}"))
+}
+
+/// Sends 100 reliable messages (every 25th chunked, one of 1 MiB) and a burst of unreliable
+/// ones, and checks the echoes: every reliable one in order, some unreliable ones.
+async fn echoes_on_both_channels(connection: &mut ServerConnection) {
+    let sizes: Vec<usize> = (0..100)
+        .map(|i| match i {
+            50 => 1024 * 1024,
+            i if i % 25 == 0 => 64 * 1024 + 1,
+            _ => 300,
+        })
+        .collect();
+    for (i, &size) in sizes.iter().enumerate() {
+        connection
+            .send("reliable", numbered(i as u32, size))
+            .expect("queued");
+    }
+    for i in 0..30 {
+        connection
+            .send("unreliable", format!("u{i}"))
+            .expect("sent");
+    }
+    let mut next = 0;
+    let mut unreliable = 0;
+    while next < sizes.len() || unreliable == 0 {
+        match next_server_event(connection, "an echo").await {
+            ServerEvent::Message { channel, data } if channel == "reliable" => {
+                assert_eq!(
+                    data,
+                    Data::Binary(numbered(next as u32, sizes[next])),
+                    "echo {next}"
+                );
+                next += 1;
+            }
+            ServerEvent::Message { channel, data } => {
+                assert_eq!(channel, "unreliable");
+                assert!(
+                    matches!(&data, Data::Text(t) if t.starts_with('u')),
+                    "{data:?}"
+                );
+                unreliable += 1;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_client_connects_to_a_server_peer_by_post() {
+    let (peer_server, mut seen) = echo_peer().await;
+    let url = serve_http(&peer_server).await;
+    let mut connection = ServerConnection::connect(&url, ConnectOptions::default())
+        .await
+        .expect("connects");
+    assert_eq!(connection.transport(), Transport::WebRtc);
+    let id = connection.id().expect("an id from the answer");
+    let open = tokio::time::timeout(WAIT, seen.recv()).await.expect("open");
+    assert_eq!(open, Some(format!("open {id}")));
+    assert_eq!(
+        peer_server.transport(id).await,
+        Some(switchboard_peer::Transport::WebRtc)
+    );
+    echoes_on_both_channels(&mut connection).await;
+
+    // Past the limits, refused at once: one byte over a frame on the unreliable channel.
+    let too_big = connection.send("unreliable", vec![0u8; 16 * 1024]);
+    assert_eq!(too_big.unwrap_err().code, "message_too_big");
+    assert!(connection
+        .send("unreliable", vec![0u8; 16 * 1024 - 1])
+        .is_ok());
+    assert_eq!(
+        connection.send("nope", "x").unwrap_err().code,
+        "unknown_channel"
+    );
+
+    // `kick me`: the server peer closes with a goodbye.
+    connection.send("reliable", "kick me").expect("sent");
+    let closed = loop {
+        match next_server_event(&mut connection, "the kick").await {
+            ServerEvent::Closed { code, .. } => break code,
+            ServerEvent::Message { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(closed, "goodbye");
+    assert!(connection.is_closed());
+    assert_eq!(
+        connection.send("reliable", "late").unwrap_err().code,
+        "room_closed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_client_falls_back_to_the_websocket_when_webrtc_cannot_connect() {
+    // The server peer advertises an address nobody can reach (TEST-NET-1): ICE never succeeds.
+    let (peer_server, mut seen) = echo_peer_with(PeerConfig {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        public_ips: vec!["192.0.2.1".parse().expect("address")],
+        ..PeerConfig::default()
+    })
+    .await;
+    let url = serve_http(&peer_server).await;
+    let options = ConnectOptions {
+        webrtc_timeout: Duration::from_millis(1500),
+        ..ConnectOptions::default()
+    };
+    let mut connection = ServerConnection::connect(&url, options)
+        .await
+        .expect("connects over the fallback");
+    assert_eq!(connection.transport(), Transport::WebSocket);
+    let open = tokio::time::timeout(WAIT, seen.recv()).await.expect("open");
+    let open = open.expect("a line");
+    assert!(open.starts_with("open "), "{open}");
+    echoes_on_both_channels(&mut connection).await;
+
+    connection.close();
+    loop {
+        match next_server_event(&mut connection, "the close").await {
+            ServerEvent::Closed { code, .. } => break assert_eq!(code, "closed"),
+            // Echoes still on their way.
+            ServerEvent::Message { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let closed = tokio::time::timeout(WAIT, seen.recv())
+        .await
+        .expect("closed");
+    let closed = closed.expect("a line");
+    assert!(closed.contains(" goodbye"), "{closed}");
+
+    // Without the fallback the same server is a clear error.
+    let no_fallback = ConnectOptions {
+        webrtc_timeout: Duration::from_millis(500),
+        websocket_fallback: false,
+        ..ConnectOptions::default()
+    };
+    let refused = ServerConnection::connect(&url, no_fallback).await;
+    assert_eq!(refused.err().map(|e| e.code), Some("webrtc_timeout".into()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_keep_the_server_peers_code() {
+    let (peer_server, _seen) = echo_peer_with(PeerConfig {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        max_peers: 1,
+        ..PeerConfig::default()
+    })
+    .await;
+    let url = serve_http(&peer_server).await;
+    let _first = ServerConnection::connect(&url, ConnectOptions::default())
+        .await
+        .expect("the first fits");
+    let second = ServerConnection::connect(&url, ConnectOptions::default()).await;
+    assert_eq!(second.err().map(|e| e.code), Some("server_full".into()));
+    // Nothing listens on the path: a clear error, no panic.
+    let wrong = url.replace("/connect", "/nothing-here");
+    let error = ServerConnection::connect(&wrong, ConnectOptions::default())
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(error.code, "connection_failed", "{error}");
 }

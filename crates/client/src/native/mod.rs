@@ -3,10 +3,14 @@
 
 mod channel_socket;
 mod driver;
+mod http_offer;
 mod ice;
 mod link;
 mod room;
 mod sending;
+mod server;
+mod server_task;
 
 pub use channel_socket::ChannelSocket;
 pub use room::Room;
+pub use server::{ServerConnection, ServerEvent, Transport};

@@ -293,7 +293,7 @@ impl Drop for Room {
 
 /// Why the WebSocket was refused: the server's JSON refusal when it answered with one (auth,
 /// connection limits), else the transport error.
-fn refused(error: &tokio_tungstenite::tungstenite::Error) -> Error {
+pub(crate) fn refused(error: &tokio_tungstenite::tungstenite::Error) -> Error {
     use tokio_tungstenite::tungstenite::Error as WsError;
     if let WsError::Http(response) = error {
         let body = response

@@ -1,0 +1,177 @@
+//! Options of a connection to a server peer (`switchboard-peer`) by `POST /connect`, and the
+//! URLs they become (pure: shared by every target).
+
+use std::time::Duration;
+
+use crate::Error;
+
+/// Options of [`crate::ServerConnection::connect`]. Every limit has a default
+/// (docs/configuration.md, "Rust client").
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// An auth token (JWT) when the server peer requires one (`PeerConfig::auth`): sent as
+    /// `Authorization: Bearer` on the `POST` and as `?token=` to the WebSocket fallback.
+    pub token: Option<String>,
+    /// Give up on WebRTC when the channels are not open this long after the answer
+    /// (default 5 s, as the browser client's `webrtcTimeoutMs`).
+    pub webrtc_timeout: Duration,
+    /// Then try the WebSocket fallback (`GET /connect/ws`) instead of failing (default on).
+    pub websocket_fallback: bool,
+    /// Give up on the `POST` (or the fallback's upgrade) after this long (default 10 s).
+    pub request_timeout: Duration,
+    /// An ICE connection disconnected this long is closed as `connection_lost` (default 5 s).
+    pub disconnect_timeout: Duration,
+    /// Largest data channel frame (default 16 KiB); larger reliable messages are chunked.
+    pub frame_bytes: usize,
+    /// Largest message sent or accepted on the reliable channel (default 16 MiB).
+    pub max_message_bytes: usize,
+    /// Most bytes waiting in this client before `send` refuses with `send_queue_full`
+    /// (default 32 MiB).
+    pub max_buffered_bytes: usize,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            token: None,
+            webrtc_timeout: Duration::from_secs(5),
+            websocket_fallback: true,
+            request_timeout: Duration::from_secs(10),
+            disconnect_timeout: Duration::from_secs(5),
+            frame_bytes: 16 * 1024,
+            max_message_bytes: 16 * 1024 * 1024,
+            max_buffered_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
+impl ConnectOptions {
+    /// Checks the numeric options; `invalid_options` when one is out of range.
+    pub fn validate(&self) -> Result<(), Error> {
+        if !(64..=256 * 1024).contains(&self.frame_bytes) {
+            return Err(Error::new(
+                "invalid_options",
+                "frame_bytes must be between 64 and 262144",
+            ));
+        }
+        if self.max_message_bytes == 0 || self.max_buffered_bytes == 0 {
+            return Err(Error::new(
+                "invalid_options",
+                "max_message_bytes and max_buffered_bytes must be positive",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Where a connection goes: the `POST` target and the fallback's WebSocket URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerUrls {
+    /// `host:port` (port 80 when the URL has none).
+    pub authority: String,
+    /// The `POST` target's path and query (`/connect`).
+    pub post_path: String,
+    /// `ws://host:port/connect/ws`, with `?token=` when there is a token.
+    pub socket: String,
+}
+
+/// The URLs of a server peer's `POST /connect` endpoint `url` (`http://host:port/connect`;
+/// `https://` is not supported by the native client yet).
+pub fn server_urls(url: &str, token: Option<&str>) -> Result<ServerUrls, Error> {
+    let rest = url.strip_prefix("http://").ok_or_else(|| {
+        Error::new(
+            "invalid_options",
+            format!("{url:?} is not an http:// URL (https:// is not supported natively yet)"),
+        )
+    })?;
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(at) => (&rest[..at], &rest[at..]),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() {
+        return Err(Error::new(
+            "invalid_options",
+            format!("{url:?} has no host"),
+        ));
+    }
+    let authority = if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| !p.contains(']'))
+    {
+        authority.to_owned()
+    } else {
+        format!("{authority}:80")
+    };
+    let post_path = if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("/{path}")
+    };
+    let (path_only, query) = match post_path.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (post_path.as_str(), None),
+    };
+    let mut params: Vec<String> = query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if let Some(token) = token {
+        params.push(format!("token={}", crate::options::encode(token)));
+    }
+    let mut socket = format!("ws://{authority}{}/ws", path_only.trim_end_matches('/'));
+    if !params.is_empty() {
+        socket.push('?');
+        socket.push_str(&params.join("&"));
+    }
+    Ok(ServerUrls {
+        authority,
+        post_path,
+        socket,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_socket_url_is_beside_the_post_target() {
+        let urls = server_urls("http://127.0.0.1:8090/connect", None).expect("urls");
+        assert_eq!(urls.authority, "127.0.0.1:8090");
+        assert_eq!(urls.post_path, "/connect");
+        assert_eq!(urls.socket, "ws://127.0.0.1:8090/connect/ws");
+        let urls = server_urls("http://game.example/api/connect?x=1", Some("a b")).expect("urls");
+        assert_eq!(urls.authority, "game.example:80");
+        assert_eq!(urls.post_path, "/api/connect?x=1");
+        assert_eq!(
+            urls.socket,
+            "ws://game.example:80/api/connect/ws?x=1&token=a%20b"
+        );
+        let urls = server_urls("http://[::1]:9000/connect", None).expect("urls");
+        assert_eq!(urls.authority, "[::1]:9000");
+    }
+
+    #[test]
+    fn other_schemes_and_bad_options_are_refused() {
+        for url in [
+            "https://h/connect",
+            "ws://h/connect",
+            "h/connect",
+            "http:///connect",
+        ] {
+            assert_eq!(
+                server_urls(url, None).unwrap_err().code,
+                "invalid_options",
+                "{url}"
+            );
+        }
+        let bad = ConnectOptions {
+            frame_bytes: 10,
+            ..ConnectOptions::default()
+        };
+        assert_eq!(bad.validate().unwrap_err().code, "invalid_options");
+        assert!(ConnectOptions::default().validate().is_ok());
+    }
+}
