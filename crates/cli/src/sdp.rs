@@ -114,33 +114,9 @@ fn encode_sdp(sdp: &str) -> Result<Vec<u8>, String> {
     description.encode().map_err(|e| e.to_string())
 }
 
-/// A code in any text form (hex, base64url or base45): the form whose bytes decode with a valid
-/// checksum wins.
+/// A code in any text form, or a link to one.
 fn decode_code(code: &str) -> Result<Description, String> {
-    let trimmed = code.trim_matches(|c| c == '\n' || c == '\r');
-    let trimmed = trimmed
-        .rsplit_once('#')
-        .map_or(trimmed, |(_, fragment)| fragment);
-    let mut last_error = String::from("not hex, base64url or base45 text");
-    let hex =
-        (trimmed.len() % 2 == 0 && trimmed.bytes().all(|b| b.is_ascii_hexdigit())).then(|| {
-            (0..trimmed.len())
-                .step_by(2)
-                .filter_map(|i| u8::from_str_radix(&trimmed[i..i + 2], 16).ok())
-                .collect::<Vec<u8>>()
-        });
-    let candidates = [
-        hex,
-        TextForm::Url.decode(trimmed).ok(),
-        TextForm::Qr.decode(trimmed).ok(),
-    ];
-    for bytes in candidates.into_iter().flatten() {
-        match Description::decode(&bytes) {
-            Ok(description) => return Ok(description),
-            Err(error) => last_error = error.to_string(),
-        }
-    }
-    Err(format!("not a valid code: {last_error}"))
+    Description::from_code(code).map_err(|e| format!("not a valid code: {e}"))
 }
 
 fn qr(args: QrArgs) -> Result<(), String> {

@@ -26,13 +26,13 @@
 //! are pure modules; the native shell (tokio, one UDP socket, str0m) carries them out.
 
 pub mod channels;
+pub mod connect_options;
 mod error;
 mod event;
 #[cfg(all(feature = "ggrs", not(target_arch = "wasm32")))]
 mod ggrs_socket;
 mod options;
 pub mod room_core;
-pub mod server_options;
 pub mod signal;
 pub mod topology;
 
@@ -40,10 +40,13 @@ pub mod topology;
 mod native;
 
 pub use channels::{ChannelOptions, ChannelSpec};
+pub use connect_options::ConnectOptions;
 pub use error::Error;
 pub use event::Event;
 #[cfg(not(target_arch = "wasm32"))]
-pub use native::{ChannelSocket, Room, ServerConnection, ServerEvent, Transport};
+pub use native::{
+    ChannelSocket, Connection, ConnectionEvent, PairingAnswer, PairingCode, PairingOffer, Room,
+    Transport,
+};
 pub use options::{join_url, JoinOptions, Lobby};
-pub use server_options::ConnectOptions;
 pub use switchboard_protocol::{Data, Encoding, HostLeaves, PeerId, PeerInfo, RoomInfo, Topology};

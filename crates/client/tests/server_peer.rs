@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use switchboard_client::{
-    ConnectOptions, Data, Event, JoinOptions, Room, ServerConnection, ServerEvent, Transport,
+    ConnectOptions, Connection, ConnectionEvent, Data, Event, JoinOptions, Room, Transport,
 };
 use switchboard_peer::{Event as PeerEvent, PeerConfig, Server as PeerServer};
 use switchboard_server::{Config, Server};
@@ -170,7 +170,7 @@ async fn serve_http(server: &PeerServer) -> String {
     url
 }
 
-async fn next_server_event(connection: &mut ServerConnection, what: &str) -> ServerEvent {
+async fn next_server_event(connection: &mut Connection, what: &str) -> ConnectionEvent {
     tokio::time::timeout(WAIT, connection.next_event())
         .await
         .unwrap_or_else(|_| panic!("no {what} within {WAIT:?}"))
@@ -179,7 +179,7 @@ async fn next_server_event(connection: &mut ServerConnection, what: &str) -> Ser
 
 /// Sends 100 reliable messages (every 25th chunked, one of 1 MiB) and a burst of unreliable
 /// ones, and checks the echoes: every reliable one in order, some unreliable ones.
-async fn echoes_on_both_channels(connection: &mut ServerConnection) {
+async fn echoes_on_both_channels(connection: &mut Connection) {
     let sizes: Vec<usize> = (0..100)
         .map(|i| match i {
             50 => 1024 * 1024,
@@ -201,7 +201,7 @@ async fn echoes_on_both_channels(connection: &mut ServerConnection) {
     let mut unreliable = 0;
     while next < sizes.len() || unreliable == 0 {
         match next_server_event(connection, "an echo").await {
-            ServerEvent::Message { channel, data } if channel == "reliable" => {
+            ConnectionEvent::Message { channel, data } if channel == "reliable" => {
                 assert_eq!(
                     data,
                     Data::Binary(numbered(next as u32, sizes[next])),
@@ -209,7 +209,7 @@ async fn echoes_on_both_channels(connection: &mut ServerConnection) {
                 );
                 next += 1;
             }
-            ServerEvent::Message { channel, data } => {
+            ConnectionEvent::Message { channel, data } => {
                 assert_eq!(channel, "unreliable");
                 assert!(
                     matches!(&data, Data::Text(t) if t.starts_with('u')),
@@ -226,7 +226,7 @@ async fn echoes_on_both_channels(connection: &mut ServerConnection) {
 async fn native_client_connects_to_a_server_peer_by_post() {
     let (peer_server, mut seen) = echo_peer().await;
     let url = serve_http(&peer_server).await;
-    let mut connection = ServerConnection::connect(&url, ConnectOptions::default())
+    let mut connection = Connection::to_server(&url, ConnectOptions::default())
         .await
         .expect("connects");
     assert_eq!(connection.transport(), Transport::WebRtc);
@@ -254,8 +254,8 @@ async fn native_client_connects_to_a_server_peer_by_post() {
     connection.send("reliable", "kick me").expect("sent");
     let closed = loop {
         match next_server_event(&mut connection, "the kick").await {
-            ServerEvent::Closed { code, .. } => break code,
-            ServerEvent::Message { .. } => {}
+            ConnectionEvent::Closed { code, .. } => break code,
+            ConnectionEvent::Message { .. } => {}
             other => panic!("unexpected {other:?}"),
         }
     };
@@ -281,7 +281,7 @@ async fn native_client_falls_back_to_the_websocket_when_webrtc_cannot_connect() 
         webrtc_timeout: Duration::from_millis(1500),
         ..ConnectOptions::default()
     };
-    let mut connection = ServerConnection::connect(&url, options)
+    let mut connection = Connection::to_server(&url, options)
         .await
         .expect("connects over the fallback");
     assert_eq!(connection.transport(), Transport::WebSocket);
@@ -293,9 +293,9 @@ async fn native_client_falls_back_to_the_websocket_when_webrtc_cannot_connect() 
     connection.close();
     loop {
         match next_server_event(&mut connection, "the close").await {
-            ServerEvent::Closed { code, .. } => break assert_eq!(code, "closed"),
+            ConnectionEvent::Closed { code, .. } => break assert_eq!(code, "closed"),
             // Echoes still on their way.
-            ServerEvent::Message { .. } => {}
+            ConnectionEvent::Message { .. } => {}
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -311,7 +311,7 @@ async fn native_client_falls_back_to_the_websocket_when_webrtc_cannot_connect() 
         websocket_fallback: false,
         ..ConnectOptions::default()
     };
-    let refused = ServerConnection::connect(&url, no_fallback).await;
+    let refused = Connection::to_server(&url, no_fallback).await;
     assert_eq!(refused.err().map(|e| e.code), Some("webrtc_timeout".into()));
 }
 
@@ -324,14 +324,14 @@ async fn refusals_keep_the_server_peers_code() {
     })
     .await;
     let url = serve_http(&peer_server).await;
-    let _first = ServerConnection::connect(&url, ConnectOptions::default())
+    let _first = Connection::to_server(&url, ConnectOptions::default())
         .await
         .expect("the first fits");
-    let second = ServerConnection::connect(&url, ConnectOptions::default()).await;
+    let second = Connection::to_server(&url, ConnectOptions::default()).await;
     assert_eq!(second.err().map(|e| e.code), Some("server_full".into()));
     // Nothing listens on the path: a clear error, no panic.
     let wrong = url.replace("/connect", "/nothing-here");
-    let error = ServerConnection::connect(&wrong, ConnectOptions::default())
+    let error = Connection::to_server(&wrong, ConnectOptions::default())
         .await
         .err()
         .expect("refused");

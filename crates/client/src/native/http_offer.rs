@@ -7,7 +7,7 @@ use hyper_util::rt::TokioIo;
 use switchboard_protocol::PeerId;
 use tokio::net::TcpStream;
 
-use crate::server_options::ServerUrls;
+use crate::connect_options::ServerUrls;
 use crate::Error;
 
 /// Largest answer read: an SDP answer is a few KiB.

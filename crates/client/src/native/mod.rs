@@ -2,15 +2,19 @@
 //! and every peer's str0m `Rtc`, and carries out what the pure room core decides.
 
 mod channel_socket;
+mod connection;
+mod connection_task;
 mod driver;
+mod endpoint;
 mod http_offer;
 mod ice;
 mod link;
+mod pairing;
 mod room;
 mod sending;
-mod server;
-mod server_task;
+mod server_connect;
 
 pub use channel_socket::ChannelSocket;
+pub use connection::{Connection, ConnectionEvent, Transport};
+pub use pairing::{PairingAnswer, PairingCode, PairingOffer};
 pub use room::Room;
-pub use server::{ServerConnection, ServerEvent, Transport};

@@ -232,3 +232,35 @@ pub struct Description {
     /// Candidates, in their order of preference.
     pub candidates: Vec<Candidate>,
 }
+
+impl Description {
+    /// Reads a code in any text form (hex, base64url or base45), or a link whose fragment is
+    /// one: the form whose bytes decode with a valid checksum wins. Surrounding line breaks are
+    /// ignored.
+    pub fn from_code(code: &str) -> Result<Self, DecodeError> {
+        let trimmed = code.trim_matches(|c| c == '\n' || c == '\r' || c == ' ');
+        let trimmed = trimmed
+            .rsplit_once('#')
+            .map_or(trimmed, |(_, fragment)| fragment);
+        let hex =
+            (trimmed.len() % 2 == 0 && trimmed.bytes().all(|b| b.is_ascii_hexdigit())).then(|| {
+                (0..trimmed.len())
+                    .step_by(2)
+                    .filter_map(|i| u8::from_str_radix(&trimmed[i..i + 2], 16).ok())
+                    .collect::<Vec<u8>>()
+            });
+        let forms = [
+            hex,
+            TextForm::Url.decode(trimmed).ok(),
+            TextForm::Qr.decode(trimmed).ok(),
+        ];
+        let mut last = DecodeError::Invalid("not hex, base64url or base45 text");
+        for bytes in forms.into_iter().flatten() {
+            match Self::decode(&bytes) {
+                Ok(description) => return Ok(description),
+                Err(error) => last = error,
+            }
+        }
+        Err(last)
+    }
+}

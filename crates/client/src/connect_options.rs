@@ -1,14 +1,25 @@
-//! Options of a connection to a server peer (`switchboard-peer`) by `POST /connect`, and the
-//! URLs they become (pure: shared by every target).
+//! Options of a connection outside a room (to a server peer by `POST /connect`, or paired by
+//! compact codes), and the URLs of a server peer (pure: shared by every target).
 
 use std::time::Duration;
 
+use crate::channels::{default_channels, ChannelOptions};
 use crate::Error;
 
-/// Options of [`crate::ServerConnection::connect`]. Every limit has a default
-/// (docs/configuration.md, "Rust client").
+/// Options of [`crate::Connection::to_server`] and of pairing ([`crate::PairingOffer`],
+/// [`crate::PairingAnswer`]), as the browser client's `PairingOptions`. Every limit has a
+/// default (docs/configuration.md, "Rust client").
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
+    /// Channels (default `reliable` and `unreliable`). Both sides of a pairing declare the same
+    /// ones (the codes do not carry them); a server peer has exactly the defaults.
+    pub channels: Vec<(String, ChannelOptions)>,
+    /// Pairing: a STUN server (`host:port`) to learn our public address from, for a
+    /// server-reflexive candidate (default none: host candidates, which work on one network).
+    pub stun_server: Option<String>,
+    /// Pairing: how long the connection may take to open, the human carrying codes included
+    /// (default 300 s).
+    pub connect_timeout: Duration,
     /// An auth token (JWT) when the server peer requires one (`PeerConfig::auth`): sent as
     /// `Authorization: Bearer` on the `POST` and as `?token=` to the WebSocket fallback.
     pub token: Option<String>,
@@ -17,7 +28,8 @@ pub struct ConnectOptions {
     pub webrtc_timeout: Duration,
     /// Then try the WebSocket fallback (`GET /connect/ws`) instead of failing (default on).
     pub websocket_fallback: bool,
-    /// Give up on the `POST` (or the fallback's upgrade) after this long (default 10 s).
+    /// Give up on the `POST` (or the fallback's upgrade) after this long (default 10 s); also
+    /// the wait for the STUN server's answer when pairing.
     pub request_timeout: Duration,
     /// An ICE connection disconnected this long is closed as `connection_lost` (default 5 s).
     pub disconnect_timeout: Duration,
@@ -33,6 +45,9 @@ pub struct ConnectOptions {
 impl Default for ConnectOptions {
     fn default() -> Self {
         Self {
+            channels: default_channels(),
+            stun_server: None,
+            connect_timeout: Duration::from_secs(300),
             token: None,
             webrtc_timeout: Duration::from_secs(5),
             websocket_fallback: true,

@@ -1,4 +1,4 @@
-//! The task of a [`super::server::ServerConnection`]: one loop per transport, WebRTC (one
+//! The task of a [`super::connection::Connection`]: one loop per transport, WebRTC (one
 //! link on one UDP socket) or the WebSocket fallback (a channel byte, then one data channel
 //! frame per binary message: docs/protocol.md, "WebSocket fallback to a server peer").
 
@@ -13,10 +13,11 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
+use super::connection::{ConnectionEvent, Order};
 use super::driver::Ws;
+use super::endpoint::Endpoint;
 use super::ice;
 use super::link::{Link, Outcome};
-use super::server::{Order, ServerEvent};
 use crate::channels::ChannelSpec;
 use crate::Error;
 
@@ -39,8 +40,7 @@ pub(crate) fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
 pub(crate) enum Transport {
     /// An open WebRTC link and its socket.
     WebRtc {
-        socket: UdpSocket,
-        hosts: Vec<SocketAddr>,
+        endpoint: Endpoint,
         link: Box<Link>,
         /// Outcomes that came with the opening (messages sent the moment the server opened).
         early: Vec<Outcome>,
@@ -56,17 +56,17 @@ pub(crate) struct Setup {
     pub max_message_bytes: usize,
     pub shared: Arc<Mutex<Shared>>,
     pub orders: mpsc::UnboundedReceiver<Order>,
-    pub events: mpsc::UnboundedSender<ServerEvent>,
+    pub events: mpsc::UnboundedSender<ConnectionEvent>,
 }
 
 /// Drives ICE and DTLS until every channel is open; returns the outcomes that came after the
 /// opening. `webrtc_timeout` when they do not open within `timeout`.
 pub(crate) async fn open_link(
-    socket: &UdpSocket,
-    hosts: &[SocketAddr],
+    endpoint: &Endpoint,
     link: &mut Link,
     timeout: Duration,
 ) -> Result<Vec<Outcome>, Error> {
+    let (socket, hosts) = (&endpoint.socket, &endpoint.hosts);
     let give_up = Instant::now() + timeout;
     let mut buf = vec![0u8; 2048];
     loop {
@@ -123,37 +123,39 @@ pub(crate) async fn run(setup: Setup) {
     };
     let (code, reason) = match carrier {
         Transport::WebRtc {
-            socket,
-            hosts,
+            endpoint,
             mut link,
             early,
         } => {
             let ended = early.into_iter().find_map(|o| task.outcome(o));
             match ended {
                 Some(ending) => ending,
-                None => task.webrtc(&socket, &hosts, &mut link, orders).await,
+                None => {
+                    let (socket, hosts) = (&endpoint.socket, &endpoint.hosts);
+                    task.webrtc(socket, hosts, &mut link, orders).await
+                }
             }
         }
         Transport::WebSocket(ws) => task.websocket(*ws, max_message_bytes, orders).await,
     };
     lock(&task.shared).closed = true;
-    let _ = task.events.send(ServerEvent::Closed { code, reason });
+    let _ = task.events.send(ConnectionEvent::Closed { code, reason });
 }
 
 struct Task {
     specs: Vec<ChannelSpec>,
     shared: Arc<Mutex<Shared>>,
-    events: mpsc::UnboundedSender<ServerEvent>,
+    events: mpsc::UnboundedSender<ConnectionEvent>,
 }
 
 impl Task {
-    fn emit(&self, event: ServerEvent) {
+    fn emit(&self, event: ConnectionEvent) {
         let _ = self.events.send(event);
     }
 
     fn message(&self, lane: usize, data: Data) {
         if let Some(spec) = self.specs.get(lane) {
-            self.emit(ServerEvent::Message {
+            self.emit(ConnectionEvent::Message {
                 channel: spec.name.clone(),
                 data,
             });
@@ -169,7 +171,7 @@ impl Task {
     fn outcome(&self, outcome: Outcome) -> Option<(String, String)> {
         match outcome {
             Outcome::Message(lane, data) => self.message(lane, data),
-            Outcome::Problem(error) => self.emit(ServerEvent::Error(error)),
+            Outcome::Problem(error) => self.emit(ConnectionEvent::Error(error)),
             Outcome::Written(bytes) => self.written(bytes),
             Outcome::Closed(reason) => {
                 let text = match reason.as_str() {
@@ -279,7 +281,7 @@ impl Task {
         reassemblers: &mut [Reassembler],
         bytes: &[u8],
     ) -> Option<(String, String)> {
-        let bad = |message: &str| ServerEvent::Error(Error::new("bad_frame", message));
+        let bad = |message: &str| ConnectionEvent::Error(Error::new("bad_frame", message));
         let Some((&lane, frame)) = bytes.split_first() else {
             self.emit(bad("an empty WebSocket message"));
             return None;

@@ -1,0 +1,197 @@
+//! A connection to one peer outside any room, as the browser client's `Connection`: to a
+//! server peer ([`Connection::to_server`], `server_connect`) or to a device paired by compact
+//! codes (`pairing`). WebRTC on one UDP socket, or the server peer's WebSocket fallback.
+
+use std::sync::{Arc, Mutex};
+
+use switchboard_protocol::{Data, PeerId};
+use tokio::sync::mpsc;
+
+use super::connection_task::{self, Shared, Transport as Carrier};
+use crate::channels::ChannelSpec;
+use crate::connect_options::ConnectOptions;
+use crate::Error;
+
+/// How a [`Connection`] travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// WebRTC data channels (UDP).
+    WebRtc,
+    /// The WebSocket fallback: both channels reliable and ordered over TCP.
+    WebSocket,
+}
+
+/// What a connection reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConnectionEvent {
+    /// A whole message from the other side on a channel.
+    Message {
+        /// The channel's name.
+        channel: String,
+        /// The message.
+        data: Data,
+    },
+    /// A problem that does not end the connection (a bad frame).
+    Error(Error),
+    /// The connection is over; nothing follows. `code`: `closed` after `close()`, `goodbye`
+    /// (the server closed on purpose, `reason` says why: a kick's reason), `connection_lost`,
+    /// `timeout`, or the server's close reason.
+    Closed {
+        /// Stable code.
+        code: String,
+        /// For humans.
+        reason: String,
+    },
+}
+
+/// What the application asks of the connection's task.
+#[derive(Debug)]
+pub(crate) enum Order {
+    /// Frames of one message on a channel (already checked and counted).
+    Send { lane: usize, frames: Vec<Vec<u8>> },
+    /// Close on purpose (a goodbye first).
+    Close,
+}
+
+/// A connection to one peer outside any room. Create it with [`Connection::to_server`] or by
+/// pairing ([`crate::PairingOffer`], [`crate::PairingAnswer`]).
+pub struct Connection {
+    id: Option<PeerId>,
+    transport: Transport,
+    specs: Vec<ChannelSpec>,
+    options: ConnectOptions,
+    shared: Arc<Mutex<Shared>>,
+    orders: mpsc::UnboundedSender<Order>,
+    events: mpsc::UnboundedReceiver<ConnectionEvent>,
+}
+
+impl Connection {
+    /// Starts the task of an open transport and returns the handle.
+    pub(crate) fn start(
+        carrier: Carrier,
+        id: Option<PeerId>,
+        specs: Vec<ChannelSpec>,
+        options: &ConnectOptions,
+    ) -> Self {
+        let (orders, orders_rx) = mpsc::unbounded_channel();
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let transport = match carrier {
+            Carrier::WebRtc { .. } => Transport::WebRtc,
+            Carrier::WebSocket(_) => Transport::WebSocket,
+        };
+        tokio::spawn(connection_task::run(connection_task::Setup {
+            carrier,
+            specs: specs.clone(),
+            max_message_bytes: options.max_message_bytes,
+            shared: shared.clone(),
+            orders: orders_rx,
+            events: events_tx,
+        }));
+        Self {
+            id,
+            transport,
+            specs,
+            options: options.clone(),
+            shared,
+            orders,
+            events,
+        }
+    }
+
+    /// Our id on the server peer (its `PeerId` for us); `None` over the WebSocket fallback,
+    /// whose upgrade does not tell it, and for a paired connection.
+    pub fn id(&self) -> Option<PeerId> {
+        self.id
+    }
+
+    /// Which transport carries the connection.
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+
+    /// Whether the connection is over.
+    pub fn is_closed(&self) -> bool {
+        connection_task::lock(&self.shared).closed
+    }
+
+    /// Sends a message on a channel. Errors: `unknown_channel`,
+    /// `message_too_big`, `send_queue_full`, `room_closed` (the connection is over).
+    pub fn send(&self, channel: &str, data: impl Into<Data>) -> Result<(), Error> {
+        let data = data.into();
+        let lane = self
+            .specs
+            .iter()
+            .position(|s| s.name == channel)
+            .ok_or_else(|| Error::new("unknown_channel", format!("no channel named {channel}")))?;
+        let chunked = self.specs[lane].options.is_chunked();
+        let frames = switchboard_protocol::frame::encode(
+            data.is_text(),
+            data.as_bytes(),
+            self.options.frame_bytes,
+            chunked,
+            self.options.max_message_bytes,
+        )
+        .ok_or_else(|| {
+            Error::new(
+                "message_too_big",
+                format!(
+                    "{} bytes: channel {channel} takes at most {}",
+                    data.as_bytes().len(),
+                    if chunked {
+                        self.options.max_message_bytes
+                    } else {
+                        self.options.frame_bytes - 1
+                    }
+                ),
+            )
+        })?;
+        let size: usize = frames.iter().map(Vec::len).sum();
+        let mut shared = connection_task::lock(&self.shared);
+        if shared.closed {
+            return Err(Error::new("room_closed", "the connection is closed"));
+        }
+        if chunked || self.transport == Transport::WebSocket {
+            if shared.queued + size > self.options.max_buffered_bytes {
+                return Err(Error::new(
+                    "send_queue_full",
+                    format!(
+                        "{} bytes wait already (max_buffered_bytes {})",
+                        shared.queued, self.options.max_buffered_bytes
+                    ),
+                ));
+            }
+            shared.queued += size;
+        }
+        drop(shared);
+        self.orders
+            .send(Order::Send { lane, frames })
+            .map_err(|_| Error::new("room_closed", "the connection is closed"))
+    }
+
+    /// Closes the connection on purpose: a goodbye first, so the server sees `goodbye`.
+    /// `ConnectionEvent::Closed` (code `closed`) follows.
+    pub fn close(&self) {
+        let _ = self.orders.send(Order::Close);
+    }
+
+    /// The next event; `None` once the connection is over and every event was taken.
+    pub async fn next_event(&mut self) -> Option<ConnectionEvent> {
+        self.events.recv().await
+    }
+
+    /// Every event that has arrived, without waiting: for game loops (call it once a frame).
+    pub fn poll(&mut self) -> Vec<ConnectionEvent> {
+        let mut events = Vec::new();
+        while let Ok(event) = self.events.try_recv() {
+            events.push(event);
+        }
+        events
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        let _ = self.orders.send(Order::Close);
+    }
+}
