@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine or a used one: installs what is missing, then runs
-# formatting, lints, the wasm32 build of the protocol crate, and every test.
+# formatting, lints (native and wasm32), the check that the committed wasm demo and browser
+# bundle are current, and every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Incremental caches only help rebuilds after edits; a test run does not need them, and they
@@ -69,8 +70,20 @@ cargo fmt --all -- --check
 step "lint"
 cargo clippy --workspace --all-targets --locked --features switchboard-client/ggrs -- -D warnings
 
-step "protocol crate builds for wasm32 (no I/O)"
-cargo build --locked -p switchboard-protocol --target wasm32-unknown-unknown
+step "wasm32: lints of the Rust client in the browser; the committed wasm demo is current"
+cargo clippy --locked -p switchboard-protocol -p switchboard-client -p switchboard-wasm-chat \
+  --target wasm32-unknown-unknown -- -D warnings
+# The demo served at /demo/rust-chat is committed (a fresh clone serves it without a wasm
+# toolchain): it must be what the sources build, byte for byte.
+wasm_out=$(mktemp -d)
+./scripts/build-wasm-demo.sh "$wasm_out" >/dev/null
+for file in switchboard_wasm_chat.js switchboard_wasm_chat_bg.wasm; do
+  if ! cmp -s "$wasm_out/$file" "crates/server/assets/demo/wasm/$file"; then
+    echo "crates/server/assets/demo/wasm/$file is out of date: run scripts/build-wasm-demo.sh and commit it" >&2
+    exit 1
+  fi
+done
+rm -rf "$wasm_out"
 
 step "browser client: install, type-check, build"
 (cd clients/js && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)

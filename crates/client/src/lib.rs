@@ -32,12 +32,15 @@ mod event;
 #[cfg(all(feature = "ggrs", not(target_arch = "wasm32")))]
 mod ggrs_socket;
 mod options;
+mod outgoing;
 pub mod room_core;
 pub mod signal;
 pub mod topology;
 
 #[cfg(not(target_arch = "wasm32"))]
 mod native;
+#[cfg(target_arch = "wasm32")]
+mod web;
 
 pub use channels::{ChannelOptions, ChannelSpec};
 pub use connect_options::ConnectOptions;
@@ -50,3 +53,5 @@ pub use native::{
 };
 pub use options::{join_url, JoinOptions, Lobby};
 pub use switchboard_protocol::{Data, Encoding, HostLeaves, PeerId, PeerInfo, RoomInfo, Topology};
+#[cfg(target_arch = "wasm32")]
+pub use web::Room;

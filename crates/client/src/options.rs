@@ -48,6 +48,9 @@ pub struct JoinOptions {
     /// Most bytes waiting in this client per peer before `send` refuses with
     /// `send_queue_full` (default 32 MiB).
     pub max_buffered_bytes: usize,
+    /// In the browser (wasm32): a channel's frames wait in this client while the browser's
+    /// send buffer holds this many bytes or more (default 1 MiB, as the browser client).
+    pub buffered_high_bytes: usize,
     /// Candidates kept per peer while its description is pending (default 64).
     pub max_queued_candidates: usize,
     /// How long to wait for the STUN server's answer when learning our public address
@@ -75,6 +78,7 @@ impl Default for JoinOptions {
             frame_bytes: 16 * 1024,
             max_message_bytes: 16 * 1024 * 1024,
             max_buffered_bytes: 32 * 1024 * 1024,
+            buffered_high_bytes: 1024 * 1024,
             max_queued_candidates: 64,
             stun_timeout: Duration::from_secs(1),
         }
@@ -90,10 +94,13 @@ impl JoinOptions {
                 "frame_bytes must be between 64 and 262144",
             ));
         }
-        if self.max_message_bytes == 0 || self.max_buffered_bytes == 0 {
+        if self.max_message_bytes == 0
+            || self.max_buffered_bytes == 0
+            || self.buffered_high_bytes == 0
+        {
             return Err(Error::new(
                 "invalid_options",
-                "max_message_bytes and max_buffered_bytes must be positive",
+                "max_message_bytes, max_buffered_bytes and buffered_high_bytes must be positive",
             ));
         }
         Ok(())

@@ -3,7 +3,9 @@
 //! outcomes; output: [`Action`]s for the shell (which owns the sockets and the WebRTC stack).
 
 use serde_json::Value;
-use switchboard_protocol::{ClientMessage, PeerId, PeerInfo, RoomInfo, ServerMessage, Welcome};
+use switchboard_protocol::{
+    ClientMessage, ErrorCode, PeerId, PeerInfo, ProtocolError, RoomInfo, ServerMessage, Welcome,
+};
 
 use crate::event::Event;
 use crate::signal::{Role, Signal};
@@ -25,6 +27,20 @@ pub enum Action {
     Transmit(ClientMessage),
     /// The room is over: close everything (an `Emit(Closed)` precedes it).
     Shutdown,
+}
+
+/// The first frame of a join as it decoded: the `welcome`, or why the join failed (an `error`
+/// first is the server's refusal, with its code).
+pub fn welcome_of(decoded: Result<ServerMessage, ProtocolError>) -> Result<Box<Welcome>, Error> {
+    match decoded {
+        Ok(ServerMessage::Welcome(welcome)) => Ok(welcome),
+        Ok(ServerMessage::Error { code, message }) => Err(Error::new(code.as_str(), message)),
+        Ok(other) => Err(Error::new(
+            "bad_server_message",
+            format!("expected welcome, got {other:?}"),
+        )),
+        Err(error) => Err(Error::new("bad_server_message", error.to_string())),
+    }
 }
 
 /// The state of a joined room.
@@ -131,6 +147,39 @@ impl RoomCore {
             _ => {}
         }
         actions
+    }
+
+    /// A frame from the hub as it decoded: types a later server may add are skipped
+    /// (docs/protocol.md, "Versioning"); an undecodable frame is reported and the room goes on;
+    /// an `error` that closes the socket waits for the close frame, which ends the room.
+    pub fn server_frame(&mut self, decoded: Result<ServerMessage, ProtocolError>) -> Vec<Action> {
+        match decoded {
+            Err(error) if error.code == ErrorCode::UnknownType => Vec::new(),
+            Err(error) => vec![Action::Emit(Event::Error {
+                error: Error::new("bad_server_message", error.to_string()),
+                peer: None,
+            })],
+            Ok(ServerMessage::Error { code, .. }) if code.close_code().is_some() => Vec::new(),
+            Ok(message) => self.server(message),
+        }
+    }
+
+    /// The hub closed the signaling socket (WebSocket close `code` and `reason`; 1006 when it
+    /// dropped): on purpose after `detach` the room goes on over the peer connections, else it
+    /// is over, with the server's reason as the code.
+    pub fn signaling_closed(&mut self, code: u16, reason: &str) -> Vec<Action> {
+        if code == 1000 && reason == "detached" {
+            return Vec::new();
+        }
+        let error = if reason.is_empty() || code == 1006 {
+            "connection_closed"
+        } else {
+            reason
+        };
+        self.shutdown(
+            error,
+            &format!("the server closed the connection ({code} {reason})"),
+        )
     }
 
     /// Every channel to `peer` is open.
@@ -420,5 +469,59 @@ mod tests {
         let closed = core.shutdown("room_closed", "bye");
         assert_eq!(closed.last(), Some(&Action::Shutdown));
         assert!(core.shutdown("room_closed", "again").is_empty());
+    }
+
+    #[test]
+    fn server_frames_skip_new_types_report_garbage_and_leave_closing_errors_to_the_close() {
+        use switchboard_protocol::{decode_server, Encoding, Frame};
+        let mut core = RoomCore::new(&welcome(vec![], Topology::Mesh, 1));
+        let decode = |text: &str| decode_server(Frame::Text(text.as_bytes()), Encoding::Json);
+        // A type a later server may add.
+        assert_eq!(core.server_frame(decode(r#"{"type":"future"}"#)), vec![]);
+        let garbage = core.server_frame(decode("not json"));
+        assert!(matches!(
+            garbage.as_slice(),
+            [Action::Emit(Event::Error { error, peer: None })] if error.code == "bad_server_message"
+        ));
+        // An error that closes the socket: the close frame ends the room, not the error.
+        let kicked = decode(r#"{"type":"error","code":"kicked","message":"bye"}"#);
+        assert_eq!(core.server_frame(kicked), vec![]);
+        let refused = decode(r#"{"type":"error","code":"rate_limited","message":"slow down"}"#);
+        assert!(matches!(
+            core.server_frame(refused).as_slice(),
+            [Action::Emit(Event::Error { error, .. })] if error.code == "rate_limited"
+        ));
+    }
+
+    #[test]
+    fn a_detached_close_keeps_the_room_and_any_other_close_ends_it_with_the_reason() {
+        let mut core = RoomCore::new(&welcome(vec![], Topology::Mesh, 1));
+        assert_eq!(core.signaling_closed(1000, "detached"), vec![]);
+        let ended = core.signaling_closed(4000, "kicked");
+        assert!(matches!(
+            ended.as_slice(),
+            [Action::Emit(Event::Closed { code, .. }), Action::Shutdown] if code == "kicked"
+        ));
+        let mut dropped = RoomCore::new(&welcome(vec![], Topology::Mesh, 1));
+        assert!(matches!(
+            dropped.signaling_closed(1006, "").first(),
+            Some(Action::Emit(Event::Closed { code, .. })) if code == "connection_closed"
+        ));
+    }
+
+    #[test]
+    fn the_first_frame_is_a_welcome_or_the_reason_the_join_failed() {
+        use switchboard_protocol::{decode_server, Encoding, Frame};
+        let decode = |text: &str| decode_server(Frame::Text(text.as_bytes()), Encoding::Json);
+        let full = welcome_of(decode(
+            r#"{"type":"error","code":"room_full","message":"full"}"#,
+        ));
+        assert_eq!(full.unwrap_err().code, "room_full");
+        let pong = welcome_of(decode(r#"{"type":"pong"}"#));
+        assert_eq!(pong.unwrap_err().code, "bad_server_message");
+        assert_eq!(
+            welcome_of(decode("{")).unwrap_err().code,
+            "bad_server_message"
+        );
     }
 }

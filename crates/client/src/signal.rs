@@ -3,6 +3,7 @@
 //! the other peer signals and says what to apply, in which order.
 
 use serde_json::{json, Map, Value};
+use switchboard_protocol::{ClientMessage, Payload, PeerId, Target};
 
 use crate::Error;
 
@@ -118,6 +119,17 @@ impl Signal {
                 json!({"type": "candidate", "candidate": candidate})
             }
         }
+    }
+}
+
+impl Signal {
+    /// The hub's `signal` message carrying this payload to `peer`.
+    pub fn to_message(&self, peer: PeerId) -> Option<ClientMessage> {
+        let data = Payload::from_json(&self.to_value().to_string()).ok()?;
+        Some(ClientMessage::Signal {
+            to: Target::Peer(peer),
+            data,
+        })
     }
 }
 

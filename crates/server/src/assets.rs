@@ -1,6 +1,6 @@
 //! The pages and scripts the server serves, embedded in the binary: the landing page, the
 //! browser client bundle (built from `clients/js`, committed so a fresh clone needs no npm) and
-//! the demos.
+//! the demos (the Rust client's wasm demo among them).
 
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -10,7 +10,7 @@ use axum::routing::{get, MethodRouter};
 struct Asset {
     path: &'static str,
     content_type: &'static str,
-    body: &'static str,
+    body: &'static [u8],
 }
 
 const HTML: &str = "text/html; charset=utf-8";
@@ -19,32 +19,49 @@ const ASSETS: &[Asset] = &[
     Asset {
         path: "/",
         content_type: HTML,
-        body: include_str!("../assets/index.html"),
+        body: include_bytes!("../assets/index.html"),
     },
     Asset {
         path: "/switchboard.js",
         content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../../clients/js/dist/switchboard.js"),
+        body: include_bytes!("../../../clients/js/dist/switchboard.js"),
     },
     Asset {
         path: "/favicon.ico",
         content_type: "image/svg+xml",
-        body: include_str!("../assets/favicon.svg"),
+        body: include_bytes!("../assets/favicon.svg"),
     },
     Asset {
         path: "/demo/chat",
         content_type: HTML,
-        body: include_str!("../assets/demo/chat.html"),
+        body: include_bytes!("../assets/demo/chat.html"),
     },
     Asset {
         path: "/demo/dots",
         content_type: HTML,
-        body: include_str!("../assets/demo/dots.html"),
+        body: include_bytes!("../assets/demo/dots.html"),
     },
     Asset {
         path: "/demo/pair",
         content_type: HTML,
-        body: include_str!("../assets/demo/pair.html"),
+        body: include_bytes!("../assets/demo/pair.html"),
+    },
+    Asset {
+        path: "/demo/rust-chat",
+        content_type: HTML,
+        body: include_bytes!("../assets/demo/rust-chat.html"),
+    },
+    // The Rust client compiled to wasm32 (scripts/build-wasm-demo.sh; committed like the
+    // browser client bundle, so a fresh clone serves it without a wasm toolchain).
+    Asset {
+        path: "/demo/wasm/switchboard_wasm_chat.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../assets/demo/wasm/switchboard_wasm_chat.js"),
+    },
+    Asset {
+        path: "/demo/wasm/switchboard_wasm_chat_bg.wasm",
+        content_type: "application/wasm",
+        body: include_bytes!("../assets/demo/wasm/switchboard_wasm_chat_bg.wasm"),
     },
 ];
 

@@ -321,8 +321,18 @@ async fn serves_the_client_bundle_and_the_demos_embedded() {
             "{demo} imports the bundle"
         );
     }
+    // The Rust client's wasm demo: its page loads the committed wasm-bindgen glue (the
+    // browser test runs it).
+    let (_, page) = http_get(addr, "/demo/rust-chat").await;
+    assert!(page.contains("from \"/demo/wasm/switchboard_wasm_chat.js\""));
+    let (head, glue) = http_get(addr, "/demo/wasm/switchboard_wasm_chat.js").await;
+    assert!(head
+        .to_ascii_lowercase()
+        .contains("content-type: text/javascript"));
+    assert!(glue.contains("class WasmRoom") && glue.contains("switchboard_wasm_chat_bg.wasm"));
     let (_, landing) = http_get(addr, "/").await;
     assert!(landing.contains("/demo/chat") && landing.contains("/demo/dots"));
+    assert!(landing.contains("/demo/rust-chat"));
     let (head, _) = http_get(addr, "/demo/missing").await;
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
     server.shutdown().await;

@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use str0m::Candidate;
 use switchboard_protocol::{
-    decode_server, encode_client, ClientMessage, Data, Encoded, Encoding, Frame, Payload, PeerId,
-    ServerMessage, Target, Welcome,
+    decode_server, encode_client, ClientMessage, Data, Encoded, Encoding, Frame, PeerId, Welcome,
 };
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc;
@@ -25,7 +24,6 @@ use crate::channels::ChannelSpec;
 use crate::event::Event;
 use crate::options::JoinOptions;
 use crate::room_core::{Action, RoomCore};
-use crate::signal::Signal;
 use crate::Error;
 
 /// The signaling WebSocket.
@@ -193,42 +191,15 @@ impl Task {
                 return;
             }
         };
-        match message {
-            // New types a later server may send are skipped (docs/protocol.md, "Versioning").
-            Err(error) if error.code == switchboard_protocol::ErrorCode::UnknownType => {}
-            Err(error) => self.emit(Event::Error {
-                error: Error::new("bad_server_message", error.to_string()),
-                peer: None,
-            }),
-            Ok(message) => {
-                if let ServerMessage::Error { code, .. } = &message {
-                    if code.close_code().is_some() {
-                        // The close frame that follows ends the room with this code.
-                        return;
-                    }
-                }
-                let actions = self.core.server(message);
-                self.perform(actions);
-            }
-        }
+        let actions = self.core.server_frame(message);
+        self.perform(actions);
     }
 
     /// The server closed the signaling socket: on purpose after `detach` (the room goes on over
     /// the peer connections), else the room is over.
     fn signaling_closed(&mut self, code: u16, reason: &str) {
         self.signaling_open = false;
-        if code == 1000 && reason == "detached" {
-            return;
-        }
-        let error = if reason.is_empty() || code == 1006 {
-            "connection_closed"
-        } else {
-            reason
-        };
-        let actions = self.core.shutdown(
-            error,
-            &format!("the server closed the connection ({code} {reason})"),
-        );
+        let actions = self.core.signaling_closed(code, reason);
         self.perform(actions);
     }
 
@@ -333,7 +304,7 @@ impl Task {
 
     fn outcome(&mut self, peer: PeerId, outcome: Outcome) {
         match outcome {
-            Outcome::Signal(signal) => self.to_hub.extend(signal_to(peer, &signal)),
+            Outcome::Signal(signal) => self.to_hub.extend(signal.to_message(peer)),
             Outcome::Open => {
                 let actions = self.core.link_open(peer);
                 self.perform(actions);
@@ -450,13 +421,4 @@ impl Task {
         }
         lock(&self.view).closed = true;
     }
-}
-
-/// A `signal` message carrying this payload to `peer`.
-fn signal_to(peer: PeerId, signal: &Signal) -> Option<ClientMessage> {
-    let data = Payload::from_json(&signal.to_value().to_string()).ok()?;
-    Some(ClientMessage::Signal {
-        to: Target::Peer(peer),
-        data,
-    })
 }

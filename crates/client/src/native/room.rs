@@ -6,8 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures_util::StreamExt;
 use switchboard_protocol::{
-    decode_server, ClientMessage, Encoding, Frame, Payload, PeerId, PeerInfo, RoomInfo,
-    ServerMessage, Welcome,
+    decode_server, ClientMessage, Encoding, Frame, Payload, PeerId, PeerInfo, RoomInfo, Welcome,
 };
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -340,20 +339,7 @@ async fn welcome(ws: &mut driver::Ws, encoding: Encoding) -> Result<Box<Welcome>
             }
             _ => continue,
         };
-        match decoded {
-            Ok(ServerMessage::Welcome(welcome)) => return Ok(welcome),
-            Ok(ServerMessage::Error { code, message }) => {
-                let code = code.as_str();
-                return Err(Error::new(code, message));
-            }
-            Ok(other) => {
-                return Err(Error::new(
-                    "bad_server_message",
-                    format!("expected welcome, got {other:?}"),
-                ))
-            }
-            Err(error) => return Err(Error::new("bad_server_message", error.to_string())),
-        }
+        return crate::room_core::welcome_of(decoded);
     }
     Err(Error::new(
         "connection_closed",

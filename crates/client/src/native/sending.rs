@@ -10,6 +10,7 @@ use super::driver::Command;
 use super::room::{lock, View};
 use crate::channels::ChannelSpec;
 use crate::options::JoinOptions;
+use crate::outgoing;
 use crate::Error;
 
 /// What a send needs: the channels, the limits, the room's view and the task's queue.
@@ -24,10 +25,7 @@ pub(crate) struct Sending {
 impl Sending {
     /// The index of a declared channel.
     pub fn lane(&self, channel: &str) -> Result<usize, Error> {
-        self.specs
-            .iter()
-            .position(|s| s.name == channel)
-            .ok_or_else(|| Error::new("unknown_channel", format!("no channel named {channel}")))
+        outgoing::lane(&self.specs, channel)
     }
 
     /// Sends `data` to `peer` on lane `lane`.
@@ -61,52 +59,18 @@ impl Sending {
         if lock(&self.view).closed {
             return Err(Error::new("room_closed", "the room is closed"));
         }
-        let spec = &self.specs[lane];
-        let chunked = spec.options.is_chunked();
-        switchboard_protocol::frame::encode(
-            data.is_text(),
-            data.as_bytes(),
-            self.options.frame_bytes,
-            chunked,
-            self.options.max_message_bytes,
-        )
-        .ok_or_else(|| {
-            let limit = if chunked {
-                self.options.max_message_bytes
-            } else {
-                self.options.frame_bytes - 1
-            };
-            Error::new(
-                "message_too_big",
-                format!(
-                    "{} bytes: channel {} takes at most {limit}",
-                    data.as_bytes().len(),
-                    spec.name
-                ),
-            )
-        })
+        outgoing::frames(&self.specs[lane], data, &self.options)
     }
 
     fn enqueue(&self, peer: PeerId, lane: usize, frames: Vec<Vec<u8>>) -> Result<(), Error> {
         let size: usize = frames.iter().map(Vec::len).sum();
         let mut view = lock(&self.view);
-        match view.peers.iter().find(|(p, _)| p.id == peer) {
-            None => {
-                return Err(Error::new(
-                    "unknown_peer",
-                    format!("no peer {peer} in the room"),
-                ))
-            }
-            Some((_, false)) => {
-                return Err(Error::new(
-                    "peer_not_connected",
-                    format!(
-                    "no connection to {peer} (yet; star rooms connect clients only to the host)"
-                ),
-                ))
-            }
-            Some((_, true)) => {}
-        }
+        let membership = view
+            .peers
+            .iter()
+            .find(|(p, _)| p.id == peer)
+            .map(|(_, connected)| *connected);
+        outgoing::recipient(peer, membership)?;
         if self.specs[lane].options.is_chunked() {
             let queued = view.queued.entry(peer).or_insert(0);
             if *queued + size > self.options.max_buffered_bytes {

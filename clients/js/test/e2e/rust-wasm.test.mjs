@@ -1,0 +1,157 @@
+// The Rust client compiled to wasm32 (the committed build of examples/wasm-chat, served at
+// /demo/rust-chat) in headless Chromium meets a page with the JavaScript client in one room:
+// presence, reliable both ways (hundreds in order, some past 64 KiB and chunked), unreliable
+// both ways, each side seeing the other leave; and the wasm chat page talks with /demo/chat.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { useServerAndBrowser, join, openPage, waitFor } from "./harness.mjs";
+
+const env = useServerAndBrowser({ before, after });
+
+/** Opens the wasm demo in `room`; resolves to { page, id, problems } once it has joined. */
+async function wasmPeer(room) {
+  const page = await (await env.browser.newContext()).newPage();
+  const problems = [];
+  page.on("pageerror", (error) => problems.push(error.message));
+  await page.goto(`${env.server.url}/demo/rust-chat?room=${room}`);
+  await page.waitForFunction(() => window.wasmRoom !== undefined || window.joinError !== undefined, null, { timeout: 20000 });
+  const joinError = await page.evaluate(() => window.joinError);
+  assert.equal(joinError, undefined, "the wasm peer joined");
+  const id = await page.evaluate(() => window.wasmRoom.id);
+  return { page, id, problems };
+}
+
+/** The wasm page's events of one type. */
+const eventsOf = (page, type) =>
+  page.evaluate((type) => window.events.filter((e) => e.type === type), type);
+
+test("the Rust client in wasm and a JavaScript page exchange on both channels and see each other leave", async () => {
+  const js = await openPage(env.browser, env.server);
+  const jsId = await join(js, "wasm-room");
+  const wasm = await wasmPeer("wasm-room");
+  try {
+    await waitFor(js, (id) => window.log.connects.includes(id), wasm.id);
+    await wasm.page.waitForFunction((id) => window.events.some((e) => e.type === "connect" && e.peer === id), jsId, { timeout: 20000 });
+
+    // JS -> wasm: 300 reliable messages in order, every 50th of 70,000 bytes (chunked).
+    await js.evaluate((other) => {
+      for (let i = 0; i < 300; i++) {
+        const size = i % 50 === 0 ? 70000 : 100;
+        const bytes = new Uint8Array(size);
+        new DataView(bytes.buffer).setUint32(0, i);
+        bytes[size - 1] = i % 256;
+        window.room.send(other, "reliable", bytes);
+      }
+    }, wasm.id);
+    await wasm.page.waitForFunction(() => window.events.filter((e) => e.type === "message" && e.channel === "reliable").length >= 300, null, { timeout: 30000 });
+    const got = await wasm.page.evaluate(() =>
+      window.events
+        .filter((e) => e.type === "message" && e.channel === "reliable")
+        .map((e) => ({ from: e.peer, bytes: e.data.byteLength, index: new DataView(e.data.buffer, e.data.byteOffset).getUint32(0), tail: e.data[e.data.byteLength - 1] })),
+    );
+    assert.equal(got.length, 300);
+    got.forEach((m, i) => {
+      assert.equal(m.from, jsId);
+      assert.equal(m.bytes, i % 50 === 0 ? 70000 : 100, `message ${i} size`);
+      assert.equal(m.index, i, `message ${i} in order`);
+      assert.equal(m.tail, i % 256);
+    });
+
+    // wasm -> JS: 300 of its own, every 30th of 100,000 bytes, in order; and a text message.
+    await wasm.page.evaluate((other) => {
+      for (let i = 0; i < 300; i++) {
+        const size = i % 30 === 0 ? 100000 : 200;
+        const bytes = new Uint8Array(size);
+        new DataView(bytes.buffer).setUint32(0, i);
+        bytes[size - 1] = 255 - (i % 256);
+        window.wasmRoom.send(other, "reliable", bytes);
+      }
+      window.wasmRoom.send(other, "reliable", "text from Rust");
+    }, jsId);
+    await waitFor(js, () => (window.log.messages.reliable?.length ?? 0) >= 301, undefined, 30000);
+    const received = await js.evaluate(() => window.log.messages.reliable);
+    received.slice(0, 300).forEach((m, i) => {
+      assert.equal(m.from, wasm.id);
+      assert.equal(m.bytes, i % 30 === 0 ? 100000 : 200, `message ${i} size`);
+      assert.deepEqual(m.head.slice(0, 4), [0, 0, (i >> 8) & 255, i & 255], `message ${i} in order`);
+      assert.equal(m.tail, 255 - (i % 256));
+    });
+    assert.equal(received[300].text, "text from Rust");
+
+    // Unreliable both ways.
+    await js.evaluate((other) => {
+      for (let i = 0; i < 20; i++) window.room.send(other, "unreliable", `u${i}`);
+    }, wasm.id);
+    await wasm.page.waitForFunction(() => window.events.some((e) => e.type === "message" && e.channel === "unreliable" && e.data.startsWith?.("u")), null, { timeout: 10000 });
+    const sent = await wasm.page.evaluate(() => {
+      let sent = 0;
+      for (let i = 0; i < 20; i++) sent += window.wasmRoom.broadcast("unreliable", new Uint8Array(64).fill(i));
+      return sent;
+    });
+    assert.equal(sent, 20, "each broadcast reached the one connected peer");
+    await waitFor(js, () => (window.log.messages.unreliable ?? []).some((m) => m.bytes === 64));
+
+    // Errors come back at once, as the JS client's do.
+    const refused = await wasm.page.evaluate(() => {
+      const codes = [];
+      for (const attempt of [
+        () => window.wasmRoom.send("00000000000000000000000000000001", "reliable", "x"),
+        () => window.wasmRoom.send(window.wasmRoom.peers()[0].peer, "nope", "x"),
+        () => window.wasmRoom.send(window.wasmRoom.peers()[0].peer, "unreliable", new Uint8Array(20000)),
+      ]) {
+        try {
+          attempt();
+          codes.push("sent");
+        } catch (error) {
+          codes.push(error.message.split(":")[0]);
+        }
+      }
+      return codes;
+    });
+    assert.deepEqual(refused, ["unknown_peer", "unknown_channel", "message_too_big"]);
+
+    // The wasm peer leaves: the page sees it once, with a goodbye, and the wasm side closes.
+    await wasm.page.evaluate(() => window.wasmRoom.close());
+    await waitFor(js, (id) => window.log.leaves.some((l) => l.id === id), wasm.id);
+    assert.equal(await js.evaluate((id) => window.log.leaves.filter((l) => l.id === id).length, wasm.id), 1);
+    await wasm.page.waitForFunction(() => window.events.some((e) => e.type === "close" && e.code === "room_closed"), null, { timeout: 5000 });
+
+    // A second wasm peer sees the page leave.
+    const second = await wasmPeer("wasm-room");
+    try {
+      await second.page.waitForFunction((id) => window.events.some((e) => e.type === "connect" && e.peer === id), jsId, { timeout: 20000 });
+      await js.evaluate(() => window.room.close());
+      await second.page.waitForFunction((id) => window.events.some((e) => e.type === "leave" && e.peer === id), jsId, { timeout: 10000 });
+      const leaves = await eventsOf(second.page, "leave");
+      assert.equal(leaves.length, 1);
+      assert.deepEqual(second.problems, []);
+    } finally {
+      await second.page.context().close();
+    }
+    assert.deepEqual(wasm.problems, []);
+    assert.deepEqual(js.problems, []);
+  } finally {
+    await wasm.page.context().close();
+    await js.context().close();
+  }
+});
+
+test("the wasm chat page and the JavaScript chat page talk", async () => {
+  const rust = await wasmPeer("wasm-chat");
+  const page = await (await env.browser.newContext()).newPage();
+  await page.goto(`${env.server.url}/demo/chat?room=wasm-chat`);
+  try {
+    await page.waitForFunction(() => window.room?.peers.some((p) => p.connected), null, { timeout: 20000 });
+    await rust.page.waitForFunction(() => document.getElementById("peers").textContent.startsWith("1 connected"), null, { timeout: 20000 });
+    await rust.page.fill("#text", "hello from Rust");
+    await rust.page.press("#text", "Enter");
+    await page.waitForFunction(() => document.getElementById("log").textContent.includes(": hello from Rust"), null, { timeout: 10000 });
+    await page.fill("#text", "hello from JavaScript");
+    await page.press("#text", "Enter");
+    await rust.page.waitForFunction(() => document.getElementById("log").textContent.includes(": hello from JavaScript"), null, { timeout: 10000 });
+    assert.deepEqual(rust.problems, []);
+  } finally {
+    await page.context().close();
+    await rust.page.context().close();
+  }
+});

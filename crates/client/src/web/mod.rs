@@ -1,0 +1,10 @@
+//! The browser shell (wasm32-unknown-unknown): the room's WebSocket and one
+//! `RTCPeerConnection` per peer through web-sys, driven by the page's event loop, carrying out
+//! what the pure room core decides (the same core, signals, channels and framing as native).
+
+mod link;
+mod room;
+mod shell;
+mod timer;
+
+pub use room::Room;

@@ -1,0 +1,465 @@
+//! The room's shell in the browser: it owns the signaling WebSocket and every peer's
+//! [`Link`], turns the browser's callbacks into input for the pure room core, and carries out
+//! the core's actions. Everything runs on the page's one thread; callbacks reach the shell
+//! through a weak reference, so a dropped room ignores late ones.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use futures_channel::mpsc::UnboundedSender;
+use js_sys::{ArrayBuffer, Uint8Array};
+use switchboard_protocol::{
+    decode_server, encode_client, ClientMessage, Data, Encoded, Encoding, Frame, PeerId,
+    ProtocolError, ServerMessage, Welcome,
+};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{CloseEvent, MessageEvent, RtcConfiguration, WebSocket};
+
+use super::link::{Limits, Link, LinkEvent, Outcome};
+use super::timer::Timer;
+use crate::channels::ChannelSpec;
+use crate::event::Event;
+use crate::options::JoinOptions;
+use crate::outgoing;
+use crate::room_core::{Action, RoomCore};
+use crate::Error;
+
+/// A link and the serial that tells its callbacks from those of an earlier link to that peer.
+struct Linked {
+    serial: u64,
+    link: Link,
+}
+
+/// The state of a joined room in the browser.
+pub(crate) struct Shell {
+    me: Weak<RefCell<Shell>>,
+    core: RoomCore,
+    ws: WebSocket,
+    ws_handlers: Vec<Closure<dyn FnMut(JsValue)>>,
+    specs: Vec<ChannelSpec>,
+    fingerprint: String,
+    options: JoinOptions,
+    limits: Limits,
+    rtc: RtcConfiguration,
+    links: HashMap<PeerId, Linked>,
+    serials: u64,
+    events: UnboundedSender<Event>,
+    signaling_open: bool,
+    done: bool,
+    last_heard: f64,
+    silence_ms: f64,
+    nonce: u64,
+    heartbeat: Option<Timer>,
+}
+
+/// Everything a shell starts with.
+pub(crate) struct Setup {
+    pub ws: WebSocket,
+    pub welcome: Box<Welcome>,
+    pub specs: Vec<ChannelSpec>,
+    pub fingerprint: String,
+    pub options: JoinOptions,
+    pub rtc: RtcConfiguration,
+    pub events: UnboundedSender<Event>,
+}
+
+/// Calls `f` on the shell if the room still exists.
+fn with(shell: &Weak<RefCell<Shell>>, f: impl FnOnce(&mut Shell)) {
+    if let Some(shell) = shell.upgrade() {
+        f(&mut shell.borrow_mut());
+    }
+}
+
+impl Shell {
+    /// Starts the room: the peers of the welcome are admitted, the socket's callbacks and the
+    /// heartbeat installed. `early` are frames that arrived after the welcome, before this.
+    pub(crate) fn start(setup: Setup, early: Vec<JsValue>) -> Rc<RefCell<Self>> {
+        let Setup {
+            ws,
+            welcome,
+            specs,
+            fingerprint,
+            options,
+            rtc,
+            events,
+        } = setup;
+        let heartbeat_ms = welcome.heartbeat_ms.max(100);
+        let silence_ms = welcome.idle_timeout_ms.max(heartbeat_ms * 2);
+        let limits = Limits {
+            max_message_bytes: options.max_message_bytes,
+            max_buffered_bytes: options.max_buffered_bytes,
+            buffered_high_bytes: options.buffered_high_bytes,
+            connect_timeout: options.connect_timeout,
+            disconnect_timeout: options.disconnect_timeout,
+            max_queued_candidates: options.max_queued_candidates,
+        };
+        let shell = Rc::new_cyclic(|me| {
+            RefCell::new(Self {
+                me: me.clone(),
+                core: RoomCore::new(&welcome),
+                ws,
+                ws_handlers: Vec::new(),
+                specs,
+                fingerprint,
+                options,
+                limits,
+                rtc,
+                links: HashMap::new(),
+                serials: 0,
+                events,
+                signaling_open: true,
+                done: false,
+                last_heard: js_sys::Date::now(),
+                silence_ms: silence_ms as f64,
+                nonce: 0,
+                heartbeat: None,
+            })
+        });
+        {
+            let mut s = shell.borrow_mut();
+            s.listen();
+            let me = s.me.clone();
+            s.heartbeat = Some(Timer::every(
+                Duration::from_millis(heartbeat_ms),
+                move || with(&me, Shell::tick),
+            ));
+            let actions = s.core.begin(&welcome);
+            s.perform(actions);
+            for frame in early {
+                s.frame(&frame);
+            }
+        }
+        shell
+    }
+
+    fn listen(&mut self) {
+        let me = self.me.clone();
+        let on_message = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
+            if let Some(event) = event.dyn_ref::<MessageEvent>() {
+                let data = event.data();
+                with(&me, |s| s.frame(&data));
+            }
+        });
+        let me = self.me.clone();
+        let on_close = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
+            let (code, reason) = event
+                .dyn_ref::<CloseEvent>()
+                .map_or((1006, String::new()), |e| (e.code(), e.reason()));
+            with(&me, |s| s.signaling_closed(code, &reason));
+        });
+        self.ws
+            .set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        self.ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        self.ws.set_onerror(None);
+        self.ws_handlers = vec![on_message, on_close];
+    }
+
+    fn emit(&self, event: Event) {
+        let _ = self.events.unbounded_send(event);
+    }
+
+    /// A frame of the signaling socket.
+    fn frame(&mut self, data: &JsValue) {
+        if self.done {
+            return;
+        }
+        self.last_heard = js_sys::Date::now();
+        let Some(decoded) = decode(data, self.options.encoding) else {
+            return;
+        };
+        let actions = self.core.server_frame(decoded);
+        self.perform(actions);
+    }
+
+    fn signaling_closed(&mut self, code: u16, reason: &str) {
+        if !self.signaling_open {
+            return;
+        }
+        self.signaling_open = false;
+        let actions = self.core.signaling_closed(code, reason);
+        self.perform(actions);
+    }
+
+    /// The heartbeat: a ping, or the end when the server has been silent too long.
+    fn tick(&mut self) {
+        if !self.signaling_open || self.done {
+            return;
+        }
+        if js_sys::Date::now() - self.last_heard > self.silence_ms {
+            let reason = format!("nothing from the server for {} ms", self.silence_ms);
+            let actions = self.core.shutdown("server_timeout", &reason);
+            self.perform(actions);
+        } else {
+            self.nonce = self.nonce.wrapping_add(1);
+            self.transmit(&ClientMessage::Ping {
+                nonce: Some(self.nonce),
+            });
+        }
+    }
+
+    /// Carries out the room core's actions.
+    fn perform(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Emit(event) => self.emit(event),
+                Action::Link(peer, role) => self.link(peer, role),
+                Action::Unlink(peer) => {
+                    if let Some(mut linked) = self.links.remove(&peer) {
+                        linked.link.close("closed");
+                    }
+                }
+                Action::Signal(peer, signal) => {
+                    if let Some(linked) = self.links.get_mut(&peer) {
+                        linked.link.signal(signal);
+                    }
+                    self.outcomes(peer);
+                }
+                Action::Transmit(message) => self.transmit(&message),
+                Action::Shutdown => self.finish(),
+            }
+        }
+    }
+
+    fn link(&mut self, peer: PeerId, role: crate::signal::Role) {
+        self.serials += 1;
+        let serial = self.serials;
+        let me = self.me.clone();
+        let notify = Rc::new(move |event: LinkEvent| {
+            with(&me, |s| s.link_event(peer, serial, event));
+        });
+        match Link::new(
+            role,
+            &self.specs,
+            &self.fingerprint,
+            &self.rtc,
+            self.limits.clone(),
+            notify,
+        ) {
+            Ok(link) => {
+                if let Some(mut old) = self.links.insert(peer, Linked { serial, link }) {
+                    old.link.close("closed");
+                }
+                self.outcomes(peer);
+            }
+            Err(error) => {
+                self.emit(Event::Error {
+                    error,
+                    peer: Some(peer),
+                });
+                let actions = self.core.link_closed(peer, "connection_failed".into());
+                self.perform(actions);
+            }
+        }
+    }
+
+    fn link_mut(&mut self, peer: PeerId, serial: u64) -> Option<&mut Link> {
+        self.links
+            .get_mut(&peer)
+            .filter(|l| l.serial == serial)
+            .map(|l| &mut l.link)
+    }
+
+    fn link_event(&mut self, peer: PeerId, serial: u64, event: LinkEvent) {
+        if let Some(link) = self.link_mut(peer, serial) {
+            link.event(event);
+            self.outcomes(peer);
+        }
+    }
+
+    /// Handles what a link reported.
+    fn outcomes(&mut self, peer: PeerId) {
+        let Some(linked) = self.links.get_mut(&peer) else {
+            return;
+        };
+        let serial = linked.serial;
+        for outcome in linked.link.take_outcomes() {
+            match outcome {
+                Outcome::Signal(signal) => {
+                    if let Some(message) = signal.to_message(peer) {
+                        self.transmit(&message);
+                    }
+                }
+                Outcome::Open => {
+                    let actions = self.core.link_open(peer);
+                    self.perform(actions);
+                }
+                Outcome::Message(lane, data) => {
+                    if let Some(spec) = self.specs.get(lane) {
+                        self.emit(Event::Message {
+                            peer,
+                            channel: spec.name.clone(),
+                            data,
+                        });
+                    }
+                }
+                Outcome::Problem(error) => self.emit(Event::Error {
+                    error,
+                    peer: Some(peer),
+                }),
+                Outcome::RunOps => self.run_ops(peer, serial),
+                Outcome::Closed(reason) => {
+                    self.links.remove(&peer);
+                    let actions = self.core.link_closed(peer, reason);
+                    self.perform(actions);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Runs a link's negotiation steps one at a time, each awaited outside the shell's borrow.
+    fn run_ops(&self, peer: PeerId, serial: u64) {
+        let me = self.me.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            loop {
+                let mut next = None;
+                with(&me, |s| {
+                    next = s.link_mut(peer, serial).and_then(Link::next_op);
+                });
+                let Some((pc, op)) = next else {
+                    return;
+                };
+                let result = Link::run(pc, op).await;
+                with(&me, |s| {
+                    if let Some(link) = s.link_mut(peer, serial) {
+                        link.done(result);
+                        s.outcomes(peer);
+                    }
+                });
+            }
+        });
+    }
+
+    /// Sends a message to the hub; a socket that refuses it is closed.
+    fn transmit(&mut self, message: &ClientMessage) {
+        if !self.signaling_open {
+            return;
+        }
+        let sent = match encode_client(message, self.options.encoding) {
+            Ok(Encoded::Text(text)) => self.ws.send_with_str(&text),
+            Ok(Encoded::Binary(bytes)) => self.ws.send_with_u8_array(&bytes),
+            Err(error) => {
+                self.emit(Event::Error {
+                    error: Error::new("invalid_message", error.to_string()),
+                    peer: None,
+                });
+                return;
+            }
+        };
+        if sent.is_err() {
+            self.signaling_closed(1006, "");
+        }
+    }
+
+    /// Whether the room is over.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.done
+    }
+
+    /// The room core (members, room info).
+    pub(crate) fn core(&self) -> &RoomCore {
+        &self.core
+    }
+
+    /// Sends `data` to `peer` on lane `lane`.
+    pub(crate) fn send(&mut self, peer: PeerId, lane: usize, data: &Data) -> Result<(), Error> {
+        if self.done {
+            return Err(Error::new("room_closed", "the room is closed"));
+        }
+        let frames = outgoing::frames(&self.specs[lane], data, &self.options)?;
+        self.send_frames(peer, lane, frames)
+    }
+
+    fn send_frames(
+        &mut self,
+        peer: PeerId,
+        lane: usize,
+        frames: Vec<Vec<u8>>,
+    ) -> Result<(), Error> {
+        outgoing::recipient(peer, self.core.member(peer))?;
+        let Some(linked) = self.links.get_mut(&peer) else {
+            return Err(Error::new(
+                "peer_not_connected",
+                format!("no connection to {peer}"),
+            ));
+        };
+        let result = linked.link.send(lane, frames);
+        self.outcomes(peer);
+        result
+    }
+
+    /// Sends `data` to every connected peer on lane `lane`; returns how many it went to.
+    pub(crate) fn broadcast(&mut self, lane: usize, data: &Data) -> Result<usize, Error> {
+        if self.done {
+            return Err(Error::new("room_closed", "the room is closed"));
+        }
+        let frames = outgoing::frames(&self.specs[lane], data, &self.options)?;
+        let targets: Vec<PeerId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.link.is_open())
+            .map(|(peer, _)| *peer)
+            .collect();
+        let mut sent = 0;
+        for peer in targets {
+            match self.send_frames(peer, lane, frames.clone()) {
+                Ok(()) => sent += 1,
+                Err(e) if e.code == "unknown_peer" || e.code == "peer_not_connected" => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(sent)
+    }
+
+    /// Sends a message to the hub on the application's behalf.
+    pub(crate) fn hub(&mut self, message: &ClientMessage) -> Result<(), Error> {
+        if self.done {
+            return Err(Error::new("room_closed", "the room is closed"));
+        }
+        self.transmit(message);
+        Ok(())
+    }
+
+    /// The application leaves: goodbyes to every peer, then the socket closes.
+    pub(crate) fn close(&mut self) {
+        let actions = self
+            .core
+            .shutdown("room_closed", "closed by the application");
+        self.perform(actions);
+    }
+
+    /// The end: every link closed with a goodbye, the socket closed normally, callbacks detached.
+    fn finish(&mut self) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        self.heartbeat = None;
+        for (_, mut linked) in self.links.drain() {
+            linked.link.close("closed");
+        }
+        self.ws.set_onmessage(None);
+        self.ws.set_onclose(None);
+        if self.signaling_open {
+            self.signaling_open = false;
+            let _ = self.ws.close_with_code_and_reason(1000, "closed");
+        }
+    }
+}
+
+/// A frame of the signaling socket decoded (`None`: neither text nor binary).
+pub(crate) fn decode(
+    data: &JsValue,
+    encoding: Encoding,
+) -> Option<Result<ServerMessage, ProtocolError>> {
+    if let Some(text) = data.as_string() {
+        Some(decode_server(Frame::Text(text.as_bytes()), encoding))
+    } else {
+        let buffer = data.dyn_ref::<ArrayBuffer>()?;
+        let bytes = Uint8Array::new(buffer).to_vec();
+        Some(decode_server(Frame::Binary(&bytes), encoding))
+    }
+}
