@@ -10,7 +10,8 @@ out="${1:-crates/server/assets/demo/wasm}"
 version=0.2.130
 if [ "$(wasm-bindgen --version 2>/dev/null | cut -d' ' -f2)" != "$version" ]; then
   echo "installing wasm-bindgen-cli $version"
-  cargo install --quiet wasm-bindgen-cli --version "$version"
+  # --force: replaces another version (or a record of one whose binary is gone).
+  cargo install --quiet --force wasm-bindgen-cli --version "$version"
 fi
 rustup target list --installed 2>/dev/null | grep -q '^wasm32-unknown-unknown$' || rustup target add wasm32-unknown-unknown
 # Paths that differ between machines do not reach the binary (panic locations), so a build
