@@ -50,14 +50,14 @@ def matchbox_binary():
 
 
 class Server:
-    def __init__(self, flavor, extra=()):
+    def __init__(self, flavor, extra=(), listen_args=("--no-stun",)):
         self.flavor = flavor
         self.port = free_port()
         env = dict(os.environ, RUST_LOG="warn")
         if flavor == "switchboard":
             # Only the limits meant for one abusive address are raised (the load generator is one
-            # address and floods on purpose); all else is default.
-            cmd = [SWITCHBOARD, "serve", "--listen", f"127.0.0.1:{self.port}", *LOAD_LIMITS, "--no-stun", *extra]
+            # address and floods on purpose); all else is default. No STUN unless asked for.
+            cmd = [SWITCHBOARD, "serve", "--listen", f"127.0.0.1:{self.port}", *LOAD_LIMITS, *listen_args, *extra]
         else:
             cmd = [matchbox_binary(), f"127.0.0.1:{self.port}"]
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -2,6 +2,7 @@
 //! protocol and matchbox_server's, so both run the same workload in one session.
 //! `bench/signaling.sh` starts the servers and calls this; see `bench/README.md`.
 
+mod clients;
 mod connect;
 mod connects;
 mod idle;
@@ -98,6 +99,26 @@ enum Command {
         #[arg(long, default_value = "")]
         query: String,
     },
+    /// Two native clients on loopback (Switchboard's or matchbox_socket): connect time, memory
+    /// per connected client, unreliable 64 B and reliable 1 KiB throughput; one line of JSON.
+    Clients {
+        #[arg(long, value_enum)]
+        stack: clients::Stack,
+        /// `ws://host:port` of `switchboard serve` or matchbox_server.
+        #[arg(long)]
+        server: String,
+        /// `host:port` of the STUN server both stacks use.
+        #[arg(long)]
+        stun: String,
+        #[arg(long, default_value_t = 10)]
+        pairs: usize,
+        #[arg(long, default_value_t = 3)]
+        secs: u64,
+        #[arg(long, default_value_t = 50_000)]
+        rate: u32,
+        #[arg(long, default_value_t = 16 * 1024 * 1024)]
+        reliable_bytes: usize,
+    },
     /// Memory per idle connection; prints one line of JSON per step.
     Idle {
         #[arg(long)]
@@ -180,6 +201,11 @@ fn main() -> ExitCode {
                     r#"{{"connects_per_sec":{:.0},"p50_us":{},"p99_us":{},"failed":{}}}"#,
                     r.per_sec, r.p50_us, r.p99_us, r.failed
                 );
+                Ok(())
+            }
+            Command::Clients { stack, server, stun, pairs, secs, rate, reliable_bytes } => {
+                let run = clients::ClientsRun { stack, server, stun, pairs, secs, rate, reliable_bytes };
+                println!("{}", clients::run(run).await?);
                 Ok(())
             }
             Command::Idle { server, server_pid, flavor, counts, per_room, sources, detach } => {

@@ -40,6 +40,9 @@ pub struct ConnectOptions {
     /// Most bytes waiting in this client before `send` refuses with `send_queue_full`
     /// (default 32 MiB).
     pub max_buffered_bytes: usize,
+    /// The kernel buffers of the connection's UDP socket, each way (default 2 MiB; the kernel
+    /// caps them at `net.core.rmem_max` / `wmem_max`).
+    pub udp_buffer_bytes: usize,
 }
 
 impl Default for ConnectOptions {
@@ -56,6 +59,7 @@ impl Default for ConnectOptions {
             frame_bytes: 16 * 1024,
             max_message_bytes: 16 * 1024 * 1024,
             max_buffered_bytes: 32 * 1024 * 1024,
+            udp_buffer_bytes: 2 * 1024 * 1024,
         }
     }
 }

@@ -53,6 +53,9 @@ pub struct JoinOptions {
     pub buffered_high_bytes: usize,
     /// Candidates kept per peer while its description is pending (default 64).
     pub max_queued_candidates: usize,
+    /// Native: the kernel buffers of the room's UDP socket, each way (default 2 MiB; the
+    /// kernel caps them at `net.core.rmem_max` / `wmem_max`).
+    pub udp_buffer_bytes: usize,
     /// How long to wait for the STUN server's answer when learning our public address
     /// (default 1 s; without an answer only host candidates are used).
     pub stun_timeout: Duration,
@@ -80,6 +83,7 @@ impl Default for JoinOptions {
             max_buffered_bytes: 32 * 1024 * 1024,
             buffered_high_bytes: 1024 * 1024,
             max_queued_candidates: 64,
+            udp_buffer_bytes: 2 * 1024 * 1024,
             stun_timeout: Duration::from_secs(1),
         }
     }

@@ -173,3 +173,74 @@ async fn two_native_clients_meet_and_exchange_on_both_channels() {
     );
     assert!(a.peers().is_empty());
 }
+
+/// Bytes a reliable message of `len` bytes takes on the wire (what `max_buffered_bytes` counts).
+fn framed(len: usize, options: &JoinOptions) -> usize {
+    switchboard_protocol::frame::encode(
+        false,
+        &vec![0u8; len],
+        options.frame_bytes,
+        true,
+        options.max_message_bytes,
+    )
+    .expect("within max_message_bytes")
+    .iter()
+    .map(Vec::len)
+    .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_thousands_arrives_in_order_and_the_send_queue_limit_holds_on_both_sides() {
+    let server = server().await;
+    let options = JoinOptions {
+        max_buffered_bytes: 1024 * 1024,
+        ..JoinOptions::default()
+    };
+    let mut a = Room::join(&room_url(&server, "burst"), options.clone())
+        .await
+        .expect("a joins");
+    let mut b = Room::join(&room_url(&server, "burst"), JoinOptions::default())
+        .await
+        .expect("b joins");
+    assert_eq!(connected(&mut a).await, b.id());
+    assert_eq!(connected(&mut b).await, a.id());
+
+    // 5,000 sends in one go: far more than the room's task takes in one wake-up.
+    const BURST: u32 = 5000;
+    for i in 0..BURST {
+        a.send(b.id(), "reliable", numbered(i, 200))
+            .expect("queued");
+    }
+    for i in 0..BURST {
+        let data = expect(&mut b, "a burst message", |e| match e {
+            Event::Message { channel, data, .. } if channel == "reliable" => Some(data),
+            _ => None,
+        })
+        .await;
+        assert_eq!(
+            data,
+            Data::Binary(numbered(i, 200)),
+            "message {i} of the burst"
+        );
+    }
+
+    // max_buffered_bytes (1 MiB here), with nothing waiting: a message one byte over it on
+    // the wire is refused at once, one exactly at it is accepted and arrives whole.
+    let mut at_limit = options.max_buffered_bytes - options.max_buffered_bytes / 64;
+    while framed(at_limit + 1, &options) <= options.max_buffered_bytes {
+        at_limit += 1;
+    }
+    assert_eq!(framed(at_limit, &options), options.max_buffered_bytes);
+    let over = a.send(b.id(), "reliable", vec![1u8; at_limit + 1]);
+    assert_eq!(over.unwrap_err().code, "send_queue_full");
+    a.send(b.id(), "reliable", numbered(7, at_limit))
+        .expect("exactly max_buffered_bytes is accepted");
+    let data = expect(&mut b, "the message at the limit", |e| match e {
+        Event::Message { channel, data, .. } if channel == "reliable" => Some(data),
+        _ => None,
+    })
+    .await;
+    assert_eq!(data, Data::Binary(numbered(7, at_limit)));
+    a.close();
+    b.close();
+}

@@ -80,6 +80,11 @@ struct Task {
     done: bool,
 }
 
+/// Most datagrams or application commands taken in one wake-up before the links are driven:
+/// a burst of sends (or of packets) is handled together, and the loop still gets back to its
+/// other inputs soon.
+const BATCH: usize = 256;
+
 /// Runs the room until it is closed.
 pub(crate) async fn run(setup: Setup) {
     let Setup {
@@ -138,12 +143,34 @@ pub(crate) async fn run(setup: Setup) {
                 if let Ok((n, source)) = received {
                     task.datagram(source, &buf[..n]);
                 }
+                // What else has arrived goes in before the links are driven once.
+                for _ in 1..BATCH {
+                    let Ok((n, source)) = task.socket.try_recv_from(&mut buf) else {
+                        break;
+                    };
+                    task.datagram(source, &buf[..n]);
+                }
             }
-            command = commands.recv() => match command {
-                Some(Command::Send { peer, lane, frames }) => task.send(peer, lane, frames),
-                Some(Command::Hub(message)) => task.to_hub.push(message),
-                Some(Command::Close) | None => task.close().await,
-            },
+            command = commands.recv() => {
+                let mut next = command;
+                for taken in 1..=BATCH {
+                    match next {
+                        Some(Command::Send { peer, lane, frames }) => task.send(peer, lane, frames),
+                        Some(Command::Hub(message)) => task.to_hub.push(message),
+                        Some(Command::Close) | None => {
+                            task.close().await;
+                            break;
+                        }
+                    }
+                    if taken == BATCH {
+                        break;
+                    }
+                    match commands.try_recv() {
+                        Ok(command) => next = Some(command),
+                        Err(_) => break,
+                    }
+                }
+            }
             _ = ping.tick(), if task.signaling_open => {
                 if last_heard.elapsed() > silence {
                     let actions = task.core.shutdown("server_timeout", &format!("nothing from the server for {silence:?}"));
@@ -212,6 +239,10 @@ impl Task {
             .find(|l| l.accepts(source, destination, contents))
         {
             link.receive(now, source, destination, contents);
+            // str0m's contract: every input is followed by draining its output (before the
+            // next datagram of a batch goes in).
+            let outgoing = &mut self.outgoing;
+            link.poll(now, &mut |_, to, bytes| outgoing.push((to, bytes.to_vec())));
         }
     }
 

@@ -18,9 +18,15 @@ pub(crate) struct Endpoint {
 }
 
 impl Endpoint {
-    /// Binds a socket on every interface; asks `stun_server` (if any) for our public address.
-    pub async fn bind(stun_server: Option<&str>, stun_timeout: Duration) -> Result<Self, Error> {
-        let socket = UdpSocket::bind("0.0.0.0:0").await.map_err(|e| {
+    /// Binds a socket on every interface with kernel buffers of `buffer_bytes` each way (the
+    /// kernel caps them at its maximum); asks the STUN servers (the first that answers within
+    /// `stun_timeout`) for our public address.
+    pub async fn bind(
+        stun_servers: &[String],
+        stun_timeout: Duration,
+        buffer_bytes: usize,
+    ) -> Result<Self, Error> {
+        let socket = udp_socket(buffer_bytes).map_err(|e| {
             Error::new(
                 "connection_failed",
                 format!("cannot bind a UDP socket: {e}"),
@@ -30,8 +36,7 @@ impl Endpoint {
             .local_addr()
             .map_err(|e| Error::new("connection_failed", e.to_string()))?;
         let hosts = ice::host_addresses(bound);
-        let servers: Vec<String> = stun_server.into_iter().map(str::to_owned).collect();
-        let reflexive = ice::reflexive(&socket, &servers, stun_timeout).await;
+        let reflexive = ice::reflexive(&socket, stun_servers, stun_timeout).await;
         let candidates = ice::candidates(&hosts, reflexive);
         Ok(Self {
             socket,
@@ -39,4 +44,18 @@ impl Endpoint {
             candidates,
         })
     }
+}
+
+/// A non-blocking UDP socket on `0.0.0.0:0` with larger kernel buffers than the default
+/// (~208 KiB on Linux): a burst of SCTP packets that overflows the receive buffer costs a
+/// retransmission timeout, which stalls a reliable transfer for a second.
+fn udp_socket(buffer_bytes: usize) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    // Best effort: a kernel that refuses keeps its default.
+    let _ = socket.set_recv_buffer_size(buffer_bytes);
+    let _ = socket.set_send_buffer_size(buffer_bytes);
+    socket.bind(&SocketAddr::from(([0, 0, 0, 0], 0)).into())?;
+    socket.set_nonblocking(true)?;
+    UdpSocket::from_std(socket.into())
 }

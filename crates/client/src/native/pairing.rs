@@ -159,7 +159,8 @@ async fn prepare(
 ) -> Result<(Endpoint, Vec<ChannelSpec>, Link), Error> {
     options.validate()?;
     let specs = channel_specs(&options.channels)?;
-    let endpoint = Endpoint::bind(options.stun_server.as_deref(), options.request_timeout).await?;
+    let stun: Vec<String> = options.stun_server.iter().cloned().collect();
+    let endpoint = Endpoint::bind(&stun, options.request_timeout, options.udp_buffer_bytes).await?;
     let limits = Limits {
         max_message_bytes: options.max_message_bytes,
         connect_timeout: options.connect_timeout,

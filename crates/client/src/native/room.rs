@@ -8,12 +8,12 @@ use futures_util::StreamExt;
 use switchboard_protocol::{
     decode_server, ClientMessage, Encoding, Frame, Payload, PeerId, PeerInfo, RoomInfo, Welcome,
 };
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::channel_socket::ChannelSocket;
 use super::driver::{self, Command, Setup};
+use super::endpoint::Endpoint;
 use super::ice;
 use super::sending::Sending;
 use crate::channels::{channel_specs, fingerprint, ChannelSpec};
@@ -87,23 +87,16 @@ impl Room {
                         ),
                     )
                 })??;
-        let socket = UdpSocket::bind("0.0.0.0:0").await.map_err(|e| {
-            Error::new(
-                "connection_failed",
-                format!("cannot bind a UDP socket: {e}"),
-            )
-        })?;
-        let bound = socket
-            .local_addr()
-            .map_err(|e| Error::new("connection_failed", e.to_string()))?;
-        let hosts = ice::host_addresses(bound);
-        let reflexive = ice::reflexive(
-            &socket,
+        let Endpoint {
+            socket,
+            hosts,
+            candidates,
+        } = Endpoint::bind(
             &ice::stun_hosts(&welcome.ice_servers),
             options.stun_timeout,
+            options.udp_buffer_bytes,
         )
-        .await;
-        let candidates = ice::candidates(&hosts, reflexive);
+        .await?;
         let view = Arc::new(Mutex::new(View {
             peers: Vec::new(),
             info: welcome.room_info.clone(),

@@ -50,7 +50,7 @@ async fn webrtc(
     specs: &[ChannelSpec],
     options: &ConnectOptions,
 ) -> Result<(PeerId, Carrier), Error> {
-    let endpoint = Endpoint::bind(None, options.request_timeout).await?;
+    let endpoint = Endpoint::bind(&[], options.request_timeout, options.udp_buffer_bytes).await?;
     let limits = Limits {
         max_message_bytes: options.max_message_bytes,
         connect_timeout: options.webrtc_timeout + options.request_timeout,
