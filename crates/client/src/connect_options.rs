@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::channels::{default_channels, ChannelOptions};
 use crate::Error;
+use switchboard_protocol::PeerId;
 
 /// Options of [`crate::Connection::to_server`] and of pairing ([`crate::PairingOffer`],
 /// [`crate::PairingAnswer`]), as the browser client's `PairingOptions`. Every limit has a
@@ -43,6 +44,9 @@ pub struct ConnectOptions {
     /// The kernel buffers of the connection's UDP socket, each way (default 2 MiB; the kernel
     /// caps them at `net.core.rmem_max` / `wmem_max`).
     pub udp_buffer_bytes: usize,
+    /// In the browser (wasm32): frames wait in the client while the browser's send buffer
+    /// holds this many bytes or more (default 1 MiB, as the browser client).
+    pub buffered_high_bytes: usize,
 }
 
 impl Default for ConnectOptions {
@@ -60,6 +64,7 @@ impl Default for ConnectOptions {
             max_message_bytes: 16 * 1024 * 1024,
             max_buffered_bytes: 32 * 1024 * 1024,
             udp_buffer_bytes: 2 * 1024 * 1024,
+            buffered_high_bytes: 1024 * 1024,
         }
     }
 }
@@ -151,6 +156,30 @@ pub fn server_urls(url: &str, token: Option<&str>) -> Result<ServerUrls, Error> 
     })
 }
 
+/// Reads the server peer's response: `{"peer", "sdp"}` on success, else `{"error", "message"}`.
+pub(crate) fn read_answer(status: u16, body: &[u8]) -> Result<(PeerId, String), Error> {
+    let json: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    let field = |name: &str| {
+        json.as_ref()
+            .and_then(|j| j.get(name))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    if status != 200 {
+        let code = field("error").unwrap_or_else(|| "connection_failed".into());
+        let message = field("message").unwrap_or_default();
+        return Err(Error::new(code, format!("HTTP {status}: {message}")));
+    }
+    let peer = field("peer").and_then(|p| p.parse::<PeerId>().ok());
+    match (peer, field("sdp")) {
+        (Some(peer), Some(sdp)) => Ok((peer, sdp)),
+        _ => Err(Error::new(
+            "bad_server_message",
+            "the answer is not {\"peer\": ..., \"sdp\": ...}",
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,5 +221,30 @@ mod tests {
         };
         assert_eq!(bad.validate().unwrap_err().code, "invalid_options");
         assert!(ConnectOptions::default().validate().is_ok());
+    }
+
+    #[test]
+    fn answers_and_refusals_are_read() {
+        let id = "0123456789abcdef0123456789abcdef";
+        let ok = format!(r#"{{"peer": "{id}", "sdp": "v=0"}}"#);
+        let (peer, sdp) = read_answer(200, ok.as_bytes()).expect("an answer");
+        assert_eq!(peer.to_string(), id);
+        assert_eq!(sdp, "v=0");
+        let refused = read_answer(503, br#"{"error": "server_full", "message": "full"}"#);
+        assert_eq!(refused.unwrap_err().code, "server_full");
+        assert_eq!(
+            read_answer(502, b"<html>").unwrap_err().code,
+            "connection_failed"
+        );
+        assert_eq!(
+            read_answer(200, b"{}").unwrap_err().code,
+            "bad_server_message"
+        );
+        assert_eq!(
+            read_answer(200, br#"{"peer": "nope", "sdp": "v=0"}"#)
+                .unwrap_err()
+                .code,
+            "bad_server_message"
+        );
     }
 }

@@ -27,6 +27,7 @@
 
 pub mod channels;
 pub mod connect_options;
+mod connection_event;
 mod error;
 mod event;
 #[cfg(all(feature = "ggrs", not(target_arch = "wasm32")))]
@@ -44,14 +45,12 @@ mod web;
 
 pub use channels::{ChannelOptions, ChannelSpec};
 pub use connect_options::ConnectOptions;
+pub use connection_event::{ConnectionEvent, Transport};
 pub use error::Error;
 pub use event::Event;
 #[cfg(not(target_arch = "wasm32"))]
-pub use native::{
-    ChannelSocket, Connection, ConnectionEvent, PairingAnswer, PairingCode, PairingOffer, Room,
-    Transport,
-};
+pub use native::{ChannelSocket, Connection, PairingAnswer, PairingCode, PairingOffer, Room};
 pub use options::{join_url, JoinOptions, Lobby};
 pub use switchboard_protocol::{Data, Encoding, HostLeaves, PeerId, PeerInfo, RoomInfo, Topology};
 #[cfg(target_arch = "wasm32")]
-pub use web::Room;
+pub use web::{Connection, Room};

@@ -5,28 +5,29 @@
 use switchboard_protocol::{Data, PeerId};
 
 use crate::channels::ChannelSpec;
-use crate::options::JoinOptions;
 use crate::Error;
 
-/// The frames of `data` on the channel `spec`; `message_too_big` past the channel's limit.
+/// The frames of `data` on the channel `spec` (frames of at most `frame_bytes`; chunked
+/// messages of at most `max_message_bytes`); `message_too_big` past the channel's limit.
 pub(crate) fn frames(
     spec: &ChannelSpec,
     data: &Data,
-    options: &JoinOptions,
+    frame_bytes: usize,
+    max_message_bytes: usize,
 ) -> Result<Vec<Vec<u8>>, Error> {
     let chunked = spec.options.is_chunked();
     switchboard_protocol::frame::encode(
         data.is_text(),
         data.as_bytes(),
-        options.frame_bytes,
+        frame_bytes,
         chunked,
-        options.max_message_bytes,
+        max_message_bytes,
     )
     .ok_or_else(|| {
         let limit = if chunked {
-            options.max_message_bytes
+            max_message_bytes
         } else {
-            options.frame_bytes - 1
+            frame_bytes - 1
         };
         Error::new(
             "message_too_big",

@@ -13,6 +13,9 @@ use axum::routing::get;
 use switchboard_peer::{Data, Event, PeerConfig, Server, Transport};
 
 const CLIENT: &str = include_str!("../../../clients/js/dist/switchboard.js");
+const WASM_GLUE: &str =
+    include_str!("../../server/assets/demo/wasm/switchboard_wasm_chat.js");
+const WASM: &[u8] = include_bytes!("../../server/assets/demo/wasm/switchboard_wasm_chat_bg.wasm");
 const PAGE: &str =
     "<!doctype html><meta charset=utf-8><title>echo</title><p>Switchboard echo server peer.</p>";
 
@@ -48,6 +51,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route(
             "/switchboard.js",
             get(|| async { ([("content-type", "text/javascript")], CLIENT) }),
+        )
+        // The Rust client built for the browser, so a page here can connect with it too.
+        .route(
+            "/demo/wasm/switchboard_wasm_chat.js",
+            get(|| async { ([("content-type", "text/javascript")], WASM_GLUE) }),
+        )
+        .route(
+            "/demo/wasm/switchboard_wasm_chat_bg.wasm",
+            get(|| async { ([("content-type", "application/wasm")], WASM) }),
         );
     let listener = tokio::net::TcpListener::bind(&http).await?;
     say(&format!(

@@ -1,10 +1,14 @@
 //! The Rust client in the browser: a thin JavaScript face over `switchboard_client::Room` for
 //! the `/demo/rust-chat` page, which calls [`WasmRoom::poll`] once per frame as a game loop
-//! would. Only built for wasm32 (`scripts/build-wasm-demo.sh`); empty elsewhere.
+//! would, and over `Connection` to a server peer ([`WasmConnection`]). Only built for wasm32
+//! (`scripts/build-wasm-demo.sh`); empty elsewhere.
 #![cfg(target_arch = "wasm32")]
 
 use js_sys::{Array, Object, Reflect, Uint8Array};
-use switchboard_client::{Data, Error, Event, JoinOptions, PeerId, PeerInfo, Room};
+use switchboard_client::{
+    ConnectOptions, Connection, ConnectionEvent, Data, Error, Event, JoinOptions, PeerId, PeerInfo,
+    Room,
+};
 use wasm_bindgen::prelude::*;
 
 /// A joined room, for JavaScript.
@@ -161,5 +165,69 @@ impl WasmRoom {
     /// Leaves the room (a `close` event follows).
     pub fn close(&self) {
         self.room.close();
+    }
+}
+
+/// A connection to a server peer (`POST /connect`), for JavaScript.
+#[wasm_bindgen]
+pub struct WasmConnection {
+    connection: Connection,
+}
+
+fn connection_event_value(event: ConnectionEvent) -> JsValue {
+    match event {
+        ConnectionEvent::Message { channel, data } => object(&[
+            ("type", "message".into()),
+            ("channel", channel.into()),
+            ("data", data_value(data)),
+        ]),
+        ConnectionEvent::Error(error) => object(&[
+            ("type", "error".into()),
+            ("code", error.code.into()),
+            ("message", error.message.into()),
+        ]),
+        ConnectionEvent::Closed { code, reason } => object(&[
+            ("type", "close".into()),
+            ("code", code.into()),
+            ("reason", reason.into()),
+        ]),
+    }
+}
+
+#[wasm_bindgen]
+impl WasmConnection {
+    /// Connects to the server peer at `url` (its `POST /connect`, absolute or relative).
+    pub async fn connect(url: String) -> Result<WasmConnection, JsError> {
+        let connection = Connection::to_server(&url, ConnectOptions::default())
+            .await
+            .map_err(js_error)?;
+        Ok(Self { connection })
+    }
+
+    /// Our id on the server peer.
+    #[wasm_bindgen(getter)]
+    pub fn id(&self) -> Option<String> {
+        self.connection.id().map(|id| id.to_string())
+    }
+
+    /// Every event since the last call: `{type: "message", channel, data}`, `error`, `close`.
+    pub fn poll(&mut self) -> Array {
+        self.connection
+            .poll()
+            .into_iter()
+            .map(connection_event_value)
+            .collect()
+    }
+
+    /// Sends a string or `Uint8Array` on `reliable` or `unreliable`.
+    pub fn send(&self, channel: &str, data: JsValue) -> Result<(), JsError> {
+        self.connection
+            .send(channel, data_of(&data)?)
+            .map_err(js_error)
+    }
+
+    /// Closes the connection (a goodbye first).
+    pub fn close(&self) {
+        self.connection.close();
     }
 }

@@ -1,10 +1,11 @@
 // The Rust client compiled to wasm32 (the committed build of examples/wasm-chat, served at
 // /demo/rust-chat) in headless Chromium meets a page with the JavaScript client in one room:
 // presence, reliable both ways (hundreds in order, some past 64 KiB and chunked), unreliable
-// both ways, each side seeing the other leave; and the wasm chat page talks with /demo/chat.
+// both ways, each side seeing the other leave; the wasm chat page talks with /demo/chat; and the
+// wasm client connects to a server peer (POST /connect) and is echoed on both channels.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { useServerAndBrowser, join, openPage, waitFor } from "./harness.mjs";
+import { useServerAndBrowser, join, openEchoPage, openPage, startEcho, waitFor } from "./harness.mjs";
 
 const env = useServerAndBrowser({ before, after });
 
@@ -153,5 +154,47 @@ test("the wasm chat page and the JavaScript chat page talk", async () => {
   } finally {
     await page.context().close();
     await rust.page.context().close();
+  }
+});
+
+test("the Rust client in wasm connects to a server peer and is echoed on both channels, then kicked", async () => {
+  const echo = await startEcho();
+  const page = await openEchoPage(echo, env.browser);
+  try {
+    const id = await page.evaluate(async () => {
+      const wasm = await import("/demo/wasm/switchboard_wasm_chat.js");
+      await wasm.default();
+      window.wconn = await wasm.WasmConnection.connect("/connect");
+      window.wgot = [];
+      const pump = () => {
+        for (const event of window.wconn.poll()) window.wgot.push(event);
+        setTimeout(pump, 10);
+      };
+      pump();
+      return window.wconn.id;
+    });
+    assert.match(id, /^[0-9a-f]{32}$/);
+    // 60 reliable in order (every 12th of 100,000 bytes, chunked), 10 unreliable.
+    await page.evaluate(() => {
+      for (let i = 0; i < 60; i++) {
+        window.wconn.send("reliable", i % 12 === 0 ? new Uint8Array(100000).fill(i) : `r${i}`);
+      }
+      for (let i = 0; i < 10; i++) window.wconn.send("unreliable", `u${i}`);
+    });
+    await page.waitForFunction(() => window.wgot.filter((e) => e.channel === "reliable").length >= 60, null, { timeout: 20000 });
+    const reliable = await page.evaluate(() =>
+      window.wgot.filter((e) => e.channel === "reliable").map((e) => (typeof e.data === "string" ? e.data : `${e.data.byteLength}:${e.data[99999]}`)),
+    );
+    assert.deepEqual(reliable, Array.from({ length: 60 }, (_, i) => (i % 12 === 0 ? `100000:${i}` : `r${i}`)));
+    await page.waitForFunction(() => window.wgot.some((e) => e.channel === "unreliable"), null, { timeout: 10000 });
+    // The echo server kicks whoever says "kick me": the wasm client hears its goodbye.
+    await page.evaluate(() => window.wconn.send("reliable", "kick me"));
+    await page.waitForFunction(() => window.wgot.some((e) => e.type === "close"), null, { timeout: 10000 });
+    const close = await page.evaluate(() => window.wgot.find((e) => e.type === "close"));
+    assert.equal(close.code, "goodbye");
+    assert.deepEqual(page.problems, []);
+  } finally {
+    await page.context().close();
+    await echo.stop();
   }
 });

@@ -10,39 +10,9 @@ use tokio::sync::mpsc;
 use super::connection_task::{self, Shared, Transport as Carrier};
 use crate::channels::ChannelSpec;
 use crate::connect_options::ConnectOptions;
+use crate::connection_event::{ConnectionEvent, Transport};
+use crate::outgoing;
 use crate::Error;
-
-/// How a [`Connection`] travels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    /// WebRTC data channels (UDP).
-    WebRtc,
-    /// The WebSocket fallback: both channels reliable and ordered over TCP.
-    WebSocket,
-}
-
-/// What a connection reports.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ConnectionEvent {
-    /// A whole message from the other side on a channel.
-    Message {
-        /// The channel's name.
-        channel: String,
-        /// The message.
-        data: Data,
-    },
-    /// A problem that does not end the connection (a bad frame).
-    Error(Error),
-    /// The connection is over; nothing follows. `code`: `closed` after `close()`, `goodbye`
-    /// (the server closed on purpose, `reason` says why: a kick's reason), `connection_lost`,
-    /// `timeout`, or the server's close reason.
-    Closed {
-        /// Stable code.
-        code: String,
-        /// For humans.
-        reason: String,
-    },
-}
 
 /// What the application asks of the connection's task.
 #[derive(Debug)]
@@ -119,33 +89,14 @@ impl Connection {
     /// `message_too_big`, `send_queue_full`, `room_closed` (the connection is over).
     pub fn send(&self, channel: &str, data: impl Into<Data>) -> Result<(), Error> {
         let data = data.into();
-        let lane = self
-            .specs
-            .iter()
-            .position(|s| s.name == channel)
-            .ok_or_else(|| Error::new("unknown_channel", format!("no channel named {channel}")))?;
+        let lane = outgoing::lane(&self.specs, channel)?;
         let chunked = self.specs[lane].options.is_chunked();
-        let frames = switchboard_protocol::frame::encode(
-            data.is_text(),
-            data.as_bytes(),
+        let frames = outgoing::frames(
+            &self.specs[lane],
+            &data,
             self.options.frame_bytes,
-            chunked,
             self.options.max_message_bytes,
-        )
-        .ok_or_else(|| {
-            Error::new(
-                "message_too_big",
-                format!(
-                    "{} bytes: channel {channel} takes at most {}",
-                    data.as_bytes().len(),
-                    if chunked {
-                        self.options.max_message_bytes
-                    } else {
-                        self.options.frame_bytes - 1
-                    }
-                ),
-            )
-        })?;
+        )?;
         let size: usize = frames.iter().map(Vec::len).sum();
         let mut shared = connection_task::lock(&self.shared);
         if shared.closed {

@@ -13,12 +13,13 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use super::connection::{ConnectionEvent, Order};
+use super::connection::Order;
 use super::driver::Ws;
 use super::endpoint::Endpoint;
 use super::ice;
 use super::link::{Link, Outcome};
 use crate::channels::ChannelSpec;
+use crate::connection_event::ConnectionEvent;
 use crate::Error;
 
 /// What the handle and the task share.

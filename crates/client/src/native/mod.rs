@@ -15,6 +15,6 @@ mod sending;
 mod server_connect;
 
 pub use channel_socket::ChannelSocket;
-pub use connection::{Connection, ConnectionEvent, Transport};
+pub use connection::Connection;
 pub use pairing::{PairingAnswer, PairingCode, PairingOffer};
 pub use room::Room;

@@ -59,7 +59,12 @@ impl Sending {
         if lock(&self.view).closed {
             return Err(Error::new("room_closed", "the room is closed"));
         }
-        outgoing::frames(&self.specs[lane], data, &self.options)
+        outgoing::frames(
+            &self.specs[lane],
+            data,
+            self.options.frame_bytes,
+            self.options.max_message_bytes,
+        )
     }
 
     fn enqueue(&self, peer: PeerId, lane: usize, frames: Vec<Vec<u8>>) -> Result<(), Error> {

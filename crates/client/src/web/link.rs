@@ -4,8 +4,9 @@
 //! buffer to drain, as the browser client does. The browser's callbacks become [`LinkEvent`]s
 //! for the room's shell, which hands them back to [`Link::event`].
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use js_sys::{ArrayBuffer, Reflect, Uint8Array};
@@ -66,6 +67,41 @@ pub(crate) enum Outcome {
     RunOps,
     /// The connection is over, for this reason (reported once).
     Closed(String),
+}
+
+/// What owns links (a room's shell, a connection): finds one by its key, handles what it
+/// reported. [`run_ops`] reaches it through a weak reference.
+pub(crate) trait LinkOwner: 'static {
+    /// How the owner names a link (with a serial, so a replaced link's late steps are ignored).
+    type Key: Copy + 'static;
+    /// The link, if it still exists.
+    fn link(&mut self, key: Self::Key) -> Option<&mut Link>;
+    /// Handles the link's outcomes.
+    fn outcomes(&mut self, key: Self::Key);
+}
+
+/// Runs a link's negotiation steps one at a time, each awaited outside the owner's borrow.
+pub(crate) fn run_ops<O: LinkOwner>(owner: Weak<RefCell<O>>, key: O::Key) {
+    wasm_bindgen_futures::spawn_local(async move {
+        loop {
+            let next = match owner.upgrade() {
+                Some(o) => o.borrow_mut().link(key).and_then(Link::next_op),
+                None => None,
+            };
+            let Some((pc, op)) = next else {
+                return;
+            };
+            let result = Link::run(pc, op).await;
+            let Some(o) = owner.upgrade() else {
+                return;
+            };
+            let mut o = o.borrow_mut();
+            if let Some(link) = o.link(key) {
+                link.done(result);
+                o.outcomes(key);
+            }
+        }
+    });
 }
 
 /// One promise-returning step of the negotiation.
@@ -550,6 +586,11 @@ impl Link {
         self.pc.set_onicecandidate(None);
         self.pc.set_onconnectionstatechange(None);
         self.pc.close();
+    }
+
+    /// Our description as it is now: after gathering, with every candidate in it.
+    pub(crate) fn local_sdp(&self) -> Option<String> {
+        self.pc.local_description().map(|d| d.sdp())
     }
 
     /// The outcomes since the last call.

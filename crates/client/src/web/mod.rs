@@ -2,9 +2,11 @@
 //! `RTCPeerConnection` per peer through web-sys, driven by the page's event loop, carrying out
 //! what the pure room core decides (the same core, signals, channels and framing as native).
 
+mod connection;
 mod link;
 mod room;
 mod shell;
 mod timer;
 
+pub use connection::Connection;
 pub use room::Room;

@@ -18,7 +18,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{CloseEvent, MessageEvent, RtcConfiguration, WebSocket};
 
-use super::link::{Limits, Link, LinkEvent, Outcome};
+use super::link::{run_ops, Limits, Link, LinkEvent, LinkOwner, Outcome};
 use super::timer::Timer;
 use crate::channels::ChannelSpec;
 use crate::event::Event;
@@ -215,7 +215,7 @@ impl Shell {
                     if let Some(linked) = self.links.get_mut(&peer) {
                         linked.link.signal(signal);
                     }
-                    self.outcomes(peer);
+                    self.handle_outcomes(peer);
                 }
                 Action::Transmit(message) => self.transmit(&message),
                 Action::Shutdown => self.finish(),
@@ -242,7 +242,7 @@ impl Shell {
                 if let Some(mut old) = self.links.insert(peer, Linked { serial, link }) {
                     old.link.close("closed");
                 }
-                self.outcomes(peer);
+                self.handle_outcomes(peer);
             }
             Err(error) => {
                 self.emit(Event::Error {
@@ -265,12 +265,12 @@ impl Shell {
     fn link_event(&mut self, peer: PeerId, serial: u64, event: LinkEvent) {
         if let Some(link) = self.link_mut(peer, serial) {
             link.event(event);
-            self.outcomes(peer);
+            self.handle_outcomes(peer);
         }
     }
 
     /// Handles what a link reported.
-    fn outcomes(&mut self, peer: PeerId) {
+    fn handle_outcomes(&mut self, peer: PeerId) {
         let Some(linked) = self.links.get_mut(&peer) else {
             return;
         };
@@ -299,7 +299,7 @@ impl Shell {
                     error,
                     peer: Some(peer),
                 }),
-                Outcome::RunOps => self.run_ops(peer, serial),
+                Outcome::RunOps => run_ops(self.me.clone(), (peer, serial)),
                 Outcome::Closed(reason) => {
                     self.links.remove(&peer);
                     let actions = self.core.link_closed(peer, reason);
@@ -308,29 +308,6 @@ impl Shell {
                 }
             }
         }
-    }
-
-    /// Runs a link's negotiation steps one at a time, each awaited outside the shell's borrow.
-    fn run_ops(&self, peer: PeerId, serial: u64) {
-        let me = self.me.clone();
-        wasm_bindgen_futures::spawn_local(async move {
-            loop {
-                let mut next = None;
-                with(&me, |s| {
-                    next = s.link_mut(peer, serial).and_then(Link::next_op);
-                });
-                let Some((pc, op)) = next else {
-                    return;
-                };
-                let result = Link::run(pc, op).await;
-                with(&me, |s| {
-                    if let Some(link) = s.link_mut(peer, serial) {
-                        link.done(result);
-                        s.outcomes(peer);
-                    }
-                });
-            }
-        });
     }
 
     /// Sends a message to the hub; a socket that refuses it is closed.
@@ -369,7 +346,12 @@ impl Shell {
         if self.done {
             return Err(Error::new("room_closed", "the room is closed"));
         }
-        let frames = outgoing::frames(&self.specs[lane], data, &self.options)?;
+        let frames = outgoing::frames(
+            &self.specs[lane],
+            data,
+            self.options.frame_bytes,
+            self.options.max_message_bytes,
+        )?;
         self.send_frames(peer, lane, frames)
     }
 
@@ -387,7 +369,7 @@ impl Shell {
             ));
         };
         let result = linked.link.send(lane, frames);
-        self.outcomes(peer);
+        self.handle_outcomes(peer);
         result
     }
 
@@ -396,7 +378,12 @@ impl Shell {
         if self.done {
             return Err(Error::new("room_closed", "the room is closed"));
         }
-        let frames = outgoing::frames(&self.specs[lane], data, &self.options)?;
+        let frames = outgoing::frames(
+            &self.specs[lane],
+            data,
+            self.options.frame_bytes,
+            self.options.max_message_bytes,
+        )?;
         let targets: Vec<PeerId> = self
             .links
             .iter()
@@ -461,5 +448,17 @@ pub(crate) fn decode(
         let buffer = data.dyn_ref::<ArrayBuffer>()?;
         let bytes = Uint8Array::new(buffer).to_vec();
         Some(decode_server(Frame::Binary(&bytes), encoding))
+    }
+}
+
+impl LinkOwner for Shell {
+    type Key = (PeerId, u64);
+
+    fn link(&mut self, (peer, serial): Self::Key) -> Option<&mut Link> {
+        self.link_mut(peer, serial)
+    }
+
+    fn outcomes(&mut self, (peer, _): Self::Key) {
+        self.handle_outcomes(peer);
     }
 }

@@ -1,4 +1,78 @@
 /**
+ * A connection to a server peer (`POST /connect`), for JavaScript.
+ */
+export class WasmConnection {
+    static __wrap(ptr) {
+        const obj = Object.create(WasmConnection.prototype);
+        obj.__wbg_ptr = ptr;
+        WasmConnectionFinalization.register(obj, obj.__wbg_ptr, obj);
+        return obj;
+    }
+    __destroy_into_raw() {
+        const ptr = this.__wbg_ptr;
+        this.__wbg_ptr = 0;
+        WasmConnectionFinalization.unregister(this);
+        return ptr;
+    }
+    free() {
+        const ptr = this.__destroy_into_raw();
+        wasm.__wbg_wasmconnection_free(ptr, 0);
+    }
+    /**
+     * Closes the connection (a goodbye first).
+     */
+    close() {
+        wasm.wasmconnection_close(this.__wbg_ptr);
+    }
+    /**
+     * Connects to the server peer at `url` (its `POST /connect`, absolute or relative).
+     * @param {string} url
+     * @returns {Promise<WasmConnection>}
+     */
+    static connect(url) {
+        const ptr0 = passStringToWasm0(url, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        const len0 = WASM_VECTOR_LEN;
+        const ret = wasm.wasmconnection_connect(ptr0, len0);
+        return ret;
+    }
+    /**
+     * Our id on the server peer.
+     * @returns {string | undefined}
+     */
+    get id() {
+        const ret = wasm.wasmconnection_id(this.__wbg_ptr);
+        let v1;
+        if (ret[0] !== 0) {
+            v1 = getStringFromWasm0(ret[0], ret[1]);
+            wasm.__wbindgen_free(ret[0], ret[1] * 1, 1);
+        }
+        return v1;
+    }
+    /**
+     * Every event since the last call: `{type: "message", channel, data}`, `error`, `close`.
+     * @returns {Array<any>}
+     */
+    poll() {
+        const ret = wasm.wasmconnection_poll(this.__wbg_ptr);
+        return ret;
+    }
+    /**
+     * Sends a string or `Uint8Array` on `reliable` or `unreliable`.
+     * @param {string} channel
+     * @param {any} data
+     */
+    send(channel, data) {
+        const ptr0 = passStringToWasm0(channel, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        const len0 = WASM_VECTOR_LEN;
+        const ret = wasm.wasmconnection_send(this.__wbg_ptr, ptr0, len0, data);
+        if (ret[1]) {
+            throw takeFromExternrefTable0(ret[0]);
+        }
+    }
+}
+if (Symbol.dispose) WasmConnection.prototype[Symbol.dispose] = WasmConnection.prototype.free;
+
+/**
  * A joined room, for JavaScript.
  */
 export class WasmRoom {
@@ -159,6 +233,10 @@ function __wbg_get_imports() {
             const ret = arg0.addIceCandidate(arg1);
             return ret;
         },
+        __wbg_arrayBuffer_2c99a9ba14ba536c: function() { return handleError(function (arg0) {
+            const ret = arg0.arrayBuffer();
+            return ret;
+        }, arguments); },
         __wbg_bufferedAmount_cddfb0078c5a7083: function(arg0) {
             const ret = arg0.bufferedAmount;
             return ret;
@@ -220,6 +298,10 @@ function __wbg_get_imports() {
             const ret = arg0.data;
             return ret;
         },
+        __wbg_fetch_71b83ebf5cd6479d: function(arg0, arg1, arg2) {
+            const ret = fetch(getStringFromWasm0(arg0, arg1), arg2);
+            return ret;
+        },
         __wbg_get_2080c49015e35254: function() { return handleError(function (arg0, arg1) {
             const ret = Reflect.get(arg0, arg1);
             return ret;
@@ -264,6 +346,16 @@ function __wbg_get_imports() {
             const ret = result;
             return ret;
         },
+        __wbg_instanceof_Response_5b0b4f7f1daeae51: function(arg0) {
+            let result;
+            try {
+                result = arg0 instanceof Response;
+            } catch (_) {
+                result = false;
+            }
+            const ret = result;
+            return ret;
+        },
         __wbg_instanceof_RtcPeerConnectionIceEvent_8fb9fba233191518: function(arg0) {
             let result;
             try {
@@ -288,6 +380,10 @@ function __wbg_get_imports() {
             const ret = arg0.length;
             return ret;
         },
+        __wbg_localDescription_8f7cccc59cf7b805: function(arg0) {
+            const ret = arg0.localDescription;
+            return isLikeNone(ret) ? 0 : addToExternrefTable0(ret);
+        },
         __wbg_message_43d8c8f1d543a349: function(arg0) {
             const ret = arg0.message;
             return ret;
@@ -296,6 +392,10 @@ function __wbg_get_imports() {
             const ret = new Uint8Array(arg0);
             return ret;
         },
+        __wbg_new_277c27c26f94cbc2: function() { return handleError(function () {
+            const ret = new Headers();
+            return ret;
+        }, arguments); },
         __wbg_new_37eb45aaf5eeb820: function() {
             const ret = new Array();
             return ret;
@@ -400,6 +500,13 @@ function __wbg_get_imports() {
             getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 1, len1, true);
             getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 0, ptr1, true);
         },
+        __wbg_sdp_4a340d3e33f5553d: function(arg0, arg1) {
+            const ret = arg1.sdp;
+            const ptr1 = passStringToWasm0(ret, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+            const len1 = WASM_VECTOR_LEN;
+            getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 1, len1, true);
+            getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 0, ptr1, true);
+        },
         __wbg_send_cd51063ca1be4d0f: function() { return handleError(function (arg0, arg1, arg2) {
             arg0.send(getStringFromWasm0(arg1, arg2));
         }, arguments); },
@@ -429,17 +536,26 @@ function __wbg_get_imports() {
             const ret = Reflect.set(arg0, arg1, arg2);
             return ret;
         }, arguments); },
+        __wbg_set_bcb0ec2400cfa22e: function() { return handleError(function (arg0, arg1, arg2, arg3, arg4) {
+            arg0.set(getStringFromWasm0(arg1, arg2), getStringFromWasm0(arg3, arg4));
+        }, arguments); },
         __wbg_set_binaryType_a32a21f86fbe2660: function(arg0, arg1) {
             arg0.binaryType = __wbindgen_enum_RtcDataChannelType[arg1];
         },
         __wbg_set_binaryType_d5b4dafd0f127fb2: function(arg0, arg1) {
             arg0.binaryType = __wbindgen_enum_BinaryType[arg1];
         },
+        __wbg_set_body_877d5251e78ca815: function(arg0, arg1) {
+            arg0.body = arg1;
+        },
         __wbg_set_bufferedAmountLowThreshold_364f18d6d69bb23e: function(arg0, arg1) {
             arg0.bufferedAmountLowThreshold = arg1 >>> 0;
         },
         __wbg_set_candidate_e6d313b631341e31: function(arg0, arg1, arg2) {
             arg0.candidate = getStringFromWasm0(arg1, arg2);
+        },
+        __wbg_set_headers_6d75a7df4eb22716: function(arg0, arg1) {
+            arg0.headers = arg1;
         },
         __wbg_set_ice_servers_0582e7c62f53c089: function(arg0, arg1) {
             arg0.iceServers = arg1;
@@ -452,6 +568,9 @@ function __wbg_get_imports() {
         },
         __wbg_set_max_retransmits_afe4dc8abc29e733: function(arg0, arg1) {
             arg0.maxRetransmits = arg1;
+        },
+        __wbg_set_method_639e69af35614d36: function(arg0, arg1, arg2) {
+            arg0.method = getStringFromWasm0(arg1, arg2);
         },
         __wbg_set_negotiated_8efd1114268dcb64: function(arg0, arg1) {
             arg0.negotiated = arg1 !== 0;
@@ -514,6 +633,10 @@ function __wbg_get_imports() {
             const ret = typeof window === 'undefined' ? undefined : window;
             return isLikeNone(ret) ? 0 : addToExternrefTable0(ret);
         },
+        __wbg_status_cb85b6c8d1769fa1: function(arg0) {
+            const ret = arg0.status;
+            return ret;
+        },
         __wbg_then_656f253a5dd7d8ea: function(arg0, arg1, arg2) {
             const ret = arg0.then(arg1, arg2);
             return ret;
@@ -522,23 +645,27 @@ function __wbg_get_imports() {
             const ret = arg0.then(arg1);
             return ret;
         },
+        __wbg_wasmconnection_new: function(arg0) {
+            const ret = WasmConnection.__wrap(arg0);
+            return ret;
+        },
         __wbg_wasmroom_new: function(arg0) {
             const ret = WasmRoom.__wrap(arg0);
             return ret;
         },
         __wbindgen_generic_0000000000000001: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 193, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 204, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
             const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h6c1f09c59fc26bcd);
             return ret;
         },
         __wbindgen_generic_0000000000000002: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 25, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__hb501b021db69fd1c);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 34, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h75b7d67e12a13f05);
             return ret;
         },
         __wbindgen_generic_0000000000000003: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [], shim_idx: 24, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h6561b5e77f2f5e4f);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [], shim_idx: 33, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h1cd460740ac54e09);
             return ret;
         },
         __wbindgen_generic_0000000000000004: function(arg0, arg1) {
@@ -561,12 +688,12 @@ function __wbg_get_imports() {
     };
 }
 
-function wasm_bindgen__convert__closures_____invoke__h6561b5e77f2f5e4f(arg0, arg1) {
-    wasm.wasm_bindgen__convert__closures_____invoke__h6561b5e77f2f5e4f(arg0, arg1);
+function wasm_bindgen__convert__closures_____invoke__h1cd460740ac54e09(arg0, arg1) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h1cd460740ac54e09(arg0, arg1);
 }
 
-function wasm_bindgen__convert__closures_____invoke__hb501b021db69fd1c(arg0, arg1, arg2) {
-    wasm.wasm_bindgen__convert__closures_____invoke__hb501b021db69fd1c(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__h75b7d67e12a13f05(arg0, arg1, arg2) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h75b7d67e12a13f05(arg0, arg1, arg2);
 }
 
 function wasm_bindgen__convert__closures_____invoke__h6c1f09c59fc26bcd(arg0, arg1, arg2) {
@@ -594,6 +721,9 @@ const __wbindgen_enum_RtcPeerConnectionState = ["closed", "failed", "disconnecte
 
 
 const __wbindgen_enum_RtcSdpType = ["offer", "pranswer", "answer", "rollback"];
+const WasmConnectionFinalization = (typeof FinalizationRegistry === 'undefined')
+    ? { register: () => {}, unregister: () => {} }
+    : new FinalizationRegistry(ptr => wasm.__wbg_wasmconnection_free(ptr, 1));
 const WasmRoomFinalization = (typeof FinalizationRegistry === 'undefined')
     ? { register: () => {}, unregister: () => {} }
     : new FinalizationRegistry(ptr => wasm.__wbg_wasmroom_free(ptr, 1));

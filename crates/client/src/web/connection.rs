@@ -1,0 +1,341 @@
+//! A connection to a server peer from the browser (wasm32), as the browser client's
+//! `connectToServer`: our offer, with every candidate the browser gathered, by `POST` (fetch),
+//! the server's answer, then the pre-negotiated channels over the browser's WebRTC.
+
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use futures_channel::{mpsc, oneshot};
+use futures_util::future::{select, Either};
+use futures_util::StreamExt;
+use js_sys::{Promise, Uint8Array};
+use switchboard_protocol::{Data, PeerId};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Headers, RequestInit, Response, RtcConfiguration};
+
+use super::link::{run_ops, Limits, Link, LinkEvent, LinkOwner, Outcome};
+use super::timer::sleep;
+use crate::channels::{channel_specs, default_channels, fingerprint, ChannelSpec};
+use crate::connect_options::{read_answer, ConnectOptions};
+use crate::connection_event::{ConnectionEvent, Transport};
+use crate::outgoing;
+use crate::signal::{Role, Signal};
+use crate::Error;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = fetch)]
+    fn fetch_with_init(input: &str, init: &RequestInit) -> Promise;
+}
+
+/// How long the browser may gather candidates before the offer goes with those it has (as
+/// the browser client's `gatherTimeoutMs`).
+const GATHER_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The connection's state, reached by the browser's callbacks through a weak reference.
+struct Conn {
+    me: Weak<RefCell<Conn>>,
+    link: Option<Link>,
+    specs: Vec<ChannelSpec>,
+    events: mpsc::UnboundedSender<ConnectionEvent>,
+    gathered: Option<oneshot::Sender<()>>,
+    opened: Option<oneshot::Sender<Result<(), Error>>>,
+    closed: bool,
+}
+
+impl LinkOwner for Conn {
+    type Key = ();
+
+    fn link(&mut self, (): ()) -> Option<&mut Link> {
+        self.link.as_mut()
+    }
+
+    fn outcomes(&mut self, (): ()) {
+        let Some(link) = self.link.as_mut() else {
+            return;
+        };
+        for outcome in link.take_outcomes() {
+            match outcome {
+                // The offer goes by POST once gathering is over, with every candidate in it.
+                Outcome::Signal(Signal::Candidate(None)) => {
+                    if let Some(gathered) = self.gathered.take() {
+                        let _ = gathered.send(());
+                    }
+                }
+                Outcome::Signal(_) => {}
+                Outcome::Open => {
+                    if let Some(opened) = self.opened.take() {
+                        let _ = opened.send(Ok(()));
+                    }
+                }
+                Outcome::Message(lane, data) => {
+                    if let Some(spec) = self.specs.get(lane) {
+                        let channel = spec.name.clone();
+                        let _ = self
+                            .events
+                            .unbounded_send(ConnectionEvent::Message { channel, data });
+                    }
+                }
+                Outcome::Problem(error) => {
+                    let _ = self.events.unbounded_send(ConnectionEvent::Error(error));
+                }
+                Outcome::RunOps => run_ops(self.me.clone(), ()),
+                Outcome::Closed(reason) => {
+                    self.link = None;
+                    self.closed = true;
+                    match self.opened.take() {
+                        Some(opened) => {
+                            let _ = opened.send(Err(Error::new(
+                                "connection_failed",
+                                format!("the connection ended before it opened ({reason})"),
+                            )));
+                        }
+                        None => {
+                            let _ = self.events.unbounded_send(ConnectionEvent::Closed {
+                                code: reason.clone(),
+                                reason,
+                            });
+                        }
+                    }
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A connection to a server peer. Create it with [`Connection::to_server`].
+pub struct Connection {
+    id: PeerId,
+    specs: Vec<ChannelSpec>,
+    options: ConnectOptions,
+    conn: Rc<RefCell<Conn>>,
+    events: mpsc::UnboundedReceiver<ConnectionEvent>,
+}
+
+fn js_text(value: &JsValue) -> String {
+    value
+        .dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| value.as_string())
+        .unwrap_or_else(|| format!("{value:?}"))
+}
+
+/// `POST url` with the offer; the server's id for us and its answer, or its refusal.
+async fn post_offer(
+    url: &str,
+    offer: &str,
+    token: Option<&str>,
+) -> Result<(PeerId, String), Error> {
+    let failed = |e: JsValue| {
+        Error::new(
+            "connection_failed",
+            format!("cannot reach {url}: {}", js_text(&e)),
+        )
+    };
+    let headers = Headers::new().map_err(failed)?;
+    headers
+        .set("content-type", "application/sdp")
+        .map_err(failed)?;
+    if let Some(token) = token {
+        headers
+            .set("authorization", &format!("Bearer {token}"))
+            .map_err(failed)?;
+    }
+    let init = RequestInit::new();
+    init.set_method("POST");
+    init.set_headers(&headers);
+    init.set_body(&JsValue::from_str(offer));
+    let response: Response = JsFuture::from(fetch_with_init(url, &init))
+        .await
+        .map_err(failed)?
+        .dyn_into()
+        .map_err(failed)?;
+    let body = JsFuture::from(response.array_buffer().map_err(failed)?)
+        .await
+        .map_err(failed)?;
+    read_answer(response.status(), &Uint8Array::new(&body).to_vec())
+}
+
+impl Connection {
+    /// Connects to the server peer whose `POST /connect` endpoint is `url` (absolute, or
+    /// relative to the page) and returns once both channels are open. Refusals keep the
+    /// server's code (`unauthorized`, `server_full`, ...); channels that do not open within
+    /// `webrtc_timeout` are `webrtc_timeout` (the WebSocket fallback is native only for now).
+    pub async fn to_server(url: &str, options: ConnectOptions) -> Result<Self, Error> {
+        options.validate()?;
+        if options.channels != default_channels() {
+            return Err(Error::new(
+                "invalid_options",
+                "a server peer has exactly the default channels, reliable and unreliable",
+            ));
+        }
+        let specs = channel_specs(&options.channels)?;
+        let (events_tx, events) = mpsc::unbounded();
+        let (gathered_tx, gathered) = oneshot::channel();
+        let (opened_tx, opened) = oneshot::channel();
+        let conn = Rc::new_cyclic(|me| {
+            RefCell::new(Conn {
+                me: me.clone(),
+                link: None,
+                specs: specs.clone(),
+                events: events_tx,
+                gathered: Some(gathered_tx),
+                opened: Some(opened_tx),
+                closed: false,
+            })
+        });
+        let limits = Limits {
+            max_message_bytes: options.max_message_bytes,
+            max_buffered_bytes: options.max_buffered_bytes,
+            buffered_high_bytes: options.buffered_high_bytes,
+            connect_timeout: options.webrtc_timeout + options.request_timeout,
+            disconnect_timeout: options.disconnect_timeout,
+            max_queued_candidates: 0,
+        };
+        let me = Rc::downgrade(&conn);
+        let notify = Rc::new(move |event: LinkEvent| {
+            if let Some(conn) = me.upgrade() {
+                let mut conn = conn.borrow_mut();
+                if let Some(link) = conn.link.as_mut() {
+                    link.event(event);
+                    conn.outcomes(());
+                }
+            }
+        });
+        // The server peer's answer carries its addresses: no ICE servers needed.
+        let link = Link::new(
+            Role::Offerer,
+            &specs,
+            &fingerprint(&specs),
+            &RtcConfiguration::new(),
+            limits,
+            notify,
+        )?;
+        {
+            let mut c = conn.borrow_mut();
+            c.link = Some(link);
+            c.outcomes(());
+        }
+        // Every candidate gathered, or those there are after GATHER_TIMEOUT.
+        let _ = select(gathered, Box::pin(sleep(GATHER_TIMEOUT))).await;
+        let offer = conn.borrow().link.as_ref().and_then(Link::local_sdp);
+        let Some(offer) = offer.filter(|sdp| !sdp.is_empty()) else {
+            return Err(Error::new("webrtc_error", "the browser made no offer"));
+        };
+        let posting = Box::pin(post_offer(url, &offer, options.token.as_deref()));
+        let (id, answer) = match select(posting, Box::pin(sleep(options.request_timeout))).await {
+            Either::Left((answer, _)) => answer?,
+            Either::Right(_) => {
+                return Err(Error::new(
+                    "connection_failed",
+                    format!("no answer within {:?}", options.request_timeout),
+                ))
+            }
+        };
+        {
+            let mut c = conn.borrow_mut();
+            if let Some(link) = c.link.as_mut() {
+                link.signal(Signal::Answer { sdp: answer });
+            }
+            c.outcomes(());
+        }
+        match select(opened, Box::pin(sleep(options.webrtc_timeout))).await {
+            Either::Left((Ok(Ok(())), _)) => {}
+            Either::Left((Ok(Err(error)), _)) => return Err(error),
+            Either::Left((Err(_), _)) => {
+                return Err(Error::new("connection_failed", "the connection ended"))
+            }
+            Either::Right(_) => {
+                return Err(Error::new(
+                    "webrtc_timeout",
+                    format!(
+                        "the channels did not open within {:?}",
+                        options.webrtc_timeout
+                    ),
+                ))
+            }
+        }
+        Ok(Self {
+            id,
+            specs,
+            options,
+            conn,
+            events,
+        })
+    }
+
+    /// Our id on the server peer.
+    pub fn id(&self) -> Option<PeerId> {
+        Some(self.id)
+    }
+
+    /// Which transport carries the connection (WebRTC: the fallback is native only for now).
+    pub fn transport(&self) -> Transport {
+        Transport::WebRtc
+    }
+
+    /// Whether the connection is over.
+    pub fn is_closed(&self) -> bool {
+        self.conn.borrow().closed
+    }
+
+    /// Sends a message on a channel. Errors: `unknown_channel`, `message_too_big`,
+    /// `send_queue_full`, `room_closed` (the connection is over).
+    pub fn send(&self, channel: &str, data: impl Into<Data>) -> Result<(), Error> {
+        let lane = outgoing::lane(&self.specs, channel)?;
+        let frames = outgoing::frames(
+            &self.specs[lane],
+            &data.into(),
+            self.options.frame_bytes,
+            self.options.max_message_bytes,
+        )?;
+        let mut conn = self.conn.borrow_mut();
+        let Some(link) = conn.link.as_mut() else {
+            return Err(Error::new("room_closed", "the connection is closed"));
+        };
+        let result = link.send(lane, frames);
+        conn.outcomes(());
+        result
+    }
+
+    /// Closes the connection on purpose: a goodbye first, so the server sees `goodbye`.
+    /// `ConnectionEvent::Closed` (code `closed`) follows.
+    pub fn close(&self) {
+        let mut conn = self.conn.borrow_mut();
+        if let Some(mut link) = conn.link.take() {
+            link.close("closed");
+            conn.closed = true;
+            let _ = conn.events.unbounded_send(ConnectionEvent::Closed {
+                code: "closed".into(),
+                reason: "closed by the application".into(),
+            });
+        }
+    }
+
+    /// The next event; `None` once the connection is over and every event was taken.
+    pub async fn next_event(&mut self) -> Option<ConnectionEvent> {
+        if self.is_closed() {
+            return self.events.try_recv().ok();
+        }
+        self.events.next().await
+    }
+
+    /// Every event that has arrived, without waiting: for game loops (call it once a frame).
+    pub fn poll(&mut self) -> Vec<ConnectionEvent> {
+        let mut events = Vec::new();
+        while let Ok(event) = self.events.try_recv() {
+            events.push(event);
+        }
+        events
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
