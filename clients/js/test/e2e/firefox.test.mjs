@@ -314,3 +314,59 @@ test("Firefox and Chromium pair with compact codes only, both ways, and talk", {
     for (const page of opened) await closePage(page).catch(() => {});
   }
 });
+
+test("the Rust client in wasm, in Firefox, meets a Chromium page: reliable both ways in order (some chunked), unreliable both ways", { timeout: 120_000 }, async () => {
+  let ff;
+  let ch;
+  try {
+    ff = await openFirefoxPage(firefox, server.url);
+    await ff.goto(`${server.url}/demo/rust-chat?room=wasm-firefox`);
+    await waitForFirefox(ff, () => window.wasmRoom !== undefined || window.joinError !== undefined);
+    assert.equal(await ff.evaluate(() => window.joinError), undefined, "the wasm peer joined");
+    const ffId = await ff.evaluate(() => window.wasmRoom.id);
+    ch = await openPage(chromium, server);
+    const chId = await join(ch, "wasm-firefox");
+    await until(ch, (id) => window.log.connects.includes(id), ffId);
+    await waitForFirefox(ff, (id) => window.events.some((e) => e.type === "connect" && e.peer === id), chId);
+
+    // Chromium (JS) -> Firefox (wasm): 100 reliable, every 25th of 70,000 bytes (chunked).
+    const size = (i, big) => (i % 25 === 0 ? big : 100 + i);
+    await ch.evaluate((other) => {
+      for (let i = 0; i < 100; i++) {
+        const bytes = new Uint8Array(i % 25 === 0 ? 70000 : 100 + i).fill(i);
+        window.room.send(other, "reliable", bytes);
+      }
+    }, ffId);
+    await waitForFirefox(ff, () => window.events.filter((e) => e.type === "message" && e.channel === "reliable").length >= 100, undefined, 30000);
+    const inFirefox = await ff.evaluate(() =>
+      window.events.filter((e) => e.type === "message" && e.channel === "reliable").map((e) => [e.data.byteLength, e.data[0], e.data[e.data.byteLength - 1]]),
+    );
+    assert.deepEqual(inFirefox, Array.from({ length: 100 }, (_, i) => [size(i, 70000), i, i]));
+
+    // Firefox (wasm) -> Chromium (JS): 100 of its own, every 25th of 100,000 bytes.
+    await ff.evaluate((other) => {
+      for (let i = 0; i < 100; i++) {
+        const bytes = new Uint8Array(i % 25 === 0 ? 100000 : 100 + i).fill(255 - i);
+        window.wasmRoom.send(other, "reliable", bytes);
+      }
+    }, chId);
+    await waitFor(ch, () => (window.log.messages.reliable?.length ?? 0) >= 100, undefined, 30000);
+    const inChromium = await ch.evaluate(() => window.log.messages.reliable.map((m) => [m.bytes, m.head[0], m.tail]));
+    assert.deepEqual(inChromium, Array.from({ length: 100 }, (_, i) => [size(i, 100000), 255 - i, 255 - i]));
+
+    // Unreliable both ways.
+    await ch.evaluate((other) => {
+      for (let i = 0; i < 20; i++) window.room.send(other, "unreliable", `u${i}`);
+    }, ffId);
+    await waitForFirefox(ff, () => window.events.some((e) => e.type === "message" && e.channel === "unreliable"));
+    await ff.evaluate(() => {
+      for (let i = 0; i < 20; i++) window.wasmRoom.broadcast("unreliable", `w${i}`);
+    });
+    await waitFor(ch, () => (window.log.messages.unreliable ?? []).some((m) => m.text?.startsWith("w")));
+    assert.deepEqual(ff.problems, []);
+    assert.deepEqual(ch.problems, []);
+  } finally {
+    await closePage(ff);
+    await closePage(ch);
+  }
+});
