@@ -34,6 +34,7 @@ mod event;
 mod ggrs_socket;
 mod options;
 mod outgoing;
+mod pairing_code;
 pub mod room_core;
 pub mod signal;
 pub mod topology;
@@ -49,8 +50,9 @@ pub use connection_event::{ConnectionEvent, Transport};
 pub use error::Error;
 pub use event::Event;
 #[cfg(not(target_arch = "wasm32"))]
-pub use native::{ChannelSocket, Connection, PairingAnswer, PairingCode, PairingOffer, Room};
+pub use native::{ChannelSocket, Connection, PairingAnswer, PairingOffer, Room};
 pub use options::{join_url, JoinOptions, Lobby};
+pub use pairing_code::PairingCode;
 pub use switchboard_protocol::{Data, Encoding, HostLeaves, PeerId, PeerInfo, RoomInfo, Topology};
 #[cfg(target_arch = "wasm32")]
-pub use web::{Connection, Room};
+pub use web::{Connection, PairingAnswer, PairingOffer, Room};

@@ -13,8 +13,7 @@ use axum::routing::get;
 use switchboard_peer::{Data, Event, PeerConfig, Server, Transport};
 
 const CLIENT: &str = include_str!("../../../clients/js/dist/switchboard.js");
-const WASM_GLUE: &str =
-    include_str!("../../server/assets/demo/wasm/switchboard_wasm_chat.js");
+const WASM_GLUE: &str = include_str!("../../server/assets/demo/wasm/switchboard_wasm_chat.js");
 const WASM: &[u8] = include_bytes!("../../server/assets/demo/wasm/switchboard_wasm_chat_bg.wasm");
 const PAGE: &str =
     "<!doctype html><meta charset=utf-8><title>echo</title><p>Switchboard echo server peer.</p>";

@@ -1,13 +1,14 @@
 //! The Rust client in the browser: a thin JavaScript face over `switchboard_client::Room` for
 //! the `/demo/rust-chat` page, which calls [`WasmRoom::poll`] once per frame as a game loop
-//! would, and over `Connection` to a server peer ([`WasmConnection`]). Only built for wasm32
+//! would, over `Connection` to a server peer ([`WasmConnection`]) and over pairing by codes
+//! ([`WasmPairingOffer`], [`WasmPairingAnswer`]). Only built for wasm32
 //! (`scripts/build-wasm-demo.sh`); empty elsewhere.
 #![cfg(target_arch = "wasm32")]
 
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use switchboard_client::{
-    ConnectOptions, Connection, ConnectionEvent, Data, Error, Event, JoinOptions, PeerId, PeerInfo,
-    Room,
+    ConnectOptions, Connection, ConnectionEvent, Data, Error, Event, JoinOptions, PairingAnswer,
+    PairingOffer, PeerId, PeerInfo, Room,
 };
 use wasm_bindgen::prelude::*;
 
@@ -229,5 +230,63 @@ impl WasmConnection {
     /// Closes the connection (a goodbye first).
     pub fn close(&self) {
         self.connection.close();
+    }
+}
+
+/// A pairing offer waiting for the other device's answer code, for JavaScript.
+#[wasm_bindgen]
+pub struct WasmPairingOffer {
+    offer: PairingOffer,
+}
+
+#[wasm_bindgen]
+impl WasmPairingOffer {
+    /// Makes an offer code (no server).
+    pub async fn create() -> Result<WasmPairingOffer, JsError> {
+        let offer = PairingOffer::create(ConnectOptions::default())
+            .await
+            .map_err(js_error)?;
+        Ok(Self { offer })
+    }
+
+    /// The offer code (base64url text).
+    #[wasm_bindgen(getter)]
+    pub fn code(&self) -> String {
+        self.offer.code().code().to_owned()
+    }
+
+    /// Takes the answer code; resolves once the channels are open.
+    pub async fn accept(self, answer: String) -> Result<WasmConnection, JsError> {
+        let connection = self.offer.accept(&answer).await.map_err(js_error)?;
+        Ok(WasmConnection { connection })
+    }
+}
+
+/// Our answer to another device's offer code, for JavaScript.
+#[wasm_bindgen]
+pub struct WasmPairingAnswer {
+    answer: PairingAnswer,
+}
+
+#[wasm_bindgen]
+impl WasmPairingAnswer {
+    /// Reads the offer code and makes the answer code.
+    pub async fn answer(offer: String) -> Result<WasmPairingAnswer, JsError> {
+        let answer = PairingAnswer::answer(&offer, ConnectOptions::default())
+            .await
+            .map_err(js_error)?;
+        Ok(Self { answer })
+    }
+
+    /// The answer code (base64url text).
+    #[wasm_bindgen(getter)]
+    pub fn code(&self) -> String {
+        self.answer.code().code().to_owned()
+    }
+
+    /// Resolves once the channels are open.
+    pub async fn connected(self) -> Result<WasmConnection, JsError> {
+        let connection = self.answer.connected().await.map_err(js_error)?;
+        Ok(WasmConnection { connection })
     }
 }

@@ -198,3 +198,111 @@ test("the Rust client in wasm connects to a server peer and is echoed on both ch
     await echo.stop();
   }
 });
+
+/** Loads the committed wasm build in `page` as `window.w`, and a pump of `window.wconn`'s events into `window.wgot`. */
+async function loadWasm(page) {
+  await page.evaluate(async () => {
+    window.w = await import("/demo/wasm/switchboard_wasm_chat.js");
+    await window.w.default();
+    window.wgot = [];
+    const pump = () => {
+      if (window.wconn) for (const event of window.wconn.poll()) window.wgot.push(event);
+      setTimeout(pump, 10);
+    };
+    pump();
+  });
+}
+
+/** The JS connection `window.conn`'s messages go to `window.got`. */
+const recordJs = () => {
+  window.got = [];
+  window.conn.on("message", ({ channel, data }) => window.got.push([channel, typeof data === "string" ? data : data.byteLength]));
+};
+
+/** 40 reliable each way (every 10th of 70,000 bytes), in order, and unreliable both ways. */
+async function talk(wasmPage, jsPage) {
+  const expected = Array.from({ length: 40 }, (_, i) => ["reliable", i % 10 === 0 ? 70000 : `m${i}`]);
+  await wasmPage.evaluate(() => {
+    for (let i = 0; i < 40; i++) window.wconn.send("reliable", i % 10 === 0 ? new Uint8Array(70000).fill(i) : `m${i}`);
+    window.wconn.send("unreliable", "from wasm");
+  });
+  await waitFor(jsPage, () => window.got.filter(([c]) => c === "reliable").length >= 40);
+  assert.deepEqual(await jsPage.evaluate(() => window.got.filter(([c]) => c === "reliable")), expected);
+  await jsPage.evaluate(() => {
+    for (let i = 0; i < 40; i++) window.conn.send("reliable", i % 10 === 0 ? new Uint8Array(70000).fill(i) : `m${i}`);
+    window.conn.send("unreliable", "from js");
+  });
+  await waitFor(wasmPage, () => window.wgot.filter((e) => e.channel === "reliable").length >= 40);
+  const inWasm = await wasmPage.evaluate(() =>
+    window.wgot.filter((e) => e.channel === "reliable").map((e) => ["reliable", typeof e.data === "string" ? e.data : e.data.byteLength]),
+  );
+  assert.deepEqual(inWasm, expected);
+  await waitFor(jsPage, () => window.got.some(([c, d]) => c === "unreliable" && d === "from wasm"));
+  await waitFor(wasmPage, () => window.wgot.some((e) => e.channel === "unreliable" && e.data === "from js"));
+}
+
+test("the Rust client in wasm pairs with a JavaScript page by codes only, no server, in both directions", async () => {
+  const wasmPage = await openPage(env.browser, env.server);
+  const jsPage = await openPage(env.browser, env.server);
+  try {
+    await loadWasm(wasmPage);
+    // The wasm side offers, the JS side answers.
+    const offerCode = await wasmPage.evaluate(async () => {
+      window.offer = await window.w.WasmPairingOffer.create();
+      return window.offer.code;
+    });
+    const answerCode = await jsPage.evaluate(async (code) => {
+      const { answer, connection } = await window.sb.answerPairingOffer(code);
+      window.opening = connection.then((c) => (window.conn = c));
+      return answer.code;
+    }, offerCode);
+    await wasmPage.evaluate(async (code) => {
+      window.wconn = await window.offer.accept(code);
+    }, answerCode);
+    await jsPage.evaluate(() => window.opening);
+    await jsPage.evaluate(recordJs);
+    await talk(wasmPage, jsPage);
+    // Closing on the wasm side is a goodbye for the JS side.
+    await jsPage.evaluate(() => window.conn.on("close", ({ reason }) => (window.closeReason = reason)));
+    await wasmPage.evaluate(() => window.wconn.close());
+    await waitFor(jsPage, () => window.closeReason !== undefined);
+    assert.equal(await jsPage.evaluate(() => window.closeReason), "goodbye");
+
+    // The JS side offers, the wasm side answers.
+    await wasmPage.evaluate(() => {
+      window.wconn = undefined;
+      window.wgot = [];
+    });
+    const jsOffer = await jsPage.evaluate(async () => {
+      window.offer = await window.sb.createPairingOffer();
+      return window.offer.code;
+    });
+    const wasmAnswer = await wasmPage.evaluate(async (code) => {
+      window.answer = await window.w.WasmPairingAnswer.answer(code);
+      return window.answer.code;
+    }, jsOffer);
+    await jsPage.evaluate(async (code) => {
+      window.conn = await window.offer.accept(code);
+    }, wasmAnswer);
+    await wasmPage.evaluate(async () => {
+      window.wconn = await window.answer.connected();
+    });
+    await jsPage.evaluate(recordJs);
+    await talk(wasmPage, jsPage);
+
+    // A code that is not one is refused with invalid_code.
+    const refused = await wasmPage.evaluate(async () => {
+      try {
+        await window.w.WasmPairingAnswer.answer("not-a-code");
+        return "accepted";
+      } catch (error) {
+        return error.message.split(":")[0];
+      }
+    });
+    assert.equal(refused, "invalid_code");
+    assert.deepEqual([...wasmPage.problems, ...jsPage.problems], []);
+  } finally {
+    await wasmPage.context().close();
+    await jsPage.context().close();
+  }
+});

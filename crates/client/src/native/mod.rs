@@ -16,5 +16,5 @@ mod server_connect;
 
 pub use channel_socket::ChannelSocket;
 pub use connection::Connection;
-pub use pairing::{PairingAnswer, PairingCode, PairingOffer};
+pub use pairing::{PairingAnswer, PairingOffer};
 pub use room::Room;

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use switchboard_protocol::compact::{Description, SdpType, TextForm, MAX_CANDIDATES};
+use switchboard_protocol::compact::SdpType;
 use tokio::sync::oneshot;
 
 use super::connection::Connection;
@@ -14,47 +14,9 @@ use super::endpoint::Endpoint;
 use super::link::{Limits, Link, Outcome};
 use crate::channels::{channel_specs, fingerprint, ChannelSpec};
 use crate::connect_options::ConnectOptions;
+use crate::pairing_code::{compact, read_code, PairingCode};
 use crate::signal::{Role, Signal};
 use crate::Error;
-
-/// A code to hand to the other device.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PairingCode {
-    code: String,
-    qr_text: String,
-    bytes: usize,
-}
-
-impl PairingCode {
-    fn new(compact: &[u8]) -> Self {
-        Self {
-            code: TextForm::Url.encode(compact),
-            qr_text: TextForm::Qr.encode(compact),
-            bytes: compact.len(),
-        }
-    }
-
-    /// Base64url text: for links (`#code`) and copy-paste.
-    pub fn code(&self) -> &str {
-        &self.code
-    }
-
-    /// Base45 text: the smallest QR code (alphanumeric mode).
-    pub fn qr_text(&self) -> &str {
-        &self.qr_text
-    }
-
-    /// Size of the compact form in bytes.
-    pub fn bytes(&self) -> usize {
-        self.bytes
-    }
-
-    /// A link that opens `page` with this code in the fragment.
-    pub fn link(&self, page: &str) -> String {
-        let page = page.split('#').next().unwrap_or(page);
-        format!("{page}#{}", self.code)
-    }
-}
 
 /// An offer waiting for the other device's answer.
 pub struct PairingOffer {
@@ -197,32 +159,4 @@ async fn opened(
         early,
     };
     Ok(Connection::start(carrier, None, specs, options))
-}
-
-/// The compact code of a complete local description.
-fn compact(sdp: &str) -> Result<PairingCode, Error> {
-    let mut description = Description::from_sdp(sdp)
-        .map_err(|e| Error::new("webrtc_error", format!("our description: {e}")))?;
-    description.candidates.truncate(MAX_CANDIDATES);
-    let bytes = description
-        .encode()
-        .map_err(|e| Error::new("webrtc_error", format!("our description: {e}")))?;
-    Ok(PairingCode::new(&bytes))
-}
-
-/// The SDP of a code, which must be of the `expected` type.
-fn read_code(code: &str, expected: SdpType) -> Result<String, Error> {
-    let description = Description::from_code(code)
-        .map_err(|e| Error::new("invalid_code", format!("{} ({})", e, e.code())))?;
-    if description.sdp_type != expected {
-        return Err(Error::new(
-            "invalid_code",
-            format!(
-                "expected an {expected:?} code, got an {:?}",
-                description.sdp_type
-            )
-            .to_lowercase(),
-        ));
-    }
-    Ok(description.to_sdp())
 }

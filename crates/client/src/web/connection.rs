@@ -107,13 +107,131 @@ impl LinkOwner for Conn {
     }
 }
 
-/// A connection to a server peer. Create it with [`Connection::to_server`].
+/// A connection to one peer outside any room: a server peer ([`Connection::to_server`]) or a
+/// device paired by compact codes ([`crate::PairingOffer`], [`crate::PairingAnswer`]).
 pub struct Connection {
-    id: PeerId,
+    id: Option<PeerId>,
     specs: Vec<ChannelSpec>,
     options: ConnectOptions,
     conn: Rc<RefCell<Conn>>,
     events: mpsc::UnboundedReceiver<ConnectionEvent>,
+}
+
+/// A link being made, with what tells when its candidates are gathered and its channels open.
+pub(crate) struct Opening {
+    conn: Rc<RefCell<Conn>>,
+    events: mpsc::UnboundedReceiver<ConnectionEvent>,
+    gathered: Option<oneshot::Receiver<()>>,
+    opened: oneshot::Receiver<Result<(), Error>>,
+    specs: Vec<ChannelSpec>,
+    options: ConnectOptions,
+}
+
+impl Opening {
+    /// A new link in `role` with the declared channels; `open_within` bounds how long its
+    /// channels may take to open.
+    pub(crate) fn new(
+        role: Role,
+        options: &ConnectOptions,
+        config: &RtcConfiguration,
+        open_within: Duration,
+    ) -> Result<Self, Error> {
+        options.validate()?;
+        let specs = channel_specs(&options.channels)?;
+        let (events_tx, events) = mpsc::unbounded();
+        let (gathered_tx, gathered) = oneshot::channel();
+        let (opened_tx, opened) = oneshot::channel();
+        let conn = Rc::new_cyclic(|me| {
+            RefCell::new(Conn {
+                me: me.clone(),
+                link: None,
+                specs: specs.clone(),
+                events: events_tx,
+                gathered: Some(gathered_tx),
+                opened: Some(opened_tx),
+                closed: false,
+            })
+        });
+        let limits = Limits {
+            max_message_bytes: options.max_message_bytes,
+            max_buffered_bytes: options.max_buffered_bytes,
+            buffered_high_bytes: options.buffered_high_bytes,
+            connect_timeout: open_within,
+            disconnect_timeout: options.disconnect_timeout,
+            max_queued_candidates: 0,
+        };
+        let me = Rc::downgrade(&conn);
+        let notify = Rc::new(move |event: LinkEvent| {
+            if let Some(conn) = me.upgrade() {
+                let mut conn = conn.borrow_mut();
+                if let Some(link) = conn.link.as_mut() {
+                    link.event(event);
+                    conn.outcomes(());
+                }
+            }
+        });
+        let link = Link::new(role, &specs, &fingerprint(&specs), config, limits, notify)?;
+        {
+            let mut c = conn.borrow_mut();
+            c.link = Some(link);
+            c.outcomes(());
+        }
+        Ok(Self {
+            conn,
+            events,
+            gathered: Some(gathered),
+            opened,
+            specs,
+            options: options.clone(),
+        })
+    }
+
+    /// Gives the link a signal from the other side.
+    pub(crate) fn signal(&self, signal: Signal) {
+        let mut c = self.conn.borrow_mut();
+        if let Some(link) = c.link.as_mut() {
+            link.signal(signal);
+        }
+        c.outcomes(());
+    }
+
+    /// Our description once the browser gathered every candidate (or after `GATHER_TIMEOUT`,
+    /// with those it has).
+    pub(crate) async fn local_sdp(&mut self) -> Result<String, Error> {
+        if let Some(gathered) = self.gathered.take() {
+            let _ = select(gathered, Box::pin(sleep(GATHER_TIMEOUT))).await;
+        }
+        let sdp = self.conn.borrow().link.as_ref().and_then(Link::local_sdp);
+        sdp.filter(|sdp| !sdp.is_empty())
+            .ok_or_else(|| Error::new("webrtc_error", "the browser made no description"))
+    }
+
+    /// The connection, once its channels are open; `timeout_code` when they do not open
+    /// within `within`.
+    pub(crate) async fn opened(
+        self,
+        id: Option<PeerId>,
+        within: Duration,
+        timeout_code: &str,
+    ) -> Result<Connection, Error> {
+        match select(self.opened, Box::pin(sleep(within))).await {
+            Either::Left((Ok(Ok(())), _)) => Ok(Connection {
+                id,
+                specs: self.specs,
+                options: self.options,
+                conn: self.conn,
+                events: self.events,
+            }),
+            Either::Left((Ok(Err(error)), _)) => Err(error),
+            Either::Left((Err(_), _)) => {
+                Err(Error::new("connection_failed", "the connection ended"))
+            }
+            Either::Right(_) => Err(Error::new(
+                timeout_code,
+                format!("the channels did not open within {within:?}"),
+            )),
+        }
+    }
 }
 
 fn js_text(value: &JsValue) -> String {
@@ -166,66 +284,21 @@ impl Connection {
     /// server's code (`unauthorized`, `server_full`, ...); channels that do not open within
     /// `webrtc_timeout` are `webrtc_timeout` (the WebSocket fallback is native only for now).
     pub async fn to_server(url: &str, options: ConnectOptions) -> Result<Self, Error> {
-        options.validate()?;
         if options.channels != default_channels() {
             return Err(Error::new(
                 "invalid_options",
                 "a server peer has exactly the default channels, reliable and unreliable",
             ));
         }
-        let specs = channel_specs(&options.channels)?;
-        let (events_tx, events) = mpsc::unbounded();
-        let (gathered_tx, gathered) = oneshot::channel();
-        let (opened_tx, opened) = oneshot::channel();
-        let conn = Rc::new_cyclic(|me| {
-            RefCell::new(Conn {
-                me: me.clone(),
-                link: None,
-                specs: specs.clone(),
-                events: events_tx,
-                gathered: Some(gathered_tx),
-                opened: Some(opened_tx),
-                closed: false,
-            })
-        });
-        let limits = Limits {
-            max_message_bytes: options.max_message_bytes,
-            max_buffered_bytes: options.max_buffered_bytes,
-            buffered_high_bytes: options.buffered_high_bytes,
-            connect_timeout: options.webrtc_timeout + options.request_timeout,
-            disconnect_timeout: options.disconnect_timeout,
-            max_queued_candidates: 0,
-        };
-        let me = Rc::downgrade(&conn);
-        let notify = Rc::new(move |event: LinkEvent| {
-            if let Some(conn) = me.upgrade() {
-                let mut conn = conn.borrow_mut();
-                if let Some(link) = conn.link.as_mut() {
-                    link.event(event);
-                    conn.outcomes(());
-                }
-            }
-        });
         // The server peer's answer carries its addresses: no ICE servers needed.
-        let link = Link::new(
+        let open_within = options.webrtc_timeout + options.request_timeout;
+        let mut opening = Opening::new(
             Role::Offerer,
-            &specs,
-            &fingerprint(&specs),
+            &options,
             &RtcConfiguration::new(),
-            limits,
-            notify,
+            open_within,
         )?;
-        {
-            let mut c = conn.borrow_mut();
-            c.link = Some(link);
-            c.outcomes(());
-        }
-        // Every candidate gathered, or those there are after GATHER_TIMEOUT.
-        let _ = select(gathered, Box::pin(sleep(GATHER_TIMEOUT))).await;
-        let offer = conn.borrow().link.as_ref().and_then(Link::local_sdp);
-        let Some(offer) = offer.filter(|sdp| !sdp.is_empty()) else {
-            return Err(Error::new("webrtc_error", "the browser made no offer"));
-        };
+        let offer = opening.local_sdp().await?;
         let posting = Box::pin(post_offer(url, &offer, options.token.as_deref()));
         let (id, answer) = match select(posting, Box::pin(sleep(options.request_timeout))).await {
             Either::Left((answer, _)) => answer?,
@@ -236,41 +309,15 @@ impl Connection {
                 ))
             }
         };
-        {
-            let mut c = conn.borrow_mut();
-            if let Some(link) = c.link.as_mut() {
-                link.signal(Signal::Answer { sdp: answer });
-            }
-            c.outcomes(());
-        }
-        match select(opened, Box::pin(sleep(options.webrtc_timeout))).await {
-            Either::Left((Ok(Ok(())), _)) => {}
-            Either::Left((Ok(Err(error)), _)) => return Err(error),
-            Either::Left((Err(_), _)) => {
-                return Err(Error::new("connection_failed", "the connection ended"))
-            }
-            Either::Right(_) => {
-                return Err(Error::new(
-                    "webrtc_timeout",
-                    format!(
-                        "the channels did not open within {:?}",
-                        options.webrtc_timeout
-                    ),
-                ))
-            }
-        }
-        Ok(Self {
-            id,
-            specs,
-            options,
-            conn,
-            events,
-        })
+        opening.signal(Signal::Answer { sdp: answer });
+        opening
+            .opened(Some(id), options.webrtc_timeout, "webrtc_timeout")
+            .await
     }
 
-    /// Our id on the server peer.
+    /// Our id on the server peer; `None` for a paired connection.
     pub fn id(&self) -> Option<PeerId> {
-        Some(self.id)
+        self.id
     }
 
     /// Which transport carries the connection (WebRTC: the fallback is native only for now).

@@ -4,9 +4,11 @@
 
 mod connection;
 mod link;
+mod pairing;
 mod room;
 mod shell;
 mod timer;
 
 pub use connection::Connection;
+pub use pairing::{PairingAnswer, PairingOffer};
 pub use room::Room;

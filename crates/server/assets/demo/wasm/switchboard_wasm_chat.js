@@ -73,6 +73,131 @@ export class WasmConnection {
 if (Symbol.dispose) WasmConnection.prototype[Symbol.dispose] = WasmConnection.prototype.free;
 
 /**
+ * Our answer to another device's offer code, for JavaScript.
+ */
+export class WasmPairingAnswer {
+    static __wrap(ptr) {
+        const obj = Object.create(WasmPairingAnswer.prototype);
+        obj.__wbg_ptr = ptr;
+        WasmPairingAnswerFinalization.register(obj, obj.__wbg_ptr, obj);
+        return obj;
+    }
+    __destroy_into_raw() {
+        const ptr = this.__wbg_ptr;
+        this.__wbg_ptr = 0;
+        WasmPairingAnswerFinalization.unregister(this);
+        return ptr;
+    }
+    free() {
+        const ptr = this.__destroy_into_raw();
+        wasm.__wbg_wasmpairinganswer_free(ptr, 0);
+    }
+    /**
+     * Reads the offer code and makes the answer code.
+     * @param {string} offer
+     * @returns {Promise<WasmPairingAnswer>}
+     */
+    static answer(offer) {
+        const ptr0 = passStringToWasm0(offer, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        const len0 = WASM_VECTOR_LEN;
+        const ret = wasm.wasmpairinganswer_answer(ptr0, len0);
+        return ret;
+    }
+    /**
+     * The answer code (base64url text).
+     * @returns {string}
+     */
+    get code() {
+        let deferred1_0;
+        let deferred1_1;
+        try {
+            const ret = wasm.wasmpairinganswer_code(this.__wbg_ptr);
+            deferred1_0 = ret[0];
+            deferred1_1 = ret[1];
+            return getStringFromWasm0(ret[0], ret[1]);
+        } finally {
+            wasm.__wbindgen_free(deferred1_0, deferred1_1, 1);
+        }
+    }
+    /**
+     * Resolves once the channels are open.
+     * @returns {Promise<WasmConnection>}
+     */
+    connected() {
+        const ptr = this.__destroy_into_raw();
+        const ret = wasm.wasmpairinganswer_connected(ptr);
+        return ret;
+    }
+}
+if (Symbol.dispose) WasmPairingAnswer.prototype[Symbol.dispose] = WasmPairingAnswer.prototype.free;
+
+/**
+ * A pairing offer waiting for the other device's answer code, for JavaScript.
+ */
+export class WasmPairingOffer {
+    static __wrap(ptr) {
+        const obj = Object.create(WasmPairingOffer.prototype);
+        obj.__wbg_ptr = ptr;
+        WasmPairingOfferFinalization.register(obj, obj.__wbg_ptr, obj);
+        return obj;
+    }
+    __destroy_into_raw() {
+        const ptr = this.__wbg_ptr;
+        this.__wbg_ptr = 0;
+        WasmPairingOfferFinalization.unregister(this);
+        return ptr;
+    }
+    free() {
+        const ptr = this.__destroy_into_raw();
+        wasm.__wbg_wasmpairingoffer_free(ptr, 0);
+    }
+    /**
+     * Takes the answer code; resolves once the channels are open.
+     * @param {string} answer
+     * @returns {Promise<WasmConnection>}
+     */
+    accept(answer) {
+        let ptr, ptr0, len0;
+        try {
+            ptr = this.__destroy_into_raw();
+            ptr0 = passStringToWasm0(answer, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+            len0 = WASM_VECTOR_LEN;
+        } catch (e) {
+            if (ptr0) { wasm.__wbindgen_free(ptr0, len0 * 1, 1); }
+            if (ptr) wasm.__wbg_wasmpairingoffer_free(ptr, 1);
+            throw e;
+        }
+        const ret = wasm.wasmpairingoffer_accept(ptr, ptr0, len0);
+        return ret;
+    }
+    /**
+     * The offer code (base64url text).
+     * @returns {string}
+     */
+    get code() {
+        let deferred1_0;
+        let deferred1_1;
+        try {
+            const ret = wasm.wasmpairingoffer_code(this.__wbg_ptr);
+            deferred1_0 = ret[0];
+            deferred1_1 = ret[1];
+            return getStringFromWasm0(ret[0], ret[1]);
+        } finally {
+            wasm.__wbindgen_free(deferred1_0, deferred1_1, 1);
+        }
+    }
+    /**
+     * Makes an offer code (no server).
+     * @returns {Promise<WasmPairingOffer>}
+     */
+    static create() {
+        const ret = wasm.wasmpairingoffer_create();
+        return ret;
+    }
+}
+if (Symbol.dispose) WasmPairingOffer.prototype[Symbol.dispose] = WasmPairingOffer.prototype.free;
+
+/**
  * A joined room, for JavaScript.
  */
 export class WasmRoom {
@@ -456,6 +581,10 @@ function __wbg_get_imports() {
             const ret = Date.now();
             return ret;
         },
+        __wbg_of_027eb15371aac932: function(arg0) {
+            const ret = Array.of(arg0);
+            return ret;
+        },
         __wbg_parse_c3f72b5a24f83c01: function() { return handleError(function (arg0, arg1) {
             const ret = JSON.parse(getStringFromWasm0(arg0, arg1));
             return ret;
@@ -649,22 +778,30 @@ function __wbg_get_imports() {
             const ret = WasmConnection.__wrap(arg0);
             return ret;
         },
+        __wbg_wasmpairinganswer_new: function(arg0) {
+            const ret = WasmPairingAnswer.__wrap(arg0);
+            return ret;
+        },
+        __wbg_wasmpairingoffer_new: function(arg0) {
+            const ret = WasmPairingOffer.__wrap(arg0);
+            return ret;
+        },
         __wbg_wasmroom_new: function(arg0) {
             const ret = WasmRoom.__wrap(arg0);
             return ret;
         },
         __wbindgen_generic_0000000000000001: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 204, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 241, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
             const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h6c1f09c59fc26bcd);
             return ret;
         },
         __wbindgen_generic_0000000000000002: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 34, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 53, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
             const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h75b7d67e12a13f05);
             return ret;
         },
         __wbindgen_generic_0000000000000003: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [], shim_idx: 33, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [], shim_idx: 52, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
             const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h1cd460740ac54e09);
             return ret;
         },
@@ -724,6 +861,12 @@ const __wbindgen_enum_RtcSdpType = ["offer", "pranswer", "answer", "rollback"];
 const WasmConnectionFinalization = (typeof FinalizationRegistry === 'undefined')
     ? { register: () => {}, unregister: () => {} }
     : new FinalizationRegistry(ptr => wasm.__wbg_wasmconnection_free(ptr, 1));
+const WasmPairingAnswerFinalization = (typeof FinalizationRegistry === 'undefined')
+    ? { register: () => {}, unregister: () => {} }
+    : new FinalizationRegistry(ptr => wasm.__wbg_wasmpairinganswer_free(ptr, 1));
+const WasmPairingOfferFinalization = (typeof FinalizationRegistry === 'undefined')
+    ? { register: () => {}, unregister: () => {} }
+    : new FinalizationRegistry(ptr => wasm.__wbg_wasmpairingoffer_free(ptr, 1));
 const WasmRoomFinalization = (typeof FinalizationRegistry === 'undefined')
     ? { register: () => {}, unregister: () => {} }
     : new FinalizationRegistry(ptr => wasm.__wbg_wasmroom_free(ptr, 1));
