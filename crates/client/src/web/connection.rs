@@ -16,7 +16,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Headers, RequestInit, Response, RtcConfiguration};
 
-use super::link::{run_ops, Limits, Link, LinkEvent, LinkOwner, Outcome};
+use super::link::{Limits, Link, LinkEvent, Outcome};
+use super::ops::{run_ops, LinkOwner};
 use super::timer::sleep;
 use crate::channels::{channel_specs, default_channels, fingerprint, ChannelSpec};
 use crate::connect_options::{read_answer, ConnectOptions};

@@ -4,6 +4,7 @@
 
 mod connection;
 mod link;
+mod ops;
 mod pairing;
 mod room;
 mod shell;

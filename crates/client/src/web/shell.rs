@@ -18,7 +18,8 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{CloseEvent, MessageEvent, RtcConfiguration, WebSocket};
 
-use super::link::{run_ops, Limits, Link, LinkEvent, LinkOwner, Outcome};
+use super::link::{Limits, Link, LinkEvent, Outcome};
+use super::ops::{run_ops, LinkOwner};
 use super::timer::Timer;
 use crate::channels::ChannelSpec;
 use crate::event::Event;
@@ -343,16 +344,21 @@ impl Shell {
 
     /// Sends `data` to `peer` on lane `lane`.
     pub(crate) fn send(&mut self, peer: PeerId, lane: usize, data: &Data) -> Result<(), Error> {
+        let frames = self.frames(lane, data)?;
+        self.send_frames(peer, lane, frames)
+    }
+
+    /// The frames of a message on lane `lane`; `room_closed` once the room is over.
+    fn frames(&self, lane: usize, data: &Data) -> Result<Vec<Vec<u8>>, Error> {
         if self.done {
             return Err(Error::new("room_closed", "the room is closed"));
         }
-        let frames = outgoing::frames(
+        outgoing::frames(
             &self.specs[lane],
             data,
             self.options.frame_bytes,
             self.options.max_message_bytes,
-        )?;
-        self.send_frames(peer, lane, frames)
+        )
     }
 
     fn send_frames(
@@ -375,15 +381,7 @@ impl Shell {
 
     /// Sends `data` to every connected peer on lane `lane`; returns how many it went to.
     pub(crate) fn broadcast(&mut self, lane: usize, data: &Data) -> Result<usize, Error> {
-        if self.done {
-            return Err(Error::new("room_closed", "the room is closed"));
-        }
-        let frames = outgoing::frames(
-            &self.specs[lane],
-            data,
-            self.options.frame_bytes,
-            self.options.max_message_bytes,
-        )?;
+        let frames = self.frames(lane, data)?;
         let targets: Vec<PeerId> = self
             .links
             .iter()
