@@ -53,6 +53,9 @@ pub struct JoinOptions {
     pub buffered_high_bytes: usize,
     /// Candidates kept per peer while its description is pending (default 64).
     pub max_queued_candidates: usize,
+    /// Native, `wss://`: root certificates (PEM) trusted besides Mozilla's (webpki-roots), for
+    /// a hub whose certificate a private CA signed (default none).
+    pub tls_roots_pem: Option<String>,
     /// Native: the kernel buffers of the room's UDP socket, each way (default 2 MiB; the
     /// kernel caps them at `net.core.rmem_max` / `wmem_max`).
     pub udp_buffer_bytes: usize,
@@ -83,6 +86,7 @@ impl Default for JoinOptions {
             max_buffered_bytes: 32 * 1024 * 1024,
             buffered_high_bytes: 1024 * 1024,
             max_queued_candidates: 64,
+            tls_roots_pem: None,
             udp_buffer_bytes: 2 * 1024 * 1024,
             stun_timeout: Duration::from_secs(1),
         }

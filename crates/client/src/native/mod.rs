@@ -13,6 +13,7 @@ mod pairing;
 mod room;
 mod sending;
 mod server_connect;
+mod tls;
 
 pub use channel_socket::ChannelSocket;
 pub use connection::Connection;

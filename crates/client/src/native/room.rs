@@ -16,6 +16,7 @@ use super::driver::{self, Command, Setup};
 use super::endpoint::Endpoint;
 use super::ice;
 use super::sending::Sending;
+use super::tls;
 use crate::channels::{channel_specs, fingerprint, ChannelSpec};
 use crate::event::Event;
 use crate::options::{join_url, JoinOptions};
@@ -53,19 +54,23 @@ pub struct Room {
 
 impl Room {
     /// Joins a room and returns once the server has accepted you. `url` is the room endpoint:
-    /// `ws://host:port/ws/lobby` (or `http://`), or a [`crate::Lobby`] URL for codes, sessions
+    /// `ws://host:port/ws/lobby` (or `wss://`, `http://`, `https://`), or a [`crate::Lobby`] URL for codes, sessions
     /// and matches. Events start with the peers already present.
     pub async fn join(url: &str, options: JoinOptions) -> Result<Self, Error> {
         options.validate()?;
         let specs = channel_specs(&options.channels)?;
         let target = join_url(url, &options)?;
-        if target.starts_with("wss://") {
-            return Err(Error::new(
-                "invalid_options",
-                "wss:// is not supported by the native client yet: use ws:// (or a TLS-terminating proxy on this machine)",
-            ));
-        }
-        let connecting = tokio_tungstenite::connect_async(target.as_str());
+        let connector = if target.starts_with("wss://") {
+            Some(tls::connector(options.tls_roots_pem.as_deref())?)
+        } else {
+            None
+        };
+        let connecting = tokio_tungstenite::connect_async_tls_with_config(
+            target.as_str(),
+            None,
+            false,
+            connector,
+        );
         let (mut ws, _) = tokio::time::timeout(options.join_timeout, connecting)
             .await
             .map_err(|_| {
