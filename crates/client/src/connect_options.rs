@@ -44,6 +44,9 @@ pub struct ConnectOptions {
     /// The kernel buffers of the connection's UDP socket, each way (default 2 MiB; the kernel
     /// caps them at `net.core.rmem_max` / `wmem_max`).
     pub udp_buffer_bytes: usize,
+    /// Native, `https://`: root certificates (PEM) trusted besides Mozilla's (webpki-roots)
+    /// (default none).
+    pub tls_roots_pem: Option<String>,
     /// In the browser (wasm32): frames wait in the client while the browser's send buffer
     /// holds this many bytes or more (default 1 MiB, as the browser client).
     pub buffered_high_bytes: usize,
@@ -65,6 +68,7 @@ impl Default for ConnectOptions {
             max_buffered_bytes: 32 * 1024 * 1024,
             udp_buffer_bytes: 2 * 1024 * 1024,
             buffered_high_bytes: 1024 * 1024,
+            tls_roots_pem: None,
         }
     }
 }
@@ -91,23 +95,32 @@ impl ConnectOptions {
 /// Where a connection goes: the `POST` target and the fallback's WebSocket URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerUrls {
-    /// `host:port` (port 80 when the URL has none).
+    /// `https://`: TLS, to `host`.
+    pub tls: bool,
+    /// The host name (for TLS), without the port.
+    pub host: String,
+    /// `host:port` (port 80, or 443 for `https://`, when the URL has none).
     pub authority: String,
     /// The `POST` target's path and query (`/connect`).
     pub post_path: String,
-    /// `ws://host:port/connect/ws`, with `?token=` when there is a token.
+    /// `ws://host:port/connect/ws` (`wss://` for `https://`), with `?token=` when there is a
+    /// token.
     pub socket: String,
 }
 
-/// The URLs of a server peer's `POST /connect` endpoint `url` (`http://host:port/connect`;
-/// `https://` is not supported by the native client yet).
+/// The URLs of a server peer's `POST /connect` endpoint `url` (`http://host:port/connect` or
+/// `https://`).
 pub fn server_urls(url: &str, token: Option<&str>) -> Result<ServerUrls, Error> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| {
-        Error::new(
-            "invalid_options",
-            format!("{url:?} is not an http:// URL (https:// is not supported natively yet)"),
-        )
-    })?;
+    let (tls, rest) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+        (Some(rest), _) => (false, rest),
+        (_, Some(rest)) => (true, rest),
+        _ => {
+            return Err(Error::new(
+                "invalid_options",
+                format!("{url:?} is not an http:// or https:// URL"),
+            ))
+        }
+    };
     let (authority, path) = match rest.find(['/', '?']) {
         Some(at) => (&rest[..at], &rest[at..]),
         None => (rest, "/"),
@@ -118,13 +131,22 @@ pub fn server_urls(url: &str, token: Option<&str>) -> Result<ServerUrls, Error> 
             format!("{url:?} has no host"),
         ));
     }
-    let authority = if authority
+    let has_port = authority
         .rsplit_once(':')
-        .is_some_and(|(_, p)| !p.contains(']'))
-    {
+        .is_some_and(|(_, p)| !p.contains(']'));
+    let host = if has_port {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    } else {
+        authority
+    };
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let authority = if has_port {
         authority.to_owned()
     } else {
-        format!("{authority}:80")
+        format!("{authority}:{}", if tls { 443 } else { 80 })
     };
     let post_path = if path.starts_with('/') {
         path.to_owned()
@@ -144,12 +166,18 @@ pub fn server_urls(url: &str, token: Option<&str>) -> Result<ServerUrls, Error> 
     if let Some(token) = token {
         params.push(format!("token={}", crate::options::encode(token)));
     }
-    let mut socket = format!("ws://{authority}{}/ws", path_only.trim_end_matches('/'));
+    let scheme = if tls { "wss" } else { "ws" };
+    let mut socket = format!(
+        "{scheme}://{authority}{}/ws",
+        path_only.trim_end_matches('/')
+    );
     if !params.is_empty() {
         socket.push('?');
         socket.push_str(&params.join("&"));
     }
     Ok(ServerUrls {
+        tls,
+        host,
         authority,
         post_path,
         socket,
@@ -199,16 +227,17 @@ mod tests {
         );
         let urls = server_urls("http://[::1]:9000/connect", None).expect("urls");
         assert_eq!(urls.authority, "[::1]:9000");
+        assert_eq!(urls.host, "::1");
+        let urls = server_urls("https://game.example/connect", None).expect("urls");
+        assert!(urls.tls);
+        assert_eq!(urls.host, "game.example");
+        assert_eq!(urls.authority, "game.example:443");
+        assert_eq!(urls.socket, "wss://game.example:443/connect/ws");
     }
 
     #[test]
     fn other_schemes_and_bad_options_are_refused() {
-        for url in [
-            "https://h/connect",
-            "ws://h/connect",
-            "h/connect",
-            "http:///connect",
-        ] {
+        for url in ["ws://h/connect", "h/connect", "http:///connect"] {
             assert_eq!(
                 server_urls(url, None).unwrap_err().code,
                 "invalid_options",

@@ -337,3 +337,62 @@ async fn refusals_keep_the_server_peers_code() {
         .expect("refused");
     assert_eq!(error.code, "connection_failed", "{error}");
 }
+
+const TLS_DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../server/tests/data");
+
+/// Serves the server peer's HTTP endpoints over TLS (a certificate for `localhost` from a
+/// private CA); returns the `https://` `POST` URL.
+async fn serve_https(server: &PeerServer) -> String {
+    let app = switchboard_peer::http::router(server.clone(), 16 * 1024)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(
+        format!("{TLS_DATA}/localhost.crt"),
+        format!("{TLS_DATA}/localhost.key"),
+    )
+    .await
+    .expect("the test certificate");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    listener.set_nonblocking(true).expect("non-blocking");
+    let port = listener.local_addr().expect("address").port();
+    let served = axum_server::from_tcp_rustls(listener, tls).expect("a TLS listener");
+    tokio::spawn(async move { served.serve(app).await });
+    format!("https://localhost:{port}/connect")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_client_reaches_a_server_peer_over_https_and_its_fallback_over_wss() {
+    let trusted = ConnectOptions {
+        tls_roots_pem: Some(std::fs::read_to_string(format!("{TLS_DATA}/ca.crt")).expect("ca")),
+        webrtc_timeout: Duration::from_millis(1500),
+        ..ConnectOptions::default()
+    };
+    // POST over TLS, then WebRTC.
+    let (peer_server, _seen) = echo_peer().await;
+    let url = serve_https(&peer_server).await;
+    let mut connection = Connection::to_server(&url, trusted.clone())
+        .await
+        .expect("connects over https");
+    assert_eq!(connection.transport(), Transport::WebRtc);
+    echoes_on_both_channels(&mut connection).await;
+    connection.close();
+    // Without the private CA: the TLS handshake fails, clearly.
+    let refused = Connection::to_server(&url, ConnectOptions::default()).await;
+    let error = refused.err().expect("refused");
+    assert_eq!(error.code, "connection_failed");
+    assert!(error.message.contains("TLS"), "{}", error.message);
+
+    // WebRTC cannot connect: the fallback goes over wss://.
+    let (unreachable, _seen) = echo_peer_with(PeerConfig {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        public_ips: vec!["192.0.2.1".parse().expect("address")],
+        ..PeerConfig::default()
+    })
+    .await;
+    let url = serve_https(&unreachable).await;
+    let mut connection = Connection::to_server(&url, trusted)
+        .await
+        .expect("connects over the wss fallback");
+    assert_eq!(connection.transport(), Transport::WebSocket);
+    echoes_on_both_channels(&mut connection).await;
+    connection.close();
+}

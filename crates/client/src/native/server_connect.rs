@@ -70,7 +70,12 @@ async fn webrtc(
         _ => None,
     });
     let offer = offer.ok_or_else(|| Error::new("webrtc_error", "no offer was made"))?;
-    let posting = post_offer(urls, offer, options.token.as_deref());
+    let posting = post_offer(
+        urls,
+        offer,
+        options.token.as_deref(),
+        options.tls_roots_pem.as_deref(),
+    );
     let (id, answer) = tokio::time::timeout(options.request_timeout, posting)
         .await
         .map_err(|_| {
@@ -94,7 +99,17 @@ async fn webrtc(
 
 /// The fallback: `GET /connect/ws` upgraded to a WebSocket.
 async fn websocket(urls: &ServerUrls, options: &ConnectOptions) -> Result<Carrier, Error> {
-    let connecting = tokio_tungstenite::connect_async(urls.socket.as_str());
+    let connector = if urls.tls {
+        Some(super::tls::connector(options.tls_roots_pem.as_deref())?)
+    } else {
+        None
+    };
+    let connecting = tokio_tungstenite::connect_async_tls_with_config(
+        urls.socket.as_str(),
+        None,
+        false,
+        connector,
+    );
     let (ws, _) = tokio::time::timeout(options.request_timeout, connecting)
         .await
         .map_err(|_| {

@@ -1,4 +1,4 @@
-//! `wss://` for the native client: a rustls configuration with an explicit crypto provider
+//! TLS for the native client (`wss://` rooms, `https://` server peers): a rustls configuration with an explicit crypto provider
 //! (aws-lc-rs; rustls cannot pick one itself when the dependency tree holds two), Mozilla's root
 //! certificates and the application's own.
 
@@ -11,9 +11,14 @@ use tokio_tungstenite::Connector;
 
 use crate::Error;
 
-/// The connector for `wss://`: Mozilla's roots, plus `extra_roots_pem` (PEM certificates)
-/// when given. `invalid_options` when those are not PEM certificates.
+/// The connector for `wss://`: see [`client_config`].
 pub(crate) fn connector(extra_roots_pem: Option<&str>) -> Result<Connector, Error> {
+    Ok(Connector::Rustls(client_config(extra_roots_pem)?))
+}
+
+/// The client configuration for TLS: Mozilla's roots, plus `extra_roots_pem` (PEM
+/// certificates) when given. `invalid_options` when those are not PEM certificates.
+pub(crate) fn client_config(extra_roots_pem: Option<&str>) -> Result<Arc<ClientConfig>, Error> {
     let mut roots = RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(pem) = extra_roots_pem {
@@ -33,7 +38,7 @@ pub(crate) fn connector(extra_roots_pem: Option<&str>) -> Result<Connector, Erro
         .map_err(|e| Error::new("invalid_options", e.to_string()))?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    Ok(Connector::Rustls(Arc::new(config)))
+    Ok(Arc::new(config))
 }
 
 fn bad_roots(why: &str) -> Error {
