@@ -8,7 +8,7 @@
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use switchboard_client::{
     ConnectOptions, Connection, ConnectionEvent, Data, Error, Event, JoinOptions, PairingAnswer,
-    PairingOffer, PeerId, PeerInfo, Room,
+    PairingOffer, PeerId, PeerInfo, Room, Transport,
 };
 use wasm_bindgen::prelude::*;
 
@@ -203,6 +203,15 @@ impl WasmConnection {
             .await
             .map_err(js_error)?;
         Ok(Self { connection })
+    }
+
+    /// `webrtc`, or `websocket` (the server's fallback).
+    #[wasm_bindgen(getter)]
+    pub fn transport(&self) -> String {
+        match self.connection.transport() {
+            Transport::WebRtc => "webrtc".into(),
+            Transport::WebSocket => "websocket".into(),
+        }
     }
 
     /// Our id on the server peer.

@@ -5,7 +5,7 @@
 // wasm client connects to a server peer (POST /connect) and is echoed on both channels.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { useServerAndBrowser, join, openEchoPage, openPage, startEcho, waitFor } from "./harness.mjs";
+import { useServerAndBrowser, join, openEchoPage, openPage, startEcho, waitFor, waitLine } from "./harness.mjs";
 
 const env = useServerAndBrowser({ before, after });
 
@@ -304,5 +304,35 @@ test("the Rust client in wasm pairs with a JavaScript page by codes only, no ser
   } finally {
     await wasmPage.context().close();
     await jsPage.context().close();
+  }
+});
+
+test("with UDP blocked the Rust client in wasm falls back to the server peer's WebSocket: both channels echoed, its close a goodbye", async () => {
+  // The server peer advertises 127.0.0.2, where the browser's ICE checks never reach it.
+  const echo = await startEcho({ publicIps: ["127.0.0.2"] });
+  const page = await openEchoPage(echo, env.browser);
+  try {
+    await loadWasm(page);
+    const transport = await page.evaluate(async () => {
+      window.wconn = await window.w.WasmConnection.connect("/connect");
+      return window.wconn.transport;
+    });
+    assert.equal(transport, "websocket");
+    await page.evaluate(() => {
+      for (let i = 0; i < 30; i++) window.wconn.send("reliable", i % 10 === 0 ? new Uint8Array(100000).fill(i) : `r${i}`);
+      window.wconn.send("unreliable", "over tcp");
+    });
+    await page.waitForFunction(() => window.wgot.filter((e) => e.channel === "reliable").length >= 30, null, { timeout: 20000 });
+    const reliable = await page.evaluate(() =>
+      window.wgot.filter((e) => e.channel === "reliable").map((e) => (typeof e.data === "string" ? e.data : `${e.data.byteLength}:${e.data[0]}`)),
+    );
+    assert.deepEqual(reliable, Array.from({ length: 30 }, (_, i) => (i % 10 === 0 ? `100000:${i}` : `r${i}`)));
+    await page.waitForFunction(() => window.wgot.some((e) => e.channel === "unreliable" && e.data === "over tcp"), null, { timeout: 10000 });
+    await page.evaluate(() => window.wconn.close());
+    await waitLine(echo, (l) => l.startsWith("closed ") && l.includes("goodbye"));
+    assert.deepEqual(page.problems, []);
+  } finally {
+    await page.context().close();
+    await echo.stop();
   }
 });

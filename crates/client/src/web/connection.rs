@@ -1,6 +1,7 @@
 //! A connection to a server peer from the browser (wasm32), as the browser client's
 //! `connectToServer`: our offer, with every candidate the browser gathered, by `POST` (fetch),
-//! the server's answer, then the pre-negotiated channels over the browser's WebRTC.
+//! the server's answer, then the pre-negotiated channels over the browser's WebRTC; when those
+//! do not open in time, the server's WebSocket fallback (`socket_link`).
 
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
@@ -9,15 +10,16 @@ use std::time::Duration;
 use futures_channel::{mpsc, oneshot};
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
-use js_sys::{Promise, Uint8Array};
+use js_sys::{Promise, Reflect, Uint8Array};
 use switchboard_protocol::{Data, PeerId};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{Headers, RequestInit, Response, RtcConfiguration};
+use web_sys::{Headers, RequestInit, Response, RtcConfiguration, Url};
 
 use super::link::{Limits, Link, LinkEvent, Outcome};
 use super::ops::{run_ops, LinkOwner};
+use super::socket_link::SocketLink;
 use super::timer::sleep;
 use crate::channels::{channel_specs, default_channels, fingerprint, ChannelSpec};
 use crate::connect_options::{read_answer, ConnectOptions};
@@ -114,8 +116,14 @@ pub struct Connection {
     id: Option<PeerId>,
     specs: Vec<ChannelSpec>,
     options: ConnectOptions,
-    conn: Rc<RefCell<Conn>>,
+    carrier: Carrier,
     events: mpsc::UnboundedReceiver<ConnectionEvent>,
+}
+
+/// What carries a connection.
+enum Carrier {
+    WebRtc(Rc<RefCell<Conn>>),
+    WebSocket(Rc<RefCell<SocketLink>>),
 }
 
 /// A link being made, with what tells when its candidates are gathered and its channels open.
@@ -220,7 +228,7 @@ impl Opening {
                 id,
                 specs: self.specs,
                 options: self.options,
-                conn: self.conn,
+                carrier: Carrier::WebRtc(self.conn),
                 events: self.events,
             }),
             Either::Left((Ok(Err(error)), _)) => Err(error),
@@ -282,8 +290,9 @@ async fn post_offer(
 impl Connection {
     /// Connects to the server peer whose `POST /connect` endpoint is `url` (absolute, or
     /// relative to the page) and returns once both channels are open. Refusals keep the
-    /// server's code (`unauthorized`, `server_full`, ...); channels that do not open within
-    /// `webrtc_timeout` are `webrtc_timeout` (the WebSocket fallback is native only for now).
+    /// server's code (`unauthorized`, `server_full`, ...). When the channels do not open within
+    /// `webrtc_timeout`, the server's WebSocket fallback (`<url>/ws`), or `webrtc_timeout`
+    /// without `websocket_fallback`.
     pub async fn to_server(url: &str, options: ConnectOptions) -> Result<Self, Error> {
         if options.channels != default_channels() {
             return Err(Error::new(
@@ -311,24 +320,58 @@ impl Connection {
             }
         };
         opening.signal(Signal::Answer { sdp: answer });
-        opening
+        let opened = opening
             .opened(Some(id), options.webrtc_timeout, "webrtc_timeout")
-            .await
+            .await;
+        match opened {
+            Err(error) if error.code == "webrtc_timeout" && options.websocket_fallback => {
+                Self::fallback(url, options).await
+            }
+            other => other,
+        }
     }
 
+    /// The server peer's WebSocket fallback, beside its `POST` URL (`<url>/ws`).
+    async fn fallback(url: &str, options: ConnectOptions) -> Result<Self, Error> {
+        let socket = fallback_url(url, options.token.as_deref())?;
+        let specs = channel_specs(&options.channels)?;
+        let (events_tx, events) = mpsc::unbounded();
+        let link = SocketLink::open(
+            &socket,
+            specs.clone(),
+            options.max_message_bytes,
+            options.max_buffered_bytes,
+            options.request_timeout,
+            events_tx,
+        )
+        .await?;
+        Ok(Self {
+            id: None,
+            specs,
+            options,
+            carrier: Carrier::WebSocket(link),
+            events,
+        })
+    }
     /// Our id on the server peer; `None` for a paired connection.
     pub fn id(&self) -> Option<PeerId> {
         self.id
     }
 
-    /// Which transport carries the connection (WebRTC: the fallback is native only for now).
+    /// Which transport carries the connection.
     pub fn transport(&self) -> Transport {
-        Transport::WebRtc
+        match self.carrier {
+            Carrier::WebRtc(_) => Transport::WebRtc,
+            Carrier::WebSocket(_) => Transport::WebSocket,
+        }
     }
 
     /// Whether the connection is over.
     pub fn is_closed(&self) -> bool {
-        self.conn.borrow().closed
+        match &self.carrier {
+            Carrier::WebRtc(conn) => conn.borrow().closed,
+            Carrier::WebSocket(link) => link.borrow().is_closed(),
+        }
     }
 
     /// Sends a message on a channel. Errors: `unknown_channel`, `message_too_big`,
@@ -341,27 +384,51 @@ impl Connection {
             self.options.frame_bytes,
             self.options.max_message_bytes,
         )?;
-        let mut conn = self.conn.borrow_mut();
-        let Some(link) = conn.link.as_mut() else {
-            return Err(Error::new("room_closed", "the connection is closed"));
-        };
-        let result = link.send(lane, frames);
-        conn.outcomes(());
-        result
+        match &self.carrier {
+            Carrier::WebRtc(conn) => {
+                let mut conn = conn.borrow_mut();
+                let Some(link) = conn.link.as_mut() else {
+                    return Err(Error::new("room_closed", "the connection is closed"));
+                };
+                let result = link.send(lane, frames);
+                conn.outcomes(());
+                result
+            }
+            Carrier::WebSocket(link) => link.borrow_mut().send(lane, frames),
+        }
     }
 
     /// Closes the connection on purpose: a goodbye first, so the server sees `goodbye`.
     /// `ConnectionEvent::Closed` (code `closed`) follows.
     pub fn close(&self) {
-        let mut conn = self.conn.borrow_mut();
-        if let Some(mut link) = conn.link.take() {
-            link.close("closed");
-            conn.closed = true;
-            let _ = conn.events.unbounded_send(ConnectionEvent::Closed {
-                code: "closed".into(),
-                reason: "closed by the application".into(),
-            });
+        let closed = match &self.carrier {
+            Carrier::WebRtc(conn) => {
+                let mut conn = conn.borrow_mut();
+                let link = conn.link.take();
+                conn.closed = true;
+                link.map(|mut link| link.close("closed")).is_some()
+            }
+            Carrier::WebSocket(link) => {
+                let mut link = link.borrow_mut();
+                let open = !link.is_closed();
+                link.close("closed");
+                open
+            }
+        };
+        if closed {
+            self.closed_event();
         }
+    }
+
+    fn closed_event(&self) {
+        let events = match &self.carrier {
+            Carrier::WebRtc(conn) => conn.borrow().events.clone(),
+            Carrier::WebSocket(link) => link.borrow().events(),
+        };
+        let _ = events.unbounded_send(ConnectionEvent::Closed {
+            code: "closed".into(),
+            reason: "closed by the application".into(),
+        });
     }
 
     /// The next event; `None` once the connection is over and every event was taken.
@@ -386,4 +453,30 @@ impl Drop for Connection {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// The fallback's WebSocket URL: `url` (resolved against the page) + `/ws`, as `ws:` or
+/// `wss:`, with the token as `?token=`.
+fn fallback_url(url: &str, token: Option<&str>) -> Result<String, Error> {
+    let bad = |e: JsValue| Error::new("invalid_options", format!("{url}: {}", js_text(&e)));
+    let base = Reflect::get(&js_sys::global(), &JsValue::from_str("location"))
+        .ok()
+        .filter(|l| !l.is_undefined())
+        .and_then(|l| Reflect::get(&l, &JsValue::from_str("href")).ok())
+        .and_then(|h| h.as_string());
+    let parsed = match base {
+        Some(base) => Url::new_with_base(url, &base),
+        None => Url::new(url),
+    }
+    .map_err(bad)?;
+    parsed.set_pathname(&format!("{}/ws", parsed.pathname().trim_end_matches('/')));
+    if let Some(token) = token {
+        parsed.search_params().set("token", token);
+    }
+    match parsed.protocol().as_str() {
+        "http:" => parsed.set_protocol("ws:"),
+        "https:" => parsed.set_protocol("wss:"),
+        _ => {}
+    }
+    Ok(parsed.href())
 }

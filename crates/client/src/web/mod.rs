@@ -8,6 +8,7 @@ mod ops;
 mod pairing;
 mod room;
 mod shell;
+mod socket_link;
 mod timer;
 
 pub use connection::Connection;

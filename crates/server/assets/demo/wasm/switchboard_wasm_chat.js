@@ -69,6 +69,22 @@ export class WasmConnection {
             throw takeFromExternrefTable0(ret[0]);
         }
     }
+    /**
+     * `webrtc`, or `websocket` (the server's fallback).
+     * @returns {string}
+     */
+    get transport() {
+        let deferred1_0;
+        let deferred1_1;
+        try {
+            const ret = wasm.wasmconnection_transport(this.__wbg_ptr);
+            deferred1_0 = ret[0];
+            deferred1_1 = ret[1];
+            return getStringFromWasm0(ret[0], ret[1]);
+        } finally {
+            wasm.__wbindgen_free(deferred1_0, deferred1_1, 1);
+        }
+    }
 }
 if (Symbol.dispose) WasmConnection.prototype[Symbol.dispose] = WasmConnection.prototype.free;
 
@@ -362,6 +378,10 @@ function __wbg_get_imports() {
             const ret = arg0.arrayBuffer();
             return ret;
         }, arguments); },
+        __wbg_bufferedAmount_1a6499d60a181d57: function(arg0) {
+            const ret = arg0.bufferedAmount;
+            return ret;
+        },
         __wbg_bufferedAmount_cddfb0078c5a7083: function(arg0) {
             const ret = arg0.bufferedAmount;
             return ret;
@@ -387,6 +407,9 @@ function __wbg_get_imports() {
         __wbg_clearTimeout_61e86f331b1f101e: function(arg0) {
             clearTimeout(arg0);
         },
+        __wbg_close_297c4419d0990129: function() { return handleError(function (arg0, arg1) {
+            arg0.close(arg1);
+        }, arguments); },
         __wbg_close_2a8b1ba07b9e0fee: function() { return handleError(function (arg0, arg1, arg2, arg3) {
             arg0.close(arg1, getStringFromWasm0(arg2, arg3));
         }, arguments); },
@@ -431,6 +454,13 @@ function __wbg_get_imports() {
             const ret = Reflect.get(arg0, arg1);
             return ret;
         }, arguments); },
+        __wbg_href_436d1661275da591: function(arg0, arg1) {
+            const ret = arg1.href;
+            const ptr1 = passStringToWasm0(ret, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+            const len1 = WASM_VECTOR_LEN;
+            getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 1, len1, true);
+            getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 0, ptr1, true);
+        },
         __wbg_instanceof_ArrayBuffer_12cdaa4161423e6b: function(arg0) {
             let result;
             try {
@@ -525,6 +555,10 @@ function __wbg_get_imports() {
             const ret = new Array();
             return ret;
         },
+        __wbg_new_96baed0986e0d99f: function() { return handleError(function (arg0, arg1) {
+            const ret = new URL(getStringFromWasm0(arg0, arg1));
+            return ret;
+        }, arguments); },
         __wbg_new_ba40181b3f24ac80: function(arg0, arg1) {
             try {
                 var state0 = {a: arg0, b: arg1};
@@ -573,6 +607,10 @@ function __wbg_get_imports() {
                 state0.a = 0;
             }
         },
+        __wbg_new_with_base_44e88b67db0c589b: function() { return handleError(function (arg0, arg1, arg2, arg3) {
+            const ret = new URL(getStringFromWasm0(arg0, arg1), getStringFromWasm0(arg2, arg3));
+            return ret;
+        }, arguments); },
         __wbg_new_with_configuration_c141f4198cdcdc39: function() { return handleError(function (arg0) {
             const ret = new RTCPeerConnection(arg0);
             return ret;
@@ -589,6 +627,20 @@ function __wbg_get_imports() {
             const ret = JSON.parse(getStringFromWasm0(arg0, arg1));
             return ret;
         }, arguments); },
+        __wbg_pathname_0a541f1ec71ba5a7: function(arg0, arg1) {
+            const ret = arg1.pathname;
+            const ptr1 = passStringToWasm0(ret, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+            const len1 = WASM_VECTOR_LEN;
+            getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 1, len1, true);
+            getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 0, ptr1, true);
+        },
+        __wbg_protocol_e7b9813a6bd3e53b: function(arg0, arg1) {
+            const ret = arg1.protocol;
+            const ptr1 = passStringToWasm0(ret, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+            const len1 = WASM_VECTOR_LEN;
+            getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 1, len1, true);
+            getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 0, ptr1, true);
+        },
         __wbg_prototypesetcall_13162965d1fe7aa3: function(arg0, arg1, arg2) {
             Uint8Array.prototype.set.call(getArrayU8FromWasm0(arg0, arg1), arg2);
         },
@@ -636,6 +688,10 @@ function __wbg_get_imports() {
             getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 1, len1, true);
             getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 0, ptr1, true);
         },
+        __wbg_searchParams_1e9bb9820401be23: function(arg0) {
+            const ret = arg0.searchParams;
+            return ret;
+        },
         __wbg_send_cd51063ca1be4d0f: function() { return handleError(function (arg0, arg1, arg2) {
             arg0.send(getStringFromWasm0(arg1, arg2));
         }, arguments); },
@@ -665,6 +721,9 @@ function __wbg_get_imports() {
             const ret = Reflect.set(arg0, arg1, arg2);
             return ret;
         }, arguments); },
+        __wbg_set_a7340d5a40337463: function(arg0, arg1, arg2, arg3, arg4) {
+            arg0.set(getStringFromWasm0(arg1, arg2), getStringFromWasm0(arg3, arg4));
+        },
         __wbg_set_bcb0ec2400cfa22e: function() { return handleError(function (arg0, arg1, arg2, arg3, arg4) {
             arg0.set(getStringFromWasm0(arg1, arg2), getStringFromWasm0(arg3, arg4));
         }, arguments); },
@@ -731,8 +790,17 @@ function __wbg_get_imports() {
         __wbg_set_onopen_5d4bdb6344270e9b: function(arg0, arg1) {
             arg0.onopen = arg1;
         },
+        __wbg_set_onopen_757be120cc7b1ea6: function(arg0, arg1) {
+            arg0.onopen = arg1;
+        },
         __wbg_set_ordered_f3b26306125e757e: function(arg0, arg1) {
             arg0.ordered = arg1 !== 0;
+        },
+        __wbg_set_pathname_2043fbf4dd5e7f41: function(arg0, arg1, arg2) {
+            arg0.pathname = getStringFromWasm0(arg1, arg2);
+        },
+        __wbg_set_protocol_b93c106c6d73adc5: function(arg0, arg1, arg2) {
+            arg0.protocol = getStringFromWasm0(arg1, arg2);
         },
         __wbg_set_sdp_3bffcb18d35fb38a: function(arg0, arg1, arg2) {
             arg0.sdp = getStringFromWasm0(arg1, arg2);
@@ -791,18 +859,18 @@ function __wbg_get_imports() {
             return ret;
         },
         __wbindgen_generic_0000000000000001: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 241, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 251, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
             const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h6c1f09c59fc26bcd);
             return ret;
         },
         __wbindgen_generic_0000000000000002: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 53, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h75b7d67e12a13f05);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 63, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h8dea608d00f1be17);
             return ret;
         },
         __wbindgen_generic_0000000000000003: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [], shim_idx: 52, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h1cd460740ac54e09);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [], shim_idx: 62, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__hc728ea8829a55ca5);
             return ret;
         },
         __wbindgen_generic_0000000000000004: function(arg0, arg1) {
@@ -825,12 +893,12 @@ function __wbg_get_imports() {
     };
 }
 
-function wasm_bindgen__convert__closures_____invoke__h1cd460740ac54e09(arg0, arg1) {
-    wasm.wasm_bindgen__convert__closures_____invoke__h1cd460740ac54e09(arg0, arg1);
+function wasm_bindgen__convert__closures_____invoke__hc728ea8829a55ca5(arg0, arg1) {
+    wasm.wasm_bindgen__convert__closures_____invoke__hc728ea8829a55ca5(arg0, arg1);
 }
 
-function wasm_bindgen__convert__closures_____invoke__h75b7d67e12a13f05(arg0, arg1, arg2) {
-    wasm.wasm_bindgen__convert__closures_____invoke__h75b7d67e12a13f05(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__h8dea608d00f1be17(arg0, arg1, arg2) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h8dea608d00f1be17(arg0, arg1, arg2);
 }
 
 function wasm_bindgen__convert__closures_____invoke__h6c1f09c59fc26bcd(arg0, arg1, arg2) {
