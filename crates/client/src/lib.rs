@@ -30,7 +30,7 @@ pub mod connect_options;
 mod connection_event;
 mod error;
 mod event;
-#[cfg(all(feature = "ggrs", not(target_arch = "wasm32")))]
+#[cfg(feature = "ggrs")]
 mod ggrs_socket;
 mod options;
 mod outgoing;
@@ -55,4 +55,4 @@ pub use options::{join_url, JoinOptions, Lobby};
 pub use pairing_code::PairingCode;
 pub use switchboard_protocol::{Data, Encoding, HostLeaves, PeerId, PeerInfo, RoomInfo, Topology};
 #[cfg(target_arch = "wasm32")]
-pub use web::{Connection, PairingAnswer, PairingOffer, Room};
+pub use web::{ChannelSocket, Connection, PairingAnswer, PairingOffer, Room};

@@ -1,7 +1,8 @@
 //! The Rust client in the browser: a thin JavaScript face over `switchboard_client::Room` for
 //! the `/demo/rust-chat` page, which calls [`WasmRoom::poll`] once per frame as a game loop
 //! would, over `Connection` to a server peer ([`WasmConnection`]) and over pairing by codes
-//! ([`WasmPairingOffer`], [`WasmPairingAnswer`]). Only built for wasm32
+//! ([`WasmPairingOffer`], [`WasmPairingAnswer`]), and a toy GGRS rollback game
+//! ([`WasmRollback`]). Only built for wasm32
 //! (`scripts/build-wasm-demo.sh`); empty elsewhere.
 #![cfg(target_arch = "wasm32")]
 
@@ -11,6 +12,9 @@ use switchboard_client::{
     PairingOffer, PeerId, PeerInfo, Room, Transport,
 };
 use wasm_bindgen::prelude::*;
+
+mod rollback;
+pub use rollback::WasmRollback;
 
 /// A joined room, for JavaScript.
 #[wasm_bindgen]
@@ -166,6 +170,12 @@ impl WasmRoom {
     /// Leaves the room (a `close` event follows).
     pub fn close(&self) {
         self.room.close();
+    }
+
+    /// Starts the toy rollback game (GGRS) with `other` over the unreliable channel.
+    #[wasm_bindgen(js_name = startRollback)]
+    pub fn start_rollback(&self, other: &str) -> Result<WasmRollback, JsError> {
+        WasmRollback::start(&self.room, peer_id(other)?)
     }
 }
 

@@ -336,3 +336,40 @@ test("with UDP blocked the Rust client in wasm falls back to the server peer's W
     await echo.stop();
   }
 });
+
+test("GGRS in the browser: two wasm pages run 240 frames of a rollback game over the unreliable channel and agree on every frame", { timeout: 90_000 }, async () => {
+  const a = await wasmPeer("wasm-rollback");
+  const b = await wasmPeer("wasm-rollback");
+  try {
+    for (const [page, other] of [[a, b.id], [b, a.id]]) {
+      await page.page.waitForFunction((id) => window.events.some((e) => e.type === "connect" && e.peer === id), other, { timeout: 20000 });
+    }
+    // Each page ticks its session at 60 Hz, as a game loop would.
+    for (const [page, other] of [[a, b.id], [b, a.id]]) {
+      await page.page.evaluate((other) => {
+        window.rollback = window.wasmRoom.startRollback(other);
+        window.ticker = setInterval(() => window.rollback.tick(), 16);
+      }, other);
+    }
+    const FRAMES = 240;
+    for (const { page } of [a, b]) {
+      await page.waitForFunction((frames) => window.rollback.confirmed >= frames + 10, FRAMES, { timeout: 60000 });
+    }
+    const [sumsA, sumsB] = await Promise.all(
+      [a, b].map(({ page }) => page.evaluate((frames) => window.rollback.checksums(frames), FRAMES)),
+    );
+    assert.equal(sumsA.length, FRAMES);
+    assert.ok(sumsA.every((s) => s !== ""), "every frame simulated");
+    assert.deepEqual(sumsA, sumsB, "identical state on every frame");
+    for (const { page } of [a, b]) {
+      assert.deepEqual(await page.evaluate(() => window.rollback.problems()), []);
+      await page.evaluate(() => clearInterval(window.ticker));
+    }
+    const rollbacks = await Promise.all([a, b].map(({ page }) => page.evaluate(() => window.rollback.rollbacks)));
+    assert.ok(rollbacks.some((n) => n > 0), `predictions missed and GGRS rolled back (${rollbacks})`);
+    assert.deepEqual([...a.problems, ...b.problems], []);
+  } finally {
+    await a.page.context().close();
+    await b.page.context().close();
+  }
+});

@@ -12,6 +12,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, RtcConfiguration, WebSocket};
 
+use super::channel_socket::ChannelSocket;
 use super::shell::{decode, Setup, Shell};
 use super::timer::sleep;
 use crate::channels::{channel_specs, fingerprint, ChannelSpec};
@@ -183,6 +184,21 @@ impl Room {
     pub fn broadcast(&self, channel: &str, data: impl Into<Data>) -> Result<usize, Error> {
         let lane = outgoing::lane(&self.specs, channel)?;
         self.shell.borrow_mut().broadcast(lane, &data.into())
+    }
+
+    /// Takes a channel out of the room's events: from now on its messages go to the returned
+    /// [`ChannelSocket`] (messages already among the events stay there), until it is dropped.
+    /// Errors: `unknown_channel`, `channel_taken` (another socket has it).
+    pub fn take_channel(&self, channel: &str) -> Result<ChannelSocket, Error> {
+        let lane = outgoing::lane(&self.specs, channel)?;
+        let (sender, received) = mpsc::unbounded();
+        self.shell.borrow_mut().divert(lane, sender)?;
+        Ok(ChannelSocket::new(
+            self.shell.clone(),
+            lane,
+            channel.to_owned(),
+            received,
+        ))
     }
 
     /// Host only: removes a peer from the room (the server confirms with `PeerLeft`).

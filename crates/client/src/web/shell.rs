@@ -46,6 +46,8 @@ pub(crate) struct Shell {
     limits: Limits,
     rtc: RtcConfiguration,
     links: HashMap<PeerId, Linked>,
+    /// Channels taken out of the events ([`super::Room::take_channel`]): their messages go here.
+    diverted: HashMap<usize, UnboundedSender<(PeerId, Data)>>,
     serials: u64,
     events: UnboundedSender<Event>,
     signaling_open: bool,
@@ -109,6 +111,7 @@ impl Shell {
                 limits,
                 rtc,
                 links: HashMap::new(),
+                diverted: HashMap::new(),
                 serials: 0,
                 events,
                 signaling_open: true,
@@ -288,6 +291,14 @@ impl Shell {
                     self.perform(actions);
                 }
                 Outcome::Message(lane, data) => {
+                    let data = match self.diverted.get(&lane) {
+                        Some(socket) => match socket.unbounded_send((peer, data)) {
+                            Ok(()) => continue,
+                            // The socket is being dropped: the room's events have it again.
+                            Err(returned) => returned.into_inner().1,
+                        },
+                        None => data,
+                    };
                     if let Some(spec) = self.specs.get(lane) {
                         self.emit(Event::Message {
                             peer,
@@ -397,6 +408,28 @@ impl Shell {
             }
         }
         Ok(sent)
+    }
+
+    /// Takes lane `lane` out of the events: its messages go to `socket` from now on.
+    /// `channel_taken` when another socket has it.
+    pub(crate) fn divert(
+        &mut self,
+        lane: usize,
+        socket: UnboundedSender<(PeerId, Data)>,
+    ) -> Result<(), Error> {
+        if self.diverted.contains_key(&lane) {
+            return Err(Error::new(
+                "channel_taken",
+                format!("channel {} is already taken", self.specs[lane].name),
+            ));
+        }
+        self.diverted.insert(lane, socket);
+        Ok(())
+    }
+
+    /// Gives lane `lane` back to the events.
+    pub(crate) fn give_back(&mut self, lane: usize) {
+        self.diverted.remove(&lane);
     }
 
     /// Sends a message to the hub on the application's behalf.

@@ -214,6 +214,72 @@ export class WasmPairingOffer {
 if (Symbol.dispose) WasmPairingOffer.prototype[Symbol.dispose] = WasmPairingOffer.prototype.free;
 
 /**
+ * One player of the toy rollback game, for JavaScript.
+ */
+export class WasmRollback {
+    static __wrap(ptr) {
+        const obj = Object.create(WasmRollback.prototype);
+        obj.__wbg_ptr = ptr;
+        WasmRollbackFinalization.register(obj, obj.__wbg_ptr, obj);
+        return obj;
+    }
+    __destroy_into_raw() {
+        const ptr = this.__wbg_ptr;
+        this.__wbg_ptr = 0;
+        WasmRollbackFinalization.unregister(this);
+        return ptr;
+    }
+    free() {
+        const ptr = this.__destroy_into_raw();
+        wasm.__wbg_wasmrollback_free(ptr, 0);
+    }
+    /**
+     * The checksum (decimal) of every frame from 1 to `last`; empty for a frame never simulated.
+     * @param {number} last
+     * @returns {string[]}
+     */
+    checksums(last) {
+        const ret = wasm.wasmrollback_checksums(this.__wbg_ptr, last);
+        var v1 = getArrayJsValueFromWasm0(ret[0], ret[1]);
+        wasm.__wbindgen_free(ret[0], ret[1] * 4, 4);
+        return v1;
+    }
+    /**
+     * The newest frame both players' inputs are known for.
+     * @returns {number}
+     */
+    get confirmed() {
+        const ret = wasm.wasmrollback_confirmed(this.__wbg_ptr);
+        return ret;
+    }
+    /**
+     * Desyncs, disconnects and errors seen.
+     * @returns {string[]}
+     */
+    problems() {
+        const ret = wasm.wasmrollback_problems(this.__wbg_ptr);
+        var v1 = getArrayJsValueFromWasm0(ret[0], ret[1]);
+        wasm.__wbindgen_free(ret[0], ret[1] * 4, 4);
+        return v1;
+    }
+    /**
+     * How many times GGRS loaded an earlier state.
+     * @returns {number}
+     */
+    get rollbacks() {
+        const ret = wasm.wasmrollback_rollbacks(this.__wbg_ptr);
+        return ret >>> 0;
+    }
+    /**
+     * One frame: the network, our input, and what GGRS asks (save, load, advance).
+     */
+    tick() {
+        wasm.wasmrollback_tick(this.__wbg_ptr);
+    }
+}
+if (Symbol.dispose) WasmRollback.prototype[Symbol.dispose] = WasmRollback.prototype.free;
+
+/**
  * A joined room, for JavaScript.
  */
 export class WasmRoom {
@@ -332,6 +398,20 @@ export class WasmRoom {
             throw takeFromExternrefTable0(ret[0]);
         }
     }
+    /**
+     * Starts the toy rollback game (GGRS) with `other` over the unreliable channel.
+     * @param {string} other
+     * @returns {WasmRollback}
+     */
+    startRollback(other) {
+        const ptr0 = passStringToWasm0(other, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        const len0 = WASM_VECTOR_LEN;
+        const ret = wasm.wasmroom_startRollback(this.__wbg_ptr, ptr0, len0);
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        return WasmRollback.__wrap(ret[0]);
+    }
 }
 if (Symbol.dispose) WasmRoom.prototype[Symbol.dispose] = WasmRoom.prototype.free;
 function __wbg_get_imports() {
@@ -350,6 +430,15 @@ function __wbg_get_imports() {
         },
         __wbg___wbindgen_is_function_741ff2bb612836f5: function(arg0) {
             const ret = typeof(arg0) === 'function';
+            return ret;
+        },
+        __wbg___wbindgen_is_object_8b968c3ab8e96595: function(arg0) {
+            const val = arg0;
+            const ret = typeof(val) === 'object' && val !== null;
+            return ret;
+        },
+        __wbg___wbindgen_is_string_fc456fee5d3317de: function(arg0) {
+            const ret = typeof(arg0) === 'string';
             return ret;
         },
         __wbg___wbindgen_is_undefined_be5b34249ff1fc15: function(arg0) {
@@ -442,12 +531,23 @@ function __wbg_get_imports() {
             const ret = arg0.createOffer();
             return ret;
         },
+        __wbg_crypto_23f565a907d30078: function(arg0) {
+            const ret = arg0.crypto;
+            return ret;
+        },
         __wbg_data_c7e5e8500f1bca2f: function(arg0) {
             const ret = arg0.data;
             return ret;
         },
         __wbg_fetch_71b83ebf5cd6479d: function(arg0, arg1, arg2) {
             const ret = fetch(getStringFromWasm0(arg0, arg1), arg2);
+            return ret;
+        },
+        __wbg_getRandomValues_d2908e0b99612b91: function() { return handleError(function (arg0, arg1) {
+            arg0.getRandomValues(arg1);
+        }, arguments); },
+        __wbg_getTime_edc91481cbc4cd78: function(arg0) {
+            const ret = arg0.getTime();
             return ret;
         },
         __wbg_get_2080c49015e35254: function() { return handleError(function (arg0, arg1) {
@@ -543,6 +643,14 @@ function __wbg_get_imports() {
             const ret = arg0.message;
             return ret;
         },
+        __wbg_msCrypto_d5f06fad6bf1409b: function(arg0) {
+            const ret = arg0.msCrypto;
+            return ret;
+        },
+        __wbg_new_0_36d738a0c8cfac43: function() {
+            const ret = new Date();
+            return ret;
+        },
         __wbg_new_13de428334042d26: function(arg0) {
             const ret = new Uint8Array(arg0);
             return ret;
@@ -615,6 +723,18 @@ function __wbg_get_imports() {
             const ret = new RTCPeerConnection(arg0);
             return ret;
         }, arguments); },
+        __wbg_new_with_length_01b143a7e5dd5a3e: function(arg0) {
+            const ret = new Uint8Array(arg0 >>> 0);
+            return ret;
+        },
+        __wbg_node_86166ff8ce1f2002: function(arg0) {
+            const ret = arg0.node;
+            return ret;
+        },
+        __wbg_now_043d245551b22f9c: function(arg0) {
+            const ret = arg0.now();
+            return ret;
+        },
         __wbg_now_463ac581d2fc7ea3: function() {
             const ret = Date.now();
             return ret;
@@ -633,6 +753,10 @@ function __wbg_get_imports() {
             const len1 = WASM_VECTOR_LEN;
             getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 1, len1, true);
             getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 0, ptr1, true);
+        },
+        __wbg_process_91f425a63f58e399: function(arg0) {
+            const ret = arg0.process;
+            return ret;
         },
         __wbg_protocol_e7b9813a6bd3e53b: function(arg0, arg1) {
             const ret = arg1.protocol;
@@ -655,6 +779,9 @@ function __wbg_get_imports() {
         __wbg_queueMicrotask_4a1a4d8dd332373b: function(arg0) {
             queueMicrotask(arg0);
         },
+        __wbg_randomFillSync_34b023059e3363de: function() { return handleError(function (arg0, arg1) {
+            arg0.randomFillSync(arg1);
+        }, arguments); },
         __wbg_readyState_9363a615898534d8: function(arg0) {
             const ret = arg0.readyState;
             return (__wbindgen_enum_RtcDataChannelState.indexOf(ret) + 1 || 5) - 1;
@@ -666,6 +793,10 @@ function __wbg_get_imports() {
             getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 1, len1, true);
             getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 0, ptr1, true);
         },
+        __wbg_require_9a7d8cc2e1d275c0: function() { return handleError(function () {
+            const ret = module.require;
+            return ret;
+        }, arguments); },
         __wbg_resolve_dbf78ab4942478b0: function(arg0) {
             const ret = Promise.resolve(arg0);
             return ret;
@@ -834,12 +965,20 @@ function __wbg_get_imports() {
             const ret = arg0.status;
             return ret;
         },
+        __wbg_subarray_58f388a9247ac0bb: function(arg0, arg1, arg2) {
+            const ret = arg0.subarray(arg1 >>> 0, arg2 >>> 0);
+            return ret;
+        },
         __wbg_then_656f253a5dd7d8ea: function(arg0, arg1, arg2) {
             const ret = arg0.then(arg1, arg2);
             return ret;
         },
         __wbg_then_e3f7f2d365708be8: function(arg0, arg1) {
             const ret = arg0.then(arg1);
+            return ret;
+        },
+        __wbg_versions_6e128a981b0df859: function(arg0) {
+            const ret = arg0.versions;
             return ret;
         },
         __wbg_wasmconnection_new: function(arg0) {
@@ -859,21 +998,26 @@ function __wbg_get_imports() {
             return ret;
         },
         __wbindgen_generic_0000000000000001: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 251, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h6c1f09c59fc26bcd);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 107, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h985b51d79ec7e3e3);
             return ret;
         },
         __wbindgen_generic_0000000000000002: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 63, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h8dea608d00f1be17);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 400, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h6c1f09c59fc26bcd);
             return ret;
         },
         __wbindgen_generic_0000000000000003: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [], shim_idx: 62, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__hc728ea8829a55ca5);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [], shim_idx: 108, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h62cdb9ed3628e0e4);
             return ret;
         },
         __wbindgen_generic_0000000000000004: function(arg0, arg1) {
+            // Cast intrinsic for `Ref(Slice(U8)) -> NamedExternref("Uint8Array")`.
+            const ret = getArrayU8FromWasm0(arg0, arg1);
+            return ret;
+        },
+        __wbindgen_generic_0000000000000005: function(arg0, arg1) {
             // Cast intrinsic for `Ref(String) -> Externref`.
             const ret = getStringFromWasm0(arg0, arg1);
             return ret;
@@ -893,12 +1037,12 @@ function __wbg_get_imports() {
     };
 }
 
-function wasm_bindgen__convert__closures_____invoke__hc728ea8829a55ca5(arg0, arg1) {
-    wasm.wasm_bindgen__convert__closures_____invoke__hc728ea8829a55ca5(arg0, arg1);
+function wasm_bindgen__convert__closures_____invoke__h62cdb9ed3628e0e4(arg0, arg1) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h62cdb9ed3628e0e4(arg0, arg1);
 }
 
-function wasm_bindgen__convert__closures_____invoke__h8dea608d00f1be17(arg0, arg1, arg2) {
-    wasm.wasm_bindgen__convert__closures_____invoke__h8dea608d00f1be17(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__h985b51d79ec7e3e3(arg0, arg1, arg2) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h985b51d79ec7e3e3(arg0, arg1, arg2);
 }
 
 function wasm_bindgen__convert__closures_____invoke__h6c1f09c59fc26bcd(arg0, arg1, arg2) {
@@ -935,6 +1079,9 @@ const WasmPairingAnswerFinalization = (typeof FinalizationRegistry === 'undefine
 const WasmPairingOfferFinalization = (typeof FinalizationRegistry === 'undefined')
     ? { register: () => {}, unregister: () => {} }
     : new FinalizationRegistry(ptr => wasm.__wbg_wasmpairingoffer_free(ptr, 1));
+const WasmRollbackFinalization = (typeof FinalizationRegistry === 'undefined')
+    ? { register: () => {}, unregister: () => {} }
+    : new FinalizationRegistry(ptr => wasm.__wbg_wasmrollback_free(ptr, 1));
 const WasmRoomFinalization = (typeof FinalizationRegistry === 'undefined')
     ? { register: () => {}, unregister: () => {} }
     : new FinalizationRegistry(ptr => wasm.__wbg_wasmroom_free(ptr, 1));
@@ -1005,6 +1152,17 @@ function debugString(val) {
         // Per MDN: 'This list of values is exhaustive.'
         // https://developer.mozilla.org/en-US/docs/Web/JavaScript/Reference/Operators/typeof#description
     }
+}
+
+function getArrayJsValueFromWasm0(ptr, len) {
+    ptr = ptr >>> 0;
+    const mem = getDataViewMemory0();
+    const result = [];
+    for (let i = ptr; i < ptr + 4 * len; i += 4) {
+        result.push(wasm.__wbindgen_externrefs.get(mem.getUint32(i, true)));
+    }
+    wasm.__externref_drop_slice(ptr, len);
+    return result;
 }
 
 function getArrayU8FromWasm0(ptr, len) {
