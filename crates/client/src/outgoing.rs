@@ -62,3 +62,20 @@ pub(crate) fn lane(specs: &[ChannelSpec], channel: &str) -> Result<usize, Error>
         .position(|s| s.name == channel)
         .ok_or_else(|| Error::new("unknown_channel", format!("no channel named {channel}")))
 }
+
+/// A broadcast: `send` to each of `targets`; returns how many it went to. A peer that left or
+/// disconnected meanwhile is skipped; any other refusal stops it.
+pub(crate) fn to_each(
+    targets: Vec<PeerId>,
+    mut send: impl FnMut(PeerId) -> Result<(), Error>,
+) -> Result<usize, Error> {
+    let mut sent = 0;
+    for peer in targets {
+        match send(peer) {
+            Ok(()) => sent += 1,
+            Err(e) if e.code == "unknown_peer" || e.code == "peer_not_connected" => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(sent)
+}

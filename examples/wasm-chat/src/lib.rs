@@ -14,6 +14,7 @@ use switchboard_client::{
 use wasm_bindgen::prelude::*;
 
 mod rollback;
+mod toy_game;
 pub use rollback::WasmRollback;
 
 /// A joined room, for JavaScript.

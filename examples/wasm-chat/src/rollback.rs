@@ -6,57 +6,9 @@ use std::collections::HashMap;
 
 use ggrs::{DesyncDetection, GgrsEvent, GgrsRequest, P2PSession, PlayerType, SessionBuilder};
 use switchboard_client::{PeerId, Room};
+
+use crate::toy_game::{input, Game, Toy};
 use wasm_bindgen::prelude::*;
-
-struct Toy;
-
-impl ggrs::Config for Toy {
-    type Input = u8;
-    type InputPredictor = ggrs::PredictRepeatLast;
-    type State = Game;
-    type Address = PeerId;
-}
-
-/// Two dots that accelerate by their player's input each frame.
-#[derive(Clone, Default)]
-struct Game {
-    frame: i32,
-    position: [i64; 2],
-    velocity: [i64; 2],
-}
-
-impl Game {
-    fn advance(&mut self, inputs: &[(u8, ggrs::InputStatus)]) {
-        for (player, (input, _)) in inputs.iter().enumerate() {
-            self.velocity[player] += i64::from(*input) - 1;
-            self.position[player] = (self.position[player] + self.velocity[player]) % 1_000_003;
-        }
-        self.frame += 1;
-    }
-
-    /// FNV-1a over the state: the same on every machine.
-    fn checksum(&self) -> u128 {
-        let mut hash: u128 = 0x6c62272e07bb014262b821756295c58d;
-        let fields = [
-            i64::from(self.frame),
-            self.position[0],
-            self.position[1],
-            self.velocity[0],
-            self.velocity[1],
-        ];
-        for byte in fields.iter().flat_map(|f| f.to_le_bytes()) {
-            hash ^= u128::from(byte);
-            hash = hash.wrapping_mul(0x0000000001000000000000000000013B);
-        }
-        hash
-    }
-}
-
-/// A player's input at a frame: changes every few frames, so predictions miss and GGRS rolls
-/// back.
-fn input(handle: usize, frame: i32) -> u8 {
-    ((frame / 5 + handle as i32 * 3) % 3) as u8
-}
 
 /// One player of the toy rollback game, for JavaScript.
 #[wasm_bindgen]

@@ -43,16 +43,7 @@ impl Sending {
             .filter(|(_, connected)| *connected)
             .map(|(p, _)| p.id)
             .collect();
-        let mut sent = 0;
-        for peer in targets {
-            match self.enqueue(peer, lane, frames.clone()) {
-                Ok(()) => sent += 1,
-                // It left or disconnected meanwhile.
-                Err(e) if e.code == "unknown_peer" || e.code == "peer_not_connected" => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(sent)
+        outgoing::to_each(targets, |peer| self.enqueue(peer, lane, frames.clone()))
     }
 
     fn frames(&self, lane: usize, data: &Data) -> Result<Vec<Vec<u8>>, Error> {

@@ -399,15 +399,7 @@ impl Shell {
             .filter(|(_, l)| l.link.is_open())
             .map(|(peer, _)| *peer)
             .collect();
-        let mut sent = 0;
-        for peer in targets {
-            match self.send_frames(peer, lane, frames.clone()) {
-                Ok(()) => sent += 1,
-                Err(e) if e.code == "unknown_peer" || e.code == "peer_not_connected" => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(sent)
+        outgoing::to_each(targets, |peer| self.send_frames(peer, lane, frames.clone()))
     }
 
     /// Takes lane `lane` out of the events: its messages go to `socket` from now on.
