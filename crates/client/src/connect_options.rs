@@ -184,8 +184,24 @@ pub fn server_urls(url: &str, token: Option<&str>) -> Result<ServerUrls, Error> 
     })
 }
 
+/// A Switchboard refusal: a response that is not a success with a JSON body
+/// `{"error", "message"}`, as the error with the server's code; `None` for anything else.
+pub(crate) fn refusal(status: u16, body: &[u8]) -> Option<Error> {
+    if (200..300).contains(&status) {
+        return None;
+    }
+    let json: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let code = json.get("error")?.as_str()?;
+    let message = json.get("message").and_then(|m| m.as_str()).unwrap_or(code);
+    Some(Error::new(code, format!("HTTP {status}: {message}")))
+}
+
 /// Reads the server peer's response: `{"peer", "sdp"}` on success, else `{"error", "message"}`.
 pub(crate) fn read_answer(status: u16, body: &[u8]) -> Result<(PeerId, String), Error> {
+    if status != 200 {
+        return Err(refusal(status, body)
+            .unwrap_or_else(|| Error::new("connection_failed", format!("HTTP {status}"))));
+    }
     let json: Option<serde_json::Value> = serde_json::from_slice(body).ok();
     let field = |name: &str| {
         json.as_ref()
@@ -193,11 +209,6 @@ pub(crate) fn read_answer(status: u16, body: &[u8]) -> Result<(PeerId, String), 
             .and_then(|v| v.as_str())
             .map(str::to_owned)
     };
-    if status != 200 {
-        let code = field("error").unwrap_or_else(|| "connection_failed".into());
-        let message = field("message").unwrap_or_default();
-        return Err(Error::new(code, format!("HTTP {status}: {message}")));
-    }
     let peer = field("peer").and_then(|p| p.parse::<PeerId>().ok());
     match (peer, field("sdp")) {
         (Some(peer), Some(sdp)) => Ok((peer, sdp)),

@@ -5,7 +5,7 @@
 // wasm client connects to a server peer (POST /connect) and is echoed on both channels.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { useServerAndBrowser, join, openEchoPage, openPage, startEcho, waitFor, waitLine } from "./harness.mjs";
+import { useServerAndBrowser, join, openEchoPage, openPage, startEcho, startServer, waitFor, waitLine } from "./harness.mjs";
 
 const env = useServerAndBrowser({ before, after });
 
@@ -371,5 +371,19 @@ test("GGRS in the browser: two wasm pages run 240 frames of a rollback game over
   } finally {
     await a.page.context().close();
     await b.page.context().close();
+  }
+});
+
+test("a join the server refuses (no token where one is required) fails in wasm with the server's code, as in the JS client", async () => {
+  const guarded = await startServer(["--auth-jwt-secret", "a-secret-for-the-wasm-refusal-test"]);
+  const page = await (await env.browser.newContext()).newPage();
+  try {
+    await page.goto(`${guarded.url}/demo/rust-chat?room=guarded`);
+    await page.waitForFunction(() => window.joinError !== undefined || window.wasmRoom !== undefined, null, { timeout: 20000 });
+    const error = await page.evaluate(() => window.joinError);
+    assert.match(error ?? "joined", /^unauthorized: /);
+  } finally {
+    await page.context().close();
+    await guarded.stop();
   }
 });

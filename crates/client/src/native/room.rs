@@ -293,23 +293,10 @@ impl Drop for Room {
 pub(crate) fn refused(error: &tokio_tungstenite::tungstenite::Error) -> Error {
     use tokio_tungstenite::tungstenite::Error as WsError;
     if let WsError::Http(response) = error {
-        let body = response
-            .body()
-            .as_deref()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok());
-        if let Some(code) = body
-            .as_ref()
-            .and_then(|b| b.get("error"))
-            .and_then(|c| c.as_str())
-        {
-            let message = body
-                .as_ref()
-                .and_then(|b| b.get("message"))
-                .and_then(|m| m.as_str())
-                .unwrap_or(code);
-            return Error::new(code, format!("HTTP {}: {message}", response.status()));
-        }
-        return Error::new("connection_failed", format!("HTTP {}", response.status()));
+        let status = response.status().as_u16();
+        let body = response.body().as_deref().unwrap_or_default();
+        return crate::connect_options::refusal(status, body)
+            .unwrap_or_else(|| Error::new("connection_failed", format!("HTTP {status}")));
     }
     Error::new("connection_failed", error.to_string())
 }

@@ -7,6 +7,7 @@ mod connection;
 mod link;
 mod ops;
 mod pairing;
+mod refusal;
 mod room;
 mod shell;
 mod socket_link;

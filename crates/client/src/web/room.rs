@@ -13,6 +13,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, RtcConfiguration, WebSocket};
 
 use super::channel_socket::ChannelSocket;
+use super::refusal::why_refused;
 use super::shell::{decode, Setup, Shell};
 use super::timer::sleep;
 use crate::channels::{channel_specs, fingerprint, ChannelSpec};
@@ -37,7 +38,7 @@ pub struct Room {
 /// What the socket does before the welcome.
 enum Early {
     Frame(JsValue),
-    Closed(String),
+    Closed(u16, String),
 }
 
 impl Room {
@@ -59,15 +60,14 @@ impl Room {
             }
         });
         let on_close = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
-            let reason = event
+            let (code, reason) = event
                 .dyn_ref::<CloseEvent>()
-                .map(CloseEvent::reason)
-                .unwrap_or_default();
-            let _ = early_tx.unbounded_send(Early::Closed(reason));
+                .map_or((1006, String::new()), |e| (e.code(), e.reason()));
+            let _ = early_tx.unbounded_send(Early::Closed(code, reason));
         });
         ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-        let waiting = Box::pin(welcome(&mut early, options.encoding));
+        let waiting = Box::pin(welcome(&target, &mut early, options.encoding));
         let timeout = Box::pin(sleep(options.join_timeout));
         let outcome = match select(waiting, timeout).await {
             Either::Left((outcome, _)) => outcome,
@@ -275,15 +275,23 @@ fn rtc_configuration(welcome: &Welcome) -> Result<RtcConfiguration, Error> {
     Ok(config)
 }
 
-/// Reads frames until the `welcome`; an `error` first (a refused join) is returned as it is.
+/// Reads frames until the `welcome`; an `error` first (a refused join) is returned as it is,
+/// and so is the server's refusal of the upgrade itself.
 async fn welcome(
+    url: &str,
     early: &mut UnboundedReceiver<Early>,
     encoding: switchboard_protocol::Encoding,
 ) -> Result<Box<Welcome>, Error> {
     while let Some(input) = early.next().await {
         let data = match input {
             Early::Frame(data) => data,
-            Early::Closed(reason) => {
+            Early::Closed(code, reason) => {
+                // A refused upgrade closes with 1006: the server says why to a plain GET.
+                if code == 1006 {
+                    if let Some(refusal) = why_refused(url).await {
+                        return Err(refusal);
+                    }
+                }
                 let code = if reason.is_empty() {
                     "connection_closed"
                 } else {

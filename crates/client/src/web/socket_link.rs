@@ -16,6 +16,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 
+use super::refusal::why_refused;
 use super::timer::sleep;
 use crate::channels::ChannelSpec;
 use crate::connection_event::ConnectionEvent;
@@ -72,9 +73,10 @@ impl SocketLink {
         match outcome {
             Either::Left((Ok(true), _)) => {}
             Either::Left(_) => {
-                return Err(failed(
-                    "the WebSocket was refused or closed before it opened".into(),
-                ))
+                let refused = why_refused(url).await;
+                return Err(refused.unwrap_or_else(|| {
+                    failed("the WebSocket was refused or closed before it opened".into())
+                }));
             }
             Either::Right(_) => {
                 let _ = ws.close();

@@ -870,6 +870,9 @@ function __wbg_get_imports() {
         __wbg_set_bufferedAmountLowThreshold_364f18d6d69bb23e: function(arg0, arg1) {
             arg0.bufferedAmountLowThreshold = arg1 >>> 0;
         },
+        __wbg_set_cache_7a23201e29cbd632: function(arg0, arg1) {
+            arg0.cache = __wbindgen_enum_RequestCache[arg1];
+        },
         __wbg_set_candidate_e6d313b631341e31: function(arg0, arg1, arg2) {
             arg0.candidate = getStringFromWasm0(arg1, arg2);
         },
@@ -999,17 +1002,17 @@ function __wbg_get_imports() {
         },
         __wbindgen_generic_0000000000000001: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 107, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h985b51d79ec7e3e3);
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h1514289f7aa9705f);
             return ret;
         },
         __wbindgen_generic_0000000000000002: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 400, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 399, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
             const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h6c1f09c59fc26bcd);
             return ret;
         },
         __wbindgen_generic_0000000000000003: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [], shim_idx: 108, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h62cdb9ed3628e0e4);
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h71421eb488136c53);
             return ret;
         },
         __wbindgen_generic_0000000000000004: function(arg0, arg1) {
@@ -1037,12 +1040,12 @@ function __wbg_get_imports() {
     };
 }
 
-function wasm_bindgen__convert__closures_____invoke__h62cdb9ed3628e0e4(arg0, arg1) {
-    wasm.wasm_bindgen__convert__closures_____invoke__h62cdb9ed3628e0e4(arg0, arg1);
+function wasm_bindgen__convert__closures_____invoke__h71421eb488136c53(arg0, arg1) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h71421eb488136c53(arg0, arg1);
 }
 
-function wasm_bindgen__convert__closures_____invoke__h985b51d79ec7e3e3(arg0, arg1, arg2) {
-    wasm.wasm_bindgen__convert__closures_____invoke__h985b51d79ec7e3e3(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__h1514289f7aa9705f(arg0, arg1, arg2) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h1514289f7aa9705f(arg0, arg1, arg2);
 }
 
 function wasm_bindgen__convert__closures_____invoke__h6c1f09c59fc26bcd(arg0, arg1, arg2) {
@@ -1058,6 +1061,9 @@ function wasm_bindgen__convert__closures_____invoke__h1722f20cfe6f491c(arg0, arg
 
 
 const __wbindgen_enum_BinaryType = ["blob", "arraybuffer"];
+
+
+const __wbindgen_enum_RequestCache = ["default", "no-store", "reload", "no-cache", "force-cache", "only-if-cached"];
 
 
 const __wbindgen_enum_RtcDataChannelState = ["connecting", "open", "closing", "closed"];
