@@ -313,8 +313,10 @@ impl Task {
             let now = Instant::now();
             let mut outcomes: Vec<(PeerId, Outcome)> = Vec::new();
             for (peer, link) in &mut self.links {
-                let outgoing = &mut self.outgoing;
-                link.poll(now, &mut |_, to, bytes| outgoing.push((to, bytes.to_vec())));
+                if link.next_poll(now) <= now {
+                    let outgoing = &mut self.outgoing;
+                    link.poll(now, &mut |_, to, bytes| outgoing.push((to, bytes.to_vec())));
+                }
                 outcomes.extend(link.take_outcomes().into_iter().map(|o| (*peer, o)));
             }
             for (to, bytes) in self.outgoing.drain(..) {
@@ -413,15 +415,13 @@ impl Task {
         view.closed = self.done;
     }
 
-    fn next_deadline(&mut self) -> Instant {
+    /// When the loop must wake up for the links, at the latest in a second.
+    fn next_deadline(&self) -> Instant {
         let now = Instant::now();
-        let mut deadline = now + Duration::from_secs(1);
-        for link in self.links.values_mut() {
-            let outgoing = &mut self.outgoing;
-            deadline = deadline
-                .min(link.poll(now, &mut |_, to, bytes| outgoing.push((to, bytes.to_vec()))));
-        }
-        deadline
+        self.links
+            .values()
+            .map(|link| link.next_poll(now))
+            .fold(now + Duration::from_secs(1), Instant::min)
     }
 
     /// The application leaves: goodbyes to every peer, then the room core's end.

@@ -66,6 +66,10 @@ pub(crate) struct Link {
     open: bool,
     closed: bool,
     outcomes: Vec<Outcome>,
+    /// When str0m next needs the time, as of the last poll.
+    deadline: Instant,
+    /// An input went in since the last poll: str0m has output to give.
+    dirty: bool,
 }
 
 fn channel_config(spec: &ChannelSpec) -> ChannelConfig {
@@ -126,6 +130,8 @@ impl Link {
             open: false,
             closed: false,
             outcomes: Vec::new(),
+            deadline: now,
+            dirty: true,
         };
         if role == Role::Offerer {
             link.offer(fingerprint);
@@ -191,6 +197,7 @@ impl Link {
         let Ok(receive) = Receive::new(Protocol::Udp, source, destination, contents) else {
             return;
         };
+        self.dirty = true;
         if let Err(error) = self.rtc.handle_input(Input::Receive(now, receive)) {
             self.fail("connection_failed", &error.to_string());
         }
@@ -201,6 +208,7 @@ impl Link {
         if self.closed {
             return;
         }
+        self.dirty = true;
         match self.negotiation.receive(signal) {
             Ok(steps) => {
                 for step in steps {
@@ -281,6 +289,7 @@ impl Link {
     /// others written now or dropped when the transport has no room (as unreliable delivery
     /// allows). Returns the bytes queued on an outbox (reported back as `Written`).
     pub(crate) fn send(&mut self, lane: usize, frames: Vec<Vec<u8>>) -> usize {
+        self.dirty = true;
         let Some(l) = self.lanes.get_mut(lane) else {
             return 0;
         };
@@ -367,7 +376,20 @@ impl Link {
         if let Some(since) = self.lost_since {
             deadline = deadline.min(since + self.limits.disconnect_timeout);
         }
-        deadline.max(now)
+        self.deadline = deadline.max(now);
+        self.dirty = false;
+        self.deadline
+    }
+
+    /// When this link next needs a poll: now after an input, else when str0m asked for the
+    /// time. Polling only then keeps sctp-proto's per-poll scan of every chunk in flight to
+    /// one per input.
+    pub(crate) fn next_poll(&self, now: Instant) -> Instant {
+        if self.dirty {
+            now
+        } else {
+            self.deadline
+        }
     }
 
     fn event(&mut self, event: RtcEvent) {
