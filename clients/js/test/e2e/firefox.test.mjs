@@ -363,6 +363,11 @@ test("the Rust client in wasm, in Firefox, meets a Chromium page: reliable both 
       for (let i = 0; i < 20; i++) window.wasmRoom.broadcast("unreliable", `w${i}`);
     });
     await waitFor(ch, () => (window.log.messages.unreliable ?? []).some((m) => m.text?.startsWith("w")));
+
+    // Past Firefox's send buffer (buffered_high_bytes, 1 MiB): 4 MiB arrives whole.
+    await ff.evaluate((other) => window.wasmRoom.send(other, "reliable", new Uint8Array(4 * 1024 * 1024).fill(42)), chId);
+    await waitFor(ch, () => window.log.messages.reliable.length >= 101, undefined, 30000);
+    assert.deepEqual(await ch.evaluate(() => { const m = window.log.messages.reliable[100]; return [m.bytes, m.head[0], m.tail]; }), [4 * 1024 * 1024, 42, 42]);
     assert.deepEqual(ff.problems, []);
     assert.deepEqual(ch.problems, []);
   } finally {

@@ -387,3 +387,45 @@ test("a join the server refuses (no token where one is required) fails in wasm w
     await guarded.stop();
   }
 });
+
+test("wasm: messages past the browser's send buffer (buffered_high_bytes, 1 MiB) arrive whole, and max_buffered_bytes (32 MiB) refuses the one over it", { timeout: 120_000 }, async () => {
+  const js = await openPage(env.browser, env.server);
+  const jsId = await join(js, "wasm-limits");
+  const wasm = await wasmPeer("wasm-limits");
+  try {
+    await waitFor(js, (id) => window.log.connects.includes(id), wasm.id);
+    await wasm.page.waitForFunction((id) => window.events.some((e) => e.type === "connect" && e.peer === id), jsId, { timeout: 20000 });
+    // Two 16 MiB messages wait in the client (the browser takes 1 MiB at a time): 32 MiB less
+    // what the browser took. A third does not fit in max_buffered_bytes.
+    const outcome = await wasm.page.evaluate((other) => {
+      const sent = [];
+      for (let i = 0; i < 3; i++) {
+        try {
+          window.wasmRoom.send(other, "reliable", new Uint8Array(16 * 1024 * 1024).fill(i + 1));
+          sent.push("sent");
+        } catch (error) {
+          sent.push(error.message.split(":")[0]);
+        }
+      }
+      return sent;
+    }, jsId);
+    assert.deepEqual(outcome, ["sent", "sent", "send_queue_full"]);
+    await waitFor(js, () => (window.log.messages.reliable?.length ?? 0) >= 2, undefined, 60000);
+    const got = await js.evaluate(() => window.log.messages.reliable.map((m) => [m.bytes, m.head[0], m.tail]));
+    assert.deepEqual(got, [[16 * 1024 * 1024, 1, 1], [16 * 1024 * 1024, 2, 2]]);
+    // Once drained, the queue takes a message again; and JS -> wasm, 5 MiB arrives whole.
+    await wasm.page.evaluate((other) => window.wasmRoom.send(other, "reliable", new Uint8Array(3 * 1024 * 1024).fill(9)), jsId);
+    await waitFor(js, () => window.log.messages.reliable.length >= 3, undefined, 30000);
+    await js.evaluate((other) => window.room.send(other, "reliable", new Uint8Array(5 * 1024 * 1024).fill(7)), wasm.id);
+    await wasm.page.waitForFunction(() => window.events.some((e) => e.type === "message" && e.data.byteLength === 5 * 1024 * 1024), null, { timeout: 30000 });
+    const big = await wasm.page.evaluate(() => {
+      const m = window.events.find((e) => e.type === "message" && e.data.byteLength === 5 * 1024 * 1024);
+      return m.data.every((b) => b === 7);
+    });
+    assert.ok(big, "5 MiB byte for byte");
+    assert.deepEqual(wasm.problems, []);
+  } finally {
+    await wasm.page.context().close();
+    await js.context().close();
+  }
+});

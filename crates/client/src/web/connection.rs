@@ -46,7 +46,6 @@ struct Conn {
     events: mpsc::UnboundedSender<ConnectionEvent>,
     gathered: Option<oneshot::Sender<()>>,
     opened: Option<oneshot::Sender<Result<(), Error>>>,
-    closed: bool,
 }
 
 impl LinkOwner for Conn {
@@ -88,7 +87,6 @@ impl LinkOwner for Conn {
                 Outcome::RunOps => run_ops(self.me.clone(), ()),
                 Outcome::Closed(reason) => {
                     self.link = None;
-                    self.closed = true;
                     match self.opened.take() {
                         Some(opened) => {
                             let _ = opened.send(Err(Error::new(
@@ -158,7 +156,6 @@ impl Opening {
                 events: events_tx,
                 gathered: Some(gathered_tx),
                 opened: Some(opened_tx),
-                closed: false,
             })
         });
         let limits = Limits {
@@ -369,7 +366,8 @@ impl Connection {
     /// Whether the connection is over.
     pub fn is_closed(&self) -> bool {
         match &self.carrier {
-            Carrier::WebRtc(conn) => conn.borrow().closed,
+            // The link is gone once the connection is over.
+            Carrier::WebRtc(conn) => conn.borrow().link.is_none(),
             Carrier::WebSocket(link) => link.borrow().is_closed(),
         }
     }
@@ -405,7 +403,6 @@ impl Connection {
             Carrier::WebRtc(conn) => {
                 let mut conn = conn.borrow_mut();
                 let link = conn.link.take();
-                conn.closed = true;
                 link.map(|mut link| link.close("closed")).is_some()
             }
             Carrier::WebSocket(link) => {
