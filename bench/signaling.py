@@ -26,6 +26,10 @@ WINDOW = int(os.environ.get("WINDOW", "8"))
 SECS = int(os.environ.get("SECS", "10"))
 IDLE_COUNTS = os.environ.get("IDLE_COUNTS", "10000,18000")
 BENCH = ROOT / "target/release/switchboard-bench"
+CEILING_DIR = ROOT / "bench/anchors/ceiling-relay"
+CEILING = CEILING_DIR / "target/release/ceiling-relay"
+# The WebSocket stacks the ceiling relay is measured on (bench/anchors/ceiling-relay).
+CEILING_STACKS = ("tungstenite", "tokio-websockets", "fastwebsockets")
 SWITCHBOARD = ROOT / "target/release/switchboard"
 # Per-connection rates and per-address limits, raised for a load generator on one address.
 LOAD_LIMITS = [
@@ -58,6 +62,8 @@ class Server:
             # Only the limits meant for one abusive address are raised (the load generator is one
             # address and floods on purpose); all else is default. No STUN unless asked for.
             cmd = [SWITCHBOARD, "serve", "--listen", f"127.0.0.1:{self.port}", *LOAD_LIMITS, *listen_args, *extra]
+        elif flavor.startswith("ceiling-"):
+            cmd = [CEILING, flavor.removeprefix("ceiling-"), f"127.0.0.1:{self.port}"]
         else:
             cmd = [matchbox_binary(), f"127.0.0.1:{self.port}"]
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -112,76 +118,114 @@ def ratio(a, b):
     return f"{a / b:.2f}x" if b else "n/a"
 
 
+def ceiling_binary():
+    sh("cargo", "build", "--release", "-q", "--locked", cwd=CEILING_DIR)
+    return CEILING
+
+
+# What runs in each round: (label, server, load generator protocol, fan-out, protocol shown).
+RUNS = [
+    ("switchboard /ws", "switchboard", "switchboard", "direct", "Switchboard v1 JSON"),
+    ("switchboard /matchbox", "switchboard", "switchboard-matchbox", "direct", "matchbox JSON"),
+    ("matchbox_server", "matchbox", "matchbox", "direct", "matchbox JSON"),
+    *[(f"ceiling: {stack}", f"ceiling-{stack}", "matchbox", "direct", "matchbox JSON")
+      for stack in CEILING_STACKS],
+    ("switchboard /ws, to the room", "switchboard", "switchboard", "room", "Switchboard v1 JSON"),
+]
+
+
+def us_per_msg(r):
+    # CPU of the whole server process over the run (warm-up included) per delivery counted in
+    # the measured window, scaled by the window's share of the run.
+    total = r["delivered"] * (SECS + 2) / SECS
+    return r["server_cpu_s"] * 1e6 / total
+
+
+def median(values):
+    return sorted(values)[len(values) // 2]
+
+
+def spread(values, fmt):
+    return f"{fmt(min(values))}-{fmt(max(values))}"
+
+
 def main():
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     sh("cargo", "build", "--release", "-q", "-p", "switchboard", "-p", "switchboard-bench", cwd=ROOT)
     matchbox_binary()
+    ceiling_binary()
 
-    # Alternating rounds; each figure is the median round (by delivered msgs/s).
-    rounds = {"sb_direct": [], "mb_direct": [], "sb_room": [], "sb_direct_big": []}
+    # Alternating rounds: every server once per round, in the same order.
+    rounds = {label: [] for label, *_ in RUNS}
     for _ in range(ROUNDS):
-        rounds["sb_direct"].append(relay("switchboard", "direct"))
-        rounds["mb_direct"].append(relay("matchbox", "direct"))
-        rounds["sb_room"].append(relay("switchboard", "room"))
-        rounds["sb_direct_big"].append(relay("switchboard", "direct", ["--read-buffer-bytes", "16384"]))
-
-    def median_round(runs):
-        return sorted(runs, key=lambda r: r["delivered_per_sec"])[len(runs) // 2]
-
-    sb_direct, mb_direct, sb_room, sb_big = (median_round(rounds[k]) for k in
-                                             ("sb_direct", "mb_direct", "sb_room", "sb_direct_big"))
+        for label, server, load, fanout, _ in RUNS:
+            result = relay(server, fanout, load=load)
+            result["cpu_us_per_msg"] = us_per_msg(result)
+            rounds[label].append(result)
     sb_idle = idle("switchboard")
     mb_idle = idle("matchbox")
 
-    def us_per_msg(r):
-        # CPU of the whole server process over the run (warm-up included) per delivery counted in
-        # the measured window, scaled by the window's share of the run.
-        total = r["delivered"] * (SECS + 2) / SECS
-        return r["server_cpu_s"] * 1e6 / total
-
-    cores = os.cpu_count()
-    rows = [
-        ("relay, one message per recipient: delivered msgs/s", f"{sb_direct['delivered_per_sec']:,.0f}",
-         f"{mb_direct['delivered_per_sec']:,.0f}", ratio(sb_direct["delivered_per_sec"], mb_direct["delivered_per_sec"])),
-        ("relay, one message per recipient: p50 latency ms", f"{sb_direct['p50_us'] / 1000:.1f}",
-         f"{mb_direct['p50_us'] / 1000:.1f}", ratio(mb_direct["p50_us"], sb_direct["p50_us"])),
-        ("relay, one message per recipient: p99 latency ms", f"{sb_direct['p99_us'] / 1000:.1f}",
-         f"{mb_direct['p99_us'] / 1000:.1f}", ratio(mb_direct["p99_us"], sb_direct["p99_us"])),
-        ("relay: server CPU per delivered msg, µs", f"{us_per_msg(sb_direct):.2f}",
-         f"{us_per_msg(mb_direct):.2f}", ratio(us_per_msg(mb_direct), us_per_msg(sb_direct))),
-        ("relay, one message to the room (server fan-out): delivered msgs/s", f"{sb_room['delivered_per_sec']:,.0f}",
-         "(no room send)", ratio(sb_room["delivered_per_sec"], mb_direct["delivered_per_sec"])),
-        ("relay, room fan-out: p50 / p99 latency ms", f"{sb_room['p50_us'] / 1000:.1f} / {sb_room['p99_us'] / 1000:.1f}",
-         "", ""),
-        ("relay, one message per recipient, `--read-buffer-bytes 16384`: delivered msgs/s",
-         f"{sb_big['delivered_per_sec']:,.0f}", f"{mb_direct['delivered_per_sec']:,.0f}",
-         ratio(sb_big["delivered_per_sec"], mb_direct["delivered_per_sec"])),
-        ("relay, `--read-buffer-bytes 16384`: server CPU per delivered msg, µs", f"{us_per_msg(sb_big):.2f}",
-         f"{us_per_msg(mb_direct):.2f}", ratio(us_per_msg(mb_direct), us_per_msg(sb_big))),
+    # Each figure is the median of its rounds; the spread (min-max) follows in brackets.
+    med = {label: {key: median([r[key] for r in runs]) for key in
+                   ("delivered_per_sec", "p50_us", "p99_us", "cpu_us_per_msg")}
+           for label, runs in rounds.items()}
+    rows = []
+    for label, _, _, fanout, protocol in RUNS:
+        runs, m = rounds[label], med[label]
+        rate = lambda v: f"{v:,.0f}"
+        ms = lambda v: f"{v / 1000:.1f}"
+        cpu = lambda v: f"{v:.2f}"
+        rows.append(f"| {label} | {protocol} | "
+                    f"{rate(m['delivered_per_sec'])} ({spread([r['delivered_per_sec'] for r in runs], rate)}) | "
+                    f"{ms(m['p50_us'])} | {ms(m['p99_us'])} ({spread([r['p99_us'] for r in runs], ms)}) | "
+                    f"{cpu(m['cpu_us_per_msg'])} ({spread([r['cpu_us_per_msg'] for r in runs], cpu)}) |")
+    sb, sbm, mb, room = (med[k] for k in ("switchboard /ws", "switchboard /matchbox", "matchbox_server",
+                                           "switchboard /ws, to the room"))
+    best_ceiling = min((med[f"ceiling: {s}"]["cpu_us_per_msg"], s) for s in CEILING_STACKS)
+    ratios = [
+        ("throughput, /ws vs matchbox_server", ratio(sb["delivered_per_sec"], mb["delivered_per_sec"]), "2x"),
+        ("throughput, /matchbox vs matchbox_server", ratio(sbm["delivered_per_sec"], mb["delivered_per_sec"]), "2x"),
+        ("p99 latency, matchbox_server / /ws", ratio(mb["p99_us"], sb["p99_us"]), "2x"),
+        ("p99 latency, matchbox_server / /matchbox", ratio(mb["p99_us"], sbm["p99_us"]), "2x"),
+        ("server CPU per message, matchbox_server / /ws", ratio(mb["cpu_us_per_msg"], sb["cpu_us_per_msg"]), "3x"),
+        ("server CPU per message, matchbox_server / /matchbox", ratio(mb["cpu_us_per_msg"], sbm["cpu_us_per_msg"]), "3x"),
+        ("server CPU per message, direct / room fan-out", ratio(sb["cpu_us_per_msg"], room["cpu_us_per_msg"]), "2x"),
+        (f"server CPU per message, /ws as a multiple of the cheapest ceiling ({best_ceiling[1]})",
+         f"{sb['cpu_us_per_msg'] / best_ceiling[0]:.2f}", "-"),
+        (f"server CPU per message, /matchbox as a multiple of the cheapest ceiling ({best_ceiling[1]})",
+         f"{sbm['cpu_us_per_msg'] / best_ceiling[0]:.2f}", "-"),
     ]
-    for sb, mb in zip(sb_idle, mb_idle):
-        n = sb["connections"]
-        rows.append((f"idle connections: memory per connection at {n:,}, KiB",
-                     f"{sb['per_connection_bytes'] / 1024:.1f}", f"{mb['per_connection_bytes'] / 1024:.1f}",
-                     ratio(mb["per_connection_bytes"], sb["per_connection_bytes"])))
-        rows.append((f"idle connections: server RSS at {n:,}, MiB", f"{sb['rss_kib'] / 1024:.0f}",
-                     f"{mb['rss_kib'] / 1024:.0f}", ""))
+    idle_rows = []
+    for s_idle, m_idle in zip(sb_idle, mb_idle):
+        n = s_idle["connections"]
+        idle_rows.append(f"| {n:,} | {s_idle['per_connection_bytes'] / 1024:.1f} | {m_idle['per_connection_bytes'] / 1024:.1f} | "
+                         f"{ratio(m_idle['per_connection_bytes'], s_idle['per_connection_bytes'])} | "
+                         f"{s_idle['rss_kib'] / 1024:.0f} / {m_idle['rss_kib'] / 1024:.0f} |")
 
     stamp = utc_stamp()
     lines = [
         f"# Signaling benchmark, {stamp}",
         "",
-        f"Machine: {cores} cores; servers and load generator share them. matchbox_server {MATCHBOX_VERSION} "
-        f"(crates.io). Relay: {ROOMS} rooms x {PEERS} peers, each peer keeps {WINDOW} messages in flight to "
-        f"the rest of its room, {SECS} s measured after 2 s warm-up; JSON on both; median of {ROUNDS} "
-        f"alternating rounds (Switchboard with default settings unless the row says otherwise). Idle: rooms "
-        f"of 4, connections from 32 loopback source addresses, default settings. Ratio: > 1 means "
-        f"Switchboard is better.",
+        f"Machine: {os.cpu_count()} cores; servers and load generator share them. matchbox_server "
+        f"{MATCHBOX_VERSION} (crates.io); the ceiling is bench/anchors/ceiling-relay on each WebSocket stack. "
+        f"Relay: {ROOMS} rooms x {PEERS} peers, each peer keeps {WINDOW} messages in flight to the rest of its "
+        f"room (one message per recipient, by id, unless the row says to the room), {SECS} s measured after "
+        f"2 s warm-up; medians of {ROUNDS} alternating rounds, min-max in brackets. Switchboard runs with "
+        f"default settings except the per-address limits (one load generator address). Idle: rooms of 4, "
+        f"connections from 32 loopback source addresses.",
         "",
-        "| metric | switchboard | matchbox_server | ratio |",
-        "|---|---:|---:|---:|",
-        *[f"| {m} | {a} | {b} | {r} |" for m, a, b, r in rows],
+        "| server | protocol | delivered msgs/s | p50 ms | p99 ms | server CPU µs per delivered msg |",
+        "|---|---|---:|---:|---:|---:|",
+        *rows,
+        "",
+        "| ratio (> 1: Switchboard better) | this run | target |",
+        "|---|---:|---:|",
+        *[f"| {name} | {value} | {target} |" for name, value, target in ratios],
+        "",
+        "| idle connections | switchboard KiB per connection | matchbox_server KiB per connection | ratio | RSS MiB (switchboard / matchbox_server) |",
+        "|---:|---:|---:|---:|---:|",
+        *idle_rows,
         "",
         "Raw: " + json.dumps({"relay_rounds": rounds, "switchboard_idle": sb_idle, "matchbox_idle": mb_idle}),
         "",

@@ -5,6 +5,11 @@ mod serve;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of glibc's malloc: frames are allocated on one worker thread and freed on
+/// another, which glibc serialises on its arena locks (bench/README.md has the figures).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Real-time networking for browser games: signaling hub with rooms.
 #[derive(Parser)]
 #[command(name = "switchboard", version, about)]

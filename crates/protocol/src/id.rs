@@ -58,15 +58,20 @@ impl FromStr for PeerId {
     type Err = ParsePeerIdError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let well_formed = s.len() == 32
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        if !well_formed {
+        if s.len() != 32 {
             return Err(ParsePeerIdError);
         }
-        u128::from_str_radix(s, 16)
+        // Lowercase only: every id has one spelling, so ids compare as strings too.
+        s.bytes()
+            .try_fold(0u128, |id, b| {
+                let nibble = match b {
+                    b'0'..=b'9' => b - b'0',
+                    b'a'..=b'f' => b - b'a' + 10,
+                    _ => return Err(ParsePeerIdError),
+                };
+                Ok(id << 4 | u128::from(nibble))
+            })
             .map(PeerId)
-            .map_err(|_| ParsePeerIdError)
     }
 }
 
@@ -103,13 +108,19 @@ mod tests {
         let text = id.to_string();
         assert_eq!(text, "0123456789abcdef0011223344556677");
         assert_eq!(text.parse::<PeerId>(), Ok(id));
+        let max = "f".repeat(32);
+        assert_eq!(max.parse::<PeerId>(), Ok(PeerId::from_u128(u128::MAX)));
     }
 
     #[test]
     fn rejects_malformed_text() {
+        // 32 bytes that are not 32 hex digits (16 two-byte letters).
+        let multibyte = "é".repeat(16);
         for bad in [
             "",
             "xyz",
+            multibyte.as_str(),
+            "ffffffffffffffffffffffffffffffgf",
             "0123456789ABCDEF0011223344556677",
             "+123456789abcdef0011223344556677",
             "0123456789abcdef00112233445566778",

@@ -121,6 +121,7 @@ impl Relay {
         let mut frames: [Option<Option<Result<Message, ProtocolError>>>; Wire::COUNT] =
             Default::default();
         let mut failure = None;
+        let mut relayed = 0;
         let last = delivery.to.len().saturating_sub(1);
         for (n, id) in delivery.to.iter().enumerate() {
             let Some(outbox) = self.outboxes.get(id) else {
@@ -140,13 +141,14 @@ impl Relay {
             match frame {
                 Some(Ok(frame)) => {
                     push(outbox, frame, metrics);
-                    metrics.messages_relayed.inc();
+                    relayed += 1;
                 }
                 Some(Err(error)) => failure = Some(error),
                 // The wire has no word for this message: nothing to send.
                 None => {}
             }
         }
+        metrics.messages_relayed.inc_by(relayed);
         if let ServerMessage::Error { code, .. } = &delivery.message {
             metrics.error(*code);
         }

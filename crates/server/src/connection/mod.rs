@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use switchboard_protocol::{
     ErrorCode, Frame, IceServer, LeaveReason, PeerId, ProtocolError, ServerMessage,
 };
@@ -26,13 +26,15 @@ use crate::handshake::{Dialect, Handshake, Refusal};
 use crate::hub::{CloseReason, TokenBucket};
 use crate::relay::{lock, Closer, Outbox};
 use crate::server::Shared;
-use crate::wire::{decode, encode_closing, encode_for, Wire};
+use crate::wire::{decode, encode_closing, encode_for, Inbound, Wire};
 use crate::ws_errors::{is_too_big, is_write_buffer_full, violation};
 
 /// How long a closing handshake may take before the socket is simply dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Most queued frames written per flush.
 const WRITE_BATCH: usize = 64;
+/// Most data frames taken from the socket per wake-up and given to the hub under one lock.
+const READ_BATCH: usize = 32;
 
 type Sink = SplitSink<WebSocket, Message>;
 type Stream = SplitStream<WebSocket>;
@@ -266,18 +268,16 @@ impl Pump<'_> {
                 () = &mut closed => return self.close_as_asked(),
                 frame = stream.next() => {
                     last_heard = Instant::now();
-                    match frame {
-                        Some(Ok(Message::Text(text))) => {
-                            if let Some(ending) = self.receive(Frame::Text(text.as_bytes()), last_heard) {
-                                return ending;
-                            }
-                        }
-                        Some(Ok(Message::Binary(bytes))) => {
-                            if let Some(ending) = self.receive(Frame::Binary(&bytes), last_heard) {
-                                return ending;
-                            }
-                        }
-                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                    // The data frames the socket already holds go to the hub together, under one
+                    // lock of the relay; what ends the run (a control frame, the end) follows.
+                    let mut steps = Vec::new();
+                    let rest = self.gather(frame, stream, &mut steps, last_heard);
+                    if let Some(ending) = self.receive(steps, last_heard) {
+                        return ending;
+                    }
+                    match rest {
+                        None | Some(Some(Ok(Message::Text(_) | Message::Binary(_)))) => {}
+                        Some(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {
                             // Each ping owes a pong: control frames have their own budget.
                             if !control.try_take(control_rate, control_burst, last_heard) {
                                 let error = ProtocolError::new(
@@ -288,13 +288,13 @@ impl Pump<'_> {
                                 return Ending { reason: LeaveReason::Closed, may_suspend: false, close: Some(CloseReason::Error(error)) };
                             }
                         }
-                        Some(Ok(Message::Close(frame))) => {
+                        Some(Some(Ok(Message::Close(frame)))) => {
                             self.answer_close().await;
                             let goodbye = self.wire.is_goodbye(frame.map(|f| f.code));
                             return Ending { reason: LeaveReason::Closed, may_suspend: !goodbye, close: None };
                         }
-                        None => return Ending::quietly(LeaveReason::Closed),
-                        Some(Err(error)) => {
+                        Some(None) => return Ending::quietly(LeaveReason::Closed),
+                        Some(Some(Err(error))) => {
                             if let Some((code, reason)) = violation(&error) {
                                 return Ending { reason: LeaveReason::Closed, may_suspend: false, close: Some(CloseReason::Violation { code, reason }) };
                             }
@@ -402,12 +402,34 @@ impl Pump<'_> {
         }
     }
 
-    /// Decodes one frame and lets the hub act on it, within the connection's byte budget: a
-    /// frame over it is dropped, the first of a run answered with `rate_limited`. Returns an
-    /// ending when the frame closes the connection (bad input on a wire that closes for it).
-    fn receive(&mut self, frame: Frame<'_>, now: Instant) -> Option<Ending> {
-        let metrics = &self.shared.metrics;
-        metrics.messages_received.inc();
+    /// Takes `first` and the data frames after it that are already read (up to `READ_BATCH`),
+    /// each admitted and decoded into `steps`. Returns the item that ended the run, if any: a
+    /// control frame, an error or the end of the stream.
+    fn gather(
+        &mut self,
+        first: Option<Result<Message, axum::Error>>,
+        stream: &mut Stream,
+        steps: &mut Vec<Step>,
+        now: Instant,
+    ) -> Option<Option<Result<Message, axum::Error>>> {
+        let mut next = first;
+        loop {
+            let step = match &next {
+                Some(Ok(Message::Text(text))) => self.admit(Frame::Text(text.as_bytes()), now),
+                Some(Ok(Message::Binary(bytes))) => self.admit(Frame::Binary(bytes), now),
+                _ => return Some(next),
+            };
+            steps.push(step);
+            if steps.len() == READ_BATCH {
+                return None;
+            }
+            next = stream.next().now_or_never()?;
+        }
+    }
+
+    /// One data frame within the connection's byte budget, decoded; a frame over the budget is
+    /// dropped, the first of a run answered with `rate_limited`.
+    fn admit(&mut self, frame: Frame<'_>, now: Instant) -> Step {
         let limits = &self.shared.config.limits;
         let size = match frame {
             Frame::Text(bytes) | Frame::Binary(bytes) => bytes.len(),
@@ -418,36 +440,58 @@ impl Pump<'_> {
             .bytes
             .try_take_amount(limits.bytes_per_second as f64, budget, size as f64, now)
         {
-            if !self.bytes_throttled {
-                self.bytes_throttled = true;
-                let error = ProtocolError::new(
+            let first_dropped = !self.bytes_throttled;
+            self.bytes_throttled = true;
+            return Step::Dropped(first_dropped.then(|| {
+                ProtocolError::new(
                     ErrorCode::RateLimited,
                     format!(
                         "over bytes_per_second ({}): message dropped",
                         limits.bytes_per_second
                     ),
-                );
-                lock(&self.shared.relay).send_error(self.id, error, metrics);
-            }
-            return None;
+                )
+            }));
         }
         self.bytes_throttled = false;
-        let decoded = decode(frame, self.wire, &self.name);
+        Step::Decoded(decode(frame, self.wire, &self.name))
+    }
+
+    /// Lets the hub act on the admitted frames, in order, under one lock of the relay. Returns
+    /// an ending when a frame closes the connection (bad input on a wire that closes for it);
+    /// the frames after it are not acted on.
+    fn receive(&mut self, steps: Vec<Step>, now: Instant) -> Option<Ending> {
+        if steps.is_empty() {
+            return None;
+        }
+        let metrics = &self.shared.metrics;
+        metrics.messages_received.inc_by(steps.len() as u64);
         let mut relay = lock(&self.shared.relay);
-        match decoded {
-            Ok(inbound) => self.dispatch(&mut relay, inbound, now),
-            Err(error) if self.wire.closes_on_bad_input() => {
-                metrics.error(error.code);
-                return Some(Ending {
-                    reason: LeaveReason::Closed,
-                    may_suspend: false,
-                    close: Some(CloseReason::Error(error)),
-                });
+        for step in steps {
+            match step {
+                Step::Dropped(None) => {}
+                Step::Dropped(Some(error)) => relay.send_error(self.id, error, metrics),
+                Step::Decoded(Ok(inbound)) => self.dispatch(&mut relay, inbound, now),
+                Step::Decoded(Err(error)) if self.wire.closes_on_bad_input() => {
+                    metrics.error(error.code);
+                    return Some(Ending {
+                        reason: LeaveReason::Closed,
+                        may_suspend: false,
+                        close: Some(CloseReason::Error(error)),
+                    });
+                }
+                Step::Decoded(Err(error)) => relay.send_error(self.id, error, metrics),
             }
-            Err(error) => relay.send_error(self.id, error, metrics),
         }
         None
     }
+}
+
+/// A data frame, admitted and decoded before the relay is locked.
+enum Step {
+    /// Over the byte budget: dropped, with the error to answer if it is the first of a run.
+    Dropped(Option<ProtocolError>),
+    /// Within the budget: what it decoded to.
+    Decoded(Result<Inbound, ProtocolError>),
 }
 
 /// Writes `first` and whatever else is queued (up to a batch), then flushes once.
