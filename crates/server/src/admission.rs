@@ -140,12 +140,18 @@ pub struct Guarded<S> {
     inner: S,
     state: Arc<ConnState>,
     timer: Pin<Box<Sleep>>,
+    /// Seen released (upgraded): for good, so no further read or write looks at the state.
+    released: bool,
 }
 
 impl<S> Guarded<S> {
     /// `Err` once the deadline has passed; arms the timer otherwise.
     fn check(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        if self.released {
+            return Ok(());
+        }
         let Some(deadline) = self.state.deadline() else {
+            self.released = true;
             return Ok(());
         };
         if self.timer.deadline() != deadline {
@@ -297,6 +303,7 @@ impl AdmissionAcceptor {
             inner: stream,
             state: state.clone(),
             timer: Box::pin(tokio::time::sleep_until(deadline)),
+            released: false,
         };
         Ok((
             guarded,

@@ -27,6 +27,7 @@ pub mod hub;
 mod metrics;
 pub mod push;
 mod relay;
+mod send_queue;
 pub mod server;
 mod stun;
 mod wire;

@@ -6,13 +6,13 @@ use std::time::Instant;
 
 use axum::extract::ws::Message;
 use switchboard_protocol::{ErrorCode, PeerId, ProtocolError, ServerMessage};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::compat::mailbox::{Expired, Mailboxes};
 use crate::compat::peerjs;
 use crate::hub::{CloseReason, Delivery, Effects, Hub, PeerMap};
 use crate::metrics::Metrics;
+use crate::send_queue::{QueueSender, Refused};
 use crate::wire::{encode_for, Wire};
 
 /// Asks one connection to close, with a reason.
@@ -73,7 +73,7 @@ pub struct Outbox {
     /// Which connection of the peer this is (a resumed peer gets a new one).
     pub conn: u64,
     /// The connection's bounded send queue.
-    pub queue: mpsc::Sender<Message>,
+    pub queue: QueueSender,
     /// What the connection speaks.
     pub wire: Wire,
     /// Closes the connection (slow reader).
@@ -199,7 +199,7 @@ impl Relay {
 fn push(outbox: &Outbox, frame: Message, metrics: &Metrics) {
     match outbox.queue.try_send(frame) {
         Ok(()) => {}
-        Err(mpsc::error::TrySendError::Full(_)) => {
+        Err(Refused::Full) => {
             if !outbox.closer.is_closing() {
                 tracing::info!("closing a slow reader: its send queue is full");
                 metrics.error(ErrorCode::SlowReader);
@@ -207,7 +207,7 @@ fn push(outbox: &Outbox, frame: Message, metrics: &Metrics) {
             outbox.closer.close(ErrorCode::SlowReader);
         }
         // The connection is already gone; its leave is on the way.
-        Err(mpsc::error::TrySendError::Closed(_)) => {}
+        Err(Refused::Closed) => {}
     }
 }
 

@@ -15,7 +15,6 @@ use futures_util::{FutureExt, SinkExt, StreamExt};
 use switchboard_protocol::{
     ErrorCode, Frame, IceServer, LeaveReason, PeerId, ProtocolError, ServerMessage,
 };
-use tokio::sync::mpsc;
 
 mod dispatch;
 mod entry;
@@ -25,6 +24,7 @@ use entry::{enter, with_turn};
 use crate::handshake::{Dialect, Handshake, Refusal};
 use crate::hub::{CloseReason, TokenBucket};
 use crate::relay::{lock, Closer, Outbox};
+use crate::send_queue::{send_queue, QueueReceiver};
 use crate::server::Shared;
 use crate::wire::{decode, encode_closing, encode_for, Inbound, Wire};
 use crate::ws_errors::{is_too_big, is_write_buffer_full, violation};
@@ -55,7 +55,7 @@ pub async fn run(
         Dialect::Rustysignal => Wire::Rustysignal,
     };
     let conn = shared.connections.fetch_add(1, Ordering::Relaxed);
-    let (queue, outgoing) = mpsc::channel(shared.config.limits.send_queue_messages);
+    let (queue, outgoing) = send_queue(shared.config.limits.send_queue_messages);
     let closer = Arc::new(Closer::new(&shared.shutdown));
     let outbox = Outbox {
         conn,
@@ -222,7 +222,7 @@ struct Pump<'a> {
     /// Where the client connects from.
     ip: IpAddr,
     sink: Sink,
-    outgoing: mpsc::Receiver<Message>,
+    outgoing: QueueReceiver,
     closer: &'a Closer,
     /// Bytes the client may still send now (`bytes_per_second`, `byte_burst`).
     bytes: TokenBucket,
@@ -497,7 +497,7 @@ enum Step {
 /// Writes `first` and whatever else is queued (up to a batch), then flushes once.
 async fn write_batch(
     sink: &mut Sink,
-    queue: &mut mpsc::Receiver<Message>,
+    queue: &mut QueueReceiver,
     first: Message,
 ) -> Result<(), axum::Error> {
     sink.feed(first).await?;
