@@ -31,7 +31,7 @@ async fn a_thousand_frames_written_at_once_arrive_whole_and_in_order() {
                               // Every 97th message is 10,000 bytes: past the 2 KiB read buffer, so split across reads
                               // and runs of every length around the batch of 32.
     let data = |n: usize| {
-        let pad = if n % 97 == 0 { 10_000 } else { 8 };
+        let pad = if n.is_multiple_of(97) { 10_000 } else { 8 };
         json!({"n": n, "pad": "x".repeat(pad)})
     };
     for n in 0..1_000 {
