@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use switchboard_protocol::{
     ErrorCode, Frame, IceServer, LeaveReason, PeerId, ProtocolError, ServerMessage,
@@ -36,18 +35,14 @@ const WRITE_BATCH: usize = 64;
 /// Most data frames taken from the socket per wake-up and given to the hub under one lock.
 const READ_BATCH: usize = 32;
 
-type Sink = SplitSink<WebSocket, Message>;
-type Stream = SplitStream<WebSocket>;
-
 /// Runs a connection from upgrade to close.
 pub async fn run(
-    socket: WebSocket,
+    mut socket: WebSocket,
     shared: Arc<Shared>,
     handshake: Handshake,
     ip: IpAddr,
     ice_servers: Vec<IceServer>,
 ) {
-    let (mut sink, mut stream) = socket.split();
     let wire = match handshake.dialect {
         Dialect::Switchboard => Wire::Switchboard(handshake.encoding),
         Dialect::Matchbox => Wire::Matchbox,
@@ -75,7 +70,7 @@ pub async fn run(
         Ok(place) => place,
         Err(error) => {
             shared.metrics.error(error.code);
-            close_with_error(&mut sink, &mut stream, wire, error).await;
+            close_with_error(&mut socket, wire, error).await;
             return;
         }
     };
@@ -94,7 +89,7 @@ pub async fn run(
         name,
         origin,
         ip,
-        sink,
+        socket,
         outgoing,
         closer: &closer,
         bytes: TokenBucket::full(
@@ -104,7 +99,7 @@ pub async fn run(
         bytes_throttled: false,
         turn_refresh,
     };
-    let ending = pump.run(&mut stream).await;
+    let ending = pump.run().await;
     let close_with = ending.close.clone();
     membership.ending = ending;
     // The room hears the leave now; the closing handshake with a dead or stalled peer may take
@@ -118,7 +113,7 @@ pub async fn run(
         while let (false, Ok(frame)) = (slow, pump.outgoing.try_recv()) {
             pending.push(frame);
         }
-        close(&mut pump.sink, &mut stream, wire, pending, reason).await;
+        close(&mut pump.socket, wire, pending, reason).await;
     }
 }
 
@@ -199,14 +194,13 @@ pub async fn refuse(socket: WebSocket, refusal: Refusal) {
 }
 
 /// Answers a refused connect in the wire's own words, then closes.
-pub async fn refuse_on(socket: WebSocket, wire: Wire, error: ProtocolError) {
-    let (mut sink, mut stream) = socket.split();
-    close_with_error(&mut sink, &mut stream, wire, error).await;
+pub async fn refuse_on(mut socket: WebSocket, wire: Wire, error: ProtocolError) {
+    close_with_error(&mut socket, wire, error).await;
 }
 
 /// Closes a connection that never joined: the error in the wire's words, then the close.
-async fn close_with_error(sink: &mut Sink, stream: &mut Stream, wire: Wire, error: ProtocolError) {
-    close(sink, stream, wire, Vec::new(), CloseReason::Error(error)).await;
+async fn close_with_error(socket: &mut WebSocket, wire: Wire, error: ProtocolError) {
+    close(socket, wire, Vec::new(), CloseReason::Error(error)).await;
 }
 
 struct Pump<'a> {
@@ -221,7 +215,8 @@ struct Pump<'a> {
     origin: String,
     /// Where the client connects from.
     ip: IpAddr,
-    sink: Sink,
+    /// The socket, read and written by this task alone (one frame direction at a time).
+    socket: WebSocket,
     outgoing: QueueReceiver,
     closer: &'a Closer,
     /// Bytes the client may still send now (`bytes_per_second`, `byte_burst`).
@@ -234,7 +229,7 @@ struct Pump<'a> {
 
 impl Pump<'_> {
     /// Moves frames until the connection ends; returns why it ended.
-    async fn run(&mut self, stream: &mut Stream) -> Ending {
+    async fn run(&mut self) -> Ending {
         let limits = &self.shared.config.limits;
         let (heartbeat, idle) = (limits.heartbeat_interval(), limits.idle_timeout());
         let write_timeout = limits.write_timeout();
@@ -266,12 +261,12 @@ impl Pump<'_> {
             tokio::select! {
                 biased;
                 () = &mut closed => return self.close_as_asked(),
-                frame = stream.next() => {
+                frame = self.socket.next() => {
                     last_heard = Instant::now();
                     // The data frames the socket already holds go to the hub together, under one
                     // lock of the relay; what ends the run (a control frame, the end) follows.
                     let mut steps = Vec::new();
-                    let rest = self.gather(frame, stream, &mut steps, last_heard);
+                    let rest = self.gather(frame, &mut steps, last_heard);
                     if let Some(ending) = self.receive(steps, last_heard) {
                         return ending;
                     }
@@ -316,7 +311,7 @@ impl Pump<'_> {
                     // A stalled socket must not delay a close request (slow reader, shutdown).
                     // Every write has a deadline: a peer that stops reading is closed and announced.
                     tokio::select! {
-                        result = tokio::time::timeout(write_timeout, write_batch(&mut self.sink, &mut self.outgoing, first)) => {
+                        result = tokio::time::timeout(write_timeout, write_batch(&mut self.socket, &mut self.outgoing, first)) => {
                             match result {
                                 Ok(Ok(())) => {}
                                 Ok(Err(error)) => return Ending::write_failed(&error),
@@ -337,7 +332,7 @@ impl Pump<'_> {
                         return Ending { reason: LeaveReason::Timeout, may_suspend: true, close: Some(CloseReason::Error(error)) };
                     }
                     if now >= next_ping {
-                        let ping = self.sink.send(Message::Ping(Default::default()));
+                        let ping = self.socket.send(Message::Ping(Default::default()));
                         match tokio::time::timeout(write_timeout, ping).await {
                             Ok(Ok(())) => {}
                             Ok(Err(error)) => return Ending::write_failed(&error),
@@ -369,7 +364,7 @@ impl Pump<'_> {
         else {
             return Ok(());
         };
-        match tokio::time::timeout(write_timeout, self.sink.send(frame)).await {
+        match tokio::time::timeout(write_timeout, self.socket.send(frame)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(Ending::write_failed(&error)),
             Err(_) => Err(Ending::slow_reader(format!(
@@ -382,7 +377,7 @@ impl Pump<'_> {
     /// Sends the reply to the client's close frame (queued by the WebSocket layer), so the client
     /// sees a clean close rather than 1006.
     async fn answer_close(&mut self) {
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.sink.flush()).await;
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.socket.flush()).await;
     }
 
     /// The ending for the reason the connection's `Closer` was given.
@@ -408,7 +403,6 @@ impl Pump<'_> {
     fn gather(
         &mut self,
         first: Option<Result<Message, axum::Error>>,
-        stream: &mut Stream,
         steps: &mut Vec<Step>,
         now: Instant,
     ) -> Option<Option<Result<Message, axum::Error>>> {
@@ -423,7 +417,7 @@ impl Pump<'_> {
             if steps.len() == READ_BATCH {
                 return None;
             }
-            next = stream.next().now_or_never()?;
+            next = self.socket.next().now_or_never()?;
         }
     }
 
@@ -496,31 +490,25 @@ enum Step {
 
 /// Writes `first` and whatever else is queued (up to a batch), then flushes once.
 async fn write_batch(
-    sink: &mut Sink,
+    socket: &mut WebSocket,
     queue: &mut QueueReceiver,
     first: Message,
 ) -> Result<(), axum::Error> {
-    sink.feed(first).await?;
+    socket.feed(first).await?;
     for _ in 1..WRITE_BATCH {
         match queue.try_recv() {
-            Ok(next) => sink.feed(next).await?,
+            Ok(next) => socket.feed(next).await?,
             Err(_) => break,
         }
     }
-    sink.flush().await
+    socket.flush().await
 }
 
 /// Closes the socket: first the `pending` frames, then for an error an `error` message and a
 /// close frame carrying the error's close code and name; for a detach, a normal close (1000, `detached`). Then waits (briefly) for
 /// the peer's close reply: dropping the socket with unread input would make the kernel send a
 /// reset, and the peer could lose the close frame and its reason.
-async fn close(
-    sink: &mut Sink,
-    stream: &mut Stream,
-    wire: Wire,
-    pending: Vec<Message>,
-    reason: CloseReason,
-) {
+async fn close(socket: &mut WebSocket, wire: Wire, pending: Vec<Message>, reason: CloseReason) {
     let (message, close_frame) = match reason {
         CloseReason::Error(error) => {
             let code = error.code;
@@ -548,13 +536,13 @@ async fn close(
     };
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
         for frame in pending {
-            sink.feed(frame).await?;
+            socket.feed(frame).await?;
         }
         if let Some(frame) = message {
-            sink.feed(frame).await?;
+            socket.feed(frame).await?;
         }
-        sink.send(Message::Close(Some(close_frame))).await?;
-        while let Some(Ok(frame)) = stream.next().await {
+        socket.send(Message::Close(Some(close_frame))).await?;
+        while let Some(Ok(frame)) = socket.next().await {
             if matches!(frame, Message::Close(_)) {
                 break;
             }
