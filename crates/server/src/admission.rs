@@ -139,25 +139,25 @@ impl ConnState {
 pub struct Guarded<S> {
     inner: S,
     state: Arc<ConnState>,
-    timer: Pin<Box<Sleep>>,
-    /// Seen released (upgraded): for good, so no further read or write looks at the state.
-    released: bool,
+    /// The deadline's timer, until the connection is seen released (upgraded): that is for
+    /// good, so it is dropped then and no later read or write looks at the state.
+    timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl<S> Guarded<S> {
     /// `Err` once the deadline has passed; arms the timer otherwise.
     fn check(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
-        if self.released {
-            return Ok(());
-        }
-        let Some(deadline) = self.state.deadline() else {
-            self.released = true;
+        let Some(timer) = self.timer.as_mut() else {
             return Ok(());
         };
-        if self.timer.deadline() != deadline {
-            self.timer.as_mut().reset(deadline);
+        let Some(deadline) = self.state.deadline() else {
+            self.timer = None;
+            return Ok(());
+        };
+        if timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
         }
-        match self.timer.as_mut().poll(cx) {
+        match timer.as_mut().poll(cx) {
             Poll::Ready(()) => Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "no whole HTTP request within http_idle_timeout_ms",
@@ -302,8 +302,7 @@ impl AdmissionAcceptor {
         let guarded = Guarded {
             inner: stream,
             state: state.clone(),
-            timer: Box::pin(tokio::time::sleep_until(deadline)),
-            released: false,
+            timer: Some(Box::pin(tokio::time::sleep_until(deadline))),
         };
         Ok((
             guarded,

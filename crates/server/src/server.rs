@@ -632,17 +632,13 @@ fn accept(
         headers.get(header::HOST).and_then(|h| h.to_str().ok()),
     );
     let tasks = shared.tasks.clone();
-    upgrade.on_upgrade(move |socket| {
-        tasks.track_future(async move {
-            match negotiated {
-                Ok(handshake) => connection::run(socket, shared, handshake, ip, ice_servers).await,
-                Err(refusal) => {
-                    shared.metrics.error(refusal.error.code);
-                    connection::refuse(socket, refusal).await
-                }
-            }
-        })
-    })
+    let upgraded = Box::new(connection::Upgrade {
+        shared,
+        outcome: negotiated.map_err(|r| (crate::wire::Wire::Switchboard(r.encoding), r.error)),
+        ip,
+        ice_servers,
+    });
+    upgrade.on_upgrade(move |socket| tasks.track_future(connection::serve(socket, upgraded)))
 }
 
 /// Auth before the upgrade: what the token grants (`None` when auth is off), or the refusal.

@@ -136,9 +136,14 @@ pub async fn websocket(
         headers.get(header::HOST).and_then(|h| h.to_str().ok()),
     );
     let tasks = shared.tasks.clone();
-    limited(upgrade, &shared.config.limits).on_upgrade(move |socket| {
-        tasks.track_future(connection::run(socket, shared, handshake, ip, ice_servers))
-    })
+    let upgrade = limited(upgrade, &shared.config.limits);
+    let upgraded = Box::new(connection::Upgrade {
+        shared,
+        outcome: Ok(handshake),
+        ip,
+        ice_servers,
+    });
+    upgrade.on_upgrade(move |socket| tasks.track_future(connection::serve(socket, upgraded)))
 }
 
 #[cfg(test)]

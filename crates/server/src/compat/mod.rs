@@ -43,17 +43,14 @@ pub(crate) fn upgrade(
         headers.get(header::HOST).and_then(|h| h.to_str().ok()),
     );
     let tasks = shared.tasks.clone();
-    limited(upgrade, &shared.config.limits).on_upgrade(move |socket| {
-        tasks.track_future(async move {
-            match negotiated {
-                Ok(handshake) => connection::run(socket, shared, handshake, ip, ice_servers).await,
-                Err(error) => {
-                    shared.metrics.error(error.code);
-                    connection::refuse_on(socket, wire, error).await
-                }
-            }
-        })
-    })
+    let upgrade = limited(upgrade, &shared.config.limits);
+    let upgraded = Box::new(connection::Upgrade {
+        shared,
+        outcome: negotiated.map_err(|error| (wire, error)),
+        ip,
+        ice_servers,
+    });
+    upgrade.on_upgrade(move |socket| tasks.track_future(connection::serve(socket, upgraded)))
 }
 
 /// With auth on, checks a compat client's token for `user`: what it permits and the user it

@@ -13,7 +13,7 @@ use crate::push::PushAction;
 use crate::relay::Relay;
 use crate::wire::{Inbound, Wire};
 
-impl Pump<'_> {
+impl Pump {
     /// Carries out one decoded frame.
     pub(super) fn dispatch(&self, relay: &mut Relay, inbound: Inbound, now: Instant) {
         match inbound {

@@ -4,7 +4,9 @@
 //! the socket, the decoder and the connection's bounded send queue, and carries out the hub's
 //! effects.
 
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +22,7 @@ mod entry;
 
 use entry::{enter, with_turn};
 
-use crate::handshake::{Dialect, Handshake, Refusal};
+use crate::handshake::{Dialect, Handshake};
 use crate::hub::{CloseReason, TokenBucket};
 use crate::relay::{lock, Closer, Outbox};
 use crate::send_queue::{send_queue, QueueReceiver};
@@ -35,14 +37,41 @@ const WRITE_BATCH: usize = 64;
 /// Most data frames taken from the socket per wake-up and given to the hub under one lock.
 const READ_BATCH: usize = 32;
 
-/// Runs a connection from upgrade to close.
-pub async fn run(
-    mut socket: WebSocket,
-    shared: Arc<Shared>,
-    handshake: Handshake,
-    ip: IpAddr,
-    ice_servers: Vec<IceServer>,
-) {
+/// What an upgraded connection starts from: the handshake's outcome (or the refusal to answer in
+/// the client's wire) and what the upgrade request told. Boxed by the endpoints, so the upgrade
+/// task holds one pointer until the socket is ready.
+pub struct Upgrade {
+    /// The server.
+    pub shared: Arc<Shared>,
+    /// The accepted handshake, or the wire and error of a refusal.
+    pub outcome: Result<Handshake, (Wire, ProtocolError)>,
+    /// Where the client connects from.
+    pub ip: IpAddr,
+    /// The ICE servers for its welcome.
+    pub ice_servers: Vec<IceServer>,
+}
+
+/// A boxed future that runs a connection.
+pub type Served = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The future that runs an upgraded connection from join to close (or answers its refusal).
+/// Set up here, outside any async fn, and boxed at its exact size: an async fn keeps its
+/// arguments beside what is moved out of them, which made every idle connection's task hold
+/// its socket and handshake twice.
+pub fn serve(mut socket: WebSocket, upgrade: Box<Upgrade>) -> Served {
+    let Upgrade {
+        shared,
+        outcome,
+        ip,
+        ice_servers,
+    } = *upgrade;
+    let handshake = match outcome {
+        Ok(handshake) => handshake,
+        Err((wire, error)) => {
+            shared.metrics.error(error.code);
+            return Box::pin(refuse_on(socket, wire, error));
+        }
+    };
     let wire = match handshake.dialect {
         Dialect::Switchboard => Wire::Switchboard(handshake.encoding),
         Dialect::Matchbox => Wire::Matchbox,
@@ -70,18 +99,21 @@ pub async fn run(
         Ok(place) => place,
         Err(error) => {
             shared.metrics.error(error.code);
-            close_with_error(&mut socket, wire, error).await;
-            return;
+            return Box::pin(async move { close_with_error(&mut socket, wire, error).await });
         }
     };
-    let mut membership = Membership {
-        shared: &shared,
+    let membership = Membership {
+        shared: shared.clone(),
         id,
         conn,
         ending: Ending::quietly(LeaveReason::Closed),
     };
-    let mut pump = Pump {
-        shared: &shared,
+    let bytes = TokenBucket::full(
+        u32::try_from(shared.config.limits.byte_burst).unwrap_or(u32::MAX),
+        Instant::now(),
+    );
+    let pump = Pump {
+        shared,
         id,
         conn,
         wire,
@@ -91,29 +123,40 @@ pub async fn run(
         ip,
         socket,
         outgoing,
-        closer: &closer,
-        bytes: TokenBucket::full(
-            u32::try_from(shared.config.limits.byte_burst).unwrap_or(u32::MAX),
-            Instant::now(),
-        ),
+        closer,
+        bytes,
         bytes_throttled: false,
         turn_refresh,
     };
-    let ending = pump.run().await;
-    let close_with = ending.close.clone();
-    membership.ending = ending;
-    // The room hears the leave now; the closing handshake with a dead or stalled peer may take
-    // up to `CLOSE_TIMEOUT` and must not delay it.
-    drop(membership);
-    if let Some(reason) = close_with {
-        // What the hub queued before it closed the connection (a `peer_left` for the host of a
-        // room that closes with it) goes out first; a slow reader's queue is not waited for.
-        let slow = matches!(&reason, CloseReason::Error(e) if e.code == ErrorCode::SlowReader);
-        let mut pending = Vec::new();
-        while let (false, Ok(frame)) = (slow, pump.outgoing.try_recv()) {
-            pending.push(frame);
+    Box::pin(Session { membership, pump }.run())
+}
+
+/// A joined connection: its place in the hub and its pump.
+struct Session {
+    membership: Membership,
+    pump: Pump,
+}
+
+impl Session {
+    /// Moves frames until the connection ends, tells the hub, then closes the socket.
+    async fn run(mut self) {
+        let ending = self.pump.run().await;
+        let close_with = ending.close.clone();
+        self.membership.ending = ending;
+        // The room hears the leave now; the closing handshake with a dead or stalled peer may
+        // take up to `CLOSE_TIMEOUT` and must not delay it.
+        drop(self.membership);
+        if let Some(reason) = close_with {
+            // What the hub queued before it closed the connection (a `peer_left` for the host of
+            // a room that closes with it) goes out first; a slow reader's queue is not waited for.
+            let pump = &mut self.pump;
+            let slow = matches!(&reason, CloseReason::Error(e) if e.code == ErrorCode::SlowReader);
+            let mut pending = Vec::new();
+            while let (false, Some(frame)) = (slow, pump.outgoing.try_recv()) {
+                pending.push(frame);
+            }
+            close(&mut pump.socket, pump.wire, pending, reason).await;
         }
-        close(&mut pump.socket, wire, pending, reason).await;
     }
 }
 
@@ -161,14 +204,14 @@ impl Ending {
 /// A joined peer's place in the hub. Dropping it tells the hub the connection ended, also when
 /// the connection task is cancelled or fails, so the room is always told and the peer never
 /// lingers (a resumable peer is suspended instead, until its grace period ends).
-struct Membership<'a> {
-    shared: &'a Shared,
+struct Membership {
+    shared: Arc<Shared>,
     id: PeerId,
     conn: u64,
     ending: Ending,
 }
 
-impl Drop for Membership<'_> {
+impl Drop for Membership {
     fn drop(&mut self) {
         let Ending {
             reason,
@@ -188,13 +231,8 @@ impl Drop for Membership<'_> {
     }
 }
 
-/// Answers a refused handshake with an `error` message and a close frame.
-pub async fn refuse(socket: WebSocket, refusal: Refusal) {
-    refuse_on(socket, Wire::Switchboard(refusal.encoding), refusal.error).await;
-}
-
 /// Answers a refused connect in the wire's own words, then closes.
-pub async fn refuse_on(mut socket: WebSocket, wire: Wire, error: ProtocolError) {
+async fn refuse_on(mut socket: WebSocket, wire: Wire, error: ProtocolError) {
     close_with_error(&mut socket, wire, error).await;
 }
 
@@ -203,8 +241,8 @@ async fn close_with_error(socket: &mut WebSocket, wire: Wire, error: ProtocolErr
     close(socket, wire, Vec::new(), CloseReason::Error(error)).await;
 }
 
-struct Pump<'a> {
-    shared: &'a Shared,
+struct Pump {
+    shared: Arc<Shared>,
     id: PeerId,
     conn: u64,
     wire: Wire,
@@ -218,7 +256,7 @@ struct Pump<'a> {
     /// The socket, read and written by this task alone (one frame direction at a time).
     socket: WebSocket,
     outgoing: QueueReceiver,
-    closer: &'a Closer,
+    closer: Arc<Closer>,
     /// Bytes the client may still send now (`bytes_per_second`, `byte_burst`).
     bytes: TokenBucket,
     /// A frame was dropped for the byte budget; cleared by the next accepted one.
@@ -227,10 +265,11 @@ struct Pump<'a> {
     turn_refresh: Option<(Vec<IceServer>, Duration)>,
 }
 
-impl Pump<'_> {
+impl Pump {
     /// Moves frames until the connection ends; returns why it ended.
     async fn run(&mut self) -> Ending {
-        let limits = &self.shared.config.limits;
+        let shared = self.shared.clone();
+        let limits = &shared.config.limits;
         let (heartbeat, idle) = (limits.heartbeat_interval(), limits.idle_timeout());
         let write_timeout = limits.write_timeout();
         let too_slow = || {
@@ -254,7 +293,7 @@ impl Pump<'_> {
         let timer = tokio::time::sleep_until(wake(next_ping, last_heard, next_refresh).into());
         tokio::pin!(timer);
         // Created once: a cancellation future registers a waiter, too costly to redo per frame.
-        let closer = self.closer;
+        let closer = self.closer.clone();
         let closed = closer.closed();
         tokio::pin!(closed);
         loop {
@@ -494,12 +533,11 @@ async fn write_batch(
     queue: &mut QueueReceiver,
     first: Message,
 ) -> Result<(), axum::Error> {
+    let mut batch = Vec::new();
+    queue.take(&mut batch, WRITE_BATCH - 1);
     socket.feed(first).await?;
-    for _ in 1..WRITE_BATCH {
-        match queue.try_recv() {
-            Ok(next) => socket.feed(next).await?,
-            Err(_) => break,
-        }
+    for next in batch {
+        socket.feed(next).await?;
     }
     socket.flush().await
 }
