@@ -60,6 +60,8 @@ def main():
          ratio(med(ours, "delivered_per_sec"), med(theirs, "delivered_per_sec"))),
         ("p50 latency ms", f"{med(ours, 'p50_us') / 1000:.1f}", f"{med(theirs, 'p50_us') / 1000:.1f}",
          ratio(med(theirs, "p50_us"), med(ours, "p50_us"))),
+        ("mean latency ms", f"{med(ours, 'mean_us') / 1000:.1f}", f"{med(theirs, 'mean_us') / 1000:.1f}",
+         ratio(med(theirs, "mean_us"), med(ours, "mean_us"))),
         ("p99 latency ms", f"{med(ours, 'p99_us') / 1000:.1f} ({spread(ours, 'p99_us', 1e-3, '{:.1f}')})",
          f"{med(theirs, 'p99_us') / 1000:.1f} ({spread(theirs, 'p99_us', 1e-3, '{:.1f}')})",
          ratio(med(theirs, "p99_us"), med(ours, "p99_us"))),

@@ -169,8 +169,8 @@ fn main() -> ExitCode {
                 };
                 let r = relay::run(cfg).await?;
                 println!(
-                    r#"{{"delivered_per_sec":{:.0},"p50_us":{},"p99_us":{},"delivered":{}}}"#,
-                    r.delivered_per_sec, r.p50_us, r.p99_us, r.delivered
+                    r#"{{"delivered_per_sec":{:.0},"p50_us":{},"p99_us":{},"mean_us":{},"delivered":{}}}"#,
+                    r.delivered_per_sec, r.p50_us, r.p99_us, r.mean_us, r.delivered
                 );
                 Ok(())
             }

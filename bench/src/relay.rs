@@ -42,6 +42,9 @@ pub struct RelayResult {
     pub delivered_per_sec: f64,
     pub p50_us: u64,
     pub p99_us: u64,
+    /// The mean latency: with a fixed number of messages in flight, it is that number over the
+    /// throughput (Little's law), whatever the shape of the distribution.
+    pub mean_us: u64,
     pub delivered: u64,
 }
 
@@ -190,10 +193,12 @@ pub async fn run(cfg: RelayRun) -> Result<RelayResult, String> {
     latencies.sort_unstable();
     let delivered = latencies.len() as u64;
     let pct = |p: f64| quantile(&latencies, p);
+    let mean_us = latencies.iter().sum::<u64>() / delivered.max(1);
     Ok(RelayResult {
         delivered_per_sec: delivered as f64 / cfg.duration.as_secs_f64(),
         p50_us: pct(0.50),
         p99_us: pct(0.99),
+        mean_us,
         delivered,
     })
 }
