@@ -72,6 +72,19 @@ impl Encoded {
 
 /// Decodes a frame a peer sent on a connection that uses `encoding`.
 pub fn decode_client(frame: Frame<'_>, encoding: Encoding) -> Result<ClientMessage, ProtocolError> {
+    if let (Frame::Text(bytes), Encoding::Json) = (frame, encoding) {
+        if let Some(message) = relayed::relayed(bytes) {
+            return Ok(message);
+        }
+    }
+    decode_client_envelope(frame, encoding)
+}
+
+/// Decodes any client frame through the envelope.
+fn decode_client_envelope(
+    frame: Frame<'_>,
+    encoding: Encoding,
+) -> Result<ClientMessage, ProtocolError> {
     let envelope: ClientEnvelope = decode_envelope(frame, encoding)?;
     if envelope.from.is_some() {
         return Err(ProtocolError::new(
@@ -367,5 +380,6 @@ fn encode<T: Serialize>(message: &T, encoding: Encoding) -> Result<Encoded, Prot
     }
 }
 
+mod relayed;
 #[cfg(test)]
 mod tests;

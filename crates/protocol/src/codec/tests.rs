@@ -332,3 +332,55 @@ fn msgpack_ping_matches_the_documented_bytes() {
     ];
     assert_eq!(bytes, documented, "docs/protocol.md shows these bytes");
 }
+
+#[test]
+fn the_relay_shape_reads_as_the_envelope_does_and_only_that_shape_is_taken() {
+    let peer = id(0x0123_4567_89ab_cdef_0011_2233_4455_6677).to_string();
+    let targets = [
+        format!(r#"{{"peer":"{peer}"}}"#),
+        r#""room""#.to_owned(),
+        r#""self""#.to_owned(),
+        // Not the fast shape (names, an uppercase id, a short id): the envelope reads them.
+        r#"{"name":"ann"}"#.to_owned(),
+        format!(r#"{{"peer":"{}"}}"#, peer.to_uppercase()),
+        r#"{"peer":"0123"}"#.to_owned(),
+    ];
+    let datas = [
+        r#"{"s":1,"n":2,"t":3}"#,
+        "null",
+        r#""a \"quoted\" }""#,
+        r#"[1,{"x":[]}]"#,
+        " 1 ",
+        "1,\"from\":\"x\"",
+        "{",
+        "1}",
+        "",
+        r#"{"k":"v"},"data":2"#,
+    ];
+    let mut fast = 0;
+    for kind in ["message", "signal", "ping"] {
+        for to in &targets {
+            for data in datas {
+                for frame in [
+                    format!(r#"{{"type":"{kind}","to":{to},"data":{data}}}"#),
+                    format!(r#"{{"type":"{kind}","to":{to},"data":{data}}} "#),
+                    format!(r#"{{ "type":"{kind}","to":{to},"data":{data}}}"#),
+                    format!(r#"{{"to":{to},"type":"{kind}","data":{data}}}"#),
+                ] {
+                    let general = decode_client_envelope(text(&frame), Encoding::Json);
+                    if let Some(message) = relayed::relayed(frame.as_bytes()) {
+                        fast += 1;
+                        assert_eq!(Ok(message), general, "{frame}");
+                    }
+                    assert_eq!(
+                        decode_client(text(&frame), Encoding::Json),
+                        general,
+                        "{frame}"
+                    );
+                }
+            }
+        }
+    }
+    // message and signal, to a peer, the room or self, the five whole values (" 1 " too).
+    assert_eq!(fast, 2 * 3 * 5);
+}
