@@ -11,15 +11,18 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use axum::extract::ws::{Message, WebSocket};
+use futures_util::{SinkExt, StreamExt};
 use switchboard_protocol::{
-    ErrorCode, Frame, IceServer, LeaveReason, PeerId, ProtocolError, ServerMessage,
+    ErrorCode, IceServer, LeaveReason, PeerId, ProtocolError, ServerMessage,
 };
 
+mod closing;
 mod dispatch;
 mod entry;
+mod inbound;
 
+use closing::{close, close_with_error, refuse_on, CLOSE_TIMEOUT};
 use entry::{enter, with_turn};
 
 use crate::handshake::{Dialect, Handshake};
@@ -27,15 +30,11 @@ use crate::hub::{CloseReason, TokenBucket};
 use crate::relay::{lock, Closer, Outbox};
 use crate::send_queue::{send_queue, QueueReceiver};
 use crate::server::Shared;
-use crate::wire::{decode, encode_closing, encode_for, Inbound, Wire};
+use crate::wire::{encode_for, Wire};
 use crate::ws_errors::{is_too_big, is_write_buffer_full, violation};
 
-/// How long a closing handshake may take before the socket is simply dropped.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Most queued frames written per flush.
 const WRITE_BATCH: usize = 64;
-/// Most data frames taken from the socket per wake-up and given to the hub under one lock.
-const READ_BATCH: usize = 32;
 
 /// What an upgraded connection starts from: the handshake's outcome (or the refusal to answer in
 /// the client's wire) and what the upgrade request told. Boxed by the endpoints, so the upgrade
@@ -229,16 +228,6 @@ impl Drop for Membership {
         metrics.connections.set(relay.hub.peer_count() as i64);
         metrics.rooms.set(relay.hub.room_count() as i64);
     }
-}
-
-/// Answers a refused connect in the wire's own words, then closes.
-async fn refuse_on(mut socket: WebSocket, wire: Wire, error: ProtocolError) {
-    close_with_error(&mut socket, wire, error).await;
-}
-
-/// Closes a connection that never joined: the error in the wire's words, then the close.
-async fn close_with_error(socket: &mut WebSocket, wire: Wire, error: ProtocolError) {
-    close(socket, wire, Vec::new(), CloseReason::Error(error)).await;
 }
 
 struct Pump {
@@ -435,96 +424,6 @@ impl Pump {
             close: Some(reason),
         }
     }
-
-    /// Takes `first` and the data frames after it that are already read (up to `READ_BATCH`),
-    /// each admitted and decoded into `steps`. Returns the item that ended the run, if any: a
-    /// control frame, an error or the end of the stream.
-    fn gather(
-        &mut self,
-        first: Option<Result<Message, axum::Error>>,
-        steps: &mut Vec<Step>,
-        now: Instant,
-    ) -> Option<Option<Result<Message, axum::Error>>> {
-        let mut next = first;
-        loop {
-            let step = match &next {
-                Some(Ok(Message::Text(text))) => self.admit(Frame::Text(text.as_bytes()), now),
-                Some(Ok(Message::Binary(bytes))) => self.admit(Frame::Binary(bytes), now),
-                _ => return Some(next),
-            };
-            steps.push(step);
-            if steps.len() == READ_BATCH {
-                return None;
-            }
-            next = self.socket.next().now_or_never()?;
-        }
-    }
-
-    /// One data frame within the connection's byte budget, decoded; a frame over the budget is
-    /// dropped, the first of a run answered with `rate_limited`.
-    fn admit(&mut self, frame: Frame<'_>, now: Instant) -> Step {
-        let limits = &self.shared.config.limits;
-        let size = match frame {
-            Frame::Text(bytes) | Frame::Binary(bytes) => bytes.len(),
-        };
-        let budget = limits.byte_burst.max(limits.max_message_bytes);
-        let budget = u32::try_from(budget).unwrap_or(u32::MAX);
-        if !self
-            .bytes
-            .try_take_amount(limits.bytes_per_second as f64, budget, size as f64, now)
-        {
-            let first_dropped = !self.bytes_throttled;
-            self.bytes_throttled = true;
-            return Step::Dropped(first_dropped.then(|| {
-                ProtocolError::new(
-                    ErrorCode::RateLimited,
-                    format!(
-                        "over bytes_per_second ({}): message dropped",
-                        limits.bytes_per_second
-                    ),
-                )
-            }));
-        }
-        self.bytes_throttled = false;
-        Step::Decoded(decode(frame, self.wire, &self.name))
-    }
-
-    /// Lets the hub act on the admitted frames, in order, under one lock of the relay. Returns
-    /// an ending when a frame closes the connection (bad input on a wire that closes for it);
-    /// the frames after it are not acted on.
-    fn receive(&mut self, steps: Vec<Step>, now: Instant) -> Option<Ending> {
-        if steps.is_empty() {
-            return None;
-        }
-        let metrics = &self.shared.metrics;
-        metrics.messages_received.inc_by(steps.len() as u64);
-        let mut relay = lock(&self.shared.relay);
-        for step in steps {
-            match step {
-                Step::Dropped(None) => {}
-                Step::Dropped(Some(error)) => relay.send_error(self.id, error, metrics),
-                Step::Decoded(Ok(inbound)) => self.dispatch(&mut relay, inbound, now),
-                Step::Decoded(Err(error)) if self.wire.closes_on_bad_input() => {
-                    metrics.error(error.code);
-                    return Some(Ending {
-                        reason: LeaveReason::Closed,
-                        may_suspend: false,
-                        close: Some(CloseReason::Error(error)),
-                    });
-                }
-                Step::Decoded(Err(error)) => relay.send_error(self.id, error, metrics),
-            }
-        }
-        None
-    }
-}
-
-/// A data frame, admitted and decoded before the relay is locked.
-enum Step {
-    /// Over the byte budget: dropped, with the error to answer if it is the first of a run.
-    Dropped(Option<ProtocolError>),
-    /// Within the budget: what it decoded to.
-    Decoded(Result<Inbound, ProtocolError>),
 }
 
 /// Writes `first` and whatever else is queued (up to a batch), then flushes once.
@@ -540,52 +439,4 @@ async fn write_batch(
         socket.feed(next).await?;
     }
     socket.flush().await
-}
-
-/// Closes the socket: first the `pending` frames, then for an error an `error` message and a
-/// close frame carrying the error's close code and name; for a detach, a normal close (1000, `detached`). Then waits (briefly) for
-/// the peer's close reply: dropping the socket with unread input would make the kernel send a
-/// reset, and the peer could lose the close frame and its reason.
-async fn close(socket: &mut WebSocket, wire: Wire, pending: Vec<Message>, reason: CloseReason) {
-    let (message, close_frame) = match reason {
-        CloseReason::Error(error) => {
-            let code = error.code;
-            tracing::debug!(code = code.as_str(), reason = %error.message, "closing connection");
-            let frame = CloseFrame {
-                code: code.close_code().unwrap_or(1000),
-                reason: code.as_str().into(),
-            };
-            (encode_closing(&error, wire), frame)
-        }
-        CloseReason::Detached => (
-            None,
-            CloseFrame {
-                code: 1000,
-                reason: "detached".into(),
-            },
-        ),
-        CloseReason::Violation { code, reason } => (
-            None,
-            CloseFrame {
-                code,
-                reason: reason.into(),
-            },
-        ),
-    };
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
-        for frame in pending {
-            socket.feed(frame).await?;
-        }
-        if let Some(frame) = message {
-            socket.feed(frame).await?;
-        }
-        socket.send(Message::Close(Some(close_frame))).await?;
-        while let Some(Ok(frame)) = socket.next().await {
-            if matches!(frame, Message::Close(_)) {
-                break;
-            }
-        }
-        Ok::<(), axum::Error>(())
-    })
-    .await;
 }

@@ -1,0 +1,109 @@
+//! The frames that reach a connection: the data frames one read brought, admitted against the
+//! byte budget and decoded outside any lock, then given to the hub together under one lock of
+//! the relay. Methods of the connection's pump.
+
+use std::time::Instant;
+
+use axum::extract::ws::Message;
+use futures_util::{FutureExt, StreamExt};
+use switchboard_protocol::{ErrorCode, Frame, LeaveReason, ProtocolError};
+
+use super::{Ending, Pump};
+use crate::hub::CloseReason;
+use crate::relay::lock;
+use crate::wire::{decode, Inbound};
+
+/// Most data frames taken from the socket per wake-up and given to the hub under one lock.
+const READ_BATCH: usize = 32;
+
+impl Pump {
+    /// Takes `first` and the data frames after it that are already read (up to `READ_BATCH`),
+    /// each admitted and decoded into `steps`. Returns the item that ended the run, if any: a
+    /// control frame, an error or the end of the stream.
+    pub(super) fn gather(
+        &mut self,
+        first: Option<Result<Message, axum::Error>>,
+        steps: &mut Vec<Step>,
+        now: Instant,
+    ) -> Option<Option<Result<Message, axum::Error>>> {
+        let mut next = first;
+        loop {
+            let step = match &next {
+                Some(Ok(Message::Text(text))) => self.admit(Frame::Text(text.as_bytes()), now),
+                Some(Ok(Message::Binary(bytes))) => self.admit(Frame::Binary(bytes), now),
+                _ => return Some(next),
+            };
+            steps.push(step);
+            if steps.len() == READ_BATCH {
+                return None;
+            }
+            next = self.socket.next().now_or_never()?;
+        }
+    }
+
+    /// One data frame within the connection's byte budget, decoded; a frame over the budget is
+    /// dropped, the first of a run answered with `rate_limited`.
+    fn admit(&mut self, frame: Frame<'_>, now: Instant) -> Step {
+        let limits = &self.shared.config.limits;
+        let size = match frame {
+            Frame::Text(bytes) | Frame::Binary(bytes) => bytes.len(),
+        };
+        let budget = limits.byte_burst.max(limits.max_message_bytes);
+        let budget = u32::try_from(budget).unwrap_or(u32::MAX);
+        if !self
+            .bytes
+            .try_take_amount(limits.bytes_per_second as f64, budget, size as f64, now)
+        {
+            let first_dropped = !self.bytes_throttled;
+            self.bytes_throttled = true;
+            return Step::Dropped(first_dropped.then(|| {
+                ProtocolError::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "over bytes_per_second ({}): message dropped",
+                        limits.bytes_per_second
+                    ),
+                )
+            }));
+        }
+        self.bytes_throttled = false;
+        Step::Decoded(decode(frame, self.wire, &self.name))
+    }
+
+    /// Lets the hub act on the admitted frames, in order, under one lock of the relay. Returns
+    /// an ending when a frame closes the connection (bad input on a wire that closes for it);
+    /// the frames after it are not acted on.
+    pub(super) fn receive(&mut self, steps: Vec<Step>, now: Instant) -> Option<Ending> {
+        if steps.is_empty() {
+            return None;
+        }
+        let metrics = &self.shared.metrics;
+        metrics.messages_received.inc_by(steps.len() as u64);
+        let mut relay = lock(&self.shared.relay);
+        for step in steps {
+            match step {
+                Step::Dropped(None) => {}
+                Step::Dropped(Some(error)) => relay.send_error(self.id, error, metrics),
+                Step::Decoded(Ok(inbound)) => self.dispatch(&mut relay, inbound, now),
+                Step::Decoded(Err(error)) if self.wire.closes_on_bad_input() => {
+                    metrics.error(error.code);
+                    return Some(Ending {
+                        reason: LeaveReason::Closed,
+                        may_suspend: false,
+                        close: Some(CloseReason::Error(error)),
+                    });
+                }
+                Step::Decoded(Err(error)) => relay.send_error(self.id, error, metrics),
+            }
+        }
+        None
+    }
+}
+
+/// A data frame, admitted and decoded before the relay is locked.
+pub(super) enum Step {
+    /// Over the byte budget: dropped, with the error to answer if it is the first of a run.
+    Dropped(Option<ProtocolError>),
+    /// Within the budget: what it decoded to.
+    Decoded(Result<Inbound, ProtocolError>),
+}
