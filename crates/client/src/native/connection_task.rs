@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::connection::Order;
-use super::driver::Ws;
+use super::driver::{close_handshake, Ws};
 use super::endpoint::Endpoint;
 use super::ice;
 use super::link::{Link, Outcome};
@@ -268,7 +268,7 @@ impl Task {
                     }
                     Some(Order::Close) | None => {
                         let _ = ws.send(channel_message(0, &frame::goodbye("closed"))).await;
-                        let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
+                        close_handshake(&mut ws, None).await;
                         return ("closed".into(), "closed by the application".into());
                     }
                 },

@@ -29,6 +29,24 @@ use crate::Error;
 /// The signaling WebSocket.
 pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// Closes a WebSocket we are done with: our close frame, then whatever is still on its way until
+/// the other side's close, a second at most. Dropped with unread input, the socket would be reset
+/// by the kernel, and the other side could miss the close (a hub takes that for a lost
+/// connection, a server peer reports `websocket_closed` instead of the goodbye).
+pub(crate) async fn close_handshake(ws: &mut Ws, close: Option<CloseFrame>) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        if ws.close(close).await.is_err() {
+            return;
+        }
+        while let Some(Ok(message)) = ws.next().await {
+            if matches!(message, WsMessage::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 /// What the application asks of the task.
 #[derive(Debug)]
 pub(crate) enum Command {
@@ -447,8 +465,7 @@ impl Task {
                 code: 1000.into(),
                 reason: "closed".into(),
             };
-            let _ = self.ws.send(WsMessage::Close(Some(close))).await;
-            let _ = tokio::time::timeout(Duration::from_secs(1), self.ws.close(None)).await;
+            close_handshake(&mut self.ws, Some(close)).await;
         }
         lock(&self.view).closed = true;
     }
