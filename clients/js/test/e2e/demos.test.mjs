@@ -17,7 +17,7 @@ test("chat demo: a line typed in one tab appears in the other", async () => {
   const a = await openDemo("/demo/chat?room=e2e-chat");
   const b = await openDemo("/demo/chat?room=e2e-chat");
   for (const { page } of [a, b]) {
-    await page.waitForFunction(() => window.room?.peers.some((p) => p.connected), null, { timeout: 20000 });
+    await page.waitForFunction(() => window.room?.peers?.some((p) => p.connected), null, { timeout: 20000 });
   }
   await a.page.fill("#text", "hello from tab A");
   await a.page.press("#text", "Enter");

@@ -142,7 +142,7 @@ test("the wasm chat page and the JavaScript chat page talk", async () => {
   const page = await (await env.browser.newContext()).newPage();
   await page.goto(`${env.server.url}/demo/chat?room=wasm-chat`);
   try {
-    await page.waitForFunction(() => window.room?.peers.some((p) => p.connected), null, { timeout: 20000 });
+    await page.waitForFunction(() => window.room?.peers?.some((p) => p.connected), null, { timeout: 20000 });
     await rust.page.waitForFunction(() => document.getElementById("peers").textContent.startsWith("1 connected"), null, { timeout: 20000 });
     await rust.page.fill("#text", "hello from Rust");
     await rust.page.press("#text", "Enter");
