@@ -274,11 +274,7 @@ impl Room {
 
     /// Every event that has arrived, without waiting: for game loops (call it once a frame).
     pub fn poll(&mut self) -> Vec<Event> {
-        let mut events = Vec::new();
-        while let Ok(event) = self.events.try_recv() {
-            events.push(event);
-        }
-        events
+        std::iter::from_fn(|| self.events.try_recv().ok()).collect()
     }
 }
 

@@ -52,11 +52,7 @@ impl ChannelSocket {
 
     /// Every message that has arrived on this channel, oldest first, without waiting.
     pub fn receive(&mut self) -> Vec<(PeerId, Data)> {
-        let mut messages = Vec::new();
-        while let Ok(message) = self.received.try_recv() {
-            messages.push(message);
-        }
-        messages
+        std::iter::from_fn(|| self.received.try_recv().ok()).collect()
     }
 
     /// The next message on this channel; `None` once the room is closed.
