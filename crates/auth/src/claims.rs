@@ -1,6 +1,6 @@
 //! The claims of a token that the hub enforces, and the room patterns of its `rooms` claim.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// What a verified token says about its holder.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -50,7 +50,7 @@ impl Audience {
 
 /// The `rooms` claim: exact room names, or prefixes written with a trailing `*` (`"*"` alone
 /// allows every room).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct RoomPatterns(pub Vec<String>);
 

@@ -23,6 +23,9 @@ pub struct ServeArgs {
     /// Token for the admin API (Bearer; at least 16 characters): also serves it on --listen.
     #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Cluster mode: join the nodes sharing this Redis (redis://HOST:PORT/DB; docs/cluster.md).
+    #[arg(long, env = "SWITCHBOARD_REDIS", hide_env_values = true)]
+    redis: Option<String>,
     /// PEM certificate chain: serve HTTPS / WSS (needs --tls-key).
     #[arg(long, env = "SWITCHBOARD_TLS_CERT")]
     tls_cert: Option<PathBuf>,
@@ -296,6 +299,9 @@ impl ServeArgs {
         }
         if self.admin_token.is_some() {
             config.admin_token.clone_from(&self.admin_token);
+        }
+        if self.redis.is_some() {
+            config.cluster.redis.clone_from(&self.redis);
         }
         if self.tls_cert.is_some() {
             config.tls_cert.clone_from(&self.tls_cert);

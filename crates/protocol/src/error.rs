@@ -75,6 +75,9 @@ pub enum ErrorCode {
     /// The token is valid but does not allow this: another user name, a room outside its
     /// `rooms`, creating a room without `host` (HTTP 403 before the upgrade).
     Forbidden,
+    /// Cluster mode: the node that holds your room did not answer in time (it may have just
+    /// stopped): connect again.
+    Unavailable,
 }
 
 impl ErrorCode {
@@ -111,6 +114,7 @@ impl ErrorCode {
             Self::Throttled => "throttled",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
+            Self::Unavailable => "unavailable",
         }
     }
 
@@ -146,6 +150,7 @@ impl ErrorCode {
             Self::Throttled => Some(4016),
             Self::Unauthorized => Some(4017),
             Self::Forbidden => Some(4018),
+            Self::Unavailable => Some(1013),
             Self::MessageTooBig => Some(1009),
             Self::Shutdown => Some(1001),
         }

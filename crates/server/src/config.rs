@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use switchboard_protocol::IceServer;
 
+pub use crate::cluster::config::ClusterConfig;
 use crate::compat::mailbox::MailLimits;
 use crate::hub::HubLimits;
 
@@ -41,6 +42,8 @@ pub struct Config {
     pub peerjs: PeerjsConfig,
     /// Web Push to users who are away (off unless `vapid_key` is set).
     pub push: PushConfig,
+    /// Cluster mode on Redis (off unless `cluster.redis` is set).
+    pub cluster: ClusterConfig,
     /// Limits, all named, all with defaults.
     pub limits: Limits,
 }
@@ -293,6 +296,7 @@ impl Default for Config {
             turn: TurnConfig::default(),
             peerjs: PeerjsConfig::default(),
             push: PushConfig::default(),
+            cluster: ClusterConfig::default(),
             limits: Limits::default(),
         }
     }
@@ -439,6 +443,7 @@ impl Config {
         if turn.ttl_s < MIN_TURN_TTL_S {
             return invalid(format!("turn.ttl_s must be at least {MIN_TURN_TTL_S}"));
         }
+        self.cluster.validate().map_err(ConfigError::Invalid)?;
         let push = &self.push;
         if push.vapid_key.is_some() {
             let subject = push.subject.as_deref().unwrap_or_default();

@@ -19,6 +19,7 @@ pub mod access;
 mod admin_api;
 pub mod admission;
 mod assets;
+mod cluster;
 mod compat;
 pub mod config;
 mod connection;

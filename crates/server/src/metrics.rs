@@ -4,6 +4,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use switchboard_protocol::ErrorCode;
 
@@ -22,6 +23,11 @@ struct ProtocolLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
     reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabel {
+    operation: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -177,6 +183,53 @@ impl Metrics {
         PushOutcomes(self.pushes.clone())
     }
 
+    /// Registers the cluster series (cluster mode only) and returns them.
+    pub fn register_cluster(&mut self) -> ClusterMetrics {
+        let cluster = ClusterMetrics::default();
+        let registry = &mut self.registry;
+        registry.register(
+            "cluster_nodes",
+            "Nodes of the cluster alive at the last look, this one included",
+            cluster.nodes.clone(),
+        );
+        registry.register(
+            "cluster_rooms_owned",
+            "Rooms and match keys this node owns",
+            cluster.owned.clone(),
+        );
+        registry.register(
+            "cluster_records_sent",
+            "Records published to other nodes",
+            cluster.sent.clone(),
+        );
+        registry.register(
+            "cluster_batches_sent",
+            "Pub/sub messages published to other nodes",
+            cluster.batches.clone(),
+        );
+        registry.register(
+            "cluster_records_received",
+            "Records received from other nodes",
+            cluster.received.clone(),
+        );
+        registry.register(
+            "cluster_dropped",
+            "Records dropped, by reason (queue_full, publish_failed, bad_batch, forged, stale)",
+            cluster.dropped.clone(),
+        );
+        registry.register(
+            "cluster_redis_errors",
+            "Redis commands that failed, by operation",
+            cluster.redis_errors.clone(),
+        );
+        registry.register(
+            "cluster_redis_latency_seconds",
+            "Time of Redis round trips (heartbeats, claims, publishes)",
+            cluster.redis_latency.clone(),
+        );
+        cluster
+    }
+
     /// The metrics in the Prometheus text format.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -194,6 +247,65 @@ impl PushOutcomes {
     /// Counts one request with this outcome.
     pub fn count(&self, outcome: &'static str) {
         self.0.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+}
+
+/// The cluster's series (`switchboard_cluster_*`); a clone counts into the same series.
+#[derive(Clone, Debug)]
+pub struct ClusterMetrics {
+    /// Nodes alive at the last look.
+    pub nodes: Gauge,
+    /// Keys this node owns.
+    pub owned: Gauge,
+    sent: Counter,
+    batches: Counter,
+    /// Records received from other nodes.
+    pub received: Counter,
+    dropped: Family<ReasonLabel, Counter>,
+    redis_errors: Family<OperationLabel, Counter>,
+    redis_latency: Histogram,
+}
+
+impl Default for ClusterMetrics {
+    fn default() -> Self {
+        Self {
+            nodes: Gauge::default(),
+            owned: Gauge::default(),
+            sent: Counter::default(),
+            batches: Counter::default(),
+            received: Counter::default(),
+            dropped: Family::default(),
+            redis_errors: Family::default(),
+            // 50 us to about 1.6 s.
+            redis_latency: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
+        }
+    }
+}
+
+impl ClusterMetrics {
+    /// Counts `records` records published in `batches` pub/sub messages.
+    pub fn published(&self, batches: u64, records: u64) {
+        self.batches.inc_by(batches);
+        self.sent.inc_by(records);
+    }
+
+    /// Counts `n` records dropped for this reason.
+    pub fn dropped(&self, reason: &'static str, n: u64) {
+        self.dropped
+            .get_or_create(&ReasonLabel { reason })
+            .inc_by(n);
+    }
+
+    /// Counts one failed Redis operation.
+    pub fn redis_error(&self, operation: &'static str) {
+        self.redis_errors
+            .get_or_create(&OperationLabel { operation })
+            .inc();
+    }
+
+    /// Records one Redis round trip's time.
+    pub fn latency(&self, took: std::time::Duration) {
+        self.redis_latency.observe(took.as_secs_f64());
     }
 }
 

@@ -8,8 +8,12 @@ use axum::extract::ws::Message;
 use switchboard_protocol::{ErrorCode, PeerId, ProtocolError, ServerMessage};
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::envelope::{Closing, NodeId, Record, WireFrame};
+use crate::cluster::outgoing::Outgoing;
+use crate::cluster::owned::Owned;
 use crate::compat::mailbox::{Expired, Mailboxes};
 use crate::compat::peerjs;
+use crate::connection::Speaker;
 use crate::hub::{CloseReason, Delivery, Effects, Hub, PeerMap};
 use crate::metrics::Metrics;
 use crate::send_queue::{QueueSender, Refused};
@@ -68,16 +72,63 @@ impl Closer {
     }
 }
 
-/// Where messages for one connection go.
+/// Where messages for one peer go.
 pub struct Outbox {
     /// Which connection of the peer this is (a resumed peer gets a new one).
     pub conn: u64,
-    /// The connection's bounded send queue.
-    pub queue: QueueSender,
     /// What the connection speaks.
     pub wire: Wire,
-    /// Closes the connection (slow reader).
-    pub closer: Arc<Closer>,
+    /// The connection here, or the node it is on.
+    pub sink: Sink,
+}
+
+/// Where a peer's connection is.
+pub enum Sink {
+    /// On this node.
+    Local {
+        /// The connection's bounded send queue.
+        queue: QueueSender,
+        /// Closes the connection (slow reader).
+        closer: Arc<Closer>,
+        /// Cluster mode: the node that owns the peer's room, when it is another node (only its
+        /// deliveries and closes are taken for this connection).
+        owner: Option<NodeId>,
+    },
+    /// Cluster mode: a member of a room this node owns, connected to another node.
+    Remote {
+        /// The node of its connection.
+        node: NodeId,
+        /// The peer as its frames are acted on here.
+        speaker: Arc<Speaker>,
+    },
+}
+
+impl Outbox {
+    /// The outbox of a connection on this node.
+    pub fn local(conn: u64, wire: Wire, queue: QueueSender, closer: Arc<Closer>) -> Self {
+        Self {
+            conn,
+            wire,
+            sink: Sink::Local {
+                queue,
+                closer,
+                owner: None,
+            },
+        }
+    }
+
+    /// Asks the connection to close, here or on its node.
+    pub fn close_for(&self, peer: PeerId, reason: CloseReason, cluster: Option<&Outgoing>) {
+        match &self.sink {
+            Sink::Local { closer, .. } => closer.close_for(reason),
+            Sink::Remote { node, .. } => {
+                if let (Some(out), Some(reason)) = (cluster, Closing::from_reason(reason)) {
+                    let conn = self.conn;
+                    out.push(*node, Record::Close { peer, conn, reason });
+                }
+            }
+        }
+    }
 }
 
 /// The hub and the outboxes, changed together under one lock.
@@ -88,6 +139,16 @@ pub struct Relay {
     pub outboxes: PeerMap<Outbox>,
     /// PeerJS messages held for ids that are not connected.
     pub mailboxes: Mailboxes,
+    /// Cluster mode: records for other nodes, and the rooms this node owns.
+    pub cluster: Option<Owner>,
+}
+
+/// Cluster mode: what the relay needs to act as the owner of rooms.
+pub struct Owner {
+    /// Records waiting to be published to other nodes.
+    pub out: Arc<Outgoing>,
+    /// The placement keys (rooms, match keys) this node owns.
+    pub owned: Owned,
 }
 
 impl Relay {
@@ -102,9 +163,14 @@ impl Relay {
                 .get(&close.peer)
                 .filter(|o| o.conn == close.conn)
             {
-                outbox.closer.close_for(close.reason);
+                outbox.close_for(close.peer, close.reason, self.outgoing());
             }
         }
+    }
+
+    /// Cluster mode: where records for other nodes go.
+    pub fn outgoing(&self) -> Option<&Outgoing> {
+        self.cluster.as_ref().map(|c| &*c.out)
     }
 
     /// Removes a connection's outbox, unless the peer has moved on to a newer connection.
@@ -122,30 +188,59 @@ impl Relay {
             Default::default();
         let mut failure = None;
         let mut relayed = 0;
+        // Cluster mode: recipients on other nodes, one record per node and wire.
+        let mut remote: Vec<(NodeId, usize, Vec<PeerId>)> = Vec::new();
         let last = delivery.to.len().saturating_sub(1);
         for (n, id) in delivery.to.iter().enumerate() {
             let Some(outbox) = self.outboxes.get(id) else {
                 continue;
             };
-            let slot = &mut frames[outbox.wire.slot()];
+            let wire_slot = outbox.wire.slot();
+            let slot = &mut frames[wire_slot];
             if slot.is_none() {
                 *slot = Some(encode_for(&delivery.message, outbox.wire));
             }
+            let (queue, closer) = match &outbox.sink {
+                Sink::Local { queue, closer, .. } => (queue, closer),
+                Sink::Remote { node, .. } => {
+                    match remote
+                        .iter_mut()
+                        .find(|(to, s, _)| to == node && *s == wire_slot)
+                    {
+                        Some((_, _, ids)) => ids.push(*id),
+                        None => remote.push((*node, wire_slot, vec![*id])),
+                    }
+                    continue;
+                }
+            };
             // The last recipient takes the frame itself: a frame for one recipient (a signal, a
             // message by id) is queued as encoded, without sharing its bytes.
-            let frame = if n == last {
+            let frame = if n == last && remote.is_empty() {
                 slot.take().flatten()
             } else {
                 slot.clone().flatten()
             };
             match frame {
                 Some(Ok(frame)) => {
-                    push(outbox, frame, metrics);
+                    push(queue, closer, frame, metrics);
                     relayed += 1;
                 }
                 Some(Err(error)) => failure = Some(error),
                 // The wire has no word for this message: nothing to send.
                 None => {}
+            }
+        }
+        if let Some(out) = self.outgoing() {
+            for (node, wire_slot, to) in remote {
+                match frames[wire_slot].clone().flatten() {
+                    Some(Ok(frame)) => {
+                        relayed += to.len() as u64;
+                        let frame = wire_frame(frame);
+                        out.push(node, Record::Deliver { to, frame });
+                    }
+                    Some(Err(error)) => failure = Some(error),
+                    None => {}
+                }
             }
         }
         metrics.messages_relayed.inc_by(relayed);
@@ -190,21 +285,48 @@ impl Relay {
 
     /// Queues a frame as it is (a compat wire's own event) for one peer, if it is connected.
     pub fn send_frame(&self, to: PeerId, frame: Message, metrics: &Metrics) {
-        if let Some(outbox) = self.outboxes.get(&to) {
-            push(outbox, frame, metrics);
+        let Some(outbox) = self.outboxes.get(&to) else {
+            return;
+        };
+        match &outbox.sink {
+            Sink::Local { queue, closer, .. } => push(queue, closer, frame, metrics),
+            Sink::Remote { node, .. } => {
+                if let Some(out) = self.outgoing() {
+                    let frame = wire_frame(frame);
+                    out.push(
+                        *node,
+                        Record::Deliver {
+                            to: vec![to],
+                            frame,
+                        },
+                    );
+                }
+            }
         }
     }
 }
 
-fn push(outbox: &Outbox, frame: Message, metrics: &Metrics) {
-    match outbox.queue.try_send(frame) {
+/// A frame as a cluster record carries it.
+pub fn wire_frame(frame: Message) -> WireFrame {
+    match frame {
+        Message::Binary(bytes) => WireFrame { text: false, bytes },
+        other => WireFrame {
+            text: true,
+            bytes: other.into_data(),
+        },
+    }
+}
+
+/// Queues a frame on a connection of this node; a full queue closes it as a slow reader.
+pub fn push(queue: &QueueSender, closer: &Closer, frame: Message, metrics: &Metrics) {
+    match queue.try_send(frame) {
         Ok(()) => {}
         Err(Refused::Full) => {
-            if !outbox.closer.is_closing() {
+            if !closer.is_closing() {
                 tracing::info!("closing a slow reader: its send queue is full");
                 metrics.error(ErrorCode::SlowReader);
             }
-            outbox.closer.close(ErrorCode::SlowReader);
+            closer.close(ErrorCode::SlowReader);
         }
         // The connection is already gone; its leave is on the way.
         Err(Refused::Closed) => {}

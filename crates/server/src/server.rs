@@ -29,6 +29,8 @@ use crate::access::{authorize, find_token, Denied, Granted};
 use crate::admin_api;
 use crate::admission::{AdmissionAcceptor, Pending};
 use crate::assets;
+use crate::cluster::owned::Owned;
+use crate::cluster::Cluster;
 use crate::compat::mailbox::Mailboxes;
 use crate::config::{AuthConfig, Config, ConfigError, Limits};
 use crate::connection;
@@ -36,7 +38,7 @@ use crate::handshake::{negotiate, ConnectQuery, Entry, Handshake, Refusal};
 use crate::hub::{Destination, Effects, Hub, PeerMap, Permits, RateTable};
 use crate::metrics::Metrics;
 use crate::push::Push;
-use crate::relay::{lock, Relay};
+use crate::relay::{lock, Owner, Relay};
 use crate::stun::StunServer;
 
 /// State shared by every connection of one server.
@@ -65,6 +67,8 @@ pub struct Shared {
     pub push: Option<Arc<Push>>,
     /// Failed token checks per address (`auth.failed_checks_per_minute`).
     pub auth_failures: Mutex<RateTable<IpAddr>>,
+    /// Cluster mode: this node's part in the cluster.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 impl Shared {
@@ -162,6 +166,9 @@ pub enum StartError {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// Cluster mode: the store (Redis) could not be reached.
+    #[error("cannot join the cluster: {0}")]
+    Cluster(String),
     /// The listener could not be bound, or the TLS files could not be loaded.
     #[error("{what}: {source}")]
     Io {
@@ -211,7 +218,17 @@ impl Server {
             None => None,
         };
         let verifier = verifier(&config.auth)?;
-        let metrics = Metrics::new();
+        let mut metrics = Metrics::new();
+        let cluster = if config.cluster.enabled() {
+            let series = metrics.register_cluster();
+            Some(
+                Cluster::connect(&config.cluster, series)
+                    .await
+                    .map_err(|error| StartError::Cluster(error.to_string()))?,
+            )
+        } else {
+            None
+        };
         let push = Push::new(&config.push, &metrics)
             .map_err(ConfigError::Invalid)?
             .map(Arc::new);
@@ -245,11 +262,22 @@ impl Server {
                 mailboxes: Mailboxes::new(
                     config.peerjs.mail_limits(config.limits.send_queue_messages),
                 ),
+                cluster: cluster.as_ref().map(|cluster| Owner {
+                    out: cluster.out.clone(),
+                    owned: Owned::default(),
+                }),
             }),
             metrics,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
-            connections: AtomicU64::new(0),
+            // In a cluster, connection numbers are unique across nodes: each node starts at a
+            // random multiple of 2^32.
+            connections: AtomicU64::new(if cluster.is_some() {
+                u64::from(rand::random::<u32>()) << 32
+            } else {
+                0
+            }),
+            cluster,
             reaper: Notify::new(),
             pending: Arc::new(Mutex::new(Pending::new(
                 config.limits.max_pending_connections,
@@ -264,6 +292,9 @@ impl Server {
             config,
         });
         tokio::spawn(reap(shared.clone()));
+        if let Some(cluster) = &shared.cluster {
+            cluster.start(&shared);
+        }
         let app = router(shared.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let handle = axum_server::Handle::new();
         let limits = &shared.config.limits;
@@ -467,8 +498,15 @@ fn admin_router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
+/// `GET /healthz`: `ok`; in cluster mode 503 `redis unreachable` while the store does not
+/// answer (peers on this node keep talking to each other meanwhile).
+async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
+    match &shared.cluster {
+        Some(cluster) if !cluster.reachable() => {
+            (StatusCode::SERVICE_UNAVAILABLE, "redis unreachable\n").into_response()
+        }
+        _ => "ok\n".into_response(),
+    }
 }
 
 /// Query of `/rooms`.

@@ -38,6 +38,18 @@ impl Wire {
         }
     }
 
+    /// The wire of a slot ([`Wire::slot`]), as cluster records carry it.
+    pub fn from_slot(slot: u8) -> Option<Self> {
+        Some(match slot {
+            0 => Self::Switchboard(Encoding::Json),
+            1 => Self::Switchboard(Encoding::MsgPack),
+            2 => Self::Matchbox,
+            3 => Self::Peerjs,
+            4 => Self::Rustysignal,
+            _ => return None,
+        })
+    }
+
     /// The protocol's name in metrics labels.
     pub fn protocol(self) -> &'static str {
         match self {

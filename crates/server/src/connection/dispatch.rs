@@ -1,30 +1,54 @@
 //! What a decoded frame does: the hub acts on it, a PeerJS message for an absent id is held,
-//! a Web Push action goes to the push service. Methods of the connection's pump.
+//! a Web Push action goes to the push service. Methods of [`Speaker`], the peer that sent it.
 
 use std::time::Instant;
 
 use switchboard_protocol::{validate_user_name, ClientMessage, ErrorCode, ProtocolError, Target};
 
-use super::Pump;
+use std::net::IpAddr;
+
+use switchboard_protocol::PeerId;
+
 use crate::compat::mailbox::Held;
 use crate::compat::peerjs;
 use crate::push::registry::Refused;
 use crate::push::PushAction;
 use crate::relay::Relay;
+use crate::server::Shared;
 use crate::wire::{Inbound, Wire};
 
-impl Pump {
+/// A joined peer as its frames are acted on: by its connection's task, or, in cluster mode, by
+/// the node that owns its room.
+#[derive(Debug, Clone)]
+pub struct Speaker {
+    /// The peer.
+    pub id: PeerId,
+    /// Its connection.
+    pub conn: u64,
+    /// What the connection speaks.
+    pub wire: Wire,
+    /// The peer's room and user name (a PeerJS peer's key and id; empty without a name).
+    pub room: String,
+    /// Its user name.
+    pub name: String,
+    /// `ws(s)://host` as the client reached the server.
+    pub origin: String,
+    /// Where the client connects from.
+    pub ip: IpAddr,
+}
+
+impl Speaker {
     /// Carries out one decoded frame.
-    pub(super) fn dispatch(&self, relay: &mut Relay, inbound: Inbound, now: Instant) {
+    pub fn dispatch(&self, shared: &Shared, relay: &mut Relay, inbound: Inbound, now: Instant) {
         match inbound {
             Inbound::KeepAlive => {}
-            Inbound::Hub(message) => self.to_hub(relay, message, now),
+            Inbound::Hub(message) => self.to_hub(shared, relay, message, now),
             Inbound::RoomAndSelf(data) => {
                 let effects = relay.hub.signal_everyone(self.id, self.conn, data, now);
-                self.shared.settle_from(relay, effects, Some(self.id));
+                shared.settle_from(relay, effects, Some(self.id));
             }
-            Inbound::Peerjs(message) => self.to_peerjs(relay, message, now),
-            Inbound::Push { action, routed } => self.to_push(relay, action, routed, now),
+            Inbound::Peerjs(message) => self.to_peerjs(shared, relay, message, now),
+            Inbound::Push { action, routed } => self.to_push(shared, relay, action, routed, now),
         }
     }
 
@@ -32,18 +56,19 @@ impl Pump {
     /// to connect. A connected target gets `routed` instead (rustysignal routes the request).
     fn to_push(
         &self,
+        shared: &Shared,
         relay: &mut Relay,
         action: PushAction,
         routed: Option<Box<Inbound>>,
         now: Instant,
     ) {
-        let metrics = &self.shared.metrics;
+        let metrics = &shared.metrics;
         let refuse = |relay: &mut Relay, code, why: String| {
             relay.send_error(self.id, ProtocolError::new(code, why), metrics);
         };
         // Push actions cost the sender's message budget like relayed messages.
         if let Err(effects) = relay.hub.charge(self.id, self.conn, now) {
-            self.shared.settle_from(relay, effects, Some(self.id));
+            shared.settle_from(relay, effects, Some(self.id));
             return;
         }
         if let PushAction::Request { to } = &action {
@@ -55,9 +80,9 @@ impl Pump {
             PushAction::Request { to } => relay.hub.connected_by_name(&self.room, to).is_some(),
             _ => false,
         };
-        let Some(push) = self.shared.push.as_ref().filter(|_| !target_connected) else {
+        let Some(push) = shared.push.as_ref().filter(|_| !target_connected) else {
             match routed {
-                Some(inbound) => self.dispatch(relay, *inbound, now),
+                Some(inbound) => self.dispatch(shared, relay, *inbound, now),
                 None if target_connected => refuse(
                     relay,
                     ErrorCode::InvalidMessage,
@@ -86,7 +111,7 @@ impl Pump {
             PushAction::Request { to } => {
                 let url = connect_url(&self.origin, self.wire, &self.room);
                 let target = (self.room.clone(), to.clone());
-                match push.request(target, &self.name, &url, &self.shared.tasks) {
+                match push.request(target, &self.name, &url, &shared.tasks) {
                     Ok(()) => {}
                     Err(Refused::NotSubscribed) => refuse(
                         relay,
@@ -111,17 +136,17 @@ impl Pump {
     }
 
     /// Lets the hub act on one message and carries out what it decided.
-    fn to_hub(&self, relay: &mut Relay, message: ClientMessage, now: Instant) {
+    fn to_hub(&self, shared: &Shared, relay: &mut Relay, message: ClientMessage, now: Instant) {
         let effects = relay.hub.handle(self.id, self.conn, message, now);
         if !effects.closes.is_empty() {
-            self.shared.update_gauges(relay);
+            shared.update_gauges(relay);
         }
-        self.shared.settle_from(relay, effects, Some(self.id));
+        shared.settle_from(relay, effects, Some(self.id));
     }
 
     /// A PeerJS message: to its recipient through the hub when it is connected, else held for
     /// it (offers, answers, candidates) or dropped (`LEAVE`, `EXPIRE`), as peerjs-server does.
-    fn to_peerjs(&self, relay: &mut Relay, message: peerjs::Relay, now: Instant) {
+    fn to_peerjs(&self, shared: &Shared, relay: &mut Relay, message: peerjs::Relay, now: Instant) {
         if relay
             .hub
             .connected_by_name(&self.room, &message.dst)
@@ -131,7 +156,7 @@ impl Pump {
                 to: Target::Name(message.dst),
                 data: message.message,
             };
-            self.to_hub(relay, signal, now);
+            self.to_hub(shared, relay, signal, now);
             return;
         }
         if !message.hold {
@@ -139,7 +164,7 @@ impl Pump {
         }
         // Held messages cost the sender's message budget like relayed ones.
         if let Err(effects) = relay.hub.charge(self.id, self.conn, now) {
-            self.shared.settle_from(relay, effects, Some(self.id));
+            shared.settle_from(relay, effects, Some(self.id));
             return;
         }
         let Ok(text) = message.message.to_json_string() else {
@@ -154,9 +179,9 @@ impl Pump {
             .mailboxes
             .hold((self.room.clone(), message.dst), held, now)
         {
-            Ok(true) => self.shared.reaper.notify_one(),
+            Ok(true) => shared.reaper.notify_one(),
             Ok(false) => {}
-            Err(expired) => relay.send_expire(&expired, &self.shared.metrics),
+            Err(expired) => relay.send_expire(&expired, &shared.metrics),
         }
     }
 }

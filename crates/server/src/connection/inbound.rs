@@ -9,8 +9,9 @@ use futures_util::{FutureExt, StreamExt};
 use switchboard_protocol::{ErrorCode, Frame, LeaveReason, ProtocolError};
 
 use super::{Ending, Pump};
+use crate::cluster::envelope::{Record, WireFrame};
 use crate::hub::CloseReason;
-use crate::relay::lock;
+use crate::relay::{lock, wire_frame};
 use crate::wire::{decode, Inbound};
 
 /// Most data frames taken from the socket per wake-up and given to the hub under one lock.
@@ -29,8 +30,14 @@ impl Pump {
         let mut next = first;
         loop {
             let step = match &next {
-                Some(Ok(Message::Text(text))) => self.admit(Frame::Text(text.as_bytes()), now),
-                Some(Ok(Message::Binary(bytes))) => self.admit(Frame::Binary(bytes), now),
+                Some(Ok(Message::Text(text))) => {
+                    self.admit(Frame::Text(text.as_bytes()), now, || {
+                        wire_frame(Message::Text(text.clone()))
+                    })
+                }
+                Some(Ok(Message::Binary(bytes))) => self.admit(Frame::Binary(bytes), now, || {
+                    wire_frame(Message::Binary(bytes.clone()))
+                }),
                 _ => return Some(next),
             };
             steps.push(step);
@@ -41,9 +48,15 @@ impl Pump {
         }
     }
 
-    /// One data frame within the connection's byte budget, decoded; a frame over the budget is
-    /// dropped, the first of a run answered with `rate_limited`.
-    fn admit(&mut self, frame: Frame<'_>, now: Instant) -> Step {
+    /// One data frame within the connection's byte budget, decoded (or, when another node owns
+    /// the room, as it came, for that node to decode); a frame over the budget is dropped, the
+    /// first of a run answered with `rate_limited`.
+    fn admit(
+        &mut self,
+        frame: Frame<'_>,
+        now: Instant,
+        forward: impl FnOnce() -> WireFrame,
+    ) -> Step {
         let limits = &self.shared.config.limits;
         let size = match frame {
             Frame::Text(bytes) | Frame::Binary(bytes) => bytes.len(),
@@ -67,7 +80,10 @@ impl Pump {
             }));
         }
         self.bytes_throttled = false;
-        Step::Decoded(decode(frame, self.wire, &self.name))
+        if self.owner.is_some() {
+            return Step::Forward(forward());
+        }
+        Step::Decoded(decode(frame, self.speaker.wire, &self.speaker.name))
     }
 
     /// Lets the hub act on the admitted frames, in order, under one lock of the relay. Returns
@@ -80,12 +96,17 @@ impl Pump {
         let metrics = &self.shared.metrics;
         metrics.messages_received.inc_by(steps.len() as u64);
         let mut relay = lock(&self.shared.relay);
+        let mut forwarded = Vec::new();
         for step in steps {
             match step {
+                Step::Forward(frame) => forwarded.push(frame),
                 Step::Dropped(None) => {}
-                Step::Dropped(Some(error)) => relay.send_error(self.id, error, metrics),
-                Step::Decoded(Ok(inbound)) => self.dispatch(&mut relay, inbound, now),
-                Step::Decoded(Err(error)) if self.wire.closes_on_bad_input() => {
+                Step::Dropped(Some(error)) => relay.send_error(self.speaker.id, error, metrics),
+                Step::Decoded(Ok(inbound)) => {
+                    self.speaker
+                        .dispatch(&self.shared, &mut relay, inbound, now)
+                }
+                Step::Decoded(Err(error)) if self.speaker.wire.closes_on_bad_input() => {
                     metrics.error(error.code);
                     return Some(Ending {
                         reason: LeaveReason::Closed,
@@ -93,8 +114,15 @@ impl Pump {
                         close: Some(CloseReason::Error(error)),
                     });
                 }
-                Step::Decoded(Err(error)) => relay.send_error(self.id, error, metrics),
+                Step::Decoded(Err(error)) => relay.send_error(self.speaker.id, error, metrics),
             }
+        }
+        if let (Some(owner), Some(out), false) =
+            (self.owner, relay.outgoing(), forwarded.is_empty())
+        {
+            let (peer, conn) = (self.speaker.id, self.speaker.conn);
+            let frames = forwarded;
+            out.push(owner, Record::Frames { peer, conn, frames });
         }
         None
     }
@@ -106,4 +134,6 @@ pub(super) enum Step {
     Dropped(Option<ProtocolError>),
     /// Within the budget: what it decoded to.
     Decoded(Result<Inbound, ProtocolError>),
+    /// Within the budget, for the node that owns the room.
+    Forward(WireFrame),
 }

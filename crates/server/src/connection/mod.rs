@@ -19,12 +19,14 @@ use switchboard_protocol::{
 
 mod closing;
 mod dispatch;
-mod entry;
+pub(crate) mod entry;
 mod inbound;
 
 use closing::{close, close_with_error, refuse_on, CLOSE_TIMEOUT};
-use entry::{enter, with_turn};
+pub use dispatch::Speaker;
+use entry::{enter, with_turn, Place};
 
+use crate::cluster::envelope::{NodeId, Record};
 use crate::handshake::{Dialect, Handshake};
 use crate::hub::{CloseReason, TokenBucket};
 use crate::relay::{lock, Closer, Outbox};
@@ -57,7 +59,7 @@ pub type Served = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// Set up here, outside any async fn, and boxed at its exact size: an async fn keeps its
 /// arguments beside what is moved out of them, which made every idle connection's task hold
 /// its socket and handshake twice.
-pub fn serve(mut socket: WebSocket, upgrade: Box<Upgrade>) -> Served {
+pub fn serve(socket: WebSocket, upgrade: Box<Upgrade>) -> Served {
     let Upgrade {
         shared,
         outcome,
@@ -80,12 +82,7 @@ pub fn serve(mut socket: WebSocket, upgrade: Box<Upgrade>) -> Served {
     let conn = shared.connections.fetch_add(1, Ordering::Relaxed);
     let (queue, outgoing) = send_queue(shared.config.limits.send_queue_messages);
     let closer = Arc::new(Closer::new(&shared.shutdown));
-    let outbox = Outbox {
-        conn,
-        queue,
-        wire,
-        closer: closer.clone(),
-    };
+    let outbox = Outbox::local(conn, wire, queue, closer.clone());
     // With TURN, fresh credentials go out at half their life (`ice_servers` message).
     let turn_refresh = shared
         .config
@@ -93,41 +90,98 @@ pub fn serve(mut socket: WebSocket, upgrade: Box<Upgrade>) -> Served {
         .secret
         .is_some()
         .then(|| (ice_servers.clone(), shared.config.turn.refresh_interval()));
-    let origin = handshake.origin.clone();
-    let (id, room, name) = match enter(&shared, handshake, conn, ip, ice_servers, outbox) {
-        Ok(place) => place,
-        Err(error) => {
-            shared.metrics.error(error.code);
-            return Box::pin(async move { close_with_error(&mut socket, wire, error).await });
-        }
-    };
-    let membership = Membership {
-        shared: shared.clone(),
-        id,
-        conn,
-        ending: Ending::quietly(LeaveReason::Closed),
-    };
-    let bytes = TokenBucket::full(
-        u32::try_from(shared.config.limits.byte_burst).unwrap_or(u32::MAX),
-        Instant::now(),
-    );
-    let pump = Pump {
+    let start = Start {
+        origin: handshake.origin.clone(),
         shared,
-        id,
+        socket,
         conn,
         wire,
-        room,
-        name,
-        origin,
         ip,
-        socket,
         outgoing,
         closer,
-        bytes,
-        bytes_throttled: false,
         turn_refresh,
     };
-    Box::pin(Session { membership, pump }.run())
+    if let Some(cluster) = start.shared.cluster.clone() {
+        return Box::pin(async move {
+            let mut start = start;
+            let entered = crate::cluster::entry::enter(
+                &cluster,
+                &start.shared,
+                handshake,
+                (conn, ip),
+                ice_servers,
+                outbox,
+            )
+            .await;
+            match entered {
+                Ok((place, owner)) => start.session(place, owner).run().await,
+                Err(error) => {
+                    start.shared.metrics.error(error.code);
+                    close_with_error(&mut start.socket, wire, error).await
+                }
+            }
+        });
+    }
+    match enter(&start.shared, handshake, conn, ip, ice_servers, outbox) {
+        Ok(place) => Box::pin(start.session(place, None).run()),
+        Err(error) => {
+            let mut start = start;
+            start.shared.metrics.error(error.code);
+            Box::pin(async move { close_with_error(&mut start.socket, wire, error).await })
+        }
+    }
+}
+
+/// An upgraded connection before it has a seat.
+struct Start {
+    shared: Arc<Shared>,
+    socket: WebSocket,
+    conn: u64,
+    wire: Wire,
+    origin: String,
+    ip: IpAddr,
+    outgoing: QueueReceiver,
+    closer: Arc<Closer>,
+    turn_refresh: Option<(Vec<IceServer>, Duration)>,
+}
+
+impl Start {
+    /// The seated connection's session; `owner` is the node owning its room, if another.
+    fn session(self, (id, room, name): Place, owner: Option<NodeId>) -> Session {
+        let shared = self.shared;
+        let membership = Membership {
+            shared: shared.clone(),
+            id,
+            conn: self.conn,
+            owner,
+            ending: Ending::quietly(LeaveReason::Closed),
+        };
+        let bytes = TokenBucket::full(
+            u32::try_from(shared.config.limits.byte_burst).unwrap_or(u32::MAX),
+            Instant::now(),
+        );
+        let speaker = Speaker {
+            id,
+            conn: self.conn,
+            wire: self.wire,
+            room,
+            name,
+            origin: self.origin,
+            ip: self.ip,
+        };
+        let pump = Pump {
+            shared,
+            speaker,
+            owner,
+            socket: self.socket,
+            outgoing: self.outgoing,
+            closer: self.closer,
+            bytes,
+            bytes_throttled: false,
+            turn_refresh: self.turn_refresh,
+        };
+        Session { membership, pump }
+    }
 }
 
 /// A joined connection: its place in the hub and its pump.
@@ -154,7 +208,7 @@ impl Session {
             while let (false, Some(frame)) = (slow, pump.outgoing.try_recv()) {
                 pending.push(frame);
             }
-            close(&mut pump.socket, pump.wire, pending, reason).await;
+            close(&mut pump.socket, pump.speaker.wire, pending, reason).await;
         }
     }
 }
@@ -207,6 +261,8 @@ struct Membership {
     shared: Arc<Shared>,
     id: PeerId,
     conn: u64,
+    /// Cluster mode: the node that owns the room, when it is another node.
+    owner: Option<NodeId>,
     ending: Ending,
 }
 
@@ -221,6 +277,19 @@ impl Drop for Membership {
         let metrics = &self.shared.metrics;
         let mut relay = lock(&self.shared.relay);
         relay.remove_outbox(self.id, self.conn);
+        if let (Some(owner), Some(out)) = (self.owner, relay.outgoing()) {
+            let (peer, conn) = (self.id, self.conn);
+            out.push(
+                owner,
+                Record::Leave {
+                    peer,
+                    conn,
+                    reason,
+                    may_suspend,
+                },
+            );
+            return;
+        }
         let effects = relay
             .hub
             .disconnect(self.id, self.conn, reason, may_suspend, Instant::now());
@@ -232,16 +301,11 @@ impl Drop for Membership {
 
 struct Pump {
     shared: Arc<Shared>,
-    id: PeerId,
-    conn: u64,
-    wire: Wire,
-    /// The peer's room and user name (a PeerJS peer's key and id).
-    room: String,
-    name: String,
-    /// `ws(s)://host` as the client reached the server.
-    origin: String,
-    /// Where the client connects from.
-    ip: IpAddr,
+    /// The peer and its connection.
+    speaker: Speaker,
+    /// Cluster mode: the node that owns the peer's room, when it is another node (its frames
+    /// go there undecoded).
+    owner: Option<NodeId>,
     /// The socket, read and written by this task alone (one frame direction at a time).
     socket: WebSocket,
     outgoing: QueueReceiver,
@@ -313,7 +377,7 @@ impl Pump {
                         }
                         Some(Some(Ok(Message::Close(frame)))) => {
                             self.answer_close().await;
-                            let goodbye = self.wire.is_goodbye(frame.map(|f| f.code));
+                            let goodbye = self.speaker.wire.is_goodbye(frame.map(|f| f.code));
                             return Ending { reason: LeaveReason::Closed, may_suspend: !goodbye, close: None };
                         }
                         Some(None) => return Ending::quietly(LeaveReason::Closed),
@@ -387,9 +451,11 @@ impl Pump {
         let Some((base, _)) = &self.turn_refresh else {
             return Ok(());
         };
-        let ice_servers = with_turn(&self.shared.config.turn, base.clone(), self.id);
-        let Some(Ok(frame)) = encode_for(&ServerMessage::IceServers { ice_servers }, self.wire)
-        else {
+        let ice_servers = with_turn(&self.shared.config.turn, base.clone(), self.speaker.id);
+        let Some(Ok(frame)) = encode_for(
+            &ServerMessage::IceServers { ice_servers },
+            self.speaker.wire,
+        ) else {
             return Ok(());
         };
         match tokio::time::timeout(write_timeout, self.socket.send(frame)).await {

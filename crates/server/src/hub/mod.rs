@@ -150,7 +150,7 @@ impl Effects {
 }
 
 /// Where a joining peer wants to go.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Destination {
     /// A room by name; `create: false` refuses to create it (`no_such_room`).
     Named {
@@ -214,7 +214,7 @@ pub struct ResumeRequest {
 }
 
 /// A peer's place in a room, for its `welcome`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Seat {
     /// The peer's id (drawn at join, kept across resumes).
     pub id: PeerId,
@@ -349,6 +349,11 @@ impl Hub {
             .iter()
             .filter_map(|id| self.peers.get(id)?.name.clone())
             .collect()
+    }
+
+    /// Whether a match for `(key, players)` is open (waiting for players).
+    pub fn has_open_match(&self, key: &str, players: usize) -> bool {
+        self.open_matches.contains_key(&(key.to_owned(), players))
     }
 
     /// Number of open matches waiting for players.

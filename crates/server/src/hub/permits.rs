@@ -5,7 +5,7 @@ use switchboard_auth::{Claims, RoomPatterns};
 use switchboard_protocol::{ErrorCode, ProtocolError};
 
 /// A joining peer's permissions, from its token's claims.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Permits {
     /// Rooms it may join or create; `None`: any.
     pub rooms: Option<RoomPatterns>,

@@ -6,7 +6,7 @@ use switchboard_protocol::rate::TokenBucket;
 use switchboard_protocol::{HostLeaves, Payload, PeerId, RoomInfo, RoomKind, Topology};
 
 /// Settings chosen by the peer that creates a room (validated by the handshake).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RoomOptions {
     /// Mesh (default) or star.
     pub topology: Topology,

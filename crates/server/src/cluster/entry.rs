@@ -1,0 +1,126 @@
+//! Entering in cluster mode: find the node that owns the room (claiming it when it is free),
+//! then take the seat here or forward the join there and wait for the answer.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use switchboard_protocol::{IceServer, PeerId, ProtocolError};
+
+use super::envelope::{Member, NodeId, Record};
+use super::owned::{placement, Key, Placement};
+use super::{unavailable, Answer, Cluster};
+use crate::connection::entry::{enter_here, entering, Newcomer, Place};
+use crate::handshake::{Entry, Handshake};
+use crate::relay::{lock, Outbox, Sink};
+use crate::server::Shared;
+
+/// How often a join follows a room that moved (its owner gave it up as the join arrived).
+const MOST_MOVES: usize = 3;
+
+/// Seats a connection of this node: here, or with the room's owner. Returns its place and the
+/// owner when that is another node.
+pub async fn enter(
+    cluster: &Arc<Cluster>,
+    shared: &Arc<Shared>,
+    handshake: Handshake,
+    (conn, ip): (u64, IpAddr),
+    ice_servers: Vec<IceServer>,
+    outbox: Outbox,
+) -> Result<(Place, Option<NodeId>), ProtocolError> {
+    let where_decided = match &handshake.entry {
+        Entry::Join(destination) | Entry::Claim { destination, .. } => placement(destination),
+        Entry::Resume(_) => Placement::Here,
+    };
+    let creates_here = matches!(handshake.entry, Entry::Join(_));
+    let newcomer = Newcomer {
+        id: PeerId::from_u128(rand::random()),
+        conn,
+        name: handshake.name.clone(),
+        ip,
+    };
+    let entry = entering(&handshake);
+    let key = match where_decided {
+        Placement::Key(key) => key,
+        Placement::Here => {
+            let place = enter_here(shared, &newcomer, entry, ice_servers, outbox)?;
+            if creates_here {
+                claim_new_room(cluster, shared, &place, conn).await?;
+            }
+            return Ok((place, None));
+        }
+    };
+    let member = Member {
+        id: newcomer.id,
+        conn,
+        wire: outbox.wire.slot() as u8,
+        name: handshake.name.clone(),
+        origin: handshake.origin.clone(),
+        ip,
+    };
+    let (mut outbox, mut ice_servers) = (outbox, ice_servers);
+    for _ in 0..MOST_MOVES {
+        let owner = cluster.claim(&key, shared).await?;
+        if owner == cluster.node {
+            let place = enter_here(shared, &newcomer, entry, ice_servers, outbox)?;
+            return Ok((place, None));
+        }
+        if let Sink::Local { owner: to, .. } = &mut outbox.sink {
+            *to = Some(owner);
+        }
+        match cluster
+            .ask(owner, member.clone(), entry.clone(), outbox, ice_servers)
+            .await
+        {
+            Answer::Seated(place) => return Ok((place, Some(owner))),
+            Answer::NotOwner(back, ice) => (outbox, ice_servers) = (back, ice),
+            Answer::Refused(error) => return Err(error),
+        }
+        if let Sink::Local { owner: to, .. } = &mut outbox.sink {
+            *to = None;
+        }
+    }
+    Err(unavailable(
+        "your room kept moving between nodes: connect again",
+    ))
+}
+
+/// A code room or session made here gets its name claimed in the store. Another node holding
+/// a room of that name (two nodes drew the same code) refuses this join with `unavailable`.
+async fn claim_new_room(
+    cluster: &Cluster,
+    shared: &Shared,
+    (id, room, _): &Place,
+    conn: u64,
+) -> Result<(), ProtocolError> {
+    let owner = cluster.claim(&Key::Room(room.clone()), shared).await;
+    if owner.as_ref().is_ok_and(|owner| *owner == cluster.node) {
+        return Ok(());
+    }
+    let mut relay = lock(&shared.relay);
+    relay.remove_outbox(*id, conn);
+    let now = std::time::Instant::now();
+    let reason = switchboard_protocol::LeaveReason::Closed;
+    let effects = relay.hub.disconnect(*id, conn, reason, false, now);
+    shared.settle(&relay, effects);
+    shared.update_gauges(&relay);
+    drop(relay);
+    owner?;
+    Err(unavailable(
+        "another node holds a room of that code: connect again",
+    ))
+}
+
+/// Tells `owner` that a seat it gave is not wanted (the asker gave up waiting).
+pub(super) fn unwanted(cluster: &Cluster, owner: NodeId, peer: PeerId, conn: u64) {
+    let reason = switchboard_protocol::LeaveReason::Closed;
+    let may_suspend = false;
+    cluster.out.push(
+        owner,
+        Record::Leave {
+            peer,
+            conn,
+            reason,
+            may_suspend,
+        },
+    );
+}

@@ -1,0 +1,305 @@
+//! Cluster mode: several nodes sharing one Redis, one set of rooms (docs/cluster.md).
+//!
+//! A shell around the hub core, which stays as it is: each room (or match key) has one owner
+//! node, whose hub holds it, so ordering and the lobby's atomic rules stay where they are on one
+//! node. A peer connects to any node; when another node owns its room, its connection's node
+//! forwards its join and its frames (undecoded) to the owner, and the owner sends each delivery
+//! (encoded once per wire) to the nodes of its recipients, batched on one pub/sub channel per
+//! node. Redis is behind two small traits (`store`); the records are `envelope`'s.
+
+pub mod config;
+pub mod entry;
+pub mod envelope;
+mod incoming;
+pub mod outgoing;
+pub mod owned;
+pub mod redis_store;
+pub mod store;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+use switchboard_protocol::{ErrorCode, IceServer, ProtocolError};
+use tokio::sync::oneshot;
+
+use crate::connection::entry::Place;
+use crate::metrics::ClusterMetrics;
+use crate::relay::{lock, Outbox};
+use crate::server::Shared;
+use config::ClusterConfig;
+use envelope::{Entering, Member, NodeId, Record};
+use outgoing::Outgoing;
+use owned::Key;
+use redis_store::RedisStore;
+use store::{Broker, Directory, StoreError};
+
+/// This node's part in a cluster.
+pub struct Cluster {
+    /// This node's id.
+    pub node: NodeId,
+    /// The settings.
+    pub config: ClusterConfig,
+    directory: Arc<dyn Directory>,
+    broker: Arc<dyn Broker>,
+    /// Records for other nodes.
+    pub out: Arc<Outgoing>,
+    asks: Mutex<HashMap<u64, Ask>>,
+    next_ask: AtomicU64,
+    reachable: AtomicBool,
+    /// The cluster's series.
+    pub metrics: ClusterMetrics,
+    /// The subscription made at connect, taken by the subscriber task.
+    first_subscription: Mutex<Option<BoxStream<'static, Vec<u8>>>>,
+}
+
+/// A join forwarded to a room's owner, waiting for its answer.
+struct Ask {
+    owner: NodeId,
+    outbox: Outbox,
+    ice_servers: Vec<IceServer>,
+    reply: oneshot::Sender<Answer>,
+}
+
+/// The owner's answer to a forwarded join.
+pub(crate) enum Answer {
+    /// Seated there; the connection here has its welcome and outbox.
+    Seated(Place),
+    /// That node does not own the room: ask the store again (the outbox comes back).
+    NotOwner(Outbox, Vec<IceServer>),
+    /// Refused, with the error for the client.
+    Refused(ProtocolError),
+}
+
+/// The error for a client whose room's node cannot be reached.
+pub(crate) fn unavailable(why: impl Into<String>) -> ProtocolError {
+    ProtocolError::new(ErrorCode::Unavailable, why)
+}
+
+impl Cluster {
+    /// Connects to the store, says this node is alive and subscribes to its channel.
+    pub async fn connect(
+        config: &ClusterConfig,
+        metrics: ClusterMetrics,
+    ) -> Result<Arc<Self>, StoreError> {
+        let url = config.redis.as_deref().unwrap_or_default();
+        let store = Arc::new(RedisStore::connect(url, &config.key_prefix).await?);
+        let node: NodeId = rand::random();
+        store.heartbeat(node, config.node_ttl()).await?;
+        let subscription = store.subscribe(node).await?;
+        let out = Arc::new(Outgoing::new(
+            node,
+            config.max_pending_records,
+            config.max_batch_records,
+            metrics.clone(),
+        ));
+        tracing::info!(node = format!("{node:016x}"), "joined the cluster");
+        Ok(Arc::new(Self {
+            node,
+            config: config.clone(),
+            directory: store.clone(),
+            broker: store,
+            out,
+            asks: Mutex::new(HashMap::new()),
+            next_ask: AtomicU64::new(0),
+            reachable: AtomicBool::new(true),
+            metrics,
+            first_subscription: Mutex::new(Some(subscription)),
+        }))
+    }
+
+    /// Starts the node's tasks (heartbeat, publisher, subscriber, releases), until shutdown.
+    pub fn start(self: &Arc<Self>, shared: &Arc<Shared>) {
+        let shutdown = shared.shutdown.clone();
+        tokio::spawn(self.out.clone().run(self.broker.clone(), shutdown));
+        tokio::spawn(self.clone().heartbeats(shared.clone()));
+        tokio::spawn(self.clone().subscriber(shared.clone()));
+        tokio::spawn(self.clone().releases(shared.clone()));
+    }
+
+    /// Whether the store answered the last heartbeat.
+    pub fn reachable(&self) -> bool {
+        self.reachable.load(Ordering::Relaxed)
+    }
+
+    /// The owner of `key`, this node if it was free (then it is recorded as owned here).
+    pub(crate) async fn claim(&self, key: &Key, shared: &Shared) -> Result<NodeId, ProtocolError> {
+        let started = Instant::now();
+        let owner = self
+            .directory
+            .claim(&key.store_key(), self.node)
+            .await
+            .map_err(|error| {
+                self.metrics.redis_error("claim");
+                tracing::warn!(%error, "cluster: cannot claim a room");
+                unavailable("the cluster's store does not answer: connect again")
+            })?;
+        self.metrics.latency(started.elapsed());
+        if owner == self.node {
+            if let Some(cluster) = lock(&shared.relay).cluster.as_mut() {
+                if !cluster.owned.contains(key) {
+                    cluster.owned.insert(key.clone());
+                }
+            }
+        }
+        Ok(owner)
+    }
+
+    /// Forwards a join to `owner` and waits for its answer (`forward_timeout_ms` at most).
+    pub(crate) async fn ask(
+        &self,
+        owner: NodeId,
+        member: Member,
+        entry: Entering,
+        outbox: Outbox,
+        ice_servers: Vec<IceServer>,
+    ) -> Answer {
+        let ask = self.next_ask.fetch_add(1, Ordering::Relaxed);
+        let (reply, answer) = oneshot::channel();
+        let pending = Ask {
+            owner,
+            outbox,
+            ice_servers,
+            reply,
+        };
+        self.asks_lock().insert(ask, pending);
+        self.out.push(owner, Record::Join { ask, member, entry });
+        match tokio::time::timeout(self.config.forward_timeout(), answer).await {
+            Ok(Ok(answer)) => answer,
+            _ => {
+                self.asks_lock().remove(&ask);
+                Answer::Refused(unavailable(
+                    "the node that holds your room did not answer: connect again",
+                ))
+            }
+        }
+    }
+
+    fn asks_lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Ask>> {
+        self.asks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Renews this node's heartbeat; now and then counts the nodes alive.
+    async fn heartbeats(self: Arc<Self>, shared: Arc<Shared>) {
+        let mut tick = tokio::time::interval(self.config.heartbeat());
+        let mut beats = 0u64;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = shared.shutdown.cancelled() => return,
+            }
+            let started = Instant::now();
+            let beat = self
+                .directory
+                .heartbeat(self.node, self.config.node_ttl())
+                .await;
+            match beat {
+                Ok(()) => {
+                    self.metrics.latency(started.elapsed());
+                    self.reachable.store(true, Ordering::Relaxed);
+                }
+                Err(error) => {
+                    if self.reachable.swap(false, Ordering::Relaxed) {
+                        tracing::warn!(%error, "cluster: the store does not answer");
+                    }
+                    self.metrics.redis_error("heartbeat");
+                }
+            }
+            if beats.is_multiple_of(5) {
+                match self.directory.nodes().await {
+                    Ok(nodes) => {
+                        self.metrics.nodes.set(nodes.len() as i64);
+                    }
+                    Err(_) => self.metrics.redis_error("nodes"),
+                }
+            }
+            beats += 1;
+        }
+    }
+
+    /// Reads this node's channel; subscribes again whenever the store's connection is lost.
+    async fn subscriber(self: Arc<Self>, shared: Arc<Shared>) {
+        let first = self
+            .first_subscription
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let mut subscription = first;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            if let Some(mut messages) = subscription.take() {
+                backoff = Duration::from_millis(50);
+                loop {
+                    tokio::select! {
+                        message = messages.next() => match message {
+                            Some(bytes) => incoming::handle(&self, &shared, &bytes),
+                            None => break,
+                        },
+                        () = shared.shutdown.cancelled() => return,
+                    }
+                }
+                tracing::warn!("cluster: lost the subscription; subscribing again");
+                self.metrics.redis_error("subscribe");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = shared.shutdown.cancelled() => return,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+            match self.broker.subscribe(self.node).await {
+                Ok(messages) => subscription = Some(messages),
+                Err(_) => self.metrics.redis_error("subscribe"),
+            }
+        }
+    }
+
+    /// Gives up, now and then, the keys whose rooms have emptied.
+    async fn releases(self: Arc<Self>, shared: Arc<Shared>) {
+        let mut tick = tokio::time::interval(self.config.release_interval());
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = shared.shutdown.cancelled() => return,
+            }
+            let released = {
+                let mut relay = lock(&shared.relay);
+                let relay = &mut *relay;
+                match relay.cluster.as_mut() {
+                    Some(cluster) => {
+                        let released = cluster.owned.sweep(&relay.hub);
+                        self.metrics.owned.set(cluster.owned.len() as i64);
+                        released
+                    }
+                    None => Vec::new(),
+                }
+            };
+            if released.is_empty() {
+                continue;
+            }
+            let keys = released.iter().map(Key::store_key).collect();
+            if self.directory.release(keys, self.node).await.is_err() {
+                self.metrics.redis_error("release");
+            }
+            // A join may have claimed one of them again while the release was under way (the
+            // store still named this node): such a key is taken back.
+            let reclaimed: Vec<Key> = {
+                let relay = lock(&shared.relay);
+                let owned = relay.cluster.as_ref().map(|c| &c.owned);
+                released
+                    .into_iter()
+                    .filter(|key| owned.is_some_and(|o| o.contains(key)))
+                    .collect()
+            };
+            for key in reclaimed {
+                match self.directory.claim(&key.store_key(), self.node).await {
+                    Ok(owner) if owner == self.node => {}
+                    Ok(_) => tracing::warn!(?key, "cluster: a room was taken while released"),
+                    Err(_) => self.metrics.redis_error("claim"),
+                }
+            }
+        }
+    }
+}

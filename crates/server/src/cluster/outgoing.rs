@@ -1,0 +1,111 @@
+//! Records waiting for other nodes: queued without blocking (under the relay lock), published
+//! by one task in batches, one pub/sub message per node and batch, in the order queued.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::envelope::{Batch, NodeId, Record};
+use super::store::Broker;
+use crate::metrics::ClusterMetrics;
+
+/// The records queued for each node.
+pub struct Outgoing {
+    node: NodeId,
+    queued: Mutex<Queued>,
+    wake: Notify,
+    max_pending: usize,
+    max_batch: usize,
+    metrics: ClusterMetrics,
+}
+
+#[derive(Default)]
+struct Queued {
+    by_node: HashMap<NodeId, Vec<Record>>,
+    count: usize,
+}
+
+impl Outgoing {
+    /// An empty queue for records from `node`.
+    pub fn new(
+        node: NodeId,
+        max_pending: usize,
+        max_batch: usize,
+        metrics: ClusterMetrics,
+    ) -> Self {
+        Self {
+            node,
+            queued: Mutex::new(Queued::default()),
+            wake: Notify::new(),
+            max_pending,
+            max_batch,
+            metrics,
+        }
+    }
+
+    /// Queues a record for `to`. Past `max_pending_records` it is dropped and counted.
+    pub fn push(&self, to: NodeId, record: Record) {
+        let mut queued = self.queued.lock().unwrap_or_else(|p| p.into_inner());
+        if queued.count >= self.max_pending {
+            drop(queued);
+            self.metrics.dropped("queue_full", 1);
+            return;
+        }
+        queued.count += 1;
+        let was_empty = queued.count == 1;
+        queued.by_node.entry(to).or_default().push(record);
+        drop(queued);
+        if was_empty {
+            self.wake.notify_one();
+        }
+    }
+
+    fn take(&self) -> HashMap<NodeId, Vec<Record>> {
+        let mut queued = self.queued.lock().unwrap_or_else(|p| p.into_inner());
+        queued.count = 0;
+        std::mem::take(&mut queued.by_node)
+    }
+
+    /// Publishes what is queued until shutdown: whatever queued up while one publish was under
+    /// way goes out together in the next.
+    pub async fn run(self: Arc<Self>, broker: Arc<dyn Broker>, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = shutdown.cancelled() => return,
+            }
+            let queued = self.take();
+            let mut messages = Vec::new();
+            let mut records = 0;
+            for (to, list) in queued {
+                records += list.len();
+                let mut list = list.into_iter().peekable();
+                while list.peek().is_some() {
+                    let batch = Batch {
+                        from: self.node,
+                        records: list.by_ref().take(self.max_batch).collect(),
+                    };
+                    messages.push((to, batch.encode()));
+                }
+            }
+            if messages.is_empty() {
+                continue;
+            }
+            let batches = messages.len() as u64;
+            let started = std::time::Instant::now();
+            match broker.publish(messages).await {
+                Ok(()) => {
+                    self.metrics.published(batches, records as u64);
+                    self.metrics.latency(started.elapsed());
+                }
+                Err(error) => {
+                    tracing::warn!(%error, records, "cluster: records to other nodes are lost");
+                    self.metrics.redis_error("publish");
+                    self.metrics.dropped("publish_failed", records as u64);
+                }
+            }
+        }
+    }
+}

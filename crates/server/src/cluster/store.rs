@@ -1,0 +1,45 @@
+//! What the cluster needs from a shared store, as two small traits: a [`Directory`] (which nodes
+//! are alive, which node owns which room) and a [`Broker`] (one channel per node). Redis
+//! implements both (`cluster::redis_store`); another engine would implement these two.
+
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
+
+use super::envelope::NodeId;
+
+/// Why the store did not answer.
+#[derive(Debug, thiserror::Error)]
+#[error("cluster store: {0}")]
+pub struct StoreError(pub String);
+
+/// Node liveness and room ownership.
+pub trait Directory: Send + Sync {
+    /// Says `node` is alive for `ttl` more.
+    fn heartbeat(&self, node: NodeId, ttl: Duration) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// The owner of `key` (a room or a match key): its owner if that node is alive, else `node`,
+    /// which owns it from now on. Atomic: of two nodes claiming a free key, one wins.
+    fn claim<'a>(&'a self, key: &'a str, node: NodeId)
+        -> BoxFuture<'a, Result<NodeId, StoreError>>;
+
+    /// Gives up the keys `node` owns among `keys` (a key another node took is left alone).
+    fn release(&self, keys: Vec<String>, node: NodeId) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// The nodes alive now.
+    fn nodes(&self) -> BoxFuture<'_, Result<Vec<NodeId>, StoreError>>;
+}
+
+/// One channel per node; what is published on a node's channel reaches that node, in order.
+pub trait Broker: Send + Sync {
+    /// Publishes each message on its node's channel, in the order given.
+    fn publish(&self, messages: Vec<(NodeId, Vec<u8>)>) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// The messages of `node`'s channel, until the store's connection is lost (then the stream
+    /// ends and the caller subscribes again).
+    fn subscribe(
+        &self,
+        node: NodeId,
+    ) -> BoxFuture<'_, Result<BoxStream<'static, Vec<u8>>, StoreError>>;
+}

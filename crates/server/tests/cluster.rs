@@ -1,0 +1,412 @@
+//! Cluster mode: three nodes in one process sharing a real redis-server, real WebSocket
+//! clients connected to different nodes. Each test has its own Redis.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::redis::Redis;
+use common::*;
+use switchboard_protocol::{
+    ClientMessage, ErrorCode, LeaveReason, PeerInfo, ServerMessage, Target,
+};
+use switchboard_server::Server;
+
+/// Three nodes of one cluster.
+struct Cluster {
+    redis: Redis,
+    nodes: Vec<Server>,
+}
+
+impl Cluster {
+    /// Three nodes with a message budget and send queues above the bursts the tests send.
+    async fn start() -> Cluster {
+        Self::start_with(|config| {
+            config.limits.messages_per_second = 10_000;
+            config.limits.message_burst = 10_000;
+            config.limits.send_queue_messages = 4096;
+        })
+        .await
+    }
+
+    async fn start_with(adjust: impl Fn(&mut switchboard_server::Config)) -> Cluster {
+        let redis = Redis::start();
+        let mut nodes = Vec::new();
+        for _ in 0..3 {
+            let mut config = node_config(&redis);
+            adjust(&mut config);
+            nodes.push(start(config).await);
+        }
+        Cluster { redis, nodes }
+    }
+
+    fn addr(&self, node: usize) -> SocketAddr {
+        self.nodes[node].local_addr()
+    }
+
+    async fn shutdown(self) {
+        for node in self.nodes {
+            node.shutdown().await;
+        }
+    }
+}
+
+fn node_config(redis: &Redis) -> switchboard_server::Config {
+    let mut config = config();
+    config.cluster.redis = Some(redis.url());
+    config.cluster.release_interval_ms = 200;
+    config
+}
+
+/// The next message that is not a presence event.
+async fn next_message(client: &mut Client) -> ServerMessage {
+    loop {
+        match client.recv().await {
+            ServerMessage::PeerJoined(_) | ServerMessage::PeerLeft { .. } => continue,
+            other => return other,
+        }
+    }
+}
+
+fn joined(client: &Client) -> ServerMessage {
+    ServerMessage::PeerJoined(PeerInfo {
+        id: client.id(),
+        name: client.welcome.name.clone(),
+        resumable: false,
+    })
+}
+
+#[tokio::test]
+async fn peers_on_three_nodes_share_a_room_presence_and_every_route() {
+    let cluster = Cluster::start().await;
+    let mut ann = Client::join(cluster.addr(0), "lobby", "user=ann").await;
+    let mut bob = Client::join(cluster.addr(1), "lobby", "user=bob&enc=msgpack").await;
+    assert_eq!(bob.welcome.peers.len(), 1, "bob meets ann across nodes");
+    assert_eq!(bob.welcome.peers[0].id, ann.id());
+    assert_eq!(ann.recv().await, joined(&bob));
+    let mut cat = Client::join(cluster.addr(2), "lobby", "user=cat").await;
+    let met: Vec<_> = cat.welcome.peers.iter().map(|p| p.id).collect();
+    assert_eq!(met, vec![ann.id(), bob.id()]);
+    assert_eq!(ann.recv().await, joined(&cat));
+    assert_eq!(bob.recv().await, joined(&cat));
+
+    // To the room, from a node that does not own it, in both encodings.
+    bob.send_json(Target::Room, r#"{"n":1}"#).await;
+    for client in [&mut ann, &mut cat] {
+        assert_eq!(
+            client.recv().await,
+            ServerMessage::Message {
+                from: bob.id(),
+                data: json(r#"{"n":1}"#)
+            }
+        );
+    }
+    // By id, by name and to self, each from another node.
+    cat.send_json(Target::Peer(bob.id()), r#"{"to":"bob"}"#)
+        .await;
+    assert_eq!(
+        bob.recv().await,
+        ServerMessage::Message {
+            from: cat.id(),
+            data: json(r#"{"to":"bob"}"#)
+        }
+    );
+    ann.send_json(Target::Name("cat".into()), r#""hi cat""#)
+        .await;
+    assert_eq!(
+        cat.recv().await,
+        ServerMessage::Message {
+            from: ann.id(),
+            data: json(r#""hi cat""#)
+        }
+    );
+    bob.send(ClientMessage::Signal {
+        to: Target::Myself,
+        data: json(r#"{"me":true}"#),
+    })
+    .await;
+    assert_eq!(
+        bob.recv().await,
+        ServerMessage::Signal {
+            from: bob.id(),
+            data: json(r#"{"me":true}"#)
+        }
+    );
+    // Errors come back to the sender from the owner.
+    cat.send_json(Target::Name("nobody".into()), "1").await;
+    assert_eq!(cat.recv_error().await, ErrorCode::UnknownName);
+    cat.send(ClientMessage::Ping { nonce: Some(7) }).await;
+    assert_eq!(
+        next_message(&mut cat).await,
+        ServerMessage::Pong { nonce: Some(7) }
+    );
+
+    // A burst in order, across nodes.
+    for n in 0..3000 {
+        bob.send_json(Target::Peer(cat.id()), &n.to_string()).await;
+    }
+    for n in 0..3000 {
+        assert_eq!(
+            cat.recv().await,
+            ServerMessage::Message {
+                from: bob.id(),
+                data: json(&n.to_string())
+            }
+        );
+    }
+
+    // Leaves are heard on every node.
+    let bob_id = bob.id();
+    drop(bob);
+    for client in [&mut ann, &mut cat] {
+        assert_eq!(
+            client.recv().await,
+            ServerMessage::PeerLeft {
+                id: bob_id,
+                reason: LeaveReason::Closed
+            }
+        );
+    }
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_rate_limit_holds_for_a_peer_on_another_node_than_its_room() {
+    let cluster = Cluster::start_with(|_| {}).await;
+    let mut ann = Client::join(cluster.addr(0), "busy", "").await;
+    let mut bob = Client::join(cluster.addr(1), "busy", "").await;
+    ann.recv().await; // bob joined
+    let burst = switchboard_server::Config::default().limits.message_burst;
+    for n in 0..burst + 50 {
+        bob.send_json(Target::Peer(ann.id()), &n.to_string()).await;
+    }
+    assert_eq!(bob.recv_error().await, ErrorCode::RateLimited);
+    for n in 0..burst {
+        assert_eq!(
+            ann.recv().await,
+            ServerMessage::Message {
+                from: bob.id(),
+                data: json(&n.to_string())
+            }
+        );
+    }
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn user_names_are_unique_per_room_across_nodes() {
+    let cluster = Cluster::start().await;
+    let _ann = Client::join(cluster.addr(0), "names", "user=ann").await;
+    let mut again = raw(cluster.addr(1), "/ws/names?user=ann").await;
+    let (code, close, _) = expect_refusal(&mut again, switchboard_protocol::Encoding::Json).await;
+    assert_eq!((code, close), (ErrorCode::NameTaken, 4004));
+    // The same name in another room is fine.
+    Client::join(cluster.addr(2), "other", "user=ann").await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn two_joiners_racing_on_two_nodes_for_the_last_seat_of_a_match() {
+    let cluster = Cluster::start().await;
+    for round in 0..5 {
+        let key = format!("duel{round}");
+        let mut first = Client::at(cluster.addr(0), &format!("/ws?match=2&key={key}")).await;
+        let path = format!("/ws?match=2&key={key}");
+        let (a, b) = tokio::join!(
+            Client::at(cluster.addr(1), &path),
+            Client::at(cluster.addr(2), &path)
+        );
+        let winners: Vec<&Client> = [&a, &b]
+            .into_iter()
+            .filter(|c| c.welcome.room == first.welcome.room)
+            .collect();
+        assert_eq!(winners.len(), 1, "exactly one takes the last seat");
+        let loser = if winners[0].id() == a.id() { &b } else { &a };
+        assert!(
+            loser.welcome.peers.is_empty(),
+            "the other opens a new match"
+        );
+        assert_eq!(first.recv().await, joined(winners[0]));
+        assert_eq!(next_message(&mut first).await, ServerMessage::RoomStarted);
+    }
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_code_room_made_on_one_node_is_joined_from_another() {
+    let cluster = Cluster::start().await;
+    let mut host = Client::at(cluster.addr(0), "/ws?create=code").await;
+    let code = host.welcome.room.clone();
+    let mut guest = Client::at(cluster.addr(1), &format!("/ws?code={code}")).await;
+    assert_eq!(guest.welcome.room, code);
+    assert_eq!(guest.welcome.peers[0].id, host.id());
+    assert_eq!(host.recv().await, joined(&guest));
+    guest.send_json(Target::Room, "42").await;
+    assert_eq!(
+        host.recv().await,
+        ServerMessage::Message {
+            from: guest.id(),
+            data: json("42")
+        }
+    );
+    // A code nobody made is refused from any node.
+    let mut lost = raw(cluster.addr(2), "/ws?code=ZZZZZZ").await;
+    let (code, _, _) = expect_refusal(&mut lost, switchboard_protocol::Encoding::Json).await;
+    assert_eq!(code, ErrorCode::NoSuchRoom);
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_host_moves_to_another_node_and_kicks_across_nodes() {
+    let cluster = Cluster::start().await;
+    let ann = Client::join(cluster.addr(0), "hosted", "user=ann").await;
+    let mut bob = Client::join(cluster.addr(1), "hosted", "user=bob").await;
+    let mut cat = Client::join(cluster.addr(2), "hosted", "user=cat").await;
+    bob.recv().await; // cat joined
+                      // Bob is not the host yet.
+    bob.send(ClientMessage::Kick { peer: cat.id() }).await;
+    assert_eq!(bob.recv_error().await, ErrorCode::NotHost);
+    let ann_id = ann.id();
+    drop(ann);
+    assert_eq!(
+        bob.recv().await,
+        ServerMessage::PeerLeft {
+            id: ann_id,
+            reason: LeaveReason::Closed
+        }
+    );
+    assert!(
+        matches!(next_message(&mut bob).await, ServerMessage::HostChanged { host } if host == bob.id())
+    );
+    bob.send(ClientMessage::Kick { peer: cat.id() }).await;
+    let (close, reason) = cat.closed().await;
+    assert_eq!((close, reason.as_str()), (4011, "kicked"));
+    assert_eq!(
+        bob.recv().await,
+        ServerMessage::PeerLeft {
+            id: cat.id(),
+            reason: LeaveReason::Kicked
+        }
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_emptied_room_is_given_up_and_taken_by_the_next_node() {
+    let cluster = Cluster::start().await;
+    let mut redis = ::redis::Client::open(cluster.redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let ann = Client::join(cluster.addr(0), "passing", "").await;
+    let owner: Option<String> = ::redis::cmd("GET")
+        .arg("switchboard:room:passing")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(owner.is_some(), "the room has an owner in Redis");
+    drop(ann);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let owner: Option<String> = ::redis::cmd("GET")
+            .arg("switchboard:room:passing")
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        if owner.is_none() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the room is released"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Taken again from another node, which now owns it.
+    let mut bob = Client::join(cluster.addr(1), "passing", "").await;
+    let cat = Client::join(cluster.addr(2), "passing", "").await;
+    assert_eq!(bob.recv().await, joined(&cat));
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn garbage_and_forged_records_on_a_nodes_channel_are_dropped_and_counted() {
+    let cluster = Cluster::start().await;
+    let mut ann = Client::join(cluster.addr(0), "guarded", "").await;
+    let mut bob = Client::join(cluster.addr(1), "guarded", "").await;
+    ann.recv().await; // bob joined
+    let mut redis = ::redis::Client::open(cluster.redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let channels: Vec<String> = ::redis::cmd("PUBSUB")
+        .arg("CHANNELS")
+        .arg("switchboard:to:*")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(channels.len(), 3, "one channel per node");
+    // A delivery to bob "from" a node that does not own his room, and plain garbage.
+    let map = |pairs: Vec<(&str, rmpv::Value)>| {
+        rmpv::Value::Map(pairs.into_iter().map(|(k, v)| (k.into(), v)).collect())
+    };
+    let frame = map(vec![
+        ("text", true.into()),
+        (
+            "bytes",
+            rmpv::Value::Binary(br#"{"type":"message","from":"x","data":1}"#.to_vec()),
+        ),
+    ]);
+    let deliver = map(vec![
+        ("to", rmpv::Value::Array(vec![bob.id().to_string().into()])),
+        ("frame", frame),
+    ]);
+    let forged = map(vec![
+        ("from", 12345u64.into()),
+        (
+            "records",
+            rmpv::Value::Array(vec![map(vec![("Deliver", deliver)])]),
+        ),
+    ]);
+    let mut forged_bytes = Vec::new();
+    rmpv::encode::write_value(&mut forged_bytes, &forged).unwrap();
+    for channel in &channels {
+        for message in [forged_bytes.clone(), b"\xc1garbage".to_vec(), Vec::new()] {
+            let _: i64 = ::redis::cmd("PUBLISH")
+                .arg(channel)
+                .arg(message)
+                .query_async(&mut redis)
+                .await
+                .unwrap();
+        }
+    }
+    // Nothing reached bob; the room still works both ways.
+    bob.expect_silence(Duration::from_millis(300)).await;
+    ann.send_json(Target::Room, "1").await;
+    assert_eq!(
+        bob.recv().await,
+        ServerMessage::Message {
+            from: ann.id(),
+            data: json("1")
+        }
+    );
+    let mut dropped = 0;
+    for node in 0..3 {
+        let (_, metrics) = http_get(cluster.addr(node), "/metrics").await;
+        for line in metrics.lines() {
+            if line.starts_with("switchboard_cluster_dropped_total") {
+                dropped += line.rsplit(' ').next().unwrap().parse::<u64>().unwrap();
+            }
+        }
+        assert!(metrics.contains("switchboard_cluster_nodes"));
+    }
+    // Per node: two bad batches, and the forged delivery refused (bob is on one node only; on
+    // the others the record finds nobody).
+    assert_eq!(dropped, 3 * 2 + 3);
+    let (status, _) = http_get(cluster.addr(0), "/healthz").await;
+    assert!(status.contains("200"), "{status}");
+    cluster.shutdown().await;
+}
