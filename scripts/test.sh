@@ -41,9 +41,11 @@ rustup target list --installed 2>/dev/null | grep -q '^wasm32-unknown-unknown$' 
 step "system packages"
 # coturn's turnutils_stunclient is the real STUN client the STUN tests use; Debian's chromium and
 # firefox-esr are the browsers of the end-to-end tests; Node runs the browser client's build and
-# tests; Python (with pip) runs the push tests' push service.
+# tests; Python (with pip) runs the push tests' push service; redis-server is the cluster tests'
+# shared store (each test starts its own on a free loopback port, without persistence).
 missing=()
 command -v turnutils_stunclient >/dev/null || missing+=(coturn)
+command -v redis-server >/dev/null || missing+=(redis-server)
 [ -x "${CHROMIUM_BIN:-/usr/bin/chromium}" ] || missing+=(chromium)
 [ -x "${FIREFOX_BIN:-/usr/bin/firefox-esr}" ] || missing+=(firefox-esr)
 command -v node >/dev/null || missing+=(nodejs)

@@ -410,3 +410,66 @@ async fn garbage_and_forged_records_on_a_nodes_channel_are_dropped_and_counted()
     assert!(status.contains("200"), "{status}");
     cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_peer_resumes_on_another_node_keeps_its_id_and_the_room_sees_nothing() {
+    let cluster = Cluster::start().await;
+    let mut ann = Client::join(cluster.addr(0), "resumes", "user=ann").await;
+    let bob = Client::join(cluster.addr(1), "resumes", "user=bob&resumable=true").await;
+    assert_eq!(
+        ann.recv().await,
+        ServerMessage::PeerJoined(PeerInfo {
+            id: bob.id(),
+            name: Some("bob".into()),
+            resumable: true,
+        })
+    );
+    let (bob_id, token) = (bob.id(), bob.welcome.resume_token.clone().unwrap());
+    // Bob's node loses him; he comes back through the third node.
+    bob.vanish(Vanish::Reset).await;
+    let mut back = Client::at(cluster.addr(2), &format!("/ws/resumes?resume={token}")).await;
+    assert!(back.welcome.resumed);
+    assert_eq!(back.id(), bob_id);
+    assert_eq!(back.welcome.peers.len(), 1);
+    ann.send_json(Target::Name("bob".into()), "1").await;
+    assert_eq!(
+        back.recv().await,
+        ServerMessage::Message {
+            from: ann.id(),
+            data: json("1")
+        }
+    );
+    // While connected, he resumes on the first node: the third node's connection is replaced.
+    let next = back.welcome.resume_token.clone().unwrap();
+    let mut again = Client::at(cluster.addr(0), &format!("/ws/resumes?resume={next}")).await;
+    assert_eq!(again.id(), bob_id);
+    assert_eq!(back.closed().await, (4014, "replaced".into()));
+    again.send_json(Target::Name("ann".into()), "2").await;
+    assert_eq!(
+        next_message(&mut ann).await,
+        ServerMessage::Message {
+            from: bob_id,
+            data: json("2")
+        }
+    );
+    ann.expect_silence(Duration::from_millis(300)).await;
+    // A used token is refused from every node.
+    let mut spent = raw(cluster.addr(1), &format!("/ws/resumes?resume={token}")).await;
+    let (code, _, _) = expect_refusal(&mut spent, switchboard_protocol::Encoding::Json).await;
+    assert_eq!(code, ErrorCode::ResumeFailed);
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_match_room_member_resumes_on_another_node_after_the_match_started() {
+    let cluster = Cluster::start().await;
+    let mut one = Client::at(cluster.addr(0), "/ws?match=2&key=r&resumable=true").await;
+    let two = Client::at(cluster.addr(1), "/ws?match=2&key=r&resumable=true").await;
+    one.recv().await; // two joined
+    assert_eq!(next_message(&mut one).await, ServerMessage::RoomStarted);
+    let (id, token) = (two.id(), two.welcome.resume_token.clone().unwrap());
+    two.vanish(Vanish::Fin).await;
+    let back = Client::at(cluster.addr(2), &format!("/ws?resume={token}")).await;
+    assert_eq!((back.id(), back.welcome.resumed), (id, true));
+    cluster.shutdown().await;
+}

@@ -27,6 +27,9 @@ pub struct ClusterConfig {
     pub max_pending_records: usize,
     /// How often a node gives up the rooms it owns that have emptied, in ms.
     pub release_interval_ms: u64,
+    /// How long Redis remembers the room of a resume token (for a resume on another node), in
+    /// ms. A peer may resume on another node within this long of its join or last resume.
+    pub token_ttl_ms: u64,
 }
 
 impl Default for ClusterConfig {
@@ -40,6 +43,7 @@ impl Default for ClusterConfig {
             max_batch_records: 512,
             max_pending_records: 200_000,
             release_interval_ms: 1_000,
+            token_ttl_ms: 86_400_000,
         }
     }
 }
@@ -77,8 +81,9 @@ impl ClusterConfig {
             || self.max_batch_records == 0
             || self.max_pending_records == 0
             || self.release_interval_ms == 0
+            || self.token_ttl_ms == 0
         {
-            return Err("cluster.forward_timeout_ms, max_batch_records, max_pending_records and release_interval_ms must be greater than 0".into());
+            return Err("cluster.forward_timeout_ms, max_batch_records, max_pending_records, release_interval_ms and token_ttl_ms must be greater than 0".into());
         }
         Ok(())
     }
@@ -96,6 +101,11 @@ impl ClusterConfig {
     /// `forward_timeout_ms` as a duration.
     pub fn forward_timeout(&self) -> Duration {
         Duration::from_millis(self.forward_timeout_ms)
+    }
+
+    /// `token_ttl_ms` as a duration.
+    pub fn token_ttl(&self) -> Duration {
+        Duration::from_millis(self.token_ttl_ms)
     }
 
     /// `release_interval_ms` as a duration.

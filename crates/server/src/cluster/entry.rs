@@ -27,9 +27,17 @@ pub async fn enter(
     ice_servers: Vec<IceServer>,
     outbox: Outbox,
 ) -> Result<(Place, Option<NodeId>), ProtocolError> {
+    let used_token = match &handshake.entry {
+        Entry::Resume(token) | Entry::Claim { token, .. } => Some(*token),
+        Entry::Join(_) => None,
+    };
     let where_decided = match &handshake.entry {
         Entry::Join(destination) | Entry::Claim { destination, .. } => placement(destination),
-        Entry::Resume(_) => Placement::Here,
+        // A resume goes to the node holding the token's room, when the store remembers it.
+        Entry::Resume(token) => match cluster.token_room(*token).await {
+            Some(room) => Placement::Key(Key::Room(room)),
+            None => Placement::Here,
+        },
     };
     let creates_here = matches!(handshake.entry, Entry::Join(_));
     let newcomer = Newcomer {
@@ -46,6 +54,7 @@ pub async fn enter(
             if creates_here {
                 claim_new_room(cluster, shared, &place, conn).await?;
             }
+            cluster.remember_token(&place, used_token).await;
             return Ok((place, None));
         }
     };
@@ -60,24 +69,32 @@ pub async fn enter(
     let (mut outbox, mut ice_servers) = (outbox, ice_servers);
     for _ in 0..MOST_MOVES {
         let owner = cluster.claim(&key, shared).await?;
-        if owner == cluster.node {
+        let (place, owner) = if owner == cluster.node {
             let place = enter_here(shared, &newcomer, entry, ice_servers, outbox)?;
-            return Ok((place, None));
-        }
-        if let Sink::Local { owner: to, .. } = &mut outbox.sink {
-            *to = Some(owner);
-        }
-        match cluster
-            .ask(owner, member.clone(), entry.clone(), outbox, ice_servers)
-            .await
-        {
-            Answer::Seated(place) => return Ok((place, Some(owner))),
-            Answer::NotOwner(back, ice) => (outbox, ice_servers) = (back, ice),
-            Answer::Refused(error) => return Err(error),
-        }
-        if let Sink::Local { owner: to, .. } = &mut outbox.sink {
-            *to = None;
-        }
+            // A match room made by this join is held here under its own name too.
+            cluster.hold_room(&mut lock(&shared.relay), &place.room);
+            (place, None)
+        } else {
+            if let Sink::Local { owner: to, .. } = &mut outbox.sink {
+                *to = Some(owner);
+            }
+            match cluster
+                .ask(owner, member.clone(), entry.clone(), outbox, ice_servers)
+                .await
+            {
+                Answer::Seated(place) => (place, Some(owner)),
+                Answer::NotOwner(mut back, ice) => {
+                    if let Sink::Local { owner: to, .. } = &mut back.sink {
+                        *to = None;
+                    }
+                    (outbox, ice_servers) = (back, ice);
+                    continue;
+                }
+                Answer::Refused(error) => return Err(error),
+            }
+        };
+        cluster.remember_token(&place, used_token).await;
+        return Ok((place, owner));
     }
     Err(unavailable(
         "your room kept moving between nodes: connect again",
@@ -89,18 +106,18 @@ pub async fn enter(
 async fn claim_new_room(
     cluster: &Cluster,
     shared: &Shared,
-    (id, room, _): &Place,
+    place: &Place,
     conn: u64,
 ) -> Result<(), ProtocolError> {
-    let owner = cluster.claim(&Key::Room(room.clone()), shared).await;
+    let owner = cluster.claim(&Key::Room(place.room.clone()), shared).await;
     if owner.as_ref().is_ok_and(|owner| *owner == cluster.node) {
         return Ok(());
     }
     let mut relay = lock(&shared.relay);
-    relay.remove_outbox(*id, conn);
+    relay.remove_outbox(place.id, conn);
     let now = std::time::Instant::now();
     let reason = switchboard_protocol::LeaveReason::Closed;
-    let effects = relay.hub.disconnect(*id, conn, reason, false, now);
+    let effects = relay.hub.disconnect(place.id, conn, reason, false, now);
     shared.settle(&relay, effects);
     shared.update_gauges(&relay);
     drop(relay);

@@ -129,7 +129,7 @@ fn remote_speaker(relay: &Relay, from: NodeId, peer: PeerId, conn: u64) -> Optio
 /// As the owner: seats a peer connected to `from`, or says why not.
 #[allow(clippy::too_many_arguments)]
 fn seat_member(
-    cluster: &Cluster,
+    cluster: &Arc<Cluster>,
     shared: &Shared,
     relay: &mut Relay,
     from: NodeId,
@@ -148,7 +148,8 @@ fn seat_member(
                 Placement::Here => false,
             }
         }
-        Entering::Resume { .. } => false,
+        // The hub answers: it holds the token's peer, or the resume fails.
+        Entering::Resume { .. } => true,
     };
     let Some(wire) = Wire::from_slot(member.wire).filter(|_| decided_here) else {
         cluster.out.push(from, Record::NotOwner { ask });
@@ -197,6 +198,7 @@ fn seat_member(
         old.close_for(id, replaced, relay.outgoing());
     }
     shared.settle(relay, effects);
+    cluster.hold_room(relay, &room);
     if wire == Wire::Peerjs {
         for held in relay.mailboxes.take(&(room, name)) {
             relay.send_frame(id, Message::Text(held.text.into()), &shared.metrics);

@@ -148,6 +148,61 @@ impl Cluster {
         Ok(owner)
     }
 
+    /// Records that this node holds the room `name` (a match room its hub just made): its name
+    /// is claimed in the store in the background, so a resume from another node finds it.
+    pub(crate) fn hold_room(self: &Arc<Self>, relay: &mut crate::relay::Relay, name: &str) {
+        let key = Key::Room(name.to_owned());
+        let Some(owner) = relay.cluster.as_mut() else {
+            return;
+        };
+        if owner.owned.contains(&key) {
+            return;
+        }
+        owner.owned.insert(key.clone());
+        let cluster = self.clone();
+        tokio::spawn(async move {
+            match cluster
+                .directory
+                .claim(&key.store_key(), cluster.node)
+                .await
+            {
+                Ok(owner) if owner == cluster.node => {}
+                Ok(_) => tracing::warn!(?key, "cluster: another node holds a room of that name"),
+                Err(_) => cluster.metrics.redis_error("claim"),
+            }
+        });
+    }
+
+    /// Remembers the room of a resumable peer in the store; forgets the token it used up.
+    pub(crate) async fn remember_token(&self, place: &Place, used: Option<u128>) {
+        if let Some(token) = place.token {
+            let ttl = self.config.token_ttl();
+            let remembered = self
+                .directory
+                .remember_token(token, place.room.clone(), ttl)
+                .await;
+            if remembered.is_err() {
+                self.metrics.redis_error("token");
+            }
+        }
+        if let Some(used) = used.filter(|used| Some(*used) != place.token) {
+            if self.directory.forget_token(used).await.is_err() {
+                self.metrics.redis_error("token");
+            }
+        }
+    }
+
+    /// The room a resume token's peer is in, if the store remembers it.
+    pub(crate) async fn token_room(&self, token: u128) -> Option<String> {
+        match self.directory.token_room(token).await {
+            Ok(room) => room,
+            Err(_) => {
+                self.metrics.redis_error("token");
+                None
+            }
+        }
+    }
+
     /// Forwards a join to `owner` and waits for its answer (`forward_timeout_ms` at most).
     pub(crate) async fn ask(
         &self,

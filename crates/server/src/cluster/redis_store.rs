@@ -2,7 +2,9 @@
 //! by itself). Keys, under the configured prefix `P`:
 //!
 //! * `P:node:{id}`: a live node, with a TTL its heartbeat renews;
-//! * `P:room:{key}`: the node owning a room (or a match key), valid while that node is alive;
+//! * `P:room:{name}`, `P:match:{players}:{key}`: the node owning a room or a match key, valid
+//!   while that node is alive;
+//! * `P:token:{token}`: the room of a resumable peer (for a resume on another node), with a TTL;
 //! * channel `P:to:{id}`: batches of records for node `id`.
 
 use std::time::Duration;
@@ -80,6 +82,10 @@ impl RedisStore {
         format!("{}:{key}", self.prefix)
     }
 
+    fn token_key(&self, token: u128) -> String {
+        format!("{}:token:{token:032x}", self.prefix)
+    }
+
     fn channel(&self, node: NodeId) -> String {
         format!("{}:to:{}", self.prefix, hex(node))
     }
@@ -138,6 +144,36 @@ impl Directory for RedisStore {
                 .map_err(store_error)
         }
         .boxed()
+    }
+
+    fn remember_token(
+        &self,
+        token: u128,
+        room: String,
+        ttl: Duration,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        let mut commands = self.commands.clone();
+        let key = self.token_key(token);
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        async move {
+            commands
+                .pset_ex::<_, _, ()>(key, room, ttl_ms)
+                .await
+                .map_err(store_error)
+        }
+        .boxed()
+    }
+
+    fn token_room(&self, token: u128) -> BoxFuture<'_, Result<Option<String>, StoreError>> {
+        let mut commands = self.commands.clone();
+        let key = self.token_key(token);
+        async move { commands.get(key).await.map_err(store_error) }.boxed()
+    }
+
+    fn forget_token(&self, token: u128) -> BoxFuture<'_, Result<(), StoreError>> {
+        let mut commands = self.commands.clone();
+        let key = self.token_key(token);
+        async move { commands.del::<_, ()>(key).await.map_err(store_error) }.boxed()
     }
 
     fn nodes(&self) -> BoxFuture<'_, Result<Vec<NodeId>, StoreError>> {

@@ -27,6 +27,20 @@ pub trait Directory: Send + Sync {
     /// Gives up the keys `node` owns among `keys` (a key another node took is left alone).
     fn release(&self, keys: Vec<String>, node: NodeId) -> BoxFuture<'_, Result<(), StoreError>>;
 
+    /// Remembers which room a resume token's peer is in, for `ttl`.
+    fn remember_token(
+        &self,
+        token: u128,
+        room: String,
+        ttl: Duration,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// The room of a resume token's peer, if remembered.
+    fn token_room(&self, token: u128) -> BoxFuture<'_, Result<Option<String>, StoreError>>;
+
+    /// Forgets a resume token (used up by a resume).
+    fn forget_token(&self, token: u128) -> BoxFuture<'_, Result<(), StoreError>>;
+
     /// The nodes alive now.
     fn nodes(&self) -> BoxFuture<'_, Result<Vec<NodeId>, StoreError>>;
 }

@@ -19,8 +19,18 @@ use crate::relay::{lock, Outbox, Relay};
 use crate::server::{unix_now, Shared};
 use crate::wire::{encode_for, Wire};
 
-/// A joined peer's place: its id, room and user name (empty without one).
-pub(crate) type Place = (PeerId, String, String);
+/// A seated peer's place.
+#[derive(Debug, Clone)]
+pub(crate) struct Place {
+    /// Its id.
+    pub id: PeerId,
+    /// Its room.
+    pub room: String,
+    /// Its user name (empty without one).
+    pub name: String,
+    /// Its resume token, when resumable.
+    pub token: Option<u128>,
+}
 
 /// The hub call a handshake asks for, with the random values drawn for it here.
 pub(crate) fn entering(handshake: &Handshake) -> Entering {
@@ -163,14 +173,16 @@ pub(crate) fn enter_here(
     let outbox_wire = outbox.wire;
     let place = seat_connection(shared, &mut relay, seat, resumed, ice_servers, outbox);
     shared.settle(&relay, effects);
-    let (id, room, name) = &place;
     if outbox_wire == Wire::Peerjs {
         // What was held for this id while it was away follows `OPEN`.
-        for held in relay.mailboxes.take(&(room.clone(), name.clone())) {
-            relay.send_frame(*id, Message::Text(held.text.into()), &shared.metrics);
+        for held in relay
+            .mailboxes
+            .take(&(place.room.clone(), place.name.clone()))
+        {
+            relay.send_frame(place.id, Message::Text(held.text.into()), &shared.metrics);
         }
     }
-    tracing::debug!(peer = %id, %ip, resumed, "joined");
+    tracing::debug!(peer = %place.id, %ip, resumed, "joined");
     shared.update_gauges(&relay);
     Ok(place)
 }
@@ -194,7 +206,12 @@ pub(crate) fn seat_connection(
         info,
         token,
     } = seat;
-    let place = (id, room.clone(), name.clone().unwrap_or_default());
+    let place = Place {
+        id,
+        room: room.clone(),
+        name: name.clone().unwrap_or_default(),
+        token,
+    };
     let welcome = ServerMessage::Welcome(Box::new(Welcome {
         version: PROTOCOL_VERSION,
         id,

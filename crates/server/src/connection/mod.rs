@@ -147,7 +147,8 @@ struct Start {
 
 impl Start {
     /// The seated connection's session; `owner` is the node owning its room, if another.
-    fn session(self, (id, room, name): Place, owner: Option<NodeId>) -> Session {
+    fn session(self, place: Place, owner: Option<NodeId>) -> Session {
+        let Place { id, room, name, .. } = place;
         let shared = self.shared;
         let membership = Membership {
             shared: shared.clone(),
