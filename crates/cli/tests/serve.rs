@@ -1,41 +1,15 @@
 //! `switchboard serve` as a user runs it: the real binary, its flags, environment and config
 //! file, and a real SIGTERM.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use futures_util::StreamExt;
+
+mod common;
+use common::serve;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
-
-/// Starts the binary and reads the HTTP address it prints.
-fn serve(args: &[&str], env: &[(&str, &str)]) -> (Child, SocketAddr, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .arg("serve")
-        .args(args)
-        .envs(env.iter().copied())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the binary starts");
-    // The banner is one line, plus one line per STUN address unless STUN is off.
-    let banner_lines = if args.contains(&"--no-stun") { 1 } else { 2 };
-    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut banner = String::new();
-    for _ in 0..banner_lines {
-        out.read_line(&mut banner).expect("reads stdout");
-    }
-    let addr = banner
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("an address in the banner:\n{banner}"));
-    (child, addr, banner)
-}
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;

@@ -1,6 +1,7 @@
 //! Shared state of a running server: the hub core behind one lock, and the outbox of every
 //! connection. Deliveries are encoded once per encoding and queued without blocking.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
@@ -90,9 +91,9 @@ pub enum Sink {
         queue: QueueSender,
         /// Closes the connection (slow reader).
         closer: Arc<Closer>,
-        /// Cluster mode: the node that owns the peer's room, when it is another node (only its
-        /// deliveries and closes are taken for this connection).
-        owner: Option<NodeId>,
+        /// Cluster mode: the peer's room and the node that owns it, when that is another node
+        /// (only its deliveries and closes are taken for this connection).
+        owner: Option<Box<RemoteRoom>>,
     },
     /// Cluster mode: a member of a room this node owns, connected to another node.
     Remote {
@@ -103,7 +104,27 @@ pub enum Sink {
     },
 }
 
+/// Cluster mode: a room owned by another node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteRoom {
+    /// The owner.
+    pub node: NodeId,
+    /// The room's name.
+    pub room: String,
+}
+
 impl Outbox {
+    /// Cluster mode: the node owning this connection's room, when it is another node.
+    pub fn owner(&self) -> Option<NodeId> {
+        match &self.sink {
+            Sink::Local {
+                owner: Some(remote),
+                ..
+            } => Some(remote.node),
+            _ => None,
+        }
+    }
+
     /// The outbox of a connection on this node.
     pub fn local(conn: u64, wire: Wire, queue: QueueSender, closer: Arc<Closer>) -> Self {
         Self {
@@ -149,11 +170,41 @@ pub struct Owner {
     pub out: Arc<Outgoing>,
     /// The placement keys (rooms, match keys) this node owns.
     pub owned: Owned,
+    /// Rooms whose members changed since they were last written down.
+    pub dirty: Mutex<HashSet<String>>,
+}
+
+impl Owner {
+    /// What the cluster needs beside the hub: the outgoing records, nothing owned yet.
+    pub fn new(out: Arc<Outgoing>) -> Self {
+        Self {
+            out,
+            owned: Owned::default(),
+            dirty: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Notes rooms to write down (their members changed).
+    pub fn mark(&self, rooms: impl IntoIterator<Item = String>) {
+        let mut rooms = rooms.into_iter().peekable();
+        if rooms.peek().is_some() {
+            let mut dirty = self.dirty.lock().unwrap_or_else(|p| p.into_inner());
+            dirty.extend(rooms);
+        }
+    }
+
+    /// The rooms to write down now.
+    pub fn take_dirty(&self) -> HashSet<String> {
+        std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|p| p.into_inner()))
+    }
 }
 
 impl Relay {
     /// Carries out what the hub decided: queues the deliveries, asks connections to close.
     pub fn apply(&self, effects: Effects, sender: Option<PeerId>, metrics: &Metrics) {
+        if let Some(owner) = &self.cluster {
+            owner.mark(effects.changed);
+        }
         for delivery in effects.deliveries {
             self.deliver(delivery, sender, metrics);
         }
@@ -171,6 +222,14 @@ impl Relay {
     /// Cluster mode: where records for other nodes go.
     pub fn outgoing(&self) -> Option<&Outgoing> {
         self.cluster.as_ref().map(|c| &*c.out)
+    }
+
+    /// Cluster mode: the node owning the room of this connection here, if another node.
+    pub fn owner_of(&self, id: PeerId, conn: u64) -> Option<NodeId> {
+        self.outboxes
+            .get(&id)
+            .filter(|o| o.conn == conn)
+            .and_then(Outbox::owner)
     }
 
     /// Removes a connection's outbox, unless the peer has moved on to a newer connection.

@@ -29,7 +29,6 @@ use crate::access::{authorize, find_token, Denied, Granted};
 use crate::admin_api;
 use crate::admission::{AdmissionAcceptor, Pending};
 use crate::assets;
-use crate::cluster::owned::Owned;
 use crate::cluster::Cluster;
 use crate::compat::mailbox::Mailboxes;
 use crate::config::{AuthConfig, Config, ConfigError, Limits};
@@ -262,10 +261,9 @@ impl Server {
                 mailboxes: Mailboxes::new(
                     config.peerjs.mail_limits(config.limits.send_queue_messages),
                 ),
-                cluster: cluster.as_ref().map(|cluster| Owner {
-                    out: cluster.out.clone(),
-                    owned: Owned::default(),
-                }),
+                cluster: cluster
+                    .as_ref()
+                    .map(|cluster| Owner::new(cluster.out.clone())),
             }),
             metrics,
             shutdown: CancellationToken::new(),

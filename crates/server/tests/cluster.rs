@@ -473,3 +473,94 @@ async fn a_match_room_member_resumes_on_another_node_after_the_match_started() {
     assert_eq!((back.id(), back.welcome.resumed), (id, true));
     cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn redis_restarting_empty_disconnects_nobody_and_the_nodes_say_again_what_they_own() {
+    let cluster = Cluster::start_with(|config| {
+        config.cluster.heartbeat_ms = 100;
+        config.cluster.node_ttl_ms = 1000;
+    })
+    .await;
+    let mut ann = Client::join(cluster.addr(0), "steady", "user=ann").await;
+    let mut bob = Client::join(cluster.addr(0), "steady", "user=bob").await;
+    let mut cat = Client::join(cluster.addr(1), "steady", "user=cat").await;
+    ann.recv().await; // bob
+    ann.recv().await; // cat
+    bob.recv().await; // cat
+    let port = cluster.redis.addr.port();
+    let Cluster { redis, nodes } = cluster;
+    redis.kill();
+    // Peers of one node keep talking while Redis is gone; the node says it is not healthy.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (status, _) = http_get(nodes[0].local_addr(), "/healthz").await;
+        if status.contains("503") {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let (_, metrics) = http_get(nodes[0].local_addr(), "/metrics").await;
+            panic!("healthz turns 503: {metrics}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for n in 0..20 {
+        ann.send_json(Target::Name("bob".into()), &n.to_string())
+            .await;
+        assert_eq!(
+            bob.recv().await,
+            ServerMessage::Message {
+                from: ann.id(),
+                data: json(&n.to_string())
+            }
+        );
+    }
+    // Redis comes back empty on the same port.
+    let redis = Redis::start_on(port);
+    let mut store = ::redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let owner: Option<String> = ::redis::cmd("GET")
+            .arg("switchboard:room:steady")
+            .query_async(&mut store)
+            .await
+            .unwrap();
+        let (status, _) = http_get(nodes[1].local_addr(), "/healthz").await;
+        if owner.is_some() && status.contains("200") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the owner says again it owns the room"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Across nodes again, once the subscriptions are back; nobody was disconnected or left.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut n = 0;
+    loop {
+        n += 1;
+        cat.send_json(Target::Name("ann".into()), &n.to_string())
+            .await;
+        // A message published while the subscription was down is lost; the next one arrives.
+        tokio::select! {
+            message = ann.recv() => match message {
+                ServerMessage::Message { from, .. } if from == cat.id() => break,
+                other => panic!("only cat's messages: {other:?}"),
+            },
+            () = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "cross-node messages flow again"
+        );
+    }
+    bob.expect_silence(Duration::from_millis(200)).await;
+    drop(redis);
+    for node in nodes {
+        node.shutdown().await;
+    }
+}

@@ -13,6 +13,9 @@ pub struct ClusterConfig {
     /// Every Redis key and channel of this cluster starts with it (several clusters can share
     /// one Redis).
     pub key_prefix: String,
+    /// How long one Redis command (or connecting to Redis) may take, in ms; then it fails and
+    /// counts as an error (`/healthz` turns 503 when heartbeats fail).
+    pub redis_timeout_ms: u64,
     /// How often a node renews its heartbeat, in ms.
     pub heartbeat_ms: u64,
     /// A node whose heartbeat is this old is dead: its rooms may be taken, in ms.
@@ -25,6 +28,8 @@ pub struct ClusterConfig {
     /// Most records waiting to be published to other nodes; past it, records are dropped and
     /// counted (`switchboard_cluster_dropped_total`).
     pub max_pending_records: usize,
+    /// How often the owner writes down the rooms whose members changed (for a takeover), in ms.
+    pub snapshot_interval_ms: u64,
     /// How often a node gives up the rooms it owns that have emptied, in ms.
     pub release_interval_ms: u64,
     /// How long Redis remembers the room of a resume token (for a resume on another node), in
@@ -37,12 +42,14 @@ impl Default for ClusterConfig {
         Self {
             redis: None,
             key_prefix: "switchboard".into(),
+            redis_timeout_ms: 1_000,
             heartbeat_ms: 1_000,
             node_ttl_ms: 5_000,
             forward_timeout_ms: 5_000,
             max_batch_records: 512,
             max_pending_records: 200_000,
             release_interval_ms: 1_000,
+            snapshot_interval_ms: 100,
             token_ttl_ms: 86_400_000,
         }
     }
@@ -78,14 +85,21 @@ impl ClusterConfig {
             );
         }
         if self.forward_timeout_ms == 0
+            || self.redis_timeout_ms == 0
             || self.max_batch_records == 0
             || self.max_pending_records == 0
             || self.release_interval_ms == 0
             || self.token_ttl_ms == 0
+            || self.snapshot_interval_ms == 0
         {
-            return Err("cluster.forward_timeout_ms, max_batch_records, max_pending_records, release_interval_ms and token_ttl_ms must be greater than 0".into());
+            return Err("cluster.forward_timeout_ms, redis_timeout_ms, max_batch_records, max_pending_records, release_interval_ms, snapshot_interval_ms and token_ttl_ms must be greater than 0".into());
         }
         Ok(())
+    }
+
+    /// `redis_timeout_ms` as a duration.
+    pub fn redis_timeout(&self) -> Duration {
+        Duration::from_millis(self.redis_timeout_ms)
     }
 
     /// `heartbeat_ms` as a duration.
@@ -106,6 +120,11 @@ impl ClusterConfig {
     /// `token_ttl_ms` as a duration.
     pub fn token_ttl(&self) -> Duration {
         Duration::from_millis(self.token_ttl_ms)
+    }
+
+    /// `snapshot_interval_ms` as a duration.
+    pub fn snapshot_interval(&self) -> Duration {
+        Duration::from_millis(self.snapshot_interval_ms)
     }
 
     /// `release_interval_ms` as a duration.

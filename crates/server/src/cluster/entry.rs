@@ -11,7 +11,7 @@ use super::owned::{placement, Key, Placement};
 use super::{unavailable, Answer, Cluster};
 use crate::connection::entry::{enter_here, entering, Newcomer, Place};
 use crate::handshake::{Entry, Handshake};
-use crate::relay::{lock, Outbox, Sink};
+use crate::relay::{lock, Outbox, RemoteRoom, Sink};
 use crate::server::Shared;
 
 /// How often a join follows a room that moved (its owner gave it up as the join arrived).
@@ -76,7 +76,12 @@ pub async fn enter(
             (place, None)
         } else {
             if let Sink::Local { owner: to, .. } = &mut outbox.sink {
-                *to = Some(owner);
+                let room = match &key {
+                    Key::Room(name) => name.clone(),
+                    // A match room's name is the owner's answer; set when it comes.
+                    Key::Match(..) => String::new(),
+                };
+                *to = Some(Box::new(RemoteRoom { node: owner, room }));
             }
             match cluster
                 .ask(owner, member.clone(), entry.clone(), outbox, ice_servers)

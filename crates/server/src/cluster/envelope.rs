@@ -80,6 +80,14 @@ pub enum Record {
         /// The frame, encoded for their wire.
         frame: WireFrame,
     },
+    /// To the nodes of a room's members: the sender took the room over from its owner, which is
+    /// gone; these connections' frames go to the sender from now on.
+    Moved {
+        /// The room.
+        room: String,
+        /// The members connected to the receiving node, with their connections.
+        peers: Vec<(PeerId, u64)>,
+    },
     /// To the node of a peer's connection: close it.
     Close {
         /// The peer.
@@ -340,6 +348,10 @@ mod tests {
                     peer: id(1),
                     conn: 2,
                     reason: Closing::Detached,
+                },
+                Record::Moved {
+                    room: "lobby".into(),
+                    peers: vec![(id(3), 4)],
                 },
             ],
         };

@@ -77,6 +77,7 @@ pub(super) fn handle(cluster: &Arc<Cluster>, shared: &Shared, bytes: &[u8]) {
                     }
                 }
             }
+            Record::Moved { room, peers } => super::takeover::moved(&mut relay, from, &room, peers),
             Record::Close { peer, conn, reason } => {
                 let outbox = relay.outboxes.get(&peer).filter(|o| o.conn == conn);
                 match outbox.map(|o| &o.sink) {
@@ -84,7 +85,7 @@ pub(super) fn handle(cluster: &Arc<Cluster>, shared: &Shared, bytes: &[u8]) {
                         closer,
                         owner: Some(owner),
                         ..
-                    }) if *owner == from => closer.close_for(reason.into_reason()),
+                    }) if owner.node == from => closer.close_for(reason.into_reason()),
                     _ => cluster.metrics.dropped("stale", 1),
                 }
             }
@@ -112,7 +113,7 @@ fn local_of(
             queue,
             closer,
             owner: Some(owner),
-        } if *owner == from => Some((queue, closer)),
+        } if owner.node == from => Some((queue, closer)),
         _ => None,
     }
 }
@@ -237,14 +238,14 @@ fn answered(
         Some(Err(error)) => Answer::Refused(error),
         Some(Ok((seat, resumed))) => {
             let id = seat.id;
-            let place = seat_connection(
-                shared,
-                relay,
-                seat,
-                resumed,
-                pending.ice_servers,
-                pending.outbox,
-            );
+            let mut outbox = pending.outbox;
+            if let Sink::Local {
+                owner: Some(owner), ..
+            } = &mut outbox.sink
+            {
+                owner.room.clone_from(&seat.room);
+            }
+            let place = seat_connection(shared, relay, seat, resumed, pending.ice_servers, outbox);
             if pending.reply.send(Answer::Seated(place)).is_err() {
                 relay.remove_outbox(id, conn);
                 unwanted(cluster, from, id, conn);

@@ -15,6 +15,7 @@ pub mod outgoing;
 pub mod owned;
 pub mod redis_store;
 pub mod store;
+mod takeover;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -86,7 +87,8 @@ impl Cluster {
         metrics: ClusterMetrics,
     ) -> Result<Arc<Self>, StoreError> {
         let url = config.redis.as_deref().unwrap_or_default();
-        let store = Arc::new(RedisStore::connect(url, &config.key_prefix).await?);
+        let timeout = config.redis_timeout();
+        let store = Arc::new(RedisStore::connect(url, &config.key_prefix, timeout).await?);
         let node: NodeId = rand::random();
         store.heartbeat(node, config.node_ttl()).await?;
         let subscription = store.subscribe(node).await?;
@@ -118,6 +120,7 @@ impl Cluster {
         tokio::spawn(self.clone().heartbeats(shared.clone()));
         tokio::spawn(self.clone().subscriber(shared.clone()));
         tokio::spawn(self.clone().releases(shared.clone()));
+        tokio::spawn(self.clone().snapshots(shared.clone()));
     }
 
     /// Whether the store answered the last heartbeat.
@@ -254,7 +257,10 @@ impl Cluster {
             match beat {
                 Ok(()) => {
                     self.metrics.latency(started.elapsed());
-                    self.reachable.store(true, Ordering::Relaxed);
+                    if !self.reachable.swap(true, Ordering::Relaxed) {
+                        tracing::info!("cluster: the store answers again");
+                        self.republish(&shared).await;
+                    }
                 }
                 Err(error) => {
                     if self.reachable.swap(false, Ordering::Relaxed) {
@@ -263,6 +269,7 @@ impl Cluster {
                     self.metrics.redis_error("heartbeat");
                 }
             }
+            self.watch_owners(&shared).await;
             if beats.is_multiple_of(5) {
                 match self.directory.nodes().await {
                     Ok(nodes) => {
@@ -272,6 +279,42 @@ impl Cluster {
                 }
             }
             beats += 1;
+        }
+    }
+
+    /// Says again in the store what this node owns (its heartbeat, its rooms and match keys,
+    /// each room written down anew), after the store was lost: it may have restarted empty.
+    async fn republish(&self, shared: &Shared) {
+        let keys: Vec<Key> = {
+            let relay = lock(&shared.relay);
+            let Some(owner) = relay.cluster.as_ref() else {
+                return;
+            };
+            let keys = owner.owned.keys();
+            owner.mark(keys.iter().filter_map(|key| match key {
+                Key::Room(name) => Some(name.clone()),
+                Key::Match(..) => None,
+            }));
+            keys
+        };
+        if self
+            .directory
+            .heartbeat(self.node, self.config.node_ttl())
+            .await
+            .is_err()
+        {
+            self.metrics.redis_error("heartbeat");
+            return;
+        }
+        for key in keys {
+            match self.directory.claim(&key.store_key(), self.node).await {
+                Ok(owner) if owner == self.node => {}
+                Ok(_) => tracing::warn!(?key, "cluster: another node took a room of ours"),
+                Err(_) => {
+                    self.metrics.redis_error("claim");
+                    return;
+                }
+            }
         }
     }
 
@@ -305,7 +348,11 @@ impl Cluster {
             }
             backoff = (backoff * 2).min(Duration::from_secs(2));
             match self.broker.subscribe(self.node).await {
-                Ok(messages) => subscription = Some(messages),
+                Ok(messages) => {
+                    subscription = Some(messages);
+                    // The store may have come back empty (a restart): say again what is ours.
+                    self.republish(&shared).await;
+                }
                 Err(_) => self.metrics.redis_error("subscribe"),
             }
         }

@@ -68,6 +68,11 @@ impl Owned {
         self.keys.contains_key(key)
     }
 
+    /// Every key this node owns.
+    pub fn keys(&self) -> Vec<Key> {
+        self.keys.keys().cloned().collect()
+    }
+
     /// How many keys this node owns.
     pub fn len(&self) -> usize {
         self.keys.len()

@@ -1,10 +1,12 @@
 //! The cluster store on Redis (the `redis` crate, tokio, a `ConnectionManager` that reconnects
 //! by itself). Keys, under the configured prefix `P`:
 //!
-//! * `P:node:{id}`: a live node, with a TTL its heartbeat renews;
+//! * `P:node:{id}`: a live node, with a TTL its heartbeat renews; `P:nodes`: the nodes by the
+//!   time their heartbeat runs out (for counting them);
 //! * `P:room:{name}`, `P:match:{players}:{key}`: the node owning a room or a match key, valid
 //!   while that node is alive;
 //! * `P:token:{token}`: the room of a resumable peer (for a resume on another node), with a TTL;
+//! * `P:snap:{room}`: the room as its owner last wrote it down (for a takeover), with a TTL;
 //! * channel `P:to:{id}`: batches of records for node `id`.
 
 use std::time::Duration;
@@ -12,7 +14,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use futures_util::{FutureExt, StreamExt};
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Client, Script};
 
 use super::envelope::NodeId;
@@ -40,9 +42,20 @@ return 0
 pub struct RedisStore {
     client: Client,
     commands: ConnectionManager,
+    timeout: Duration,
     prefix: String,
     claim: Script,
     release: Script,
+}
+
+/// `work`, failed when it takes longer than `timeout` (a command waiting for a reconnect).
+async fn within<T>(
+    timeout: Duration,
+    work: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(timeout, work)
+        .await
+        .unwrap_or_else(|_| Err(StoreError("timed out".into())))
 }
 
 fn store_error(error: redis::RedisError) -> StoreError {
@@ -59,15 +72,21 @@ fn parse_node(text: &str) -> Result<NodeId, StoreError> {
 }
 
 impl RedisStore {
-    /// Connects to `url` (`redis://host:port/db`); keys and channels start with `prefix`.
-    pub async fn connect(url: &str, prefix: &str) -> Result<Self, StoreError> {
+    /// Connects to `url` (`redis://host:port/db`); keys and channels start with `prefix`;
+    /// every command and connection attempt fails after `timeout`.
+    pub async fn connect(url: &str, prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
         let client = Client::open(url).map_err(store_error)?;
-        let commands = ConnectionManager::new(client.clone())
+        let config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(timeout))
+            .set_connection_timeout(Some(timeout))
+            .set_max_delay(timeout);
+        let commands = ConnectionManager::new_with_config(client.clone(), config)
             .await
             .map_err(store_error)?;
         Ok(Self {
             client,
             commands,
+            timeout,
             prefix: prefix.to_owned(),
             claim: Script::new(CLAIM),
             release: Script::new(RELEASE),
@@ -95,13 +114,19 @@ impl Directory for RedisStore {
     fn heartbeat(&self, node: NodeId, ttl: Duration) -> BoxFuture<'_, Result<(), StoreError>> {
         let mut commands = self.commands.clone();
         let key = self.node_key(node);
+        let set = format!("{}:nodes", self.prefix);
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        async move {
-            commands
-                .pset_ex::<_, _, ()>(key, 1, ttl_ms)
+        let timeout = self.timeout;
+        within(timeout, async move {
+            redis::pipe()
+                .pset_ex(key, 1, ttl_ms)
+                .ignore()
+                .zadd(set, hex(node), unix_ms().saturating_add(ttl_ms))
+                .ignore()
+                .query_async::<()>(&mut commands)
                 .await
                 .map_err(store_error)
-        }
+        })
         .boxed()
     }
 
@@ -113,7 +138,8 @@ impl Directory for RedisStore {
         let mut commands = self.commands.clone();
         let room_key = self.room_key(key);
         let node_prefix = format!("{}:node:", self.prefix);
-        async move {
+        let timeout = self.timeout;
+        within(timeout, async move {
             let owner: String = self
                 .claim
                 .key(room_key)
@@ -123,13 +149,14 @@ impl Directory for RedisStore {
                 .await
                 .map_err(store_error)?;
             parse_node(&owner)
-        }
+        })
         .boxed()
     }
 
     fn release(&self, keys: Vec<String>, node: NodeId) -> BoxFuture<'_, Result<(), StoreError>> {
         let mut commands = self.commands.clone();
-        async move {
+        let timeout = self.timeout;
+        within(timeout, async move {
             if keys.is_empty() {
                 return Ok(());
             }
@@ -142,7 +169,7 @@ impl Directory for RedisStore {
                 .invoke_async::<()>(&mut commands)
                 .await
                 .map_err(store_error)
-        }
+        })
         .boxed()
     }
 
@@ -155,43 +182,114 @@ impl Directory for RedisStore {
         let mut commands = self.commands.clone();
         let key = self.token_key(token);
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        async move {
+        let timeout = self.timeout;
+        within(timeout, async move {
             commands
                 .pset_ex::<_, _, ()>(key, room, ttl_ms)
                 .await
                 .map_err(store_error)
-        }
+        })
         .boxed()
     }
 
     fn token_room(&self, token: u128) -> BoxFuture<'_, Result<Option<String>, StoreError>> {
         let mut commands = self.commands.clone();
         let key = self.token_key(token);
-        async move { commands.get(key).await.map_err(store_error) }.boxed()
+        let timeout = self.timeout;
+        within(timeout, async move {
+            commands.get(key).await.map_err(store_error)
+        })
+        .boxed()
     }
 
     fn forget_token(&self, token: u128) -> BoxFuture<'_, Result<(), StoreError>> {
         let mut commands = self.commands.clone();
         let key = self.token_key(token);
-        async move { commands.del::<_, ()>(key).await.map_err(store_error) }.boxed()
+        let timeout = self.timeout;
+        within(timeout, async move {
+            commands.del::<_, ()>(key).await.map_err(store_error)
+        })
+        .boxed()
+    }
+
+    fn alive(&self, nodes: Vec<NodeId>) -> BoxFuture<'_, Result<Vec<bool>, StoreError>> {
+        let mut commands = self.commands.clone();
+        let mut pipeline = redis::pipe();
+        for node in &nodes {
+            pipeline.exists(self.node_key(*node));
+        }
+        let timeout = self.timeout;
+        within(timeout, async move {
+            if nodes.is_empty() {
+                return Ok(Vec::new());
+            }
+            pipeline
+                .query_async(&mut commands)
+                .await
+                .map_err(store_error)
+        })
+        .boxed()
+    }
+
+    fn save_rooms(
+        &self,
+        rooms: Vec<(String, Option<Vec<u8>>)>,
+        ttl: Duration,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        let mut commands = self.commands.clone();
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut pipeline = redis::pipe();
+        for (room, bytes) in rooms {
+            let key = format!("{}:snap:{room}", self.prefix);
+            match bytes {
+                Some(bytes) => pipeline.pset_ex(key, bytes, ttl_ms).ignore(),
+                None => pipeline.del(key).ignore(),
+            };
+        }
+        let timeout = self.timeout;
+        within(timeout, async move {
+            pipeline
+                .query_async::<()>(&mut commands)
+                .await
+                .map_err(store_error)
+        })
+        .boxed()
+    }
+
+    fn load_room(&self, room: String) -> BoxFuture<'_, Result<Option<Vec<u8>>, StoreError>> {
+        let mut commands = self.commands.clone();
+        let key = format!("{}:snap:{room}", self.prefix);
+        let timeout = self.timeout;
+        within(timeout, async move {
+            commands.get(key).await.map_err(store_error)
+        })
+        .boxed()
     }
 
     fn nodes(&self) -> BoxFuture<'_, Result<Vec<NodeId>, StoreError>> {
         let mut commands = self.commands.clone();
-        let pattern = format!("{}:node:*", self.prefix);
-        let skip = pattern.len() - 1;
-        async move {
-            let mut keys: redis::AsyncIter<String> =
-                commands.scan_match(&pattern).await.map_err(store_error)?;
-            let mut nodes = Vec::new();
-            while let Some(key) = keys.next_item().await {
-                let key = key.map_err(store_error)?;
-                nodes.extend(key.get(skip..).and_then(|id| parse_node(id).ok()));
-            }
-            Ok(nodes)
-        }
+        let set = format!("{}:nodes", self.prefix);
+        let now = unix_ms();
+        let timeout = self.timeout;
+        within(timeout, async move {
+            let (_, ids): ((), Vec<String>) = redis::pipe()
+                .zrembyscore(&set, "-inf", now)
+                .zrangebyscore(&set, now, "+inf")
+                .query_async(&mut commands)
+                .await
+                .map_err(store_error)?;
+            ids.iter().map(|id| parse_node(id)).collect()
+        })
         .boxed()
     }
+}
+
+/// Milliseconds since the Unix epoch by this node's clock (the nodes' clocks are assumed to
+/// agree within a heartbeat; only the count of nodes seen depends on it).
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl Broker for RedisStore {
@@ -201,12 +299,13 @@ impl Broker for RedisStore {
         for (node, bytes) in messages {
             pipeline.publish(self.channel(node), bytes).ignore();
         }
-        async move {
+        let timeout = self.timeout;
+        within(timeout, async move {
             pipeline
                 .query_async::<()>(&mut commands)
                 .await
                 .map_err(store_error)
-        }
+        })
         .boxed()
     }
 
@@ -215,14 +314,22 @@ impl Broker for RedisStore {
         node: NodeId,
     ) -> BoxFuture<'_, Result<BoxStream<'static, Vec<u8>>, StoreError>> {
         let channel = self.channel(node);
-        async move {
-            let mut pubsub = self.client.get_async_pubsub().await.map_err(store_error)?;
-            pubsub.subscribe(channel).await.map_err(store_error)?;
+        let timeout = self.timeout;
+        within(timeout, async move {
+            let connect = async {
+                let mut pubsub = self.client.get_async_pubsub().await?;
+                pubsub.subscribe(channel).await?;
+                Ok::<_, redis::RedisError>(pubsub)
+            };
+            let pubsub = tokio::time::timeout(self.timeout, connect)
+                .await
+                .map_err(|_| StoreError("timed out subscribing".into()))?
+                .map_err(store_error)?;
             let messages = pubsub
                 .into_on_message()
                 .map(|message| message.get_payload_bytes().to_vec());
             Ok(messages.boxed())
-        }
+        })
         .boxed()
     }
 }

@@ -41,6 +41,19 @@ pub trait Directory: Send + Sync {
     /// Forgets a resume token (used up by a resume).
     fn forget_token(&self, token: u128) -> BoxFuture<'_, Result<(), StoreError>>;
 
+    /// Which of `nodes` are alive, in the same order.
+    fn alive(&self, nodes: Vec<NodeId>) -> BoxFuture<'_, Result<Vec<bool>, StoreError>>;
+
+    /// Writes rooms down (`Some`) or forgets them (`None`), each kept for `ttl` at most.
+    fn save_rooms(
+        &self,
+        rooms: Vec<(String, Option<Vec<u8>>)>,
+        ttl: Duration,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// A room as it was last written down.
+    fn load_room(&self, room: String) -> BoxFuture<'_, Result<Option<Vec<u8>>, StoreError>>;
+
     /// The nodes alive now.
     fn nodes(&self) -> BoxFuture<'_, Result<Vec<NodeId>, StoreError>>;
 }

@@ -96,8 +96,23 @@ impl Pump {
         let metrics = &self.shared.metrics;
         metrics.messages_received.inc_by(steps.len() as u64);
         let mut relay = lock(&self.shared.relay);
+        // A takeover may have moved the room since the frames were read: here (decode what was
+        // read for forwarding) or to another node.
+        let owner = relay.owner_of(self.speaker.id, self.speaker.conn);
+        self.owner = owner;
         let mut forwarded = Vec::new();
         for step in steps {
+            let step = match step {
+                Step::Forward(frame) if owner.is_none() => {
+                    let frame_ref = if frame.text {
+                        Frame::Text(&frame.bytes)
+                    } else {
+                        Frame::Binary(&frame.bytes)
+                    };
+                    Step::Decoded(decode(frame_ref, self.speaker.wire, &self.speaker.name))
+                }
+                other => other,
+            };
             match step {
                 Step::Forward(frame) => forwarded.push(frame),
                 Step::Dropped(None) => {}
@@ -117,9 +132,7 @@ impl Pump {
                 Step::Decoded(Err(error)) => relay.send_error(self.speaker.id, error, metrics),
             }
         }
-        if let (Some(owner), Some(out), false) =
-            (self.owner, relay.outgoing(), forwarded.is_empty())
-        {
+        if let (Some(owner), Some(out), false) = (owner, relay.outgoing(), forwarded.is_empty()) {
             let (peer, conn) = (self.speaker.id, self.speaker.conn);
             let frames = forwarded;
             out.push(owner, Record::Frames { peer, conn, frames });

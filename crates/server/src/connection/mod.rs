@@ -154,7 +154,6 @@ impl Start {
             shared: shared.clone(),
             id,
             conn: self.conn,
-            owner,
             ending: Ending::quietly(LeaveReason::Closed),
         };
         let bytes = TokenBucket::full(
@@ -262,8 +261,6 @@ struct Membership {
     shared: Arc<Shared>,
     id: PeerId,
     conn: u64,
-    /// Cluster mode: the node that owns the room, when it is another node.
-    owner: Option<NodeId>,
     ending: Ending,
 }
 
@@ -277,8 +274,9 @@ impl Drop for Membership {
         tracing::debug!(peer = %self.id, ?reason, may_suspend, "connection ended");
         let metrics = &self.shared.metrics;
         let mut relay = lock(&self.shared.relay);
+        let owner = relay.owner_of(self.id, self.conn);
         relay.remove_outbox(self.id, self.conn);
-        if let (Some(owner), Some(out)) = (self.owner, relay.outgoing()) {
+        if let (Some(owner), Some(out)) = (owner, relay.outgoing()) {
             let (peer, conn) = (self.id, self.conn);
             out.push(
                 owner,
@@ -305,7 +303,7 @@ struct Pump {
     /// The peer and its connection.
     speaker: Speaker,
     /// Cluster mode: the node that owns the peer's room, when it is another node (its frames
-    /// go there undecoded).
+    /// go there undecoded), as the outbox said at the last look (a takeover changes it).
     owner: Option<NodeId>,
     /// The socket, read and written by this task alone (one frame direction at a time).
     socket: WebSocket,

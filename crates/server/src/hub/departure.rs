@@ -38,6 +38,7 @@ impl Hub {
         let Some(room) = self.rooms.get_mut(&peer.room) else {
             return;
         };
+        effects.changed.push(peer.room.clone());
         room.members.retain(|member| *member != id);
         if let Some(name) = &peer.name {
             room.names.remove(name);

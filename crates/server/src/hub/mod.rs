@@ -13,6 +13,7 @@ mod peer_map;
 mod permits;
 mod placement;
 mod room;
+mod snapshot;
 mod throttle;
 
 use std::collections::{BTreeSet, HashMap};
@@ -28,6 +29,7 @@ pub use admin::{AdminPeer, AdminRoom};
 pub use peer_map::PeerMap;
 pub use permits::Permits;
 pub use room::{normalize_code, RoomOptions, CODE_ALPHABET, CODE_LENGTH};
+pub use snapshot::{MemberSnapshot, RoomSnapshot};
 pub use switchboard_protocol::rate::TokenBucket;
 pub use throttle::RateTable;
 
@@ -127,6 +129,9 @@ pub struct Effects {
     pub closes: Vec<Close>,
     /// A deadline was added: the shell's reaper should look at [`Hub::next_deadline`] again.
     pub new_deadline: bool,
+    /// Rooms whose members changed (a join, a leave, a close), for a shell that writes rooms
+    /// down (cluster mode's snapshots). May repeat a room.
+    pub changed: Vec<String>,
 }
 
 impl Effects {
@@ -413,6 +418,7 @@ impl Hub {
             peers
         };
         room.members.push(id);
+        effects.changed.push(room_name.clone());
         if let Some(name) = &request.name {
             room.names.insert(name.clone(), id);
         }

@@ -1,5 +1,6 @@
 //! A real `redis-server` for cluster tests: on a free loopback port, no persistence, killed
 //! when dropped.
+#![allow(dead_code)]
 
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
