@@ -78,6 +78,9 @@ pub enum ErrorCode {
     /// Cluster mode: the node that holds your room did not answer in time (it may have just
     /// stopped): connect again.
     Unavailable,
+    /// Cluster mode: the node you are connected to is draining (a restart); your room lives on
+    /// another node. Connect again, to any node, with your resume token.
+    Draining,
 }
 
 impl ErrorCode {
@@ -115,6 +118,7 @@ impl ErrorCode {
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::Unavailable => "unavailable",
+            Self::Draining => "draining",
         }
     }
 
@@ -151,6 +155,7 @@ impl ErrorCode {
             Self::Unauthorized => Some(4017),
             Self::Forbidden => Some(4018),
             Self::Unavailable => Some(1013),
+            Self::Draining => Some(1012),
             Self::MessageTooBig => Some(1009),
             Self::Shutdown => Some(1001),
         }

@@ -22,6 +22,26 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/admin/rooms", get(rooms))
         .route("/admin/peers/{peer}/kick", post(kick))
         .route("/admin/rooms/{room}/close", post(close))
+        .route("/admin/drain", post(drain))
+}
+
+/// `POST /admin/drain`: cluster mode: hands this node's rooms to other nodes and sends its peers
+/// to connect again elsewhere (docs/cluster.md); the node then refuses new peers until stopped.
+/// Answers what it did; 409 outside cluster mode.
+async fn drain(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = refusal(&shared, &headers) {
+        return refusal;
+    }
+    let Some(cluster) = shared.cluster.clone() else {
+        return answer(
+            StatusCode::CONFLICT,
+            "not_clustered",
+            "this server is not in a cluster (no cluster.redis): stop it instead",
+        );
+    };
+    tracing::info!("admin: drain");
+    let drained = cluster.drain(&shared).await;
+    Json(drained).into_response()
 }
 
 /// `{"error": code, "message": ...}` with `status`.

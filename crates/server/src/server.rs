@@ -368,6 +368,10 @@ impl Server {
     /// `limits.shutdown_grace_ms`) for connections to finish.
     pub async fn shutdown(self) {
         let grace = Duration::from_millis(self.shared.config.limits.shutdown_grace_ms);
+        // In a cluster the rooms go to other nodes and the peers resume there.
+        if let Some(cluster) = &self.shared.cluster {
+            let _ = tokio::time::timeout(grace, cluster.drain(&self.shared)).await;
+        }
         self.shared.shutdown.cancel();
         self.shared.tasks.close();
         let _ = tokio::time::timeout(grace, self.shared.tasks.wait()).await;

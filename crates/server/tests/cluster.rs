@@ -4,7 +4,13 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
 
 use common::redis::Redis;
 use common::*;
@@ -560,6 +566,173 @@ async fn redis_restarting_empty_disconnects_nobody_and_the_nodes_say_again_what_
     }
     bob.expect_silence(Duration::from_millis(200)).await;
     drop(redis);
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
+
+/// A peer of the rolling-restart test: reads everything, counts room messages, notes every
+/// `peer_left` and anything else that goes wrong, and resumes on another node when its node
+/// drains (close 1012), as the browser client does.
+async fn rolling_peer(
+    mut socket: Socket,
+    welcome: Value,
+    room: String,
+    book: Arc<Mutex<Vec<SocketAddr>>>,
+    mut say: tokio::sync::mpsc::UnboundedReceiver<u32>,
+    heard: Arc<AtomicUsize>,
+    wrong: Arc<Mutex<Vec<String>>>,
+) {
+    let id = welcome["id"].as_str().unwrap().to_owned();
+    let mut token = welcome["resume_token"].as_str().unwrap().to_owned();
+    let mut at = socket.get_ref().get_ref().peer_addr().ok();
+    loop {
+        tokio::select! {
+            n = say.recv() => {
+                let Some(n) = n else { return };
+                let text = serde_json::json!({"type": "message", "to": "room", "data": n}).to_string();
+                if socket.send(Message::Text(text.into())).await.is_err() {
+                    wrong.lock().unwrap().push(format!("{id}: cannot send"));
+                }
+            }
+            frame = socket.next() => match frame {
+                Some(Ok(Message::Text(text))) => {
+                    let message: Value = serde_json::from_str(&text).unwrap();
+                    match message["type"].as_str() {
+                        Some("message") => {
+                            heard.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Some("peer_left") => wrong.lock().unwrap().push(format!("{id} saw {message}")),
+                        _ => {}
+                    }
+                }
+                Some(Ok(Message::Close(Some(close)))) if u16::from(close.code) == 1012 => {
+                    let others: Vec<SocketAddr> =
+                        book.lock().unwrap().iter().copied().filter(|a| Some(*a) != at).collect();
+                    let addr = others[rand_index(others.len())];
+                    let mut back = raw(addr, &format!("/ws/{room}?resume={token}")).await;
+                    let welcome: Value = serde_json::from_str(&next_text(&mut back).await).unwrap();
+                    if welcome["resumed"] != true || welcome["id"] != id.as_str() {
+                        wrong.lock().unwrap().push(format!("{id}: resume answered {welcome}"));
+                        return;
+                    }
+                    token = welcome["resume_token"].as_str().unwrap().to_owned();
+                    at = Some(addr);
+                    heard.fetch_add(RESUMED, Ordering::Relaxed);
+                    socket = back;
+                }
+                Some(Ok(Message::Close(close))) => {
+                    wrong.lock().unwrap().push(format!("{id}: closed {close:?}"));
+                    return;
+                }
+                Some(Ok(_)) => {}
+                None | Some(Err(_)) => {
+                    wrong.lock().unwrap().push(format!("{id}: connection lost"));
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Counted in the same counter as heard messages, in its high bits.
+const RESUMED: usize = 1 << 32;
+
+fn rand_index(len: usize) -> usize {
+    (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as usize)
+        % len
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_of_every_node_shows_no_peer_left_to_anyone() {
+    const ROOMS: usize = 30;
+    const PER_ROOM: usize = 10;
+    let redis = Redis::start();
+    let node_config = || {
+        let mut config = node_config(&redis);
+        config.cluster.heartbeat_ms = 200;
+        config.cluster.node_ttl_ms = 1000;
+        config.limits.max_connections_per_ip = 1000;
+        config.limits.joins_per_ip_per_second = 10_000;
+        config.limits.join_burst_per_ip = 10_000;
+        config
+    };
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(start(node_config()).await);
+    }
+    let book = Arc::new(Mutex::new(
+        nodes.iter().map(Server::local_addr).collect::<Vec<_>>(),
+    ));
+    let heard = Arc::new(AtomicUsize::new(0));
+    let wrong = Arc::new(Mutex::new(Vec::new()));
+    let mut mouths = Vec::new();
+    let mut tasks = Vec::new();
+    for i in 0..ROOMS * PER_ROOM {
+        let (room, node) = (format!("roll{}", i % ROOMS), (i / ROOMS) % 3);
+        let mut socket = raw(
+            nodes[node].local_addr(),
+            &format!("/ws/{room}?resumable=true"),
+        )
+        .await;
+        let welcome: Value = serde_json::from_str(&next_text(&mut socket).await).unwrap();
+        assert_eq!(welcome["type"], "welcome");
+        let (say, said) = tokio::sync::mpsc::unbounded_channel();
+        mouths.push(say);
+        let peer = rolling_peer(
+            socket,
+            welcome,
+            room,
+            book.clone(),
+            said,
+            heard.clone(),
+            wrong.clone(),
+        );
+        tasks.push(tokio::spawn(peer));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Restart every node in turn: drain it (its rooms go to the others, its peers resume
+    // elsewhere), start a new one in its place.
+    for _ in 0..3 {
+        let old = nodes.remove(0);
+        book.lock().unwrap().retain(|a| *a != old.local_addr());
+        old.shutdown().await;
+        let new = start(node_config()).await;
+        book.lock().unwrap().push(new.local_addr());
+        nodes.push(new);
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    assert!(
+        wrong.lock().unwrap().is_empty(),
+        "{:#?}",
+        wrong.lock().unwrap()
+    );
+    // Everyone is still in a room of ten: one message each reaches the nine others.
+    for (n, say) in mouths.iter().enumerate() {
+        say.send(n as u32).unwrap();
+    }
+    // Every peer was on a node that drained at least once, and resumed elsewhere.
+    let resumed = heard.load(Ordering::Relaxed) / RESUMED;
+    assert!(resumed >= ROOMS * PER_ROOM, "{resumed} resumes");
+    let expected = ROOMS * PER_ROOM * (PER_ROOM - 1);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let messages = || heard.load(Ordering::Relaxed) % RESUMED;
+    while messages() < expected && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(messages(), expected);
+    assert!(
+        wrong.lock().unwrap().is_empty(),
+        "{:#?}",
+        wrong.lock().unwrap()
+    );
+    drop(mouths);
+    for task in tasks {
+        task.abort();
+    }
     for node in nodes {
         node.shutdown().await;
     }

@@ -27,6 +27,9 @@ pub async fn enter(
     ice_servers: Vec<IceServer>,
     outbox: Outbox,
 ) -> Result<(Place, Option<NodeId>), ProtocolError> {
+    if cluster.is_draining() {
+        return Err(super::drain::draining());
+    }
     let used_token = match &handshake.entry {
         Entry::Resume(token) | Entry::Claim { token, .. } => Some(*token),
         Entry::Join(_) => None,

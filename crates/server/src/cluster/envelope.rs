@@ -12,7 +12,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use switchboard_protocol::{ErrorCode, LeaveReason, PeerId, ProtocolError};
 
-use crate::hub::{CloseReason, Destination, Permits, Seat};
+use crate::hub::{CloseReason, Destination, Permits, RoomSnapshot, Seat};
 
 /// A node's identity: random, drawn when the node starts.
 pub type NodeId = u64;
@@ -87,6 +87,12 @@ pub enum Record {
         room: String,
         /// The members connected to the receiving node, with their connections.
         peers: Vec<(PeerId, u64)>,
+    },
+    /// To a node the sender chose: the sender is draining and hands it this room (already its
+    /// owner in the store).
+    Handover {
+        /// The room as the sender held it.
+        room: StoredRoom,
     },
     /// To the node of a peer's connection: close it.
     Close {
@@ -208,6 +214,30 @@ impl Closing {
             Self::Detached => CloseReason::Detached,
         }
     }
+}
+
+/// A room as stored: the hub's snapshot and where each member's connection is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredRoom {
+    /// The hub's view.
+    pub room: RoomSnapshot,
+    /// Each connected member's node and connection.
+    pub links: Vec<StoredLink>,
+}
+
+/// Where one member's connection is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredLink {
+    /// The member.
+    pub id: PeerId,
+    /// The node of its connection.
+    pub node: NodeId,
+    /// The connection.
+    pub conn: u64,
+    /// What it speaks ([`crate::wire::Wire::slot`]).
+    pub wire: u8,
+    /// `ws(s)://host` as it reached the server (empty when its node did not keep it).
+    pub origin: String,
 }
 
 /// A WebSocket data frame's kind and bytes.

@@ -77,6 +77,10 @@ pub(super) fn handle(cluster: &Arc<Cluster>, shared: &Shared, bytes: &[u8]) {
                     }
                 }
             }
+            Record::Handover { room } => {
+                tracing::info!(room = %room.room.name, "cluster: a room was handed over");
+                cluster.rebuild(shared, &mut relay, room, from, |node| node != from);
+            }
             Record::Moved { room, peers } => super::takeover::moved(&mut relay, from, &room, peers),
             Record::Close { peer, conn, reason } => {
                 let outbox = relay.outboxes.get(&peer).filter(|o| o.conn == conn);

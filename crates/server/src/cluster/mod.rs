@@ -8,6 +8,7 @@
 //! node. Redis is behind two small traits (`store`); the records are `envelope`'s.
 
 pub mod config;
+pub mod drain;
 pub mod entry;
 pub mod envelope;
 mod incoming;
@@ -51,6 +52,10 @@ pub struct Cluster {
     asks: Mutex<HashMap<u64, Ask>>,
     next_ask: AtomicU64,
     reachable: AtomicBool,
+    draining: AtomicBool,
+    /// The store's epoch at the last heartbeat, and until when no node is judged gone (the
+    /// store came back empty: every node must have renewed its heartbeat first).
+    epoch: Mutex<(Option<u64>, Instant)>,
     /// The cluster's series.
     pub metrics: ClusterMetrics,
     /// The subscription made at connect, taken by the subscriber task.
@@ -90,7 +95,7 @@ impl Cluster {
         let timeout = config.redis_timeout();
         let store = Arc::new(RedisStore::connect(url, &config.key_prefix, timeout).await?);
         let node: NodeId = rand::random();
-        store.heartbeat(node, config.node_ttl()).await?;
+        let epoch = store.heartbeat(node, config.node_ttl()).await?;
         let subscription = store.subscribe(node).await?;
         let out = Arc::new(Outgoing::new(
             node,
@@ -108,6 +113,8 @@ impl Cluster {
             asks: Mutex::new(HashMap::new()),
             next_ask: AtomicU64::new(0),
             reachable: AtomicBool::new(true),
+            draining: AtomicBool::new(false),
+            epoch: Mutex::new((Some(epoch), Instant::now())),
             metrics,
             first_subscription: Mutex::new(Some(subscription)),
         }))
@@ -249,15 +256,24 @@ impl Cluster {
                 _ = tick.tick() => {}
                 () = shared.shutdown.cancelled() => return,
             }
+            if self.is_draining() {
+                // A drained node has said it is gone; it must not look alive again.
+                continue;
+            }
             let started = Instant::now();
             let beat = self
                 .directory
                 .heartbeat(self.node, self.config.node_ttl())
                 .await;
+            let beat_ok = beat.is_ok();
             match beat {
-                Ok(()) => {
+                Ok(epoch) => {
                     self.metrics.latency(started.elapsed());
-                    if !self.reachable.swap(true, Ordering::Relaxed) {
+                    let forgot = self.new_epoch(epoch);
+                    if forgot {
+                        tracing::warn!("cluster: the store lost its memory (a restart)");
+                    }
+                    if !self.reachable.swap(true, Ordering::Relaxed) || forgot {
                         tracing::info!("cluster: the store answers again");
                         self.republish(&shared).await;
                     }
@@ -269,7 +285,9 @@ impl Cluster {
                     self.metrics.redis_error("heartbeat");
                 }
             }
-            self.watch_owners(&shared).await;
+            if beat_ok {
+                self.watch_owners(&shared).await;
+            }
             if beats.is_multiple_of(5) {
                 match self.directory.nodes().await {
                     Ok(nodes) => {
@@ -280,6 +298,30 @@ impl Cluster {
             }
             beats += 1;
         }
+    }
+
+    /// Notes the store's epoch; true when it changed (the store forgot everything): then no
+    /// node is judged gone until every node has had the time to renew its heartbeat.
+    fn new_epoch(&self, epoch: u64) -> bool {
+        let mut known = self.epoch.lock().unwrap_or_else(|p| p.into_inner());
+        if known.0 == Some(epoch) {
+            return false;
+        }
+        *known = (
+            Some(epoch),
+            Instant::now() + self.config.node_ttl() + self.config.heartbeat(),
+        );
+        true
+    }
+
+    /// Whether `epoch` is the one this node's last heartbeat saw.
+    pub(super) fn same_epoch(&self, epoch: Option<u64>) -> bool {
+        epoch.is_some() && self.epoch.lock().unwrap_or_else(|p| p.into_inner()).0 == epoch
+    }
+
+    /// Whether heartbeats can be trusted now to say a node is gone.
+    pub(super) fn may_judge(&self) -> bool {
+        Instant::now() >= self.epoch.lock().unwrap_or_else(|p| p.into_inner()).1
     }
 
     /// Says again in the store what this node owns (its heartbeat, its rooms and match keys,
@@ -297,14 +339,18 @@ impl Cluster {
             }));
             keys
         };
-        if self
+        match self
             .directory
             .heartbeat(self.node, self.config.node_ttl())
             .await
-            .is_err()
         {
-            self.metrics.redis_error("heartbeat");
-            return;
+            Ok(epoch) => {
+                self.new_epoch(epoch);
+            }
+            Err(_) => {
+                self.metrics.redis_error("heartbeat");
+                return;
+            }
         }
         for key in keys {
             match self.directory.claim(&key.store_key(), self.node).await {

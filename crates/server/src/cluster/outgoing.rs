@@ -25,6 +25,8 @@ pub struct Outgoing {
 struct Queued {
     by_node: HashMap<NodeId, Vec<Record>>,
     count: usize,
+    /// A publish of what was taken is under way.
+    publishing: bool,
 }
 
 impl Outgoing {
@@ -62,10 +64,33 @@ impl Outgoing {
         }
     }
 
+    /// Waits until every queued record has been published (or `at_most` has passed).
+    pub async fn flushed(&self, at_most: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + at_most;
+        loop {
+            let idle = {
+                let queued = self.queued.lock().unwrap_or_else(|p| p.into_inner());
+                queued.count == 0 && !queued.publishing
+            };
+            if idle || tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
     fn take(&self) -> HashMap<NodeId, Vec<Record>> {
         let mut queued = self.queued.lock().unwrap_or_else(|p| p.into_inner());
         queued.count = 0;
+        queued.publishing = true;
         std::mem::take(&mut queued.by_node)
+    }
+
+    fn published_all(&self) {
+        self.queued
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .publishing = false;
     }
 
     /// Publishes what is queued until shutdown: whatever queued up while one publish was under
@@ -91,6 +116,7 @@ impl Outgoing {
                 }
             }
             if messages.is_empty() {
+                self.published_all();
                 continue;
             }
             let batches = messages.len() as u64;
@@ -106,6 +132,7 @@ impl Outgoing {
                     self.metrics.dropped("publish_failed", records as u64);
                 }
             }
+            self.published_all();
         }
     }
 }

@@ -68,6 +68,16 @@ impl Owned {
         self.keys.contains_key(key)
     }
 
+    /// Forgets a key (handed to another node).
+    pub fn remove(&mut self, key: &Key) {
+        self.keys.remove(key);
+    }
+
+    /// Forgets every key and returns them.
+    pub fn take_all(&mut self) -> Vec<Key> {
+        self.keys.drain().map(|(key, _)| key).collect()
+    }
+
     /// Every key this node owns.
     pub fn keys(&self) -> Vec<Key> {
         self.keys.keys().cloned().collect()

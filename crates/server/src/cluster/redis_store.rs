@@ -1,6 +1,7 @@
 //! The cluster store on Redis (the `redis` crate, tokio, a `ConnectionManager` that reconnects
 //! by itself). Keys, under the configured prefix `P`:
 //!
+//! * `P:epoch`: drawn when the store is first used (again after it lost its memory);
 //! * `P:node:{id}`: a live node, with a TTL its heartbeat renews; `P:nodes`: the nodes by the
 //!   time their heartbeat runs out (for counting them);
 //! * `P:room:{name}`, `P:match:{players}:{key}`: the node owning a room or a match key, valid
@@ -18,7 +19,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Client, Script};
 
 use super::envelope::NodeId;
-use super::store::{Broker, Directory, StoreError};
+use super::store::{Broker, Directory, Liveness, StoreError};
 
 /// Takes a key that is free or whose owner's heartbeat has expired; answers the owner.
 const CLAIM: &str = r"
@@ -38,6 +39,27 @@ end
 return 0
 ";
 
+/// A heartbeat: the node's key with its TTL, its place in the set of nodes, and the store's
+/// epoch (drawn from ARGV[4] when the store has none).
+const HEARTBEAT: &str = r"
+redis.call('SET', KEYS[1], 1, 'PX', ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+local epoch = redis.call('GET', KEYS[3])
+if not epoch then
+  epoch = ARGV[4]
+  redis.call('SET', KEYS[3], epoch)
+end
+return tonumber(epoch)
+";
+
+/// Sets each KEYS[i] to ARGV[i + 1] where it is still ARGV[1].
+const HAND_OVER: &str = r"
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then redis.call('SET', key, ARGV[i + 1]) end
+end
+return 0
+";
+
 /// Redis as the cluster's directory and broker.
 pub struct RedisStore {
     client: Client,
@@ -46,6 +68,8 @@ pub struct RedisStore {
     prefix: String,
     claim: Script,
     release: Script,
+    hand_over: Script,
+    heartbeat: Script,
 }
 
 /// `work`, failed when it takes longer than `timeout` (a command waiting for a reconnect).
@@ -90,6 +114,8 @@ impl RedisStore {
             prefix: prefix.to_owned(),
             claim: Script::new(CLAIM),
             release: Script::new(RELEASE),
+            hand_over: Script::new(HAND_OVER),
+            heartbeat: Script::new(HEARTBEAT),
         })
     }
 
@@ -111,19 +137,23 @@ impl RedisStore {
 }
 
 impl Directory for RedisStore {
-    fn heartbeat(&self, node: NodeId, ttl: Duration) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn heartbeat(&self, node: NodeId, ttl: Duration) -> BoxFuture<'_, Result<u64, StoreError>> {
         let mut commands = self.commands.clone();
-        let key = self.node_key(node);
-        let set = format!("{}:nodes", self.prefix);
+        let (key, set) = (self.node_key(node), format!("{}:nodes", self.prefix));
+        let epoch_key = format!("{}:epoch", self.prefix);
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let fresh_epoch = rand::random::<u32>();
         let timeout = self.timeout;
         within(timeout, async move {
-            redis::pipe()
-                .pset_ex(key, 1, ttl_ms)
-                .ignore()
-                .zadd(set, hex(node), unix_ms().saturating_add(ttl_ms))
-                .ignore()
-                .query_async::<()>(&mut commands)
+            self.heartbeat
+                .key(key)
+                .key(set)
+                .key(epoch_key)
+                .arg(ttl_ms)
+                .arg(hex(node))
+                .arg(unix_ms().saturating_add(ttl_ms))
+                .arg(fresh_epoch)
+                .invoke_async::<u64>(&mut commands)
                 .await
                 .map_err(store_error)
         })
@@ -212,21 +242,75 @@ impl Directory for RedisStore {
         .boxed()
     }
 
-    fn alive(&self, nodes: Vec<NodeId>) -> BoxFuture<'_, Result<Vec<bool>, StoreError>> {
+    fn hand_over(
+        &self,
+        rooms: Vec<(String, NodeId)>,
+        from: NodeId,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        let mut commands = self.commands.clone();
+        let timeout = self.timeout;
+        within(timeout, async move {
+            if rooms.is_empty() {
+                return Ok(());
+            }
+            let mut invocation = self.hand_over.prepare_invoke();
+            invocation.arg(hex(from));
+            for (room, to) in &rooms {
+                invocation.key(self.room_key(room)).arg(hex(*to));
+            }
+            invocation
+                .invoke_async::<()>(&mut commands)
+                .await
+                .map_err(store_error)
+        })
+        .boxed()
+    }
+
+    fn leave(&self, node: NodeId) -> BoxFuture<'_, Result<(), StoreError>> {
+        let mut commands = self.commands.clone();
+        let (key, set) = (self.node_key(node), format!("{}:nodes", self.prefix));
+        let timeout = self.timeout;
+        within(timeout, async move {
+            redis::pipe()
+                .del(key)
+                .ignore()
+                .zrem(set, hex(node))
+                .ignore()
+                .query_async::<()>(&mut commands)
+                .await
+                .map_err(store_error)
+        })
+        .boxed()
+    }
+
+    fn alive(&self, nodes: Vec<NodeId>) -> BoxFuture<'_, Result<Liveness, StoreError>> {
         let mut commands = self.commands.clone();
         let mut pipeline = redis::pipe();
+        pipeline.get(format!("{}:epoch", self.prefix));
         for node in &nodes {
             pipeline.exists(self.node_key(*node));
         }
         let timeout = self.timeout;
         within(timeout, async move {
-            if nodes.is_empty() {
-                return Ok(Vec::new());
-            }
-            pipeline
-                .query_async(&mut commands)
+            let (epoch, alive): (Option<u64>, Vec<bool>) = pipeline
+                .query_async::<Vec<redis::Value>>(&mut commands)
                 .await
                 .map_err(store_error)
+                .and_then(|values| {
+                    let mut values = values.into_iter();
+                    let epoch = values
+                        .next()
+                        .map(redis::from_redis_value::<Option<u64>>)
+                        .transpose()
+                        .map_err(|e| StoreError(e.to_string()))?
+                        .flatten();
+                    let alive = values
+                        .map(redis::from_redis_value::<bool>)
+                        .collect::<Result<_, _>>()
+                        .map_err(|e| StoreError(e.to_string()))?;
+                    Ok((epoch, alive))
+                })?;
+            Ok((alive, epoch))
         })
         .boxed()
     }

@@ -14,10 +14,15 @@ use super::envelope::NodeId;
 #[error("cluster store: {0}")]
 pub struct StoreError(pub String);
 
+/// Which nodes are alive (in the order asked), and the store's epoch.
+pub type Liveness = (Vec<bool>, Option<u64>);
+
 /// Node liveness and room ownership.
 pub trait Directory: Send + Sync {
-    /// Says `node` is alive for `ttl` more.
-    fn heartbeat(&self, node: NodeId, ttl: Duration) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Says `node` is alive for `ttl` more. Returns the store's epoch: a number drawn when the
+    /// store is first used, drawn again when it has lost its memory (a restart), so a node can
+    /// tell "that node's heartbeat is gone" from "the store forgot everything".
+    fn heartbeat(&self, node: NodeId, ttl: Duration) -> BoxFuture<'_, Result<u64, StoreError>>;
 
     /// The owner of `key` (a room or a match key): its owner if that node is alive, else `node`,
     /// which owns it from now on. Atomic: of two nodes claiming a free key, one wins.
@@ -41,8 +46,19 @@ pub trait Directory: Send + Sync {
     /// Forgets a resume token (used up by a resume).
     fn forget_token(&self, token: u128) -> BoxFuture<'_, Result<(), StoreError>>;
 
-    /// Which of `nodes` are alive, in the same order.
-    fn alive(&self, nodes: Vec<NodeId>) -> BoxFuture<'_, Result<Vec<bool>, StoreError>>;
+    /// Gives each key (a room's, as `Key::store_key` writes it) to its new owner, where `from`
+    /// still owns it (a hand-over).
+    fn hand_over(
+        &self,
+        rooms: Vec<(String, NodeId)>,
+        from: NodeId,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Says `node` is gone (its heartbeat deleted): its rooms may be taken at once.
+    fn leave(&self, node: NodeId) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Which of `nodes` are alive, in the same order, and the store's epoch (see `heartbeat`).
+    fn alive(&self, nodes: Vec<NodeId>) -> BoxFuture<'_, Result<Liveness, StoreError>>;
 
     /// Writes rooms down (`Some`) or forgets them (`None`), each kept for `ttl` at most.
     fn save_rooms(

@@ -8,41 +8,16 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
 use switchboard_protocol::{ErrorCode, PeerId, ProtocolError};
 
-use super::envelope::{NodeId, Record};
+use super::envelope::{NodeId, Record, StoredLink, StoredRoom};
 use super::owned::Key;
 use super::Cluster;
 use crate::connection::Speaker;
-use crate::hub::{CloseReason, RoomSnapshot};
+use crate::hub::CloseReason;
 use crate::relay::{lock, Outbox, Relay, Sink};
 use crate::server::Shared;
 use crate::wire::Wire;
-
-/// A room as stored: the hub's snapshot and where each member's connection is.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredRoom {
-    /// The hub's view.
-    pub room: RoomSnapshot,
-    /// Each connected member's node and connection.
-    pub links: Vec<StoredLink>,
-}
-
-/// Where one member's connection is.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredLink {
-    /// The member.
-    pub id: PeerId,
-    /// The node of its connection.
-    pub node: NodeId,
-    /// The connection.
-    pub conn: u64,
-    /// What it speaks ([`Wire::slot`]).
-    pub wire: u8,
-    /// `ws(s)://host` as it reached the server (empty when its node did not keep it).
-    pub origin: String,
-}
 
 /// Writes down the rooms `names` as the hub has them now (`None`: the room is gone).
 fn write_down(
@@ -53,33 +28,36 @@ fn write_down(
     names
         .into_iter()
         .map(|name| {
-            let Some(room) = relay.hub.snapshot(&name) else {
-                return (name, None);
-            };
-            let links = room
-                .members
-                .iter()
-                .filter_map(|member| {
-                    let outbox = relay.outboxes.get(&member.id)?;
-                    let (node, origin) = match &outbox.sink {
-                        Sink::Local { .. } => (node, String::new()),
-                        Sink::Remote { node, speaker } => (*node, speaker.origin.clone()),
-                    };
-                    Some(StoredLink {
-                        id: member.id,
-                        node,
-                        conn: outbox.conn,
-                        wire: outbox.wire.slot() as u8,
-                        origin,
-                    })
-                })
-                .collect();
-            let stored = StoredRoom { room, links };
             // Plain values: writing to a Vec cannot fail.
-            let bytes = rmp_serde::to_vec_named(&stored).unwrap_or_default();
-            (name, Some(bytes))
+            let bytes = write_room(relay, node, &name)
+                .map(|stored| rmp_serde::to_vec_named(&stored).unwrap_or_default());
+            (name, bytes)
         })
         .collect()
+}
+
+/// The room `name` as stored, if it exists: the hub's snapshot and where each member is.
+pub(super) fn write_room(relay: &Relay, node: NodeId, name: &str) -> Option<StoredRoom> {
+    let room = relay.hub.snapshot(name)?;
+    let links = room
+        .members
+        .iter()
+        .filter_map(|member| {
+            let outbox = relay.outboxes.get(&member.id)?;
+            let (node, origin) = match &outbox.sink {
+                Sink::Local { .. } => (node, String::new()),
+                Sink::Remote { node, speaker } => (*node, speaker.origin.clone()),
+            };
+            Some(StoredLink {
+                id: member.id,
+                node,
+                conn: outbox.conn,
+                wire: outbox.wire.slot() as u8,
+                origin,
+            })
+        })
+        .collect();
+    Some(StoredRoom { room, links })
 }
 
 impl Cluster {
@@ -114,33 +92,51 @@ impl Cluster {
         }
     }
 
-    /// Looks at the owners of the rooms this node's connections are in; takes over the rooms
-    /// of owners that are gone.
+    /// Looks at the nodes this one depends on: the owners of its peers' rooms (their rooms are
+    /// taken over when they are gone) and the nodes of its rooms' members (those members are
+    /// lost when their node is gone: suspended if resumable, else they leave with `timeout`).
     pub(super) async fn watch_owners(self: &Arc<Self>, shared: &Arc<Shared>) {
-        let mut watched: HashMap<NodeId, HashSet<String>> = HashMap::new();
-        for outbox in lock(&shared.relay).outboxes.values() {
-            if let Sink::Local {
-                owner: Some(remote),
-                ..
-            } = &outbox.sink
-            {
-                let rooms = watched.entry(remote.node).or_default();
-                rooms.insert(remote.room.clone());
-            }
-        }
-        if watched.is_empty() {
+        if !self.may_judge() {
             return;
         }
-        let nodes: Vec<NodeId> = watched.keys().copied().collect();
-        let Ok(alive) = self.directory.alive(nodes.clone()).await else {
+        let mut owners: HashMap<NodeId, HashSet<String>> = HashMap::new();
+        let mut members: HashMap<NodeId, Vec<(PeerId, u64)>> = HashMap::new();
+        for (id, outbox) in lock(&shared.relay).outboxes.iter() {
+            match &outbox.sink {
+                Sink::Local {
+                    owner: Some(remote),
+                    ..
+                } => {
+                    let rooms = owners.entry(remote.node).or_default();
+                    rooms.insert(remote.room.clone());
+                }
+                Sink::Remote { node, .. } => {
+                    members.entry(*node).or_default().push((*id, outbox.conn));
+                }
+                Sink::Local { owner: None, .. } => {}
+            }
+        }
+        let nodes: Vec<NodeId> = owners.keys().chain(members.keys()).copied().collect();
+        if nodes.is_empty() {
+            return;
+        }
+        let Ok((alive, epoch)) = self.directory.alive(nodes.clone()).await else {
             self.metrics.redis_error("alive");
             return;
         };
+        // Only a store that has not forgotten everything since the last heartbeat says a node
+        // is gone.
+        if !self.same_epoch(epoch) {
+            return;
+        }
         for (node, alive) in nodes.into_iter().zip(alive) {
             if alive {
                 continue;
             }
-            for room in watched.remove(&node).unwrap_or_default() {
+            if let Some(lost) = members.remove(&node) {
+                lose_members(shared, node, lost);
+            }
+            for room in owners.remove(&node).unwrap_or_default() {
                 self.take_over(shared, node, room).await;
             }
         }
@@ -175,14 +171,34 @@ impl Cluster {
             return;
         };
         tracing::info!(%room, dead = format!("{dead:016x}"), "cluster: taking a room over");
+        self.rebuild(shared, &mut relay, stored, dead, |node| {
+            alive.contains(&node)
+        });
+    }
+
+    /// Holds `stored` here from now on: the room's members on `gone` are lost (suspended or
+    /// gone), those on nodes `alive` says are up keep their connections; their nodes hear of the
+    /// move (`Moved`) before anything the room hears from here.
+    pub(super) fn rebuild(
+        &self,
+        shared: &Shared,
+        relay: &mut Relay,
+        stored: StoredRoom,
+        gone: NodeId,
+        alive: impl Fn(NodeId) -> bool,
+    ) {
+        let room = stored.room.name.clone();
+        if let Some(owner) = relay.cluster.as_mut() {
+            owner.owned.insert(Key::Room(room.clone()));
+        }
         let links: HashMap<PeerId, &StoredLink> = stored.links.iter().map(|l| (l.id, l)).collect();
         // Members here whose frames went to the dead owner, and members on other live nodes.
         let connection = |id: PeerId| match relay.outboxes.get(&id) {
-            Some(outbox) if outbox.owner() == Some(dead) => Some(outbox.conn),
+            Some(outbox) if outbox.owner() == Some(gone) => Some(outbox.conn),
             Some(_) => None,
             None => links
                 .get(&id)
-                .filter(|l| l.node != dead && l.node != self.node && alive.contains(&l.node))
+                .filter(|l| l.node != gone && l.node != self.node && alive(l.node))
                 .map(|l| l.conn),
         };
         let attached: Vec<(PeerId, u64)> = stored
@@ -242,9 +258,34 @@ impl Cluster {
             let room = room.clone();
             self.out.push(node, Record::Moved { room, peers });
         }
-        shared.settle(&relay, effects);
-        shared.update_gauges(&relay);
+        shared.settle(relay, effects);
+        shared.update_gauges(relay);
     }
+}
+
+/// Members of rooms owned here whose node is gone: their connections are lost, as if they had
+/// dropped (a resumable one is suspended for the resume grace).
+fn lose_members(shared: &Shared, node: NodeId, lost: Vec<(PeerId, u64)>) {
+    let mut relay = lock(&shared.relay);
+    let now = Instant::now();
+    for (id, conn) in lost {
+        let still = relay.outboxes.get(&id).is_some_and(|o| {
+            o.conn == conn && matches!(&o.sink, Sink::Remote { node: n, .. } if *n == node)
+        });
+        if !still {
+            continue;
+        }
+        relay.remove_outbox(id, conn);
+        let effects = relay.hub.disconnect(
+            id,
+            conn,
+            switchboard_protocol::LeaveReason::Timeout,
+            true,
+            now,
+        );
+        shared.settle(&relay, effects);
+    }
+    shared.update_gauges(&relay);
 }
 
 /// Closes this node's connections in `room` (owned by `dead`) with `unavailable`.

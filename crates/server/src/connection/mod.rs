@@ -479,6 +479,8 @@ impl Pump {
         let (leave, may_suspend) = match &reason {
             CloseReason::Error(error) => match error.code {
                 ErrorCode::SlowReader => (LeaveReason::SlowReader, true),
+                // The peer connects again elsewhere with its token: its room keeps its place.
+                ErrorCode::Draining => (LeaveReason::Shutdown, true),
                 _ => (LeaveReason::Shutdown, false),
             },
             CloseReason::Detached | CloseReason::Violation { .. } => (LeaveReason::Closed, false),

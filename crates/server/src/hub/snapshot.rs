@@ -70,6 +70,19 @@ impl Hub {
         })
     }
 
+    /// Takes a room out of this hub for another node to hold (a hand-over): its snapshot, and
+    /// the room and its members forgotten here without a word to anyone.
+    pub fn hand_over(&mut self, name: &str) -> Option<RoomSnapshot> {
+        let snapshot = self.snapshot(name)?;
+        for member in &snapshot.members {
+            if let Some(peer) = self.peers.remove(&member.id) {
+                self.forget(member.id, &peer);
+            }
+        }
+        self.drop_room(name);
+        Some(snapshot)
+    }
+
     /// Rebuilds a room whose owner is gone. `connection(id)` is the connection of each member
     /// still connected (to a node that is alive); the others are lost: a resumable one is
     /// suspended for the resume grace (it may resume anywhere), the others leave now with
