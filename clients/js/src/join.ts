@@ -51,8 +51,26 @@ function forgetToken(options: Resolved, key: string): void {
   }
 }
 
-function connect(url: string, params: JoinParams, options: Resolved, specs: ChannelSpec[], key: string): Promise<Room> {
-  return new Promise<Room>((resolve, reject) => {
+async function connect(url: string, params: JoinParams, options: Resolved, specs: ChannelSpec[], key: string): Promise<Room> {
+  const { socket, welcome } = await openSignaling(url, params, options);
+  const tokens = options.resume ? { storage: options.storage, key } : undefined;
+  // A draining node (a cluster's rolling restart) sends its peers elsewhere: the room opens the
+  // same URL again with its latest token and carries on.
+  const reopen = (token: string) => openSignaling(url, { ...params, resume: token }, options);
+  const room = new Room(socket, welcome, specs, options, tokens, reopen);
+  setTimeout(() => room.begin(), 0);
+  return room;
+}
+
+/** A signaling socket that the server has welcomed. */
+export interface Signaling {
+  socket: WebSocket;
+  welcome: Welcome;
+}
+
+/** Opens the signaling socket and resolves with it once `welcome` arrives. */
+function openSignaling(url: string, params: JoinParams, options: Resolved): Promise<Signaling> {
+  return new Promise<Signaling>((resolve, reject) => {
     let socket: WebSocket;
     let target: string;
     try {
@@ -114,11 +132,8 @@ function connect(url: string, params: JoinParams, options: Resolved, specs: Chan
       }
       settled = true;
       clearTimeout(timer);
-      const welcome: Welcome = message;
-      const tokens = options.resume ? { storage: options.storage, key } : undefined;
-      const room = new Room(socket, welcome, specs, options, tokens);
-      resolve(room);
-      setTimeout(() => room.begin(), 0);
+      socket.onopen = socket.onmessage = socket.onerror = socket.onclose = null;
+      resolve({ socket, welcome: message });
     };
   });
 }

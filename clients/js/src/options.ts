@@ -45,7 +45,9 @@ export interface RoomOptions extends ConnectionOptions {
    * Keep your id across reloads and dropped connections: the resume token is kept in
    * `sessionStorage` (per URL) and used on the next `joinRoom` with the same URL. Others keep you
    * in the room for the server's resume grace period (default 10 s), so a peer that closes its
-   * page is reported left only after that period.
+   * page is reported left only after that period. In a cluster, when the server node drains (a
+   * rolling restart: close `draining`, 1012) the room connects again by itself with its token
+   * (the load balancer picks another node): same id, same peers, data channels untouched.
    */
   resume?: boolean;
   /**

@@ -23,6 +23,9 @@ import {
 } from "./signaling.js";
 import { roleFor, shouldLink } from "./topology.js";
 
+/** Most messages held for the server while the signaling socket moves to another node. */
+const MAX_WAITING = 1024;
+
 /** A peer of the room, as `room.peers` reports it. */
 export interface Peer extends PeerInfo {
   /** Whether the data channels to this peer are open. */
@@ -93,14 +96,20 @@ export class Room {
   private heartbeat: ReturnType<typeof setInterval> | undefined;
   private lastHeard = Date.now();
   private nonce = 0;
+  /** The latest resume token (a resume hands out a new one). */
+  private token: string | undefined;
+  /** The signaling socket is being replaced (`draining`): messages wait in `waiting`. */
+  private moving = false;
+  private readonly waiting: ClientMessage[] = [];
 
   /** @internal Use `joinRoom`. */
   constructor(
-    private readonly socket: WebSocket,
+    private socket: WebSocket,
     private readonly welcome: Welcome,
     private readonly specs: ChannelSpec[],
     private readonly options: Resolved,
     private readonly tokens: TokenStore | undefined,
+    private readonly reopen?: (token: string) => Promise<{ socket: WebSocket; welcome: Welcome }>,
   ) {
     this.id = welcome.id;
     this.name = welcome.name;
@@ -120,6 +129,13 @@ export class Room {
       maxQueuedCandidates: options.maxQueuedCandidates,
     };
     this.storeToken(welcome.resume_token);
+    this.token = welcome.resume_token;
+    this.attach(socket);
+  }
+
+  /** Takes a welcomed signaling socket as this room's. */
+  private attach(socket: WebSocket): void {
+    this.socket = socket;
     socket.onmessage = (event: MessageEvent) => this.frame(event.data);
     socket.onclose = (event: CloseEvent) => {
       if (event.code === 1000 && event.reason === "detached") {
@@ -127,9 +143,44 @@ export class Room {
         clearInterval(this.heartbeat);
         return;
       }
+      if (event.code === 1012 && event.reason === "draining" && this.token !== undefined && this.reopen !== undefined) {
+        void this.moveSignaling(this.token, this.reopen);
+        return;
+      }
       const error = closeError(event);
       this.shutdown(error.code, error.message);
     };
+  }
+
+  /**
+   * The server node is draining (a cluster's rolling restart): connect again with the resume
+   * token (the load balancer picks another node), keep the id, the peers and their data
+   * channels. What the room sends meanwhile waits for the new socket.
+   */
+  private async moveSignaling(token: string, reopen: (token: string) => Promise<{ socket: WebSocket; welcome: Welcome }>): Promise<void> {
+    this.moving = true;
+    this.lastHeard = Date.now();
+    try {
+      const { socket, welcome } = await reopen(token);
+      if (this.closed) {
+        socket.close(1000);
+        return;
+      }
+      if (welcome.id !== this.id || welcome.resumed !== true) {
+        socket.close(1000);
+        this.shutdown("resume_failed", "the room could not be resumed on another server node");
+        return;
+      }
+      this.token = welcome.resume_token;
+      this.storeToken(welcome.resume_token);
+      this.lastHeard = Date.now();
+      this.attach(socket);
+      this.moving = false;
+      for (const message of this.waiting.splice(0)) this.transmit(message);
+    } catch (error) {
+      const failure = error as SwitchboardError;
+      this.shutdown(failure.code ?? "connection_closed", failure.message);
+    }
   }
 
   /** Calls `handler` for every event of `type`; returns a function that unsubscribes it. */
@@ -463,6 +514,10 @@ export class Room {
   }
 
   private transmit(message: ClientMessage): void {
+    if (this.moving && !this.closed) {
+      if (message.type !== "ping" && this.waiting.length < MAX_WAITING) this.waiting.push(message);
+      return;
+    }
     if (this.closed || this.detached || this.socket.readyState !== 1) return;
     try {
       this.socket.send(encodeClientMessage(message, this.options.encoding));

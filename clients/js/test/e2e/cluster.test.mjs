@@ -1,0 +1,143 @@
+// Cluster mode in Chromium: nodes of one cluster (`switchboard serve --redis`) sharing a real
+// redis-server. Pages on two different nodes form a P2P room; pages behind a load balancer keep
+// their ids, peers and data channels while every node but one is restarted under them.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import net from "node:net";
+import { after, before, test } from "node:test";
+import { join, launchBrowser, openPage, startServer, waitFor } from "./harness.mjs";
+
+/** A free loopback TCP port. */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** redis-server on a free port, no persistence. */
+async function startRedis() {
+  const port = await freePort();
+  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+    stdio: "ignore",
+  });
+  const deadline = Date.now() + 10000;
+  for (;;) {
+    const up = await new Promise((resolve) => {
+      const socket = net.connect(port, "127.0.0.1", () => socket.end(() => resolve(true)));
+      socket.on("error", () => resolve(false));
+    });
+    if (up) break;
+    if (Date.now() > deadline) throw new Error("redis-server did not start");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return { url: `redis://127.0.0.1:${port}/`, stop: () => child.kill("SIGKILL") };
+}
+
+/** A TCP load balancer: each connection goes to the next of `backends` (host:port strings). */
+async function startBalancer(backends) {
+  let next = 0;
+  const server = net.createServer((client) => {
+    const [host, port] = backends[next++ % backends.length].split(":");
+    const upstream = net.connect(Number(port), host);
+    client.pipe(upstream).pipe(client);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("error", end);
+    upstream.on("error", end);
+    client.on("close", end);
+    upstream.on("close", end);
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { url: `http://127.0.0.1:${server.address().port}`, close: () => server.close() };
+}
+
+const env = { redis: undefined, nodes: [], browser: undefined };
+const nodeArgs = () => ["--redis", env.redis.url, "--heartbeat-interval-ms", "500"];
+
+before(async () => {
+  env.redis = await startRedis();
+  for (let i = 0; i < 3; i++) env.nodes.push(await startServer(nodeArgs()));
+  env.browser = await launchBrowser();
+});
+
+after(async () => {
+  await env.browser?.close();
+  for (const node of env.nodes) await node.stop();
+  env.redis?.stop();
+});
+
+test("two pages on two nodes form a P2P room and exchange messages", async () => {
+  const a = await openPage(env.browser, env.nodes[0]);
+  const b = await openPage(env.browser, env.nodes[1]);
+  const idA = await join(a, "across-nodes");
+  const idB = await join(b, "across-nodes");
+  await waitFor(a, (id) => window.log.connects.includes(id), idB);
+  await waitFor(b, (id) => window.log.connects.includes(id), idA);
+  await a.evaluate((id) => window.room.send(id, "reliable", "from node 0"), idB);
+  await b.evaluate((id) => window.room.send(id, "reliable", "from node 1"), idA);
+  await waitFor(b, () => window.log.messages.reliable?.some((m) => m.text === "from node 0"));
+  await waitFor(a, () => window.log.messages.reliable?.some((m) => m.text === "from node 1"));
+  assert.deepEqual([...a.problems, ...b.problems], []);
+});
+
+test("pages keep their ids, peers and channels while the nodes under them restart", async () => {
+  const live = env.nodes.map((node) => node.url.replace("http://", ""));
+  const balancer = await startBalancer(live);
+  const pages = [];
+  const ids = [];
+  for (let i = 0; i < 3; i++) {
+    const page = await openPage(env.browser, { url: balancer.url });
+    // Counts the signaling sockets the client opens (a move opens one more).
+    await page.evaluate(() => {
+      window.sockets = 0;
+      const Base = window.WebSocket;
+      window.WebSocket = class extends Base {
+        constructor(...args) {
+          super(...args);
+          window.sockets += 1;
+        }
+      };
+    });
+    ids.push(await join(page, "rolling", { resume: true }));
+    pages.push(page);
+  }
+  for (const [i, page] of pages.entries()) {
+    await waitFor(page, (others) => others.every((id) => window.log.connects.includes(id)), ids.filter((_, j) => j !== i));
+  }
+  // Restart two of the three nodes, one after the other: each drains (its rooms go to the
+  // others, its pages move their signaling through the balancer) and a new node takes its place.
+  for (let round = 0; round < 2; round++) {
+    const old = env.nodes.shift();
+    live.splice(live.indexOf(old.url.replace("http://", "")), 1);
+    await old.stop();
+    const fresh = await startServer(nodeArgs());
+    env.nodes.push(fresh);
+    live.push(fresh.url.replace("http://", ""));
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  // Two of the three nodes went away under the three pages: at least one page moved.
+  const sockets = await Promise.all(pages.map((page) => page.evaluate(() => window.sockets)));
+  assert.ok(sockets.reduce((a, b) => a + b) >= 4, `signaling sockets per page: ${sockets}`);
+  for (const [i, page] of pages.entries()) {
+    const state = await page.evaluate(() => ({ id: window.room.id, leaves: window.log.leaves, closes: window.log.closes }));
+    assert.equal(state.id, ids[i], "the same id");
+    assert.deepEqual(state.leaves, [], "nobody left");
+    assert.deepEqual(state.closes, [], "the room did not close");
+  }
+  // The data channels never went through a node; signaling still works: a newcomer meets all.
+  await pages[0].evaluate((id) => window.room.send(id, "reliable", "after the restarts"), ids[1]);
+  await waitFor(pages[1], () => window.log.messages.reliable?.some((m) => m.text === "after the restarts"));
+  const late = await openPage(env.browser, { url: balancer.url });
+  const lateId = await join(late, "rolling", { resume: true });
+  await waitFor(late, (others) => others.every((id) => window.log.connects.includes(id)), ids);
+  for (const page of pages) await waitFor(page, (id) => window.log.connects.includes(id), lateId);
+  assert.deepEqual(pages.flatMap((p) => p.problems), []);
+  balancer.close();
+});
