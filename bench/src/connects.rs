@@ -13,8 +13,8 @@ use crate::stats::quantile;
 
 /// One connect-rate run.
 pub struct ConnectsRun {
-    /// The hub.
-    pub server: SocketAddr,
+    /// The hub, or the nodes of a cluster (join i goes to the (i mod n)-th).
+    pub servers: Vec<SocketAddr>,
     /// Joins in all.
     pub count: usize,
     /// Joins in flight at once.
@@ -49,7 +49,8 @@ pub async fn run(cfg: ConnectsRun) -> Result<ConnectsResult, String> {
             .await
             .map_err(|e| e.to_string())?;
         let path = format!("/ws/connects-{}?{}", i % 64, cfg.query);
-        let (server, source) = (cfg.server, source_ip(i, cfg.sources));
+        let server = cfg.servers[i % cfg.servers.len()];
+        let source = source_ip(i, cfg.sources);
         tasks.push(tokio::spawn(async move {
             let _permit = permit;
             let begun = Instant::now();

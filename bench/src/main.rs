@@ -29,8 +29,10 @@ struct Cli {
 enum Command {
     /// Relay throughput and latency; prints one line of JSON.
     Relay {
-        #[arg(long)]
-        server: SocketAddr,
+        /// The server, or the nodes of a cluster (comma-separated): the k-th peer of each room
+        /// connects to the (k mod n)-th, so every room is split across them.
+        #[arg(long, value_delimiter = ',', required = true)]
+        server: Vec<SocketAddr>,
         #[arg(long, value_enum)]
         flavor: wire::Flavor,
         #[arg(long, value_enum, default_value = "direct")]
@@ -87,8 +89,10 @@ enum Command {
     },
     /// Connect rate: joins welcomed per second and connect time; prints one line of JSON.
     Connects {
-        #[arg(long)]
-        server: SocketAddr,
+        /// The server, or the nodes of a cluster (comma-separated): join i goes to the
+        /// (i mod n)-th.
+        #[arg(long, value_delimiter = ',', required = true)]
+        server: Vec<SocketAddr>,
         #[arg(long, default_value_t = 5000)]
         count: usize,
         #[arg(long, default_value_t = 32)]
@@ -158,7 +162,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Relay { server, flavor, fanout, rooms, peers, window, warmup_secs, secs } => {
                 let cfg = relay::RelayRun {
-                    server,
+                    servers: server,
                     flavor,
                     fanout,
                     rooms,
@@ -196,7 +200,8 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Connects { server, count, concurrency, sources, query } => {
-                let r = connects::run(connects::ConnectsRun { server, count, concurrency, sources, query }).await?;
+                let servers = server;
+                let r = connects::run(connects::ConnectsRun { servers, count, concurrency, sources, query }).await?;
                 println!(
                     r#"{{"connects_per_sec":{:.0},"p50_us":{},"p99_us":{},"failed":{}}}"#,
                     r.per_sec, r.p50_us, r.p99_us, r.failed

@@ -26,7 +26,9 @@ pub enum Fanout {
 /// Parameters of one run.
 #[derive(Clone, Debug)]
 pub struct RelayRun {
-    pub server: SocketAddr,
+    /// The server, or the nodes of a cluster: the k-th peer of a room connects to the
+    /// (k mod n)-th.
+    pub servers: Vec<SocketAddr>,
     pub flavor: Flavor,
     pub fanout: Fanout,
     pub rooms: usize,
@@ -61,7 +63,7 @@ pub async fn run(cfg: RelayRun) -> Result<RelayResult, String> {
     for i in 0..peers {
         let room = format!("bench{}", i / cfg.peers);
         let mut ws = open(
-            cfg.server,
+            cfg.servers[(i % cfg.peers) % cfg.servers.len()],
             source_ip(i, 8),
             &wire::room_path(cfg.flavor, &room),
         )

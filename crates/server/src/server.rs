@@ -545,10 +545,26 @@ async fn rooms(
     }
     let max = shared.config.limits.max_listed_rooms;
     let limit = query.limit.unwrap_or(max).clamp(1, max);
-    let (listed, next) =
-        lock(&shared.relay)
-            .hub
-            .public_rooms(query.open.unwrap_or(false), limit, query.before);
+    let open_only = query.open.unwrap_or(false);
+    if let Some(cluster) = &shared.cluster {
+        // The whole cluster's listing, from Redis.
+        return match cluster.public_rooms(open_only, limit, query.before).await {
+            Ok((rooms, next)) => {
+                axum::Json(serde_json::json!({ "rooms": rooms, "next": next })).into_response()
+            }
+            Err(error) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({
+                    "error": "unavailable",
+                    "message": format!("the cluster's listing cannot be read: {error}"),
+                })),
+            )
+                .into_response(),
+        };
+    }
+    let (listed, next) = lock(&shared.relay)
+        .hub
+        .public_rooms(open_only, limit, query.before);
     let rooms: Vec<serde_json::Value> = listed
         .into_iter()
         .map(|listing| {

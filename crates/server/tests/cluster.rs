@@ -737,3 +737,64 @@ async fn a_rolling_restart_of_every_node_shows_no_peer_left_to_anyone() {
         node.shutdown().await;
     }
 }
+
+/// `GET /rooms` on a node: the room names listed, in order, and the next cursor.
+async fn listed(addr: SocketAddr, query: &str) -> (Vec<String>, Option<u64>) {
+    let (_, body) = http_get(addr, &format!("/rooms{query}")).await;
+    let body: Value = serde_json::from_str(&body).unwrap();
+    let rooms = body["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["room"].as_str().unwrap().to_owned())
+        .collect();
+    (rooms, body["next"].as_u64())
+}
+
+#[tokio::test]
+async fn every_node_lists_the_public_rooms_of_the_whole_cluster() {
+    let cluster = Cluster::start().await;
+    let a = Client::join(cluster.addr(0), "pub-a", "public=true").await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let _b = Client::join(cluster.addr(1), "pub-b", "public=true&capacity=2").await;
+    let _b2 = Client::join(cluster.addr(2), "pub-b", "").await;
+    let _private = Client::join(cluster.addr(0), "hidden", "").await;
+    let expect = |want: Vec<&str>| want.into_iter().map(String::from).collect::<Vec<_>>();
+    // Written down within the snapshot interval; the same answer from every node.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while listed(cluster.addr(2), "").await.0.len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the rooms are listed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for node in 0..3 {
+        assert_eq!(
+            listed(cluster.addr(node), "").await.0,
+            expect(vec!["pub-b", "pub-a"])
+        );
+    }
+    // A full room is not open; pages follow the cursor.
+    assert_eq!(
+        listed(cluster.addr(1), "?open=true").await.0,
+        expect(vec!["pub-a"])
+    );
+    let (first, next) = listed(cluster.addr(0), "?limit=1").await;
+    assert_eq!(first, expect(vec!["pub-b"]));
+    let next = next.expect("a next page");
+    let (second, after) = listed(cluster.addr(0), &format!("?limit=1&before={next}")).await;
+    assert_eq!(second, expect(vec!["pub-a"]));
+    if let Some(after) = after {
+        let (third, _) = listed(cluster.addr(0), &format!("?limit=1&before={after}")).await;
+        assert!(third.is_empty(), "{third:?}");
+    }
+    // A room that empties leaves the listing.
+    drop(a);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while listed(cluster.addr(1), "").await.0 != expect(vec!["pub-b"]) {
+        assert!(tokio::time::Instant::now() < deadline, "pub-a is unlisted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cluster.shutdown().await;
+}

@@ -213,6 +213,73 @@ impl Cluster {
         }
     }
 
+    /// The cluster's public rooms, newest first (`open_only`: not full, not started), at most
+    /// `limit`, listed before the cursor `before`; and the cursor of the next page. Entries of
+    /// rooms whose owner is gone are dropped from the listing as they are met.
+    pub(crate) async fn public_rooms(
+        &self,
+        open_only: bool,
+        limit: usize,
+        before: Option<u64>,
+    ) -> Result<(Vec<serde_json::Value>, Option<u64>), StoreError> {
+        const MOST_PAGES: usize = 8;
+        let mut rooms = Vec::new();
+        let mut cursor = before;
+        let mut last = None;
+        for _ in 0..MOST_PAGES {
+            let page = self.directory.public_rooms(cursor, limit + 1).await?;
+            let exhausted = page.len() <= limit;
+            let entries: Vec<(String, u64, serde_json::Value)> = page
+                .into_iter()
+                .filter_map(|(room, place, json)| {
+                    serde_json::from_str(&json).ok().map(|v| (room, place, v))
+                })
+                .collect();
+            let nodes: Vec<NodeId> = entries
+                .iter()
+                .filter_map(|(_, _, v)| v["node"].as_str())
+                .filter_map(|hex| u64::from_str_radix(hex, 16).ok())
+                .collect::<std::collections::HashSet<_>>()
+                .into_iter()
+                .collect();
+            let (alive, _) = self.directory.alive(nodes.clone()).await?;
+            let dead: std::collections::HashSet<String> = nodes
+                .iter()
+                .zip(alive)
+                .filter(|(_, alive)| !alive)
+                .map(|(node, _)| format!("{node:016x}"))
+                .collect();
+            let mut gone = Vec::new();
+            for (room, place, entry) in entries {
+                cursor = Some(place);
+                if entry["node"].as_str().is_some_and(|n| dead.contains(n)) {
+                    gone.push(room);
+                    continue;
+                }
+                let info = &entry["info"];
+                let players = entry["players"].as_u64().unwrap_or(0);
+                let full = info["capacity"].as_u64().is_some_and(|c| players >= c);
+                let started = info["started"].as_bool().unwrap_or(false);
+                if open_only && (full || started) {
+                    continue;
+                }
+                if rooms.len() == limit {
+                    break;
+                }
+                rooms.push(serde_json::json!({ "room": room, "players": players, "info": info }));
+                last = Some(place);
+            }
+            if !gone.is_empty() && self.directory.unlist(gone).await.is_err() {
+                self.metrics.redis_error("unlist");
+            }
+            if rooms.len() == limit || exhausted {
+                break;
+            }
+        }
+        let next = if rooms.len() == limit { last } else { None };
+        Ok((rooms, next))
+    }
+
     /// Forwards a join to `owner` and waits for its answer (`forward_timeout_ms` at most).
     pub(crate) async fn ask(
         &self,

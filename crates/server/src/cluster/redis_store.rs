@@ -8,6 +8,7 @@
 //!   while that node is alive;
 //! * `P:token:{token}`: the room of a resumable peer (for a resume on another node), with a TTL;
 //! * `P:snap:{room}`: the room as its owner last wrote it down (for a takeover), with a TTL;
+//! * `P:public` (sorted set, by when listed) and `P:public:rooms` (hash): the public listing;
 //! * channel `P:to:{id}`: batches of records for node `id`.
 
 use std::time::Duration;
@@ -19,7 +20,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Client, Script};
 
 use super::envelope::NodeId;
-use super::store::{Broker, Directory, Liveness, StoreError};
+use super::store::{Broker, Directory, Listed, Liveness, StoreError, Written};
 
 /// Takes a key that is free or whose owner's heartbeat has expired; answers the owner.
 const CLAIM: &str = r"
@@ -129,6 +130,14 @@ impl RedisStore {
 
     fn token_key(&self, token: u128) -> String {
         format!("{}:token:{token:032x}", self.prefix)
+    }
+
+    /// The listing's order (a sorted set) and entries (a hash).
+    fn listing_keys(&self) -> (String, String) {
+        (
+            format!("{}:public", self.prefix),
+            format!("{}:public:rooms", self.prefix),
+        )
     }
 
     fn channel(&self, node: NodeId) -> String {
@@ -317,22 +326,106 @@ impl Directory for RedisStore {
 
     fn save_rooms(
         &self,
-        rooms: Vec<(String, Option<Vec<u8>>)>,
+        rooms: Vec<Written>,
         ttl: Duration,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         let mut commands = self.commands.clone();
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let (order, listings) = self.listing_keys();
         let mut pipeline = redis::pipe();
-        for (room, bytes) in rooms {
-            let key = format!("{}:snap:{room}", self.prefix);
-            match bytes {
+        for written in rooms {
+            let key = format!("{}:snap:{}", self.prefix, written.room);
+            match written.snapshot {
                 Some(bytes) => pipeline.pset_ex(key, bytes, ttl_ms).ignore(),
                 None => pipeline.del(key).ignore(),
+            };
+            match written.listing {
+                Some(json) => {
+                    // The first listing sets the room's place: newest first, by when it was
+                    // listed (milliseconds, with random low digits so two rooms rarely tie).
+                    let place =
+                        unix_ms().saturating_mul(1000) + u64::from(rand::random::<u16>() % 1000);
+                    pipeline
+                        .zadd_options(
+                            &order,
+                            &written.room,
+                            place,
+                            &redis::SortedSetAddOptions::add_only(),
+                        )
+                        .ignore()
+                        .hset(&listings, &written.room, json)
+                        .ignore()
+                }
+                None => pipeline
+                    .zrem(&order, &written.room)
+                    .ignore()
+                    .hdel(&listings, &written.room)
+                    .ignore(),
             };
         }
         let timeout = self.timeout;
         within(timeout, async move {
             pipeline
+                .query_async::<()>(&mut commands)
+                .await
+                .map_err(store_error)
+        })
+        .boxed()
+    }
+
+    fn public_rooms(
+        &self,
+        before: Option<u64>,
+        count: usize,
+    ) -> BoxFuture<'_, Result<Vec<Listed>, StoreError>> {
+        let mut commands = self.commands.clone();
+        let (order, listings) = self.listing_keys();
+        let max = before.map_or("+inf".to_owned(), |b| format!("({b}"));
+        let timeout = self.timeout;
+        within(timeout, async move {
+            let placed: Vec<(String, u64)> = redis::cmd("ZREVRANGEBYSCORE")
+                .arg(&order)
+                .arg(max)
+                .arg("-inf")
+                .arg("WITHSCORES")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(count)
+                .query_async(&mut commands)
+                .await
+                .map_err(store_error)?;
+            if placed.is_empty() {
+                return Ok(Vec::new());
+            }
+            let names: Vec<&String> = placed.iter().map(|(room, _)| room).collect();
+            let found: Vec<Option<String>> = redis::cmd("HMGET")
+                .arg(&listings)
+                .arg(names)
+                .query_async(&mut commands)
+                .await
+                .map_err(store_error)?;
+            Ok(placed
+                .into_iter()
+                .zip(found)
+                .filter_map(|((room, place), json)| json.map(|json| (room, place, json)))
+                .collect())
+        })
+        .boxed()
+    }
+
+    fn unlist(&self, rooms: Vec<String>) -> BoxFuture<'_, Result<(), StoreError>> {
+        let mut commands = self.commands.clone();
+        let (order, listings) = self.listing_keys();
+        let timeout = self.timeout;
+        within(timeout, async move {
+            if rooms.is_empty() {
+                return Ok(());
+            }
+            redis::pipe()
+                .zrem(&order, &rooms)
+                .ignore()
+                .hdel(&listings, &rooms)
+                .ignore()
                 .query_async::<()>(&mut commands)
                 .await
                 .map_err(store_error)

@@ -14,6 +14,20 @@ use super::envelope::NodeId;
 #[error("cluster store: {0}")]
 pub struct StoreError(pub String);
 
+/// A room as its owner writes it down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// The room's name.
+    pub room: String,
+    /// Its snapshot (`None`: the room is gone).
+    pub snapshot: Option<Vec<u8>>,
+    /// Its entry in the public listing, JSON (`None`: not listed).
+    pub listing: Option<String>,
+}
+
+/// A public room as the listing holds it: its name, its cursor, its entry (JSON).
+pub type Listed = (String, u64, String);
+
 /// Which nodes are alive (in the order asked), and the store's epoch.
 pub type Liveness = (Vec<bool>, Option<u64>);
 
@@ -60,12 +74,23 @@ pub trait Directory: Send + Sync {
     /// Which of `nodes` are alive, in the same order, and the store's epoch (see `heartbeat`).
     fn alive(&self, nodes: Vec<NodeId>) -> BoxFuture<'_, Result<Liveness, StoreError>>;
 
-    /// Writes rooms down (`Some`) or forgets them (`None`), each kept for `ttl` at most.
+    /// Writes rooms down, or forgets them (kept for `ttl` at most), and lists or unlists them.
     fn save_rooms(
         &self,
-        rooms: Vec<(String, Option<Vec<u8>>)>,
+        rooms: Vec<Written>,
         ttl: Duration,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Public rooms, newest first, listed before the cursor `before` if given: at most `count`
+    /// of (room, cursor, listing as written).
+    fn public_rooms(
+        &self,
+        before: Option<u64>,
+        count: usize,
+    ) -> BoxFuture<'_, Result<Vec<Listed>, StoreError>>;
+
+    /// Takes rooms out of the listing (their owner is gone).
+    fn unlist(&self, rooms: Vec<String>) -> BoxFuture<'_, Result<(), StoreError>>;
 
     /// A room as it was last written down.
     fn load_room(&self, room: String) -> BoxFuture<'_, Result<Option<Vec<u8>>, StoreError>>;

@@ -12,6 +12,7 @@ use switchboard_protocol::{ErrorCode, PeerId, ProtocolError};
 
 use super::envelope::{NodeId, Record, StoredLink, StoredRoom};
 use super::owned::Key;
+use super::store::Written;
 use super::Cluster;
 use crate::connection::Speaker;
 use crate::hub::CloseReason;
@@ -19,19 +20,28 @@ use crate::relay::{lock, Outbox, Relay, Sink};
 use crate::server::Shared;
 use crate::wire::Wire;
 
-/// Writes down the rooms `names` as the hub has them now (`None`: the room is gone).
-fn write_down(
-    relay: &Relay,
-    node: NodeId,
-    names: HashSet<String>,
-) -> Vec<(String, Option<Vec<u8>>)> {
+/// Writes down the rooms `names` as the hub has them now (gone rooms forgotten), with their
+/// entries in the public listing.
+fn write_down(relay: &Relay, node: NodeId, names: HashSet<String>) -> Vec<Written> {
     names
         .into_iter()
-        .map(|name| {
+        .map(|room| {
             // Plain values: writing to a Vec cannot fail.
-            let bytes = write_room(relay, node, &name)
+            let snapshot = write_room(relay, node, &room)
                 .map(|stored| rmp_serde::to_vec_named(&stored).unwrap_or_default());
-            (name, bytes)
+            let listing = relay.hub.listing(&room).map(|listing| {
+                serde_json::json!({
+                    "players": listing.players,
+                    "info": listing.info,
+                    "node": format!("{node:016x}"),
+                })
+                .to_string()
+            });
+            Written {
+                room,
+                snapshot,
+                listing,
+            }
         })
         .collect()
 }

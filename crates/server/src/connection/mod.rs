@@ -104,17 +104,19 @@ pub fn serve(socket: WebSocket, upgrade: Box<Upgrade>) -> Served {
     if let Some(cluster) = start.shared.cluster.clone() {
         return Box::pin(async move {
             let mut start = start;
-            let entered = crate::cluster::entry::enter(
+            // Both steps boxed: the task holds the one running now at its own size, not room
+            // for both (an idle connection keeps only its session).
+            let entered = Box::pin(crate::cluster::entry::enter(
                 &cluster,
                 &start.shared,
                 handshake,
                 (conn, ip),
                 ice_servers,
                 outbox,
-            )
+            ))
             .await;
             match entered {
-                Ok((place, owner)) => start.session(place, owner).run().await,
+                Ok((place, owner)) => Box::pin(start.session(place, owner).run()).await,
                 Err(error) => {
                     start.shared.metrics.error(error.code);
                     close_with_error(&mut start.socket, wire, error).await

@@ -85,6 +85,11 @@ impl PublicIndex {
         }
     }
 
+    /// Whether the room is shown in the listing now.
+    pub fn is_shown(&self, room: &str) -> bool {
+        self.rooms.get(room).is_some_and(|entry| entry.shown)
+    }
+
     /// Shown rooms, newest first, older than the cursor `before` if given, with their cursors.
     pub fn newest(&self, before: Option<u64>) -> impl Iterator<Item = (u64, &str)> {
         self.shown

@@ -129,8 +129,8 @@ pub struct Effects {
     pub closes: Vec<Close>,
     /// A deadline was added: the shell's reaper should look at [`Hub::next_deadline`] again.
     pub new_deadline: bool,
-    /// Rooms whose members changed (a join, a leave, a close), for a shell that writes rooms
-    /// down (cluster mode's snapshots). May repeat a room.
+    /// Rooms that changed as a shell writes them down (cluster mode's snapshots and listing): a
+    /// join, a leave, a resume (a new token), a detach, new metadata. May repeat a room.
     pub changed: Vec<String>,
 }
 
@@ -497,6 +497,7 @@ impl Hub {
         peer.link = Link::Attached { conn: request.conn };
         peer.token = Some(request.next_token);
         let (room_name, name) = (peer.room.clone(), peer.name.clone());
+        effects.changed.push(room_name.clone());
         self.tokens.insert(request.next_token, id);
         self.relist(&room_name);
         let room = self.rooms.get(&room_name).ok_or_else(refused)?;
@@ -608,6 +609,19 @@ impl Hub {
             next = None;
         }
         (listed, next)
+    }
+
+    /// The room as `/rooms` lists it, when it is public and shown now.
+    pub fn listing(&self, name: &str) -> Option<Listing> {
+        if !self.public.is_shown(name) {
+            return None;
+        }
+        let room = self.rooms.get(name)?;
+        Some(Listing {
+            room: name.to_owned(),
+            players: room.members.len(),
+            info: room.info(),
+        })
     }
 
     /// Takes one message's worth of the peer's `messages_per_second` budget, for a message the
@@ -735,6 +749,7 @@ impl Hub {
                     peer.link = Link::Detached { until };
                     let room = peer.room.clone();
                     self.relist(&room);
+                    effects.changed.push(room);
                 }
                 self.deadlines.insert((until, from));
                 effects.new_deadline = true;
@@ -859,6 +874,7 @@ impl Hub {
             return;
         }
         room.options.meta = Some(meta.clone());
+        effects.changed.push(room_name.clone());
         let others = room
             .members
             .iter()
