@@ -102,27 +102,28 @@ pub fn serve(socket: WebSocket, upgrade: Box<Upgrade>) -> Served {
         turn_refresh,
     };
     if let Some(cluster) = start.shared.cluster.clone() {
-        return Box::pin(async move {
-            let mut start = start;
-            // Both steps boxed: the task holds the one running now at its own size, not room
-            // for both (an idle connection keeps only its session).
-            let entered = Box::pin(crate::cluster::entry::enter(
+        // It yields the next step on purpose: `Stages` runs it after dropping this one.
+        #[allow(clippy::async_yields_async)]
+        let entering = async move {
+            let entered = crate::cluster::entry::enter(
                 &cluster,
                 &start.shared,
                 handshake,
                 (conn, ip),
                 ice_servers,
                 outbox,
-            ))
+            )
             .await;
             match entered {
-                Ok((place, owner)) => Box::pin(start.session(place, owner).run()).await,
+                Ok((place, owner)) => Box::pin(start.session(place, owner).run()) as Served,
                 Err(error) => {
                     start.shared.metrics.error(error.code);
-                    close_with_error(&mut start.socket, wire, error).await
+                    let mut start = start;
+                    Box::pin(async move { close_with_error(&mut start.socket, wire, error).await })
                 }
             }
-        });
+        };
+        return Box::pin(Stages::Entering(Box::pin(entering)));
     }
     match enter(&start.shared, handshake, conn, ip, ice_servers, outbox) {
         Ok(place) => Box::pin(start.session(place, None).run()),
@@ -130,6 +131,35 @@ pub fn serve(socket: WebSocket, upgrade: Box<Upgrade>) -> Served {
             let mut start = start;
             start.shared.metrics.error(error.code);
             Box::pin(async move { close_with_error(&mut start.socket, wire, error).await })
+        }
+    }
+}
+
+/// A connection that enters in its own task step (cluster mode: the room's owner may be another
+/// node): the entering future, then the session it resolves to. Only the step running now is
+/// held, so an idle connection keeps its session and nothing of how it entered.
+enum Stages {
+    /// Finding the seat; resolves to what runs next.
+    Entering(Pin<Box<dyn Future<Output = Served> + Send>>),
+    /// The session (or the refusal's close).
+    Running(Served),
+}
+
+impl Future for Stages {
+    type Output = ();
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        loop {
+            match &mut *self {
+                Stages::Entering(entering) => match entering.as_mut().poll(cx) {
+                    std::task::Poll::Ready(next) => *self = Stages::Running(next),
+                    std::task::Poll::Pending => return std::task::Poll::Pending,
+                },
+                Stages::Running(running) => return running.as_mut().poll(cx),
+            }
         }
     }
 }
