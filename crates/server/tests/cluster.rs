@@ -379,8 +379,35 @@ async fn garbage_and_forged_records_on_a_nodes_channel_are_dropped_and_counted()
     ]);
     let mut forged_bytes = Vec::new();
     rmpv::encode::write_value(&mut forged_bytes, &forged).unwrap();
+    // Frames "from bob" sent by a node that is not his: his room's owner must not act on them.
+    let text = br#"{"type":"message","to":"room","data":"forged"}"#.to_vec();
+    let frames = map(vec![
+        ("peer", bob.id().to_string().into()),
+        ("conn", 0u64.into()),
+        (
+            "frames",
+            rmpv::Value::Array(vec![map(vec![
+                ("text", true.into()),
+                ("bytes", rmpv::Value::Binary(text)),
+            ])]),
+        ),
+    ]);
+    let forged_frames = map(vec![
+        ("from", 54321u64.into()),
+        (
+            "records",
+            rmpv::Value::Array(vec![map(vec![("Frames", frames)])]),
+        ),
+    ]);
+    let mut frames_bytes = Vec::new();
+    rmpv::encode::write_value(&mut frames_bytes, &forged_frames).unwrap();
     for channel in &channels {
-        for message in [forged_bytes.clone(), b"\xc1garbage".to_vec(), Vec::new()] {
+        for message in [
+            forged_bytes.clone(),
+            frames_bytes.clone(),
+            b"\xc1garbage".to_vec(),
+            Vec::new(),
+        ] {
             let _: i64 = ::redis::cmd("PUBLISH")
                 .arg(channel)
                 .arg(message)
@@ -389,8 +416,9 @@ async fn garbage_and_forged_records_on_a_nodes_channel_are_dropped_and_counted()
                 .unwrap();
         }
     }
-    // Nothing reached bob; the room still works both ways.
+    // Nothing reached bob or ann; the room still works both ways.
     bob.expect_silence(Duration::from_millis(300)).await;
+    ann.expect_silence(Duration::from_millis(100)).await;
     ann.send_json(Target::Room, "1").await;
     assert_eq!(
         bob.recv().await,
@@ -409,9 +437,9 @@ async fn garbage_and_forged_records_on_a_nodes_channel_are_dropped_and_counted()
         }
         assert!(metrics.contains("switchboard_cluster_nodes"));
     }
-    // Per node: two bad batches, and the forged delivery refused (bob is on one node only; on
-    // the others the record finds nobody).
-    assert_eq!(dropped, 3 * 2 + 3);
+    // Per node: two bad batches, the forged delivery refused (bob is on one node only; on the
+    // others the record finds nobody) and the forged frames refused.
+    assert_eq!(dropped, 3 * 2 + 3 + 3);
     let (status, _) = http_get(cluster.addr(0), "/healthz").await;
     assert!(status.contains("200"), "{status}");
     cluster.shutdown().await;
@@ -796,5 +824,54 @@ async fn every_node_lists_the_public_rooms_of_the_whole_cluster() {
         assert!(tokio::time::Instant::now() < deadline, "pub-a is unlisted");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn matchbox_peerjs_and_rustysignal_clients_meet_across_nodes() {
+    let cluster = Cluster::start().await;
+    // matchbox: ids, NewPeer and stamped signals between two nodes.
+    let mut ann = raw(cluster.addr(0), "/matchbox/mb-room").await;
+    let ann_id = event(&mut ann).await["IdAssigned"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut bob = raw(cluster.addr(1), "/matchbox/mb-room").await;
+    let bob_id = event(&mut bob).await["IdAssigned"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        event(&mut ann).await,
+        serde_json::json!({ "NewPeer": bob_id })
+    );
+    let signal = serde_json::json!({"Signal": {"receiver": ann_id, "data": {"Offer": "v=0"}}});
+    send_value(&mut bob, signal).await;
+    assert_eq!(
+        event(&mut ann).await,
+        serde_json::json!({"Signal": {"sender": bob_id, "data": {"Offer": "v=0"}}})
+    );
+    // PeerJS: an offer to an id that is not connected yet is held on the key's owner and
+    // delivered when that id connects, through another node.
+    let path = |id: &str| format!("/peerjs/peerjs?key=pk&id={id}&token=t-{id}&version=1.5.5");
+    let mut cat = raw(cluster.addr(0), &path("cat")).await;
+    assert_eq!(event(&mut cat).await["type"], "OPEN");
+    let offer = serde_json::json!({"type": "OFFER", "dst": "dan", "payload": {"sdp": "v=0"}});
+    send_value(&mut cat, offer).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut dan = raw(cluster.addr(2), &path("dan")).await;
+    assert_eq!(event(&mut dan).await["type"], "OPEN");
+    let held = event(&mut dan).await;
+    assert_eq!(
+        (held["type"].as_str(), held["src"].as_str()),
+        (Some("OFFER"), Some("cat"))
+    );
+    // rustysignal: one-to-one by user name across nodes.
+    let mut eve = raw(cluster.addr(1), "/rustysignal?user=eve").await;
+    let mut fay = raw(cluster.addr(2), "/rustysignal?user=fay").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let to_fay = r#"{"protocol":"one-to-one","to":"fay","action":"offer","data":1}"#;
+    send_text(&mut eve, to_fay).await;
+    assert_eq!(next_text(&mut fay).await, to_fay);
     cluster.shutdown().await;
 }
