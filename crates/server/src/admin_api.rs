@@ -1,7 +1,8 @@
 //! The admin API for operators: list rooms and peers, remove a peer, close a room. Served on the
 //! admin listener (`admin_listen`), and on the main listener only when `admin_token` is set;
 //! with `admin_token` set every call needs `Authorization: Bearer <admin_token>`. Every action is
-//! logged (`tracing` at info) and carried out like a host's kick or a closing room.
+//! logged (`tracing` at info) and carried out like a host's kick or a closing room. In a cluster
+//! a call reaches every node: each lists the rooms it owns, the owner of a peer or room acts.
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use switchboard_protocol::PeerId;
 
+use crate::cluster::envelope::{AdminAction, AdminAnswer};
 use crate::relay::lock;
 use crate::server::Shared;
 
@@ -84,7 +86,25 @@ async fn rooms(headers: HeaderMap, State(shared): State<Arc<Shared>>) -> Respons
     if let Some(refused) = refusal(&shared, &headers) {
         return refused;
     }
-    let rooms: Vec<serde_json::Value> = lock(&shared.relay)
+    let mut rooms = local_rooms(&shared);
+    // In a cluster each node lists the rooms it owns.
+    if let Some(cluster) = &shared.cluster {
+        for answer in cluster.admin(AdminAction::List).await {
+            if let AdminAnswer::Rooms(listed) = answer {
+                rooms.extend(
+                    listed
+                        .iter()
+                        .filter_map(|json| serde_json::from_str(json).ok()),
+                );
+            }
+        }
+    }
+    Json(serde_json::json!({ "rooms": rooms })).into_response()
+}
+
+/// The rooms of this node's hub, as the admin API shows them.
+pub(crate) fn local_rooms(shared: &Shared) -> Vec<serde_json::Value> {
+    lock(&shared.relay)
         .hub
         .admin_rooms()
         .into_iter()
@@ -103,8 +123,37 @@ async fn rooms(headers: HeaderMap, State(shared): State<Arc<Shared>>) -> Respons
                 .collect();
             serde_json::json!({ "room": room.room, "info": room.info, "peers": peers })
         })
-        .collect();
-    Json(serde_json::json!({ "rooms": rooms })).into_response()
+        .collect()
+}
+
+/// Carries out an admin call on this node's hub; whether it had the peer or room.
+pub(crate) fn act(shared: &Shared, relay: &mut crate::relay::Relay, action: &AdminAction) -> bool {
+    let effects = match action {
+        AdminAction::List => return false,
+        AdminAction::Kick { peer, reason } => relay.hub.admin_kick(*peer, reason),
+        AdminAction::Close { room } => relay.hub.admin_close_room(room),
+    };
+    let Some(effects) = effects else {
+        return false;
+    };
+    tracing::info!(?action, "admin: done");
+    shared.settle(relay, effects);
+    shared.update_gauges(relay);
+    true
+}
+
+/// Carries out an admin call here, else (in a cluster) on the node that has the peer or room.
+async fn act_anywhere(shared: &Shared, action: AdminAction) -> bool {
+    if act(shared, &mut lock(&shared.relay), &action) {
+        return true;
+    }
+    let Some(cluster) = &shared.cluster else {
+        return false;
+    };
+    cluster
+        .admin(action)
+        .await
+        .contains(&AdminAnswer::Done(true))
 }
 
 /// `?reason=` of a kick.
@@ -133,13 +182,9 @@ async fn kick(
         .ok()
         .and_then(|Query(q)| q.reason)
         .unwrap_or_else(|| "no reason given".into());
-    let mut relay = lock(&shared.relay);
-    let Some(effects) = relay.hub.admin_kick(id, &reason) else {
+    if !act_anywhere(&shared, AdminAction::Kick { peer: id, reason }).await {
         return answer(StatusCode::NOT_FOUND, "unknown_peer", "no such peer");
-    };
-    tracing::info!(peer = %id, %reason, "admin: peer removed");
-    shared.settle(&relay, effects);
-    shared.update_gauges(&relay);
+    }
     Json(serde_json::json!({ "kicked": id.to_string() })).into_response()
 }
 
@@ -151,12 +196,9 @@ async fn close(
     if let Some(refused) = refusal(&shared, &headers) {
         return refused;
     }
-    let mut relay = lock(&shared.relay);
-    let Some(effects) = relay.hub.admin_close_room(&room) else {
+    let action = AdminAction::Close { room: room.clone() };
+    if !act_anywhere(&shared, action).await {
         return answer(StatusCode::NOT_FOUND, "no_such_room", "no such room");
-    };
-    tracing::info!(%room, "admin: room closed");
-    shared.settle(&relay, effects);
-    shared.update_gauges(&relay);
+    }
     Json(serde_json::json!({ "closed": room })).into_response()
 }

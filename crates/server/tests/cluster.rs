@@ -875,3 +875,94 @@ async fn matchbox_peerjs_and_rustysignal_clients_meet_across_nodes() {
     assert_eq!(next_text(&mut fay).await, to_fay);
     cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_admin_api_of_any_node_sees_and_acts_on_every_node() {
+    const TOKEN: &str = "an admin token long enough";
+    let cluster = Cluster::start_with(|config| config.admin_token = Some(TOKEN.into())).await;
+    let mut ann = Client::join(cluster.addr(0), "admin-a", "user=ann").await;
+    let mut bob = Client::join(cluster.addr(1), "admin-a", "user=bob").await;
+    ann.recv().await; // bob
+    let mut cat = Client::join(cluster.addr(1), "admin-b", "user=cat").await;
+    // Node 2 owns nothing and lists both rooms, with their peers.
+    let (status, body) = request(cluster.addr(2), "GET", "/admin/rooms", Some(TOKEN)).await;
+    assert_eq!(status, 200);
+    let body: Value = serde_json::from_str(&body).unwrap();
+    let mut rooms: Vec<(String, usize)> = body["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["room"].as_str().unwrap().to_owned(),
+                r["peers"].as_array().unwrap().len(),
+            )
+        })
+        .collect();
+    rooms.sort();
+    assert_eq!(rooms, vec![("admin-a".into(), 2), ("admin-b".into(), 1)]);
+    // A kick from node 2 reaches bob (on node 1, in a room owned by node 0).
+    let path = format!("/admin/peers/{}/kick?reason=spam", bob.id());
+    assert_eq!(
+        request(cluster.addr(2), "POST", &path, Some(TOKEN)).await.0,
+        200
+    );
+    assert_eq!(bob.closed().await.0, 4011);
+    assert_eq!(
+        ann.recv().await,
+        ServerMessage::PeerLeft {
+            id: bob.id(),
+            reason: LeaveReason::Kicked
+        }
+    );
+    // A room closed from node 0, owned by node 1.
+    assert_eq!(
+        request(
+            cluster.addr(0),
+            "POST",
+            "/admin/rooms/admin-b/close",
+            Some(TOKEN)
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(cat.closed().await.0, 4012);
+    // Unknown everywhere: 404.
+    let nobody = format!("/admin/peers/{}/kick", "0".repeat(32));
+    assert_eq!(
+        request(cluster.addr(1), "POST", &nobody, Some(TOKEN))
+            .await
+            .0,
+        404
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_session_made_on_one_node_is_joined_from_another_and_a_peer_detaches_across_nodes() {
+    let cluster = Cluster::start().await;
+    let mut host = Client::at(cluster.addr(0), "/ws?create=session").await;
+    let session = host.welcome.room.clone();
+    let mut guest = Client::at(cluster.addr(1), &format!("/ws?session={session}")).await;
+    assert_eq!(guest.welcome.peers[0].id, host.id());
+    assert_eq!(host.recv().await, joined(&guest));
+    // A third is refused from any node: a session has two peers.
+    let mut third = raw(cluster.addr(2), &format!("/ws?session={session}")).await;
+    let (code, _, _) = expect_refusal(&mut third, switchboard_protocol::Encoding::Json).await;
+    assert_eq!(code, ErrorCode::RoomFull);
+    // Close-after-connect from the node that does not own the session: the guest's socket
+    // closes as detached, the host hears nothing, then says the guest is gone.
+    guest.send(ClientMessage::Detach).await;
+    assert_eq!(guest.closed().await, (1000, "detached".into()));
+    host.expect_silence(Duration::from_millis(300)).await;
+    host.send(ClientMessage::Gone { peer: guest.id() }).await;
+    assert_eq!(
+        host.recv().await,
+        ServerMessage::PeerLeft {
+            id: guest.id(),
+            reason: LeaveReason::Gone
+        }
+    );
+    cluster.shutdown().await;
+}

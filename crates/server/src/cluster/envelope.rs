@@ -94,6 +94,21 @@ pub enum Record {
         /// The room as the sender held it.
         room: StoredRoom,
     },
+    /// To every other node: an operator's call on the sender's admin API (rooms are on their
+    /// owners).
+    Admin {
+        /// Numbers the question.
+        ask: u64,
+        /// What to do.
+        action: AdminAction,
+    },
+    /// The answer to `Admin`.
+    AdminAnswered {
+        /// The question's number.
+        ask: u64,
+        /// What this node has or did.
+        answer: AdminAnswer,
+    },
     /// To the node of a peer's connection: close it.
     Close {
         /// The peer.
@@ -240,6 +255,34 @@ pub struct StoredLink {
     pub origin: String,
 }
 
+/// An admin API call carried to the other nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AdminAction {
+    /// Every room the node owns.
+    List,
+    /// Remove a peer, if it is in a room the node owns.
+    Kick {
+        /// The peer.
+        peer: PeerId,
+        /// The operator's reason.
+        reason: String,
+    },
+    /// Close a room, if the node owns it.
+    Close {
+        /// The room.
+        room: String,
+    },
+}
+
+/// A node's answer to an admin call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AdminAnswer {
+    /// Its rooms, each as the admin API shows it (JSON).
+    Rooms(Vec<String>),
+    /// Whether it had the peer or room (and acted).
+    Done(bool),
+}
+
 /// A WebSocket data frame's kind and bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireFrame {
@@ -382,6 +425,17 @@ mod tests {
                 Record::Moved {
                     room: "lobby".into(),
                     peers: vec![(id(3), 4)],
+                },
+                Record::Admin {
+                    ask: 5,
+                    action: AdminAction::Kick {
+                        peer: id(1),
+                        reason: "spam".into(),
+                    },
+                },
+                Record::AdminAnswered {
+                    ask: 5,
+                    answer: AdminAnswer::Rooms(vec!["{}".into()]),
                 },
             ],
         };

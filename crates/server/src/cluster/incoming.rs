@@ -10,7 +10,9 @@ use axum::extract::ws::{Message, Utf8Bytes};
 use switchboard_protocol::{Frame, PeerId};
 
 use super::entry::unwanted;
-use super::envelope::{Batch, Entering, Member, NodeId, Record, WireFrame};
+use super::envelope::{
+    AdminAction, AdminAnswer, Batch, Entering, Member, NodeId, Record, WireFrame,
+};
 use super::owned::{placement, Placement};
 use super::{Answer, Cluster};
 use crate::connection::entry::{seat_connection, take_seat, Newcomer};
@@ -81,6 +83,21 @@ pub(super) fn handle(cluster: &Arc<Cluster>, shared: &Shared, bytes: &[u8]) {
                 tracing::info!(room = %room.room.name, "cluster: a room was handed over");
                 cluster.rebuild(shared, &mut relay, room, from, |node| node != from);
             }
+            Record::Admin { ask, action } => {
+                let answer = match &action {
+                    AdminAction::List => {
+                        drop(relay);
+                        let rooms = crate::admin_api::local_rooms(shared);
+                        relay = lock(&shared.relay);
+                        AdminAnswer::Rooms(rooms.iter().map(|room| room.to_string()).collect())
+                    }
+                    _ => AdminAnswer::Done(crate::admin_api::act(shared, &mut relay, &action)),
+                };
+                cluster
+                    .out
+                    .push(from, Record::AdminAnswered { ask, answer });
+            }
+            Record::AdminAnswered { ask, answer } => cluster.admin_answered(ask, answer),
             Record::Moved { room, peers } => super::takeover::moved(&mut relay, from, &room, peers),
             Record::Close { peer, conn, reason } => {
                 let outbox = relay.outboxes.get(&peer).filter(|o| o.conn == conn);

@@ -33,7 +33,7 @@ use crate::metrics::ClusterMetrics;
 use crate::relay::{lock, Outbox};
 use crate::server::Shared;
 use config::ClusterConfig;
-use envelope::{Entering, Member, NodeId, Record};
+use envelope::{AdminAction, AdminAnswer, Entering, Member, NodeId, Record};
 use outgoing::Outgoing;
 use owned::Key;
 use redis_store::RedisStore;
@@ -50,6 +50,8 @@ pub struct Cluster {
     /// Records for other nodes.
     pub out: Arc<Outgoing>,
     asks: Mutex<HashMap<u64, Ask>>,
+    /// Admin calls waiting for the other nodes' answers.
+    admin_asks: Mutex<HashMap<u64, tokio::sync::mpsc::UnboundedSender<AdminAnswer>>>,
     next_ask: AtomicU64,
     reachable: AtomicBool,
     draining: AtomicBool,
@@ -111,6 +113,7 @@ impl Cluster {
             broker: store,
             out,
             asks: Mutex::new(HashMap::new()),
+            admin_asks: Mutex::new(HashMap::new()),
             next_ask: AtomicU64::new(0),
             reachable: AtomicBool::new(true),
             draining: AtomicBool::new(false),
@@ -278,6 +281,56 @@ impl Cluster {
         }
         let next = if rooms.len() == limit { last } else { None };
         Ok((rooms, next))
+    }
+
+    /// Carries an admin call to every other node; their answers (those that came within
+    /// `forward_timeout_ms`).
+    pub(crate) async fn admin(&self, action: AdminAction) -> Vec<AdminAnswer> {
+        let others: Vec<NodeId> = match self.directory.nodes().await {
+            Ok(nodes) => nodes.into_iter().filter(|n| *n != self.node).collect(),
+            Err(_) => return Vec::new(),
+        };
+        if others.is_empty() {
+            return Vec::new();
+        }
+        let ask = self.next_ask.fetch_add(1, Ordering::Relaxed);
+        let (tell, mut told) = tokio::sync::mpsc::unbounded_channel();
+        self.admin_asks_lock().insert(ask, tell);
+        for node in &others {
+            let action = action.clone();
+            self.out.push(*node, Record::Admin { ask, action });
+        }
+        let mut answers = Vec::new();
+        let deadline = tokio::time::Instant::now() + self.config.forward_timeout();
+        while answers.len() < others.len() {
+            match tokio::time::timeout_at(deadline, told.recv()).await {
+                Ok(Some(answer)) => {
+                    // A peer or room is on one node: the first that has it is the answer.
+                    let done = answer == AdminAnswer::Done(true);
+                    answers.push(answer);
+                    if done {
+                        break;
+                    }
+                }
+                _ => break,
+            }
+        }
+        self.admin_asks_lock().remove(&ask);
+        answers
+    }
+
+    /// Another node answered an admin call.
+    pub(crate) fn admin_answered(&self, ask: u64, answer: AdminAnswer) {
+        if let Some(tell) = self.admin_asks_lock().get(&ask) {
+            let _ = tell.send(answer);
+        }
+    }
+
+    fn admin_asks_lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<u64, tokio::sync::mpsc::UnboundedSender<AdminAnswer>>>
+    {
+        self.admin_asks.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Forwards a join to `owner` and waits for its answer (`forward_timeout_ms` at most).

@@ -116,26 +116,11 @@ impl Owned {
 mod tests {
     use super::*;
     use crate::hub::{HubLimits, JoinRequest, Permits, RoomOptions};
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
     use switchboard_protocol::{LeaveReason, PeerId};
 
     fn hub() -> Hub {
-        Hub::new(HubLimits {
-            max_peers_per_room: 8,
-            max_peers_per_directory: 100,
-            max_connections: 100,
-            max_connections_per_ip: 100,
-            messages_per_second: 100,
-            message_burst: 100,
-            resume_grace: Duration::from_secs(1),
-            detached_ttl: Duration::from_secs(1),
-            max_room_meta_bytes: 100,
-            joins_per_ip: (100.0, 100),
-            joins_per_room: (100.0, 100),
-            code_lookups_per_ip: (100.0, 100),
-            max_public_rooms_per_ip: 10,
-            directory_broadcasts: (100.0, 100),
-        })
+        Hub::new(HubLimits::roomy())
     }
 
     fn join(hub: &mut Hub, id: u128, destination: Destination, now: Instant) {

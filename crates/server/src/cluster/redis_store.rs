@@ -132,6 +132,21 @@ impl RedisStore {
         format!("{}:token:{token:032x}", self.prefix)
     }
 
+    /// Runs `pipeline` on `commands` (its replies ignored) within the deadline.
+    fn run(
+        &self,
+        mut commands: ConnectionManager,
+        pipeline: redis::Pipeline,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        within(self.timeout, async move {
+            pipeline
+                .query_async::<()>(&mut commands)
+                .await
+                .map_err(store_error)
+        })
+        .boxed()
+    }
+
     /// The listing's order (a sorted set) and entries (a hash).
     fn listing_keys(&self) -> (String, String) {
         (
@@ -329,7 +344,7 @@ impl Directory for RedisStore {
         rooms: Vec<Written>,
         ttl: Duration,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
-        let mut commands = self.commands.clone();
+        let commands = self.commands.clone();
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let (order, listings) = self.listing_keys();
         let mut pipeline = redis::pipe();
@@ -363,14 +378,7 @@ impl Directory for RedisStore {
                     .ignore(),
             };
         }
-        let timeout = self.timeout;
-        within(timeout, async move {
-            pipeline
-                .query_async::<()>(&mut commands)
-                .await
-                .map_err(store_error)
-        })
-        .boxed()
+        self.run(commands, pipeline)
     }
 
     fn public_rooms(
@@ -471,19 +479,12 @@ fn unix_ms() -> u64 {
 
 impl Broker for RedisStore {
     fn publish(&self, messages: Vec<(NodeId, Vec<u8>)>) -> BoxFuture<'_, Result<(), StoreError>> {
-        let mut commands = self.commands.clone();
+        let commands = self.commands.clone();
         let mut pipeline = redis::pipe();
         for (node, bytes) in messages {
             pipeline.publish(self.channel(node), bytes).ignore();
         }
-        let timeout = self.timeout;
-        within(timeout, async move {
-            pipeline
-                .query_async::<()>(&mut commands)
-                .await
-                .map_err(store_error)
-        })
-        .boxed()
+        self.run(commands, pipeline)
     }
 
     fn subscribe(

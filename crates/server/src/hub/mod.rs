@@ -71,6 +71,29 @@ pub struct HubLimits {
     pub directory_broadcasts: (f64, u32),
 }
 
+#[cfg(test)]
+impl HubLimits {
+    /// Limits no test reaches unless it means to, for the tests of the cluster's pure parts.
+    pub(crate) fn roomy() -> Self {
+        Self {
+            max_peers_per_room: 8,
+            max_peers_per_directory: 100,
+            max_connections: 100,
+            max_connections_per_ip: 100,
+            messages_per_second: 100,
+            message_burst: 100,
+            resume_grace: Duration::from_secs(10),
+            detached_ttl: Duration::from_secs(60),
+            max_room_meta_bytes: 100,
+            joins_per_ip: (100.0, 100),
+            joins_per_room: (100.0, 100),
+            code_lookups_per_ip: (100.0, 100),
+            max_public_rooms_per_ip: 10,
+            directory_broadcasts: (100.0, 100),
+        }
+    }
+}
+
 /// A message for a list of peers. The shell encodes it once per encoding and queues it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {

@@ -169,32 +169,13 @@ mod tests {
     use super::*;
     use crate::hub::{Destination, HubLimits, JoinRequest, Permits};
 
-    fn limits() -> HubLimits {
-        HubLimits {
-            max_peers_per_room: 8,
-            max_peers_per_directory: 100,
-            max_connections: 100,
-            max_connections_per_ip: 100,
-            messages_per_second: 100,
-            message_burst: 100,
-            resume_grace: Duration::from_secs(10),
-            detached_ttl: Duration::from_secs(60),
-            max_room_meta_bytes: 100,
-            joins_per_ip: (100.0, 100),
-            joins_per_room: (100.0, 100),
-            code_lookups_per_ip: (100.0, 100),
-            max_public_rooms_per_ip: 10,
-            directory_broadcasts: (100.0, 100),
-        }
-    }
-
     fn id(n: u128) -> PeerId {
         PeerId::from_u128(n)
     }
 
     /// A room "r" with peers 1 (host, "ann"), 2 ("bob", resumable) and 3.
     fn three(now: Instant) -> Hub {
-        let mut hub = Hub::new(limits());
+        let mut hub = Hub::new(HubLimits::roomy());
         for (n, name, token) in [
             (1, Some("ann"), None),
             (2, Some("bob"), Some(22)),
@@ -229,7 +210,7 @@ mod tests {
         assert_eq!(snapshot.members.len(), 3);
         assert_eq!(old.snapshot("nowhere"), None);
         // Everyone still connected (to nodes that are alive), on new connections numbers.
-        let mut hub = Hub::new(limits());
+        let mut hub = Hub::new(HubLimits::roomy());
         let effects = hub.restore(snapshot.clone(), |id| Some(id.as_u128() as u64 + 10), now);
         assert!(effects.deliveries.is_empty(), "{effects:?}");
         assert_eq!(hub.connected_by_name("r", "bob"), Some(id(2)));
@@ -254,7 +235,7 @@ mod tests {
     fn members_of_the_dead_node_are_suspended_or_leave_with_timeout() {
         let now = Instant::now();
         let snapshot = three(now).snapshot("r").unwrap();
-        let mut hub = Hub::new(limits());
+        let mut hub = Hub::new(HubLimits::roomy());
         // Only peer 3 is on a live node: the host (1) is lost for good, bob (2) may resume.
         let conn = |id: PeerId| (id.as_u128() == 3).then_some(3);
         let effects = hub.restore(snapshot, conn, now);
