@@ -829,7 +829,7 @@ async fn every_node_lists_the_public_rooms_of_the_whole_cluster() {
 
 #[tokio::test]
 async fn matchbox_peerjs_and_rustysignal_clients_meet_across_nodes() {
-    let cluster = Cluster::start().await;
+    let cluster = Cluster::start_with(|config| config.peerjs.allow_discovery = true).await;
     // matchbox: ids, NewPeer and stamped signals between two nodes.
     let mut ann = raw(cluster.addr(0), "/matchbox/mb-room").await;
     let ann_id = event(&mut ann).await["IdAssigned"]
@@ -866,6 +866,18 @@ async fn matchbox_peerjs_and_rustysignal_clients_meet_across_nodes() {
         (held["type"].as_str(), held["src"].as_str()),
         (Some("OFFER"), Some("cat"))
     );
+    // Discovery on a node that does not hold the key lists its ids (from the owner's snapshot).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, body) = http_get(cluster.addr(1), "/peerjs/pk/peers").await;
+        let mut ids: Vec<String> = serde_json::from_str(&body).unwrap();
+        ids.sort();
+        if ids == ["cat", "dan"] {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "listed: {ids:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // rustysignal: one-to-one by user name across nodes.
     let mut eve = raw(cluster.addr(1), "/rustysignal?user=eve").await;
     let mut fay = raw(cluster.addr(2), "/rustysignal?user=fay").await;

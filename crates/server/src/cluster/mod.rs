@@ -283,6 +283,28 @@ impl Cluster {
         Ok((rooms, next))
     }
 
+    /// The user names in `room` as its owner last wrote it down (a PeerJS key's ids).
+    pub(crate) async fn names_in(&self, room: &str) -> Vec<String> {
+        let stored = match self.directory.load_room(room.to_owned()).await {
+            Ok(Some(bytes)) => rmp_serde::from_slice::<envelope::StoredRoom>(&bytes).ok(),
+            Ok(None) => None,
+            Err(_) => {
+                self.metrics.redis_error("load");
+                None
+            }
+        };
+        stored
+            .map(|stored| {
+                stored
+                    .room
+                    .members
+                    .into_iter()
+                    .filter_map(|m| m.name)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Carries an admin call to every other node; their answers (those that came within
     /// `forward_timeout_ms`).
     pub(crate) async fn admin(&self, action: AdminAction) -> Vec<AdminAnswer> {

@@ -161,7 +161,12 @@ pub async fn peers(Path(key): Path<String>, State(shared): State<Arc<Shared>>) -
     if !shared.config.peerjs.allow_discovery {
         return cors(StatusCode::UNAUTHORIZED);
     }
-    let names = lock(&shared.relay).hub.names_in(&hub_room(&key));
+    let room = hub_room(&key);
+    let mut names = lock(&shared.relay).hub.names_in(&room);
+    // In a cluster the key may be held by another node: its last snapshot names its ids.
+    if let (true, Some(cluster)) = (names.is_empty(), &shared.cluster) {
+        names = cluster.names_in(&room).await;
+    }
     cors(axum::Json(names))
 }
 
