@@ -44,7 +44,8 @@ export class SwitchboardError extends Error {
 
 /** The error a WebSocket close stands for: the server's code when it gave one (4000-4999, 1001, 1009). */
 export function closeError(event: { code: number; reason: string }): SwitchboardError {
-  if (event.code >= 4000 || event.code === 1009 || event.code === 1001) {
+  // 1012 (`draining`) and 1013 (`unavailable`): cluster mode, connect again.
+  if (event.code >= 4000 || [1001, 1009, 1012, 1013].includes(event.code)) {
     if (event.reason) return new SwitchboardError(event.reason, `the server closed the connection: ${event.reason} (${event.code})`);
   }
   return new SwitchboardError("connection_closed", `the connection closed (${event.code}${event.reason ? ` ${event.reason}` : ""})`);

@@ -14,17 +14,18 @@ pub mod envelope;
 mod incoming;
 pub mod outgoing;
 pub mod owned;
+mod queries;
 pub mod redis_store;
 pub mod store;
 mod takeover;
+mod tasks;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures_util::stream::BoxStream;
-use futures_util::StreamExt;
 use switchboard_protocol::{ErrorCode, IceServer, ProtocolError};
 use tokio::sync::oneshot;
 
@@ -33,7 +34,7 @@ use crate::metrics::ClusterMetrics;
 use crate::relay::{lock, Outbox};
 use crate::server::Shared;
 use config::ClusterConfig;
-use envelope::{AdminAction, AdminAnswer, Entering, Member, NodeId, Record};
+use envelope::{AdminAnswer, Entering, Member, NodeId, Record};
 use outgoing::Outgoing;
 use owned::Key;
 use redis_store::RedisStore;
@@ -216,145 +217,6 @@ impl Cluster {
         }
     }
 
-    /// The cluster's public rooms, newest first (`open_only`: not full, not started), at most
-    /// `limit`, listed before the cursor `before`; and the cursor of the next page. Entries of
-    /// rooms whose owner is gone are dropped from the listing as they are met.
-    pub(crate) async fn public_rooms(
-        &self,
-        open_only: bool,
-        limit: usize,
-        before: Option<u64>,
-    ) -> Result<(Vec<serde_json::Value>, Option<u64>), StoreError> {
-        const MOST_PAGES: usize = 8;
-        let mut rooms = Vec::new();
-        let mut cursor = before;
-        let mut last = None;
-        for _ in 0..MOST_PAGES {
-            let page = self.directory.public_rooms(cursor, limit + 1).await?;
-            let exhausted = page.len() <= limit;
-            let entries: Vec<(String, u64, serde_json::Value)> = page
-                .into_iter()
-                .filter_map(|(room, place, json)| {
-                    serde_json::from_str(&json).ok().map(|v| (room, place, v))
-                })
-                .collect();
-            let nodes: Vec<NodeId> = entries
-                .iter()
-                .filter_map(|(_, _, v)| v["node"].as_str())
-                .filter_map(|hex| u64::from_str_radix(hex, 16).ok())
-                .collect::<std::collections::HashSet<_>>()
-                .into_iter()
-                .collect();
-            let (alive, _) = self.directory.alive(nodes.clone()).await?;
-            let dead: std::collections::HashSet<String> = nodes
-                .iter()
-                .zip(alive)
-                .filter(|(_, alive)| !alive)
-                .map(|(node, _)| format!("{node:016x}"))
-                .collect();
-            let mut gone = Vec::new();
-            for (room, place, entry) in entries {
-                cursor = Some(place);
-                if entry["node"].as_str().is_some_and(|n| dead.contains(n)) {
-                    gone.push(room);
-                    continue;
-                }
-                let info = &entry["info"];
-                let players = entry["players"].as_u64().unwrap_or(0);
-                let full = info["capacity"].as_u64().is_some_and(|c| players >= c);
-                let started = info["started"].as_bool().unwrap_or(false);
-                if open_only && (full || started) {
-                    continue;
-                }
-                if rooms.len() == limit {
-                    break;
-                }
-                rooms.push(serde_json::json!({ "room": room, "players": players, "info": info }));
-                last = Some(place);
-            }
-            if !gone.is_empty() && self.directory.unlist(gone).await.is_err() {
-                self.metrics.redis_error("unlist");
-            }
-            if rooms.len() == limit || exhausted {
-                break;
-            }
-        }
-        let next = if rooms.len() == limit { last } else { None };
-        Ok((rooms, next))
-    }
-
-    /// The user names in `room` as its owner last wrote it down (a PeerJS key's ids).
-    pub(crate) async fn names_in(&self, room: &str) -> Vec<String> {
-        let stored = match self.directory.load_room(room.to_owned()).await {
-            Ok(Some(bytes)) => rmp_serde::from_slice::<envelope::StoredRoom>(&bytes).ok(),
-            Ok(None) => None,
-            Err(_) => {
-                self.metrics.redis_error("load");
-                None
-            }
-        };
-        stored
-            .map(|stored| {
-                stored
-                    .room
-                    .members
-                    .into_iter()
-                    .filter_map(|m| m.name)
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    /// Carries an admin call to every other node; their answers (those that came within
-    /// `forward_timeout_ms`).
-    pub(crate) async fn admin(&self, action: AdminAction) -> Vec<AdminAnswer> {
-        let others: Vec<NodeId> = match self.directory.nodes().await {
-            Ok(nodes) => nodes.into_iter().filter(|n| *n != self.node).collect(),
-            Err(_) => return Vec::new(),
-        };
-        if others.is_empty() {
-            return Vec::new();
-        }
-        let ask = self.next_ask.fetch_add(1, Ordering::Relaxed);
-        let (tell, mut told) = tokio::sync::mpsc::unbounded_channel();
-        self.admin_asks_lock().insert(ask, tell);
-        for node in &others {
-            let action = action.clone();
-            self.out.push(*node, Record::Admin { ask, action });
-        }
-        let mut answers = Vec::new();
-        let deadline = tokio::time::Instant::now() + self.config.forward_timeout();
-        while answers.len() < others.len() {
-            match tokio::time::timeout_at(deadline, told.recv()).await {
-                Ok(Some(answer)) => {
-                    // A peer or room is on one node: the first that has it is the answer.
-                    let done = answer == AdminAnswer::Done(true);
-                    answers.push(answer);
-                    if done {
-                        break;
-                    }
-                }
-                _ => break,
-            }
-        }
-        self.admin_asks_lock().remove(&ask);
-        answers
-    }
-
-    /// Another node answered an admin call.
-    pub(crate) fn admin_answered(&self, ask: u64, answer: AdminAnswer) {
-        if let Some(tell) = self.admin_asks_lock().get(&ask) {
-            let _ = tell.send(answer);
-        }
-    }
-
-    fn admin_asks_lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<u64, tokio::sync::mpsc::UnboundedSender<AdminAnswer>>>
-    {
-        self.admin_asks.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// Forwards a join to `owner` and waits for its answer (`forward_timeout_ms` at most).
     pub(crate) async fn ask(
         &self,
@@ -387,209 +249,5 @@ impl Cluster {
 
     fn asks_lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Ask>> {
         self.asks.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Renews this node's heartbeat; now and then counts the nodes alive.
-    async fn heartbeats(self: Arc<Self>, shared: Arc<Shared>) {
-        let mut tick = tokio::time::interval(self.config.heartbeat());
-        let mut beats = 0u64;
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                () = shared.shutdown.cancelled() => return,
-            }
-            if self.is_draining() {
-                // A drained node has said it is gone; it must not look alive again.
-                continue;
-            }
-            let started = Instant::now();
-            let beat = self
-                .directory
-                .heartbeat(self.node, self.config.node_ttl())
-                .await;
-            let beat_ok = beat.is_ok();
-            match beat {
-                Ok(epoch) => {
-                    self.metrics.latency(started.elapsed());
-                    let forgot = self.new_epoch(epoch);
-                    if forgot {
-                        tracing::warn!("cluster: the store lost its memory (a restart)");
-                    }
-                    if !self.reachable.swap(true, Ordering::Relaxed) || forgot {
-                        tracing::info!("cluster: the store answers again");
-                        self.republish(&shared).await;
-                    }
-                }
-                Err(error) => {
-                    if self.reachable.swap(false, Ordering::Relaxed) {
-                        tracing::warn!(%error, "cluster: the store does not answer");
-                    }
-                    self.metrics.redis_error("heartbeat");
-                }
-            }
-            if beat_ok {
-                self.watch_owners(&shared).await;
-            }
-            if beats.is_multiple_of(5) {
-                match self.directory.nodes().await {
-                    Ok(nodes) => {
-                        self.metrics.nodes.set(nodes.len() as i64);
-                    }
-                    Err(_) => self.metrics.redis_error("nodes"),
-                }
-            }
-            beats += 1;
-        }
-    }
-
-    /// Notes the store's epoch; true when it changed (the store forgot everything): then no
-    /// node is judged gone until every node has had the time to renew its heartbeat.
-    fn new_epoch(&self, epoch: u64) -> bool {
-        let mut known = self.epoch.lock().unwrap_or_else(|p| p.into_inner());
-        if known.0 == Some(epoch) {
-            return false;
-        }
-        *known = (
-            Some(epoch),
-            Instant::now() + self.config.node_ttl() + self.config.heartbeat(),
-        );
-        true
-    }
-
-    /// Whether `epoch` is the one this node's last heartbeat saw.
-    pub(super) fn same_epoch(&self, epoch: Option<u64>) -> bool {
-        epoch.is_some() && self.epoch.lock().unwrap_or_else(|p| p.into_inner()).0 == epoch
-    }
-
-    /// Whether heartbeats can be trusted now to say a node is gone.
-    pub(super) fn may_judge(&self) -> bool {
-        Instant::now() >= self.epoch.lock().unwrap_or_else(|p| p.into_inner()).1
-    }
-
-    /// Says again in the store what this node owns (its heartbeat, its rooms and match keys,
-    /// each room written down anew), after the store was lost: it may have restarted empty.
-    async fn republish(&self, shared: &Shared) {
-        let keys: Vec<Key> = {
-            let relay = lock(&shared.relay);
-            let Some(owner) = relay.cluster.as_ref() else {
-                return;
-            };
-            let keys = owner.owned.keys();
-            owner.mark(keys.iter().filter_map(|key| match key {
-                Key::Room(name) => Some(name.clone()),
-                Key::Match(..) => None,
-            }));
-            keys
-        };
-        match self
-            .directory
-            .heartbeat(self.node, self.config.node_ttl())
-            .await
-        {
-            Ok(epoch) => {
-                self.new_epoch(epoch);
-            }
-            Err(_) => {
-                self.metrics.redis_error("heartbeat");
-                return;
-            }
-        }
-        for key in keys {
-            match self.directory.claim(&key.store_key(), self.node).await {
-                Ok(owner) if owner == self.node => {}
-                Ok(_) => tracing::warn!(?key, "cluster: another node took a room of ours"),
-                Err(_) => {
-                    self.metrics.redis_error("claim");
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Reads this node's channel; subscribes again whenever the store's connection is lost.
-    async fn subscriber(self: Arc<Self>, shared: Arc<Shared>) {
-        let first = self
-            .first_subscription
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        let mut subscription = first;
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            if let Some(mut messages) = subscription.take() {
-                backoff = Duration::from_millis(50);
-                loop {
-                    tokio::select! {
-                        message = messages.next() => match message {
-                            Some(bytes) => incoming::handle(&self, &shared, &bytes),
-                            None => break,
-                        },
-                        () = shared.shutdown.cancelled() => return,
-                    }
-                }
-                tracing::warn!("cluster: lost the subscription; subscribing again");
-                self.metrics.redis_error("subscribe");
-            }
-            tokio::select! {
-                () = tokio::time::sleep(backoff) => {}
-                () = shared.shutdown.cancelled() => return,
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(2));
-            match self.broker.subscribe(self.node).await {
-                Ok(messages) => {
-                    subscription = Some(messages);
-                    // The store may have come back empty (a restart): say again what is ours.
-                    self.republish(&shared).await;
-                }
-                Err(_) => self.metrics.redis_error("subscribe"),
-            }
-        }
-    }
-
-    /// Gives up, now and then, the keys whose rooms have emptied.
-    async fn releases(self: Arc<Self>, shared: Arc<Shared>) {
-        let mut tick = tokio::time::interval(self.config.release_interval());
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                () = shared.shutdown.cancelled() => return,
-            }
-            let released = {
-                let mut relay = lock(&shared.relay);
-                let relay = &mut *relay;
-                match relay.cluster.as_mut() {
-                    Some(cluster) => {
-                        let released = cluster.owned.sweep(&relay.hub);
-                        self.metrics.owned.set(cluster.owned.len() as i64);
-                        released
-                    }
-                    None => Vec::new(),
-                }
-            };
-            if released.is_empty() {
-                continue;
-            }
-            let keys = released.iter().map(Key::store_key).collect();
-            if self.directory.release(keys, self.node).await.is_err() {
-                self.metrics.redis_error("release");
-            }
-            // A join may have claimed one of them again while the release was under way (the
-            // store still named this node): such a key is taken back.
-            let reclaimed: Vec<Key> = {
-                let relay = lock(&shared.relay);
-                let owned = relay.cluster.as_ref().map(|c| &c.owned);
-                released
-                    .into_iter()
-                    .filter(|key| owned.is_some_and(|o| o.contains(key)))
-                    .collect()
-            };
-            for key in reclaimed {
-                match self.directory.claim(&key.store_key(), self.node).await {
-                    Ok(owner) if owner == self.node => {}
-                    Ok(_) => tracing::warn!(?key, "cluster: a room was taken while released"),
-                    Err(_) => self.metrics.redis_error("claim"),
-                }
-            }
-        }
     }
 }

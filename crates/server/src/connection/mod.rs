@@ -21,10 +21,12 @@ mod closing;
 mod dispatch;
 pub(crate) mod entry;
 mod inbound;
+mod start;
 
 use closing::{close, close_with_error, refuse_on, CLOSE_TIMEOUT};
 pub use dispatch::Speaker;
-use entry::{enter, with_turn, Place};
+use entry::{enter, with_turn};
+use start::{Stages, Start};
 
 use crate::cluster::envelope::{NodeId, Record};
 use crate::handshake::{Dialect, Handshake};
@@ -132,87 +134,6 @@ pub fn serve(socket: WebSocket, upgrade: Box<Upgrade>) -> Served {
             start.shared.metrics.error(error.code);
             Box::pin(async move { close_with_error(&mut start.socket, wire, error).await })
         }
-    }
-}
-
-/// A connection that enters in its own task step (cluster mode: the room's owner may be another
-/// node): the entering future, then the session it resolves to. Only the step running now is
-/// held, so an idle connection keeps its session and nothing of how it entered.
-enum Stages {
-    /// Finding the seat; resolves to what runs next.
-    Entering(Pin<Box<dyn Future<Output = Served> + Send>>),
-    /// The session (or the refusal's close).
-    Running(Served),
-}
-
-impl Future for Stages {
-    type Output = ();
-
-    fn poll(
-        mut self: Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        loop {
-            match &mut *self {
-                Stages::Entering(entering) => match entering.as_mut().poll(cx) {
-                    std::task::Poll::Ready(next) => *self = Stages::Running(next),
-                    std::task::Poll::Pending => return std::task::Poll::Pending,
-                },
-                Stages::Running(running) => return running.as_mut().poll(cx),
-            }
-        }
-    }
-}
-
-/// An upgraded connection before it has a seat.
-struct Start {
-    shared: Arc<Shared>,
-    socket: WebSocket,
-    conn: u64,
-    wire: Wire,
-    origin: String,
-    ip: IpAddr,
-    outgoing: QueueReceiver,
-    closer: Arc<Closer>,
-    turn_refresh: Option<(Vec<IceServer>, Duration)>,
-}
-
-impl Start {
-    /// The seated connection's session; `owner` is the node owning its room, if another.
-    fn session(self, place: Place, owner: Option<NodeId>) -> Session {
-        let Place { id, room, name, .. } = place;
-        let shared = self.shared;
-        let membership = Membership {
-            shared: shared.clone(),
-            id,
-            conn: self.conn,
-            ending: Ending::quietly(LeaveReason::Closed),
-        };
-        let bytes = TokenBucket::full(
-            u32::try_from(shared.config.limits.byte_burst).unwrap_or(u32::MAX),
-            Instant::now(),
-        );
-        let speaker = Speaker {
-            id,
-            conn: self.conn,
-            wire: self.wire,
-            room,
-            name,
-            origin: self.origin,
-            ip: self.ip,
-        };
-        let pump = Pump {
-            shared,
-            speaker,
-            owner,
-            socket: self.socket,
-            outgoing: self.outgoing,
-            closer: self.closer,
-            bytes,
-            bytes_throttled: false,
-            turn_refresh: self.turn_refresh,
-        };
-        Session { membership, pump }
     }
 }
 
