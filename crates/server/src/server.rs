@@ -29,6 +29,7 @@ use crate::access::{authorize, find_token, Denied, Granted};
 use crate::admin_api;
 use crate::admission::{AdmissionAcceptor, Pending};
 use crate::assets;
+use crate::cluster::capacity::Sockets;
 use crate::cluster::Cluster;
 use crate::compat::mailbox::Mailboxes;
 use crate::config::{AuthConfig, Config, ConfigError, Limits};
@@ -220,8 +221,10 @@ impl Server {
         let mut metrics = Metrics::new();
         let cluster = if config.cluster.enabled() {
             let series = metrics.register_cluster();
+            let limits = &config.limits;
+            let sockets = Sockets::new(limits.max_connections, limits.max_connections_per_ip);
             Some(
-                Cluster::connect(&config.cluster, series)
+                Cluster::connect(&config.cluster, sockets, series)
                     .await
                     .map_err(|error| StartError::Cluster(error.to_string()))?,
             )
@@ -263,7 +266,7 @@ impl Server {
                 ),
                 cluster: cluster
                     .as_ref()
-                    .map(|cluster| Owner::new(cluster.out.clone())),
+                    .map(|(cluster, _)| Owner::new(cluster.out.clone())),
             }),
             metrics,
             shutdown: CancellationToken::new(),
@@ -275,7 +278,7 @@ impl Server {
             } else {
                 0
             }),
-            cluster,
+            cluster: cluster.as_ref().map(|(cluster, _)| cluster.clone()),
             reaper: Notify::new(),
             pending: Arc::new(Mutex::new(Pending::new(
                 config.limits.max_pending_connections,
@@ -290,8 +293,8 @@ impl Server {
             config,
         });
         tokio::spawn(reap(shared.clone()));
-        if let Some(cluster) = &shared.cluster {
-            cluster.start(&shared);
+        if let Some((cluster, subscription)) = cluster {
+            cluster.start(&shared, subscription);
         }
         let app = router(shared.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let handle = axum_server::Handle::new();
@@ -713,6 +716,18 @@ pub(crate) fn authorize_connect(
 /// HTTP answer (the join checks again, and decides): 503 when the server is full, 429 when this
 /// address's share is used up.
 pub(crate) fn check_capacity_http(shared: &Shared, ip: IpAddr) -> Result<(), Box<Response>> {
+    // In a cluster this node's own sockets count too (their rooms may be owned elsewhere).
+    if let Some(cluster) = &shared.cluster {
+        if let Err(error) = cluster.sockets.check(ip) {
+            let status = if cluster.sockets.is_full() {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::TOO_MANY_REQUESTS
+            };
+            shared.metrics.error(error.code);
+            return Err(Box::new(refusal(status, &error, None)));
+        }
+    }
     let relay = lock(&shared.relay);
     let Err(error) = relay.hub.check_capacity(ip) else {
         return Ok(());

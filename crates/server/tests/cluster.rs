@@ -28,12 +28,7 @@ struct Cluster {
 impl Cluster {
     /// Three nodes with a message budget and send queues above the bursts the tests send.
     async fn start() -> Cluster {
-        Self::start_with(|config| {
-            config.limits.messages_per_second = 10_000;
-            config.limits.message_burst = 10_000;
-            config.limits.send_queue_messages = 4096;
-        })
-        .await
+        Self::start_with(roomy).await
     }
 
     async fn start_with(adjust: impl Fn(&mut switchboard_server::Config)) -> Cluster {
@@ -56,6 +51,13 @@ impl Cluster {
             node.shutdown().await;
         }
     }
+}
+
+/// A message budget and send queues above the bursts the tests send.
+fn roomy(config: &mut switchboard_server::Config) {
+    config.limits.messages_per_second = 10_000;
+    config.limits.message_burst = 10_000;
+    config.limits.send_queue_messages = 4096;
 }
 
 fn node_config(redis: &Redis) -> switchboard_server::Config {
@@ -85,7 +87,12 @@ fn joined(client: &Client) -> ServerMessage {
 
 #[tokio::test]
 async fn peers_on_three_nodes_share_a_room_presence_and_every_route() {
-    let cluster = Cluster::start().await;
+    // Batches of at most 7 records: the burst below spans hundreds of them.
+    let cluster = Cluster::start_with(|config| {
+        roomy(config);
+        config.cluster.max_batch_records = 7;
+    })
+    .await;
     let mut ann = Client::join(cluster.addr(0), "lobby", "user=ann").await;
     let mut bob = Client::join(cluster.addr(1), "lobby", "user=bob&enc=msgpack").await;
     assert_eq!(bob.welcome.peers.len(), 1, "bob meets ann across nodes");
@@ -976,5 +983,192 @@ async fn a_session_made_on_one_node_is_joined_from_another_and_a_peer_detaches_a
             reason: LeaveReason::Gone
         }
     );
+    cluster.shutdown().await;
+}
+
+/// `switchboard_cluster_dropped_total{reason}` of a node.
+async fn dropped(addr: SocketAddr, reason: &str) -> u64 {
+    let (_, metrics) = http_get(addr, "/metrics").await;
+    let series = format!("switchboard_cluster_dropped_total{{reason=\"{reason}\"}} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series.as_str()))
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+#[tokio::test]
+async fn records_past_the_pending_bounds_are_dropped_and_counted_while_redis_hangs() {
+    let cluster = Cluster::start_with(|config| {
+        roomy(config);
+        config.cluster.max_pending_records = 20;
+        config.cluster.max_pending_bytes = 64 * 1024;
+        config.cluster.redis_timeout_ms = 3000;
+    })
+    .await;
+    let mut ann = Client::join(cluster.addr(0), "hang", "user=ann").await;
+    let mut bob = Client::join(cluster.addr(1), "hang", "user=bob").await;
+    ann.recv().await; // bob
+                      // Under the bounds nothing is dropped.
+    for n in 0..10 {
+        bob.send_json(Target::Room, &n.to_string()).await;
+        assert!(matches!(ann.recv().await, ServerMessage::Message { .. }));
+    }
+    assert_eq!(dropped(cluster.addr(1), "queue_full").await, 0);
+    // Redis hangs: bob's frames (one record per read) pile up on his node past 20 records.
+    cluster.redis.pause();
+    for n in 0..60 {
+        bob.send_json(Target::Room, &n.to_string()).await;
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while dropped(cluster.addr(1), "queue_full").await == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "records past 20 are dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cluster.redis.resume();
+    // Let the stuck publish end and the queue drain, then hang again: six frames of 20 KiB
+    // (six records, under 20) are past 64 KiB.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let by_count = dropped(cluster.addr(1), "queue_full").await;
+    cluster.redis.pause();
+    let big = format!("\"{}\"", "x".repeat(20 * 1024));
+    for _ in 0..6 {
+        bob.send_json(Target::Room, &big).await;
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while dropped(cluster.addr(1), "queue_full").await == by_count {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "records past 64 KiB are dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cluster.redis.resume();
+    // The room works again across the nodes; nobody was disconnected.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        bob.send_json(Target::Name("ann".into()), r#""again""#)
+            .await;
+        let heard = tokio::time::timeout(Duration::from_millis(300), async {
+            loop {
+                if let ServerMessage::Message { data, .. } = ann.recv().await {
+                    if data == json(r#""again""#) {
+                        return;
+                    }
+                }
+            }
+        })
+        .await;
+        if heard.is_ok() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "messages flow again"
+        );
+    }
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_join_forwarded_to_a_node_that_never_answers_is_refused_with_unavailable() {
+    let cluster = Cluster::start_with(|config| config.cluster.forward_timeout_ms = 300).await;
+    // A node that looks alive in Redis and owns the room, but reads nothing.
+    let mut store = ::redis::Client::open(cluster.redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let ghost = "00000000000000ff";
+    let _: () = ::redis::cmd("SET")
+        .arg(format!("switchboard:node:{ghost}"))
+        .arg(1)
+        .arg("PX")
+        .arg(60_000)
+        .query_async(&mut store)
+        .await
+        .unwrap();
+    let _: () = ::redis::cmd("SET")
+        .arg("switchboard:room:ghosted")
+        .arg(ghost)
+        .query_async(&mut store)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let (code, close, _) = refused(
+        cluster.addr(1),
+        "/ws/ghosted",
+        switchboard_protocol::Encoding::Json,
+    )
+    .await;
+    assert_eq!((code, close), (ErrorCode::Unavailable, 1013));
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    // Other rooms are not held up.
+    Client::join(cluster.addr(1), "elsewhere", "").await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_node_holds_max_connections_per_ip_sockets_whatever_nodes_own_their_rooms() {
+    let cluster = Cluster::start_with(|config| config.limits.max_connections_per_ip = 2).await;
+    // Rooms owned by nodes 0 and 2 (their first peers, from another address).
+    let owner = |node: usize, room: &'static str| {
+        let addr = cluster.addr(node);
+        async move {
+            let socket = raw_from("127.0.0.5", addr, &format!("/ws/{room}")).await;
+            Client::from_socket(socket, switchboard_protocol::Encoding::Json).await
+        }
+    };
+    let _r1 = owner(0, "cap1").await;
+    let _r2 = owner(2, "cap2").await;
+    let _r3 = owner(0, "cap3").await;
+    // From 127.0.0.9, all through node 1: each owner counts one or two, node 1 holds them all.
+    let through = |room: &'static str| {
+        let addr = cluster.addr(1);
+        async move {
+            let socket = raw_from("127.0.0.9", addr, &format!("/ws/{room}")).await;
+            Client::from_socket(socket, switchboard_protocol::Encoding::Json).await
+        }
+    };
+    let first = through("cap1").await;
+    let _second = through("cap2").await;
+    let refused_third = {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut third = tcp_from("127.0.0.9", cluster.addr(1)).await;
+        let request = "GET /ws/cap3 HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        third.write_all(request.as_bytes()).await.unwrap();
+        let mut response = vec![0u8; 4096];
+        let n = tokio::time::timeout(WAIT, third.read(&mut response))
+            .await
+            .unwrap()
+            .unwrap();
+        String::from_utf8_lossy(&response[..n]).into_owned()
+    };
+    assert!(refused_third.starts_with("HTTP/1.1 429"), "{refused_third}");
+    assert!(
+        refused_third.contains("too_many_connections"),
+        "{refused_third}"
+    );
+    // A socket given back makes room for the next.
+    drop(first);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let stream = tcp_from("127.0.0.9", cluster.addr(1)).await;
+        let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+        let ws = tokio_tungstenite::client_async(url(cluster.addr(1), "/ws/cap3"), stream).await;
+        if let Ok((socket, _)) = ws {
+            Client::from_socket(socket, switchboard_protocol::Encoding::Json).await;
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the freed seat is taken"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     cluster.shutdown().await;
 }

@@ -28,6 +28,9 @@ pub struct ClusterConfig {
     /// Most records waiting to be published to other nodes; past it, records are dropped and
     /// counted (`switchboard_cluster_dropped_total`).
     pub max_pending_records: usize,
+    /// Most bytes (frames, about) in the records waiting to be published; past it, records are
+    /// dropped and counted like past `max_pending_records`.
+    pub max_pending_bytes: usize,
     /// How often the owner writes down the rooms whose members changed (for a takeover), in ms.
     pub snapshot_interval_ms: u64,
     /// How often a node gives up the rooms it owns that have emptied, in ms.
@@ -48,6 +51,7 @@ impl Default for ClusterConfig {
             forward_timeout_ms: 5_000,
             max_batch_records: 512,
             max_pending_records: 200_000,
+            max_pending_bytes: 64 * 1024 * 1024,
             release_interval_ms: 1_000,
             snapshot_interval_ms: 100,
             token_ttl_ms: 86_400_000,
@@ -88,11 +92,12 @@ impl ClusterConfig {
             || self.redis_timeout_ms == 0
             || self.max_batch_records == 0
             || self.max_pending_records == 0
+            || self.max_pending_bytes == 0
             || self.release_interval_ms == 0
             || self.token_ttl_ms == 0
             || self.snapshot_interval_ms == 0
         {
-            return Err("cluster.forward_timeout_ms, redis_timeout_ms, max_batch_records, max_pending_records, release_interval_ms, snapshot_interval_ms and token_ttl_ms must be greater than 0".into());
+            return Err("cluster.forward_timeout_ms, redis_timeout_ms, max_batch_records, max_pending_records, max_pending_bytes, release_interval_ms, snapshot_interval_ms and token_ttl_ms must be greater than 0".into());
         }
         Ok(())
     }

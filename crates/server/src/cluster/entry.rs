@@ -138,14 +138,7 @@ async fn claim_new_room(
 /// Tells `owner` that a seat it gave is not wanted (the asker gave up waiting).
 pub(super) fn unwanted(cluster: &Cluster, owner: NodeId, peer: PeerId, conn: u64) {
     let reason = switchboard_protocol::LeaveReason::Closed;
-    let may_suspend = false;
-    cluster.out.push(
-        owner,
-        Record::Leave {
-            peer,
-            conn,
-            reason,
-            may_suspend,
-        },
-    );
+    cluster
+        .out
+        .push(owner, Record::leave(peer, conn, reason, false));
 }

@@ -292,6 +292,31 @@ pub struct WireFrame {
     pub bytes: Bytes,
 }
 
+impl Record {
+    /// A connection's leave, for its room's owner.
+    pub fn leave(peer: PeerId, conn: u64, reason: LeaveReason, may_suspend: bool) -> Self {
+        Record::Leave {
+            peer,
+            conn,
+            reason,
+            may_suspend,
+        }
+    }
+
+    /// About how many bytes the record holds: its frames, plus a fixed share for the rest (what
+    /// the queue of records for other nodes is bounded by).
+    pub fn weight(&self) -> usize {
+        const BASE: usize = 64;
+        BASE + match self {
+            Record::Frames { frames, .. } => frames.iter().map(|f| f.bytes.len()).sum(),
+            Record::Deliver { to, frame } => frame.bytes.len() + 16 * to.len(),
+            Record::Handover { room } => 128 * (room.room.members.len() + 1),
+            Record::Moved { peers, .. } => 24 * peers.len(),
+            _ => 0,
+        }
+    }
+}
+
 /// Why bytes from the channel are not a batch.
 #[derive(Debug, thiserror::Error)]
 #[error("not a cluster batch: {0}")]

@@ -7,6 +7,7 @@
 //! (encoded once per wire) to the nodes of its recipients, batched on one pub/sub channel per
 //! node. Redis is behind two small traits (`store`); the records are `envelope`'s.
 
+pub mod capacity;
 pub mod config;
 pub mod drain;
 pub mod entry;
@@ -59,11 +60,14 @@ pub struct Cluster {
     /// The store's epoch at the last heartbeat, and until when no node is judged gone (the
     /// store came back empty: every node must have renewed its heartbeat first).
     epoch: Mutex<(Option<u64>, Instant)>,
+    /// This node's sockets (rooms owned elsewhere included), under the connection limits.
+    pub sockets: Arc<capacity::Sockets>,
     /// The cluster's series.
     pub metrics: ClusterMetrics,
-    /// The subscription made at connect, taken by the subscriber task.
-    first_subscription: Mutex<Option<BoxStream<'static, Vec<u8>>>>,
 }
+
+/// The messages of this node's channel, until the store's connection is lost.
+pub type Subscription = BoxStream<'static, Vec<u8>>;
 
 /// A join forwarded to a room's owner, waiting for its answer.
 struct Ask {
@@ -90,24 +94,22 @@ pub(crate) fn unavailable(why: impl Into<String>) -> ProtocolError {
 
 impl Cluster {
     /// Connects to the store, says this node is alive and subscribes to its channel.
+    /// Returns the node and its channel's first subscription (for [`Cluster::start`]).
+    /// `sockets` bounds the sockets this node holds (`max_connections`, per address).
     pub async fn connect(
         config: &ClusterConfig,
+        sockets: capacity::Sockets,
         metrics: ClusterMetrics,
-    ) -> Result<Arc<Self>, StoreError> {
+    ) -> Result<(Arc<Self>, Subscription), StoreError> {
         let url = config.redis.as_deref().unwrap_or_default();
         let timeout = config.redis_timeout();
         let store = Arc::new(RedisStore::connect(url, &config.key_prefix, timeout).await?);
         let node: NodeId = rand::random();
         let epoch = store.heartbeat(node, config.node_ttl()).await?;
         let subscription = store.subscribe(node).await?;
-        let out = Arc::new(Outgoing::new(
-            node,
-            config.max_pending_records,
-            config.max_batch_records,
-            metrics.clone(),
-        ));
+        let out = Arc::new(Outgoing::new(node, config, metrics.clone()));
         tracing::info!(node = format!("{node:016x}"), "joined the cluster");
-        Ok(Arc::new(Self {
+        let cluster = Arc::new(Self {
             node,
             config: config.clone(),
             directory: store.clone(),
@@ -119,17 +121,18 @@ impl Cluster {
             reachable: AtomicBool::new(true),
             draining: AtomicBool::new(false),
             epoch: Mutex::new((Some(epoch), Instant::now())),
+            sockets: Arc::new(sockets),
             metrics,
-            first_subscription: Mutex::new(Some(subscription)),
-        }))
+        });
+        Ok((cluster, subscription))
     }
 
     /// Starts the node's tasks (heartbeat, publisher, subscriber, releases), until shutdown.
-    pub fn start(self: &Arc<Self>, shared: &Arc<Shared>) {
+    pub fn start(self: &Arc<Self>, shared: &Arc<Shared>, subscription: Subscription) {
         let shutdown = shared.shutdown.clone();
         tokio::spawn(self.out.clone().run(self.broker.clone(), shutdown));
         tokio::spawn(self.clone().heartbeats(shared.clone()));
-        tokio::spawn(self.clone().subscriber(shared.clone()));
+        tokio::spawn(self.clone().subscriber(shared.clone(), subscription));
         tokio::spawn(self.clone().releases(shared.clone()));
         tokio::spawn(self.clone().snapshots(shared.clone()));
     }

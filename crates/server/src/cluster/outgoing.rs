@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::config::ClusterConfig;
 use super::envelope::{Batch, NodeId, Record};
 use super::store::Broker;
 use crate::metrics::ClusterMetrics;
@@ -17,6 +18,7 @@ pub struct Outgoing {
     queued: Mutex<Queued>,
     wake: Notify,
     max_pending: usize,
+    max_pending_bytes: usize,
     max_batch: usize,
     metrics: ClusterMetrics,
 }
@@ -25,37 +27,38 @@ pub struct Outgoing {
 struct Queued {
     by_node: HashMap<NodeId, Vec<Record>>,
     count: usize,
+    /// About how many bytes the queued records hold (`Record::weight`).
+    bytes: usize,
     /// A publish of what was taken is under way.
     publishing: bool,
 }
 
 impl Outgoing {
-    /// An empty queue for records from `node`.
-    pub fn new(
-        node: NodeId,
-        max_pending: usize,
-        max_batch: usize,
-        metrics: ClusterMetrics,
-    ) -> Self {
+    /// An empty queue for records from `node`, bounded as `config` says.
+    pub fn new(node: NodeId, config: &ClusterConfig, metrics: ClusterMetrics) -> Self {
         Self {
             node,
             queued: Mutex::new(Queued::default()),
             wake: Notify::new(),
-            max_pending,
-            max_batch,
+            max_pending: config.max_pending_records,
+            max_pending_bytes: config.max_pending_bytes,
+            max_batch: config.max_batch_records,
             metrics,
         }
     }
 
-    /// Queues a record for `to`. Past `max_pending_records` it is dropped and counted.
+    /// Queues a record for `to`. Past `max_pending_records` or `max_pending_bytes` it is
+    /// dropped and counted.
     pub fn push(&self, to: NodeId, record: Record) {
+        let weight = record.weight();
         let mut queued = self.queued.lock().unwrap_or_else(|p| p.into_inner());
-        if queued.count >= self.max_pending {
+        if queued.count >= self.max_pending || queued.bytes + weight > self.max_pending_bytes {
             drop(queued);
             self.metrics.dropped("queue_full", 1);
             return;
         }
         queued.count += 1;
+        queued.bytes += weight;
         let was_empty = queued.count == 1;
         queued.by_node.entry(to).or_default().push(record);
         drop(queued);
@@ -82,6 +85,7 @@ impl Outgoing {
     fn take(&self) -> HashMap<NodeId, Vec<Record>> {
         let mut queued = self.queued.lock().unwrap_or_else(|p| p.into_inner());
         queued.count = 0;
+        queued.bytes = 0;
         queued.publishing = true;
         std::mem::take(&mut queued.by_node)
     }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 
 use super::owned::Key;
-use super::{incoming, Cluster};
+use super::{incoming, Cluster, Subscription};
 use crate::relay::lock;
 use crate::server::Shared;
 
@@ -132,13 +132,8 @@ impl Cluster {
     }
 
     /// Reads this node's channel; subscribes again whenever the store's connection is lost.
-    pub(super) async fn subscriber(self: Arc<Self>, shared: Arc<Shared>) {
-        let first = self
-            .first_subscription
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        let mut subscription = first;
+    pub(super) async fn subscriber(self: Arc<Self>, shared: Arc<Shared>, first: Subscription) {
+        let mut subscription = Some(first);
         let mut backoff = Duration::from_millis(50);
         loop {
             if let Some(mut messages) = subscription.take() {

@@ -98,7 +98,10 @@ impl Pump {
         let mut relay = lock(&self.shared.relay);
         // A takeover may have moved the room since the frames were read: here (decode what was
         // read for forwarding) or to another node.
-        let owner = relay.owner_of(self.speaker.id, self.speaker.conn);
+        let owner = match relay.cluster {
+            Some(_) => relay.owner_of(self.speaker.id, self.speaker.conn),
+            None => None,
+        };
         self.owner = owner;
         let mut forwarded = Vec::new();
         for step in steps {

@@ -28,6 +28,7 @@ pub use dispatch::Speaker;
 use entry::{enter, with_turn};
 use start::{Stages, Start};
 
+use crate::cluster::capacity::Seat;
 use crate::cluster::envelope::{NodeId, Record};
 use crate::handshake::{Dialect, Handshake};
 use crate::hub::{CloseReason, TokenBucket};
@@ -61,7 +62,7 @@ pub type Served = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// Set up here, outside any async fn, and boxed at its exact size: an async fn keeps its
 /// arguments beside what is moved out of them, which made every idle connection's task hold
 /// its socket and handshake twice.
-pub fn serve(socket: WebSocket, upgrade: Box<Upgrade>) -> Served {
+pub fn serve(mut socket: WebSocket, upgrade: Box<Upgrade>) -> Served {
     let Upgrade {
         shared,
         outcome,
@@ -80,6 +81,16 @@ pub fn serve(socket: WebSocket, upgrade: Box<Upgrade>) -> Served {
         Dialect::Matchbox => Wire::Matchbox,
         Dialect::Peerjs => Wire::Peerjs,
         Dialect::Rustysignal => Wire::Rustysignal,
+    };
+    // In a cluster the socket takes a seat of this node's own for as long as it lives: its room
+    // may be owned, and counted, elsewhere.
+    let seat = match shared.cluster.as_ref().map(|c| c.sockets.take(ip)) {
+        None => None,
+        Some(Ok(seat)) => Some(seat),
+        Some(Err(error)) => {
+            shared.metrics.error(error.code);
+            return Box::pin(async move { close_with_error(&mut socket, wire, error).await });
+        }
     };
     let conn = shared.connections.fetch_add(1, Ordering::Relaxed);
     let (queue, outgoing) = send_queue(shared.config.limits.send_queue_messages);
@@ -102,6 +113,7 @@ pub fn serve(socket: WebSocket, upgrade: Box<Upgrade>) -> Served {
         outgoing,
         closer,
         turn_refresh,
+        seat,
     };
     if let Some(cluster) = start.shared.cluster.clone() {
         // It yields the next step on purpose: `Stages` runs it after dropping this one.
@@ -230,15 +242,9 @@ impl Drop for Membership {
         let owner = relay.owner_of(self.id, self.conn);
         relay.remove_outbox(self.id, self.conn);
         if let (Some(owner), Some(out)) = (owner, relay.outgoing()) {
-            let (peer, conn) = (self.id, self.conn);
             out.push(
                 owner,
-                Record::Leave {
-                    peer,
-                    conn,
-                    reason,
-                    may_suspend,
-                },
+                Record::leave(self.id, self.conn, reason, may_suspend),
             );
             return;
         }
@@ -268,6 +274,8 @@ struct Pump {
     bytes_throttled: bool,
     /// With TURN: the ICE servers without TURN, and how often to send fresh credentials.
     turn_refresh: Option<(Vec<IceServer>, Duration)>,
+    /// Cluster mode: this socket's seat among the node's sockets, given back with the pump.
+    _seat: Option<Seat>,
 }
 
 impl Pump {

@@ -12,6 +12,7 @@ use switchboard_protocol::{IceServer, LeaveReason};
 
 use super::entry::Place;
 use super::{Ending, Membership, Pump, Served, Session, Speaker};
+use crate::cluster::capacity::Seat;
 use crate::cluster::envelope::NodeId;
 use crate::hub::TokenBucket;
 use crate::relay::Closer;
@@ -59,6 +60,7 @@ pub(super) struct Start {
     pub(super) outgoing: QueueReceiver,
     pub(super) closer: Arc<Closer>,
     pub(super) turn_refresh: Option<(Vec<IceServer>, Duration)>,
+    pub(super) seat: Option<Seat>,
 }
 
 impl Start {
@@ -95,6 +97,7 @@ impl Start {
             bytes,
             bytes_throttled: false,
             turn_refresh: self.turn_refresh,
+            _seat: self.seat,
         };
         Session { membership, pump }
     }

@@ -46,6 +46,24 @@ impl Redis {
         format!("redis://{}/", self.addr)
     }
 
+    /// Stops it (SIGSTOP): it holds its connections and answers nothing until `resume`.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused redis-server go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
     /// Kills it at once (like a crash).
     pub fn kill(mut self) -> u16 {
         let _ = self.child.kill();
