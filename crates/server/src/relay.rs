@@ -1,7 +1,7 @@
 //! Shared state of a running server: the hub core behind one lock, and the outbox of every
 //! connection. Deliveries are encoded once per encoding and queued without blocking.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cluster::envelope::{Closing, NodeId, Record, WireFrame};
 use crate::cluster::outgoing::Outgoing;
 use crate::cluster::owned::Owned;
+use crate::cluster::store::unix_ms;
 use crate::compat::mailbox::{Expired, Mailboxes};
 use crate::compat::peerjs;
 use crate::connection::Speaker;
@@ -170,8 +171,9 @@ pub struct Owner {
     pub out: Arc<Outgoing>,
     /// The placement keys (rooms, match keys) this node owns.
     pub owned: Owned,
-    /// Rooms whose members changed since they were last written down.
-    pub dirty: Mutex<HashSet<String>>,
+    /// Rooms whose members changed since they were last written down, each with when the
+    /// first of those changes was noticed (Unix milliseconds).
+    pub dirty: Mutex<HashMap<String, u64>>,
 }
 
 impl Owner {
@@ -180,7 +182,7 @@ impl Owner {
         Self {
             out,
             owned: Owned::default(),
-            dirty: Mutex::new(HashSet::new()),
+            dirty: Mutex::new(HashMap::new()),
         }
     }
 
@@ -188,13 +190,16 @@ impl Owner {
     pub fn mark(&self, rooms: impl IntoIterator<Item = String>) {
         let mut rooms = rooms.into_iter().peekable();
         if rooms.peek().is_some() {
+            let now = unix_ms();
             let mut dirty = self.dirty.lock().unwrap_or_else(|p| p.into_inner());
-            dirty.extend(rooms);
+            for room in rooms {
+                dirty.entry(room).or_insert(now);
+            }
         }
     }
 
-    /// The rooms to write down now.
-    pub fn take_dirty(&self) -> HashSet<String> {
+    /// The rooms to write down now, with when their first change was noticed.
+    pub fn take_dirty(&self) -> HashMap<String, u64> {
         std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }

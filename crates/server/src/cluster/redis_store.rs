@@ -20,7 +20,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Client, Script};
 
 use super::envelope::NodeId;
-use super::store::{Broker, Directory, Listed, Liveness, StoreError, Written};
+use super::store::{unix_ms, Broker, Directory, Listed, Liveness, StoreError, Written};
 
 /// Takes a key that is free or whose owner's heartbeat has expired; answers the owner.
 const CLAIM: &str = r"
@@ -356,10 +356,11 @@ impl Directory for RedisStore {
             };
             match written.listing {
                 Some(json) => {
-                    // The first listing sets the room's place: newest first, by when it was
-                    // listed (milliseconds, with random low digits so two rooms rarely tie).
-                    let place =
-                        unix_ms().saturating_mul(1000) + u64::from(rand::random::<u16>() % 1000);
+                    // The first listing sets the room's place: newest first, by when the change
+                    // that listed it happened (milliseconds, with random low digits so two
+                    // rooms rarely tie), not by when its batch was written.
+                    let place = written.changed_ms.saturating_mul(1000)
+                        + u64::from(rand::random::<u16>() % 1000);
                     pipeline
                         .zadd_options(
                             &order,
@@ -471,12 +472,6 @@ impl Directory for RedisStore {
 
 /// Milliseconds since the Unix epoch by this node's clock (the nodes' clocks are assumed to
 /// agree within a heartbeat; only the count of nodes seen depends on it).
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 impl Broker for RedisStore {
     fn publish(&self, messages: Vec<(NodeId, Vec<u8>)>) -> BoxFuture<'_, Result<(), StoreError>> {
         let commands = self.commands.clone();

@@ -23,6 +23,16 @@ pub struct Written {
     pub snapshot: Option<Vec<u8>>,
     /// Its entry in the public listing, JSON (`None`: not listed).
     pub listing: Option<String>,
+    /// When the first change in this write happened (Unix milliseconds): a newly listed room's
+    /// place in the listing.
+    pub changed_ms: u64,
+}
+
+/// Now, in Unix milliseconds: the time base of what the store keeps.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// A public room as the listing holds it: its name, its cursor, its entry (JSON).

@@ -20,12 +20,12 @@ use crate::relay::{lock, Outbox, Relay, Sink};
 use crate::server::Shared;
 use crate::wire::Wire;
 
-/// Writes down the rooms `names` as the hub has them now (gone rooms forgotten), with their
+/// Writes down the rooms `names` (with when each first changed) as the hub has them now (gone rooms forgotten), with their
 /// entries in the public listing.
-fn write_down(relay: &Relay, node: NodeId, names: HashSet<String>) -> Vec<Written> {
+fn write_down(relay: &Relay, node: NodeId, names: HashMap<String, u64>) -> Vec<Written> {
     names
         .into_iter()
-        .map(|room| {
+        .map(|(room, changed_ms)| {
             // Plain values: writing to a Vec cannot fail.
             let snapshot = write_room(relay, node, &room)
                 .map(|stored| rmp_serde::to_vec_named(&stored).unwrap_or_default());
@@ -41,6 +41,7 @@ fn write_down(relay: &Relay, node: NodeId, names: HashSet<String>) -> Vec<Writte
                 room,
                 snapshot,
                 listing,
+                changed_ms,
             }
         })
         .collect()
