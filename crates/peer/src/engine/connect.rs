@@ -10,13 +10,14 @@ use str0m::channel::ChannelId;
 use str0m::{Candidate, Rtc};
 use switchboard_protocol::PeerId;
 
-use super::{Attached, Engine};
+use super::table::PeerTable;
+use super::Attached;
 use crate::api::{Channel, ConnectError, Event};
 use crate::channels::{channel_config, CHANNELS};
 use crate::slot::Slot;
 use crate::socket_queue::frame_queue;
 
-impl Engine {
+impl PeerTable {
     /// A new `Rtc` for a peer, ice-lite, with this server's candidates.
     fn new_rtc(&self, now: Instant) -> Rtc {
         // Data channels only: no codecs, no periodic stats.
@@ -78,7 +79,7 @@ impl Engine {
             ));
         }
         self.has_room(None)?;
-        let now = Instant::now();
+        let now = self.now;
         let mut rtc = self.new_rtc(now);
         let mut api = rtc.sdp_api();
         let ids: Vec<(Channel, ChannelId)> = CHANNELS
@@ -154,7 +155,7 @@ impl Engine {
             tracing::debug!(%error, "unparsable offer");
             ConnectError::InvalidOffer("not an SDP offer".into())
         })?;
-        let now = Instant::now();
+        let now = self.now;
         let mut rtc = self.new_rtc(now);
         let answer = rtc.sdp_api().accept_offer(offer).map_err(|error| {
             tracing::debug!(%error, "offer refused by the WebRTC stack");

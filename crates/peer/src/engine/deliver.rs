@@ -3,13 +3,12 @@
 //! events, and closing a peer: goodbye first, then the data channels and the association.
 
 use std::cmp::Reverse;
-use std::time::Instant;
 
 use str0m::{Event as RtcEvent, IceConnectionState, Output};
 use switchboard_protocol::frame::{self, Message};
 use switchboard_protocol::PeerId;
 
-use super::{Engine, CLOSE_OUTPUTS};
+use super::table::{PeerTable, CLOSE_OUTPUTS};
 use crate::api::{Channel, Data, Event};
 use crate::channels::channel_id;
 use crate::socket_queue::Refused;
@@ -17,7 +16,7 @@ use crate::socket_queue::Refused;
 /// Why a peer is closed when its send queue overflows.
 const SEND_QUEUE_FULL: &str = "send_queue_full";
 
-impl Engine {
+impl PeerTable {
     /// Sends one message to a peer on either transport.
     pub(super) fn send(&mut self, peer: PeerId, channel: Channel, data: &Data) {
         let text = matches!(data, Data::Text(_));
@@ -150,9 +149,8 @@ impl Engine {
                     return Ok(());
                 }
                 Output::Transmit(transmit) => {
-                    let _ = self
-                        .socket
-                        .try_send_to(&transmit.contents, transmit.destination);
+                    self.transmits
+                        .push((transmit.destination, transmit.contents.into()));
                 }
                 Output::Event(event) => self.event(peer, event)?,
             }
@@ -253,7 +251,7 @@ impl Engine {
                 let goodbye = frame::goodbye(goodbye);
                 self.stats.queued_bytes.inc_by(gauge(goodbye.len()));
                 slot.outbox.push_last(goodbye);
-                let by = Instant::now() + self.config.close_linger;
+                let by = self.now + self.config.close_linger;
                 slot.closing_by = Some(by);
                 self.deadlines.push(Reverse((by, peer)));
                 self.after(peer, Ok(()));
@@ -274,9 +272,8 @@ impl Engine {
         for _ in 0..CLOSE_OUTPUTS {
             match slot.rtc.poll_output() {
                 Ok(Output::Transmit(transmit)) => {
-                    let _ = self
-                        .socket
-                        .try_send_to(&transmit.contents, transmit.destination);
+                    self.transmits
+                        .push((transmit.destination, transmit.contents.into()));
                 }
                 Ok(Output::Event(_)) => {}
                 Ok(Output::Timeout(_)) | Err(_) => break,

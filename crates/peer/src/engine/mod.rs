@@ -1,35 +1,33 @@
-//! The network loop: one task owns the UDP socket and every peer's `str0m::Rtc`. Datagrams are
-//! routed by `demux`; plain STUN is answered with `switchboard_stun`; each `Rtc` is driven by the
-//! str0m contract (one mutation, then drain `poll_output` to a timeout). Peers on the WebSocket
-//! fallback are a queue of outgoing frames each (their sockets are served by `socket`).
+//! The network loop: a thin shell that moves bytes between the UDP socket and the pure peer
+//! table (`table`), which owns every peer's `str0m::Rtc`. Datagrams come in batches
+//! (`switchboard_udp`: `recvmmsg` on Linux) and the table's transmits of one wake-up go out
+//! together (`sendmmsg`).
 //!
+//! * `table`: the peers, their routes and deadlines; datagrams, commands and the time in,
+//!   datagrams, events and the next deadline out.
 //! * `connect`: new peers (offers both ways, WebSocket attach).
 //! * `deliver`: sends (reliable frames through each peer's outbox), draining an `Rtc`, its
 //!   events, and closing a peer (goodbye, then the association).
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use str0m::net::{Protocol, Receive};
-use str0m::Input;
 use switchboard_protocol::PeerId;
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::addrs;
-use crate::api::{Channel, ConnectError, Data, Event, EventQueue, StartError, Transport};
+use crate::api::{Channel, ConnectError, Data, EventQueue, StartError, Transport};
 use crate::config::PeerConfig;
-use crate::demux::{Route, Routes};
-use crate::origins::Origins;
-use crate::slot::Slot;
-use crate::socket_queue::{FrameReceiver, FrameSender};
+use crate::socket_queue::FrameReceiver;
 use crate::stats::Stats;
+use table::{PeerTable, Transmit};
 
 mod connect;
 mod deliver;
+mod table;
 
 /// What the handles ask of the loop.
 pub(crate) enum Command {
@@ -94,37 +92,13 @@ pub(crate) enum Command {
 /// A WebSocket peer's id and the queue of frames to send it.
 pub(crate) type Attached = (PeerId, FrameReceiver);
 
-/// Most datagrams, or commands, handled in one wake-up of the loop before it looks at the rest.
-const BATCH: usize = 64;
+/// Receive batches taken in one wake-up of the loop before it looks at the rest (each up to
+/// `switchboard_udp::BATCH` datagrams).
+const READ_ROUNDS: usize = 2;
+/// Commands handled in one wake-up of the loop before it looks at the rest.
+const COMMAND_BATCH: usize = 64;
 /// Longest the loop sleeps when no peer has a timeout.
 const IDLE: Duration = Duration::from_secs(1);
-/// Most outputs taken from a closing `Rtc` before it is dropped (its close is a few packets).
-const CLOSE_OUTPUTS: usize = 64;
-
-struct Engine {
-    socket: UdpSocket,
-    /// One DTLS certificate for every peer: generating one per connection costs milliseconds of
-    /// CPU and kilobytes of memory each, and a server's identity is one certificate anyway.
-    dtls_cert: Option<str0m::config::DtlsCert>,
-    config: Arc<PeerConfig>,
-    advertised: Vec<SocketAddr>,
-    routes: Routes,
-    peers: HashMap<PeerId, Slot>,
-    /// Peers on the WebSocket fallback: the queue of frames to their socket, each a channel byte
-    /// and a data channel frame. Dropping a sender ends the socket.
-    sockets: HashMap<PeerId, FrameSender>,
-    /// Every peer's next deadline (str0m timeout, connect timeout while half-open, close linger
-    /// while closing), earliest first. Entries go stale when a peer's timeout moves; they are
-    /// skipped when they surface.
-    deadlines: BinaryHeap<Reverse<(Instant, PeerId)>>,
-    events: Arc<EventQueue>,
-    stats: Stats,
-    stun_out: Vec<u8>,
-    /// Shutting down: no new peers; the loop ends once every peer is closed.
-    stopping: bool,
-    /// Peers per address (`max_peers_per_ip`).
-    origins: Origins,
-}
 
 /// Binds the socket and spawns the loop; returns the command sender, bound and advertised addresses.
 pub(crate) async fn start(
@@ -147,251 +121,77 @@ pub(crate) async fn start(
     let dtls_cert = str0m::crypto::from_feature_flags()
         .dtls_provider
         .generate_certificate();
-    let engine = Engine {
-        socket,
+    let table = PeerTable::new(
+        config,
+        advertised.clone(),
         dtls_cert,
-        advertised: advertised.clone(),
-        routes: Routes::default(),
-        peers: HashMap::new(),
-        sockets: HashMap::new(),
-        deadlines: BinaryHeap::new(),
         events,
         stats,
-        stun_out: vec![0; switchboard_stun::MAX_RESPONSE_LEN],
-        stopping: false,
-        origins: Origins::new(config.max_peers_per_ip),
-        config,
-    };
-    tokio::spawn(engine.run(inbox));
+        Instant::now(),
+    );
+    tokio::spawn(run(table, socket, inbox));
     Ok((commands, local, advertised))
 }
 
-impl Engine {
-    async fn run(mut self, mut inbox: mpsc::Receiver<Command>) {
-        let mut buf = vec![0u8; 2048];
-        let mut handles_gone = false;
-        while !(self.stopping && self.peers.is_empty()) {
-            let wake = self.next_deadline().min(Instant::now() + IDLE);
-            tokio::select! {
-                received = self.socket.recv_from(&mut buf) => {
-                    match received {
-                        Ok((n, source)) => self.datagram(&buf[..n], source),
-                        Err(error) => tracing::debug!(%error, "udp receive error"),
-                    }
-                    // Datagrams already waiting are handled in the same wake-up: under load this
-                    // saves a trip through the scheduler and epoll per datagram.
-                    for _ in 1..BATCH {
-                        let Ok((n, source)) = self.socket.try_recv_from(&mut buf) else {
-                            break;
-                        };
-                        self.datagram(&buf[..n], source);
-                    }
+/// The loop: datagrams, commands and deadlines into the table, its transmits out to the socket,
+/// until the table has shut down.
+async fn run(mut table: PeerTable, socket: UdpSocket, mut inbox: mpsc::Receiver<Command>) {
+    let mut datagrams = switchboard_udp::Inbox::new();
+    let mut handles_gone = false;
+    while !table.is_done() {
+        let idle = Instant::now() + IDLE;
+        let wake = table.poll_timeout().map_or(idle, |at| at.min(idle));
+        tokio::select! {
+            ready = socket.readable() => {
+                if let Err(error) = ready {
+                    tracing::debug!(%error, "udp socket error");
                 }
-                command = inbox.recv(), if !handles_gone => {
-                    let mut next = command;
-                    let mut handled = 0;
-                    while let Some(command) = next.take() {
-                        self.command(command);
-                        handled += 1;
-                        if handled < BATCH {
-                            next = inbox.try_recv().ok();
+                // Datagrams already waiting are handled in the same wake-up: under load this
+                // saves a trip through the scheduler and epoll per datagram.
+                for _ in 0..READ_ROUNDS {
+                    let received =
+                        socket.try_io(Interest::READABLE, || datagrams.receive(&socket));
+                    let Ok(count) = received else {
+                        break;
+                    };
+                    let now = Instant::now();
+                    for i in 0..count {
+                        if let Some((datagram, source)) = datagrams.get(i) {
+                            table.handle_datagram(now, source, datagram);
                         }
                     }
-                    if handled == 0 {
-                        // Every handle is gone: close everyone, as on shutdown.
-                        handles_gone = true;
-                        self.stop();
+                }
+            }
+            command = inbox.recv(), if !handles_gone => {
+                let mut next = command;
+                let mut handled = 0;
+                while let Some(command) = next.take() {
+                    table.handle_command(Instant::now(), command);
+                    handled += 1;
+                    if handled < COMMAND_BATCH {
+                        next = inbox.try_recv().ok();
                     }
                 }
-                () = tokio::time::sleep_until(wake.into()) => self.timeouts(),
-            }
-        }
-    }
-
-    /// Starts the shutdown: every peer is told (`shutdown`) and closed; new peers are refused.
-    fn stop(&mut self) {
-        self.stopping = true;
-        let peers: Vec<PeerId> = self
-            .peers
-            .keys()
-            .chain(self.sockets.keys())
-            .copied()
-            .collect();
-        for peer in peers {
-            self.close(peer, "shutdown".into(), Some("shutdown"));
-        }
-    }
-
-    fn datagram(&mut self, datagram: &[u8], source: SocketAddr) {
-        match self.routes.route(datagram, source) {
-            Route::Stun => {
-                let action = switchboard_stun::respond(
-                    datagram,
-                    source,
-                    // No SOFTWARE attribute: smaller answers for reflection.
-                    "",
-                    &mut self.stun_out,
-                );
-                if let switchboard_stun::Action::Reply(n)
-                | switchboard_stun::Action::ReplyError(n) = action
-                {
-                    let _ = self.socket.try_send_to(&self.stun_out[..n], source);
+                if handled == 0 {
+                    // Every handle is gone: close everyone, as on shutdown.
+                    handles_gone = true;
+                    table.stop(Instant::now());
                 }
             }
-            Route::Drop => {}
-            Route::Peer(peer) => {
-                let destination = self.destination_for(source);
-                let Some(slot) = self.peers.get_mut(&peer) else {
-                    return;
-                };
-                let Ok(receive) = Receive::new(Protocol::Udp, source, destination, datagram) else {
-                    return;
-                };
-                let result = slot
-                    .rtc
-                    .handle_input(Input::Receive(Instant::now(), receive));
-                self.after(peer, result.map_err(|e| e.to_string()));
-            }
+            () = tokio::time::sleep_until(wake.into()) => table.handle_timeout(Instant::now()),
         }
+        send(&socket, table.take_transmits());
     }
+}
 
-    /// The local address a datagram was sent to, as str0m needs it: the advertised address of the
-    /// source's kind (loopback for loopback sources), since the socket may be bound to a wildcard.
-    fn destination_for(&self, source: SocketAddr) -> SocketAddr {
-        let same_family = |a: &&SocketAddr| a.is_ipv4() == source.is_ipv4();
-        self.advertised
+/// Sends a wake-up's datagrams, a batch per system call. A full socket buffer drops the rest, as
+/// UDP would (DTLS and SCTP retransmit; unreliable messages were unreliable).
+fn send(socket: &UdpSocket, transmits: Vec<Transmit>) {
+    for chunk in transmits.chunks(switchboard_udp::BATCH) {
+        let datagrams: Vec<(&[u8], SocketAddr)> = chunk
             .iter()
-            .filter(same_family)
-            .find(|a| a.ip().is_loopback() == source.ip().is_loopback())
-            .or_else(|| self.advertised.iter().find(same_family))
-            .or(self.advertised.first())
-            .copied()
-            .unwrap_or(source)
-    }
-
-    fn command(&mut self, command: Command) {
-        match command {
-            Command::Connect { offer, ip, reply } => {
-                let _ = reply.send(self.connect(&offer, ip));
-            }
-            Command::Send {
-                peers,
-                channel,
-                data,
-            } => {
-                let targets: Vec<PeerId> = match peers {
-                    Some(peers) => peers,
-                    None => self
-                        .peers
-                        .iter()
-                        .filter(|(_, s)| s.takes_sends())
-                        .map(|(p, _)| *p)
-                        .chain(self.sockets.keys().copied())
-                        .collect(),
-                };
-                for peer in targets {
-                    self.send(peer, channel, &data);
-                }
-            }
-            Command::Kick { peer, reason } => {
-                self.close(peer, format!("kicked: {reason}"), Some(&reason));
-            }
-            Command::Offer { peer, reply } => {
-                let _ = reply.send(self.offer(peer));
-            }
-            Command::Answer { peer, sdp } => self.answer(peer, &sdp),
-            Command::Drop { peer, reason } => self.close(peer, reason.clone(), Some(&reason)),
-            Command::Count { reply } => {
-                let _ = reply.send(self.peer_count());
-            }
-            Command::Buffered { peer, reply } => {
-                let buffered = match self.sockets.get(&peer) {
-                    Some(socket) => Some(socket.bytes()),
-                    None => self
-                        .peers
-                        .get_mut(&peer)
-                        .filter(|slot| slot.takes_sends())
-                        .map(Slot::buffered),
-                };
-                let _ = reply.send(buffered);
-            }
-            Command::Transport { peer, reply } => {
-                let transport = if self.sockets.contains_key(&peer) {
-                    Some(Transport::WebSocket)
-                } else {
-                    self.peers
-                        .get(&peer)
-                        .filter(|slot| slot.takes_sends())
-                        .map(|_| Transport::WebRtc)
-                };
-                let _ = reply.send(transport);
-            }
-            Command::Attach { ip, reply } => {
-                let _ = reply.send(self.attach(ip));
-            }
-            Command::SocketReceived {
-                peer,
-                channel,
-                data,
-            } => {
-                // Not after `Closed`: a kicked peer's last messages are dropped.
-                if self.sockets.contains_key(&peer) {
-                    self.events.push(Event::Received(peer, channel, data));
-                }
-            }
-            Command::Shutdown => self.stop(),
-        }
-    }
-
-    /// Peers on both transports, open or connecting.
-    fn peer_count(&self) -> usize {
-        self.peers.len() + self.sockets.len()
-    }
-
-    /// The earliest deadline still current, dropping stale heap entries on the way.
-    fn next_deadline(&mut self) -> Instant {
-        while let Some(Reverse((at, peer))) = self.deadlines.peek().copied() {
-            if self.peers.get(&peer).is_some_and(|s| s.is_due_at(at)) {
-                return at;
-            }
-            self.deadlines.pop();
-        }
-        Instant::now() + IDLE
-    }
-
-    /// Handles every peer whose deadline has come: drives its timers, drops it half-open, or
-    /// ends its close.
-    fn timeouts(&mut self) {
-        let now = Instant::now();
-        let mut due = Vec::new();
-        while let Some(Reverse((at, peer))) = self.deadlines.peek().copied() {
-            if at > now {
-                break;
-            }
-            self.deadlines.pop();
-            if self.peers.get(&peer).is_some_and(|s| s.is_due_at(at)) && !due.contains(&peer) {
-                due.push(peer);
-            }
-        }
-        for peer in due {
-            let Some(slot) = self.peers.get_mut(&peer) else {
-                continue;
-            };
-            if slot.closing_by.is_some_and(|by| by <= now) {
-                tracing::debug!(%peer, "close linger over: the association is closed");
-                self.finish(peer);
-                continue;
-            }
-            if !slot.open && slot.connect_by <= now {
-                tracing::debug!(%peer, "half-open peer dropped after connect_timeout");
-                self.close(peer, "connect_timeout".into(), None);
-                continue;
-            }
-            let result = slot
-                .rtc
-                .handle_input(Input::Timeout(now))
-                .map_err(|e| e.to_string());
-            self.after(peer, result);
-        }
+            .map(|(to, bytes)| (bytes.as_slice(), *to))
+            .collect();
+        switchboard_udp::send_all(socket, &datagrams);
     }
 }

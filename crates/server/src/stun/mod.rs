@@ -3,7 +3,8 @@
 //!
 //! One blocking thread per worker, each with its own socket bound to the same address with
 //! `SO_REUSEPORT`, so the kernel spreads clients over cores and no lock or queue is shared.
-//! On Linux, `recvmmsg` / `sendmmsg` move up to 32 datagrams per system call (`mmsg`).
+//! Datagrams move in batches (`switchboard_udp`: on Linux, `recvmmsg` / `sendmmsg` move up to 32
+//! per system call).
 //! Counters are kept per thread and added to the Prometheus counters in batches.
 
 use std::io;
@@ -14,11 +15,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
-use socket2::{Domain, Protocol, Socket, Type};
 use switchboard_stun::{respond, Action, DropReason, MAX_RESPONSE_LEN};
-
-#[cfg(target_os = "linux")]
-mod mmsg;
+use switchboard_udp::{bind_shared, claim_port, send_all, Buffers, Inbox, BATCH};
 
 /// How often an idle worker checks whether to stop.
 const STOP_CHECK: Duration = Duration::from_millis(100);
@@ -64,10 +62,11 @@ impl StunServer {
         let mut local_addrs = Vec::new();
         let mut handles = Vec::new();
         for addr in listen {
-            let bound = claim_port(*addr)?;
+            let bound =
+                claim_port(*addr).map_err(|e| io::Error::new(e.kind(), format!("STUN: {e}")))?;
             local_addrs.push(bound);
             let sockets = (0..workers.max(1))
-                .map(|_| bind_reuseport(bound))
+                .map(|_| bind_worker(bound))
                 .collect::<io::Result<Vec<_>>>()?;
             for (i, socket) in sockets.into_iter().enumerate() {
                 let (stop, software, counters) = (stop.clone(), software.clone(), counters.clone());
@@ -105,29 +104,13 @@ impl Drop for StunServer {
     }
 }
 
-/// Finds the port to share: binds once *without* `SO_REUSEPORT`, so that a port already served by
-/// another process fails with "address in use" instead of silently splitting its traffic, and so
-/// that port 0 picks a port nobody else holds (with `SO_REUSEPORT`, the kernel may hand out a
-/// port another reuse-port socket of the same user already has).
-fn claim_port(addr: SocketAddr) -> io::Result<SocketAddr> {
-    let probe = UdpSocket::bind(addr)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot bind STUN to {addr}: {e}")))?;
-    probe.local_addr()
-}
-
-fn bind_reuseport(addr: SocketAddr) -> io::Result<UdpSocket> {
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    #[cfg(unix)]
-    socket.set_reuse_port(true)?;
-    // Best effort: a smaller buffer only means drops under bursts.
-    let _ = socket.set_recv_buffer_size(RECEIVE_BUFFER_BYTES);
-    socket
-        .bind(&addr.into())
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot bind STUN to {addr}: {e}")))?;
-    let socket: UdpSocket = socket.into();
+fn bind_worker(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let buffers = Buffers {
+        receive: Some(RECEIVE_BUFFER_BYTES),
+        send: None,
+    };
+    let socket =
+        bind_shared(addr, buffers).map_err(|e| io::Error::new(e.kind(), format!("STUN: {e}")))?;
     socket.set_read_timeout(Some(STOP_CHECK))?;
     Ok(socket)
 }
@@ -188,12 +171,11 @@ fn handle(
     }
 }
 
-/// Worker loop, Linux: up to `mmsg::BATCH` datagrams in and out per system call.
-#[cfg(target_os = "linux")]
+/// Worker loop: up to `BATCH` datagrams in and out per system call where the system has them.
 fn serve(socket: UdpSocket, stop: &AtomicBool, software: &str, counters: &StunCounters) {
-    let mut inbox = mmsg::Inbox::new();
-    let mut outputs = vec![[0u8; MAX_RESPONSE_LEN]; mmsg::BATCH];
-    let mut replies: Vec<(usize, usize, SocketAddr)> = Vec::with_capacity(mmsg::BATCH);
+    let mut inbox = Inbox::new();
+    let mut outputs = vec![[0u8; MAX_RESPONSE_LEN]; BATCH];
+    let mut replies: Vec<(usize, usize, SocketAddr)> = Vec::with_capacity(BATCH);
     let mut tally = Tally::default();
     while !stop.load(Ordering::Relaxed) {
         let count = match inbox.receive(&socket) {
@@ -219,29 +201,7 @@ fn serve(socket: UdpSocket, stop: &AtomicBool, software: &str, counters: &StunCo
             .iter()
             .map(|&(i, n, to)| (&outputs[i][..n], to))
             .collect();
-        mmsg::send_all(&socket, &datagrams);
-        if tally.total() >= COUNTER_FLUSH {
-            tally.flush(counters);
-        }
-    }
-    tally.flush(counters);
-}
-
-/// Worker loop, other systems: one datagram per system call.
-#[cfg(not(target_os = "linux"))]
-fn serve(socket: UdpSocket, stop: &AtomicBool, software: &str, counters: &StunCounters) {
-    let mut input = [0u8; 2048];
-    let mut output = [0u8; MAX_RESPONSE_LEN];
-    let mut tally = Tally::default();
-    while !stop.load(Ordering::Relaxed) {
-        match socket.recv_from(&mut input) {
-            Ok((len, source)) => {
-                if let Some(n) = handle(&input[..len], source, software, &mut output, &mut tally) {
-                    let _ = socket.send_to(&output[..n], source);
-                }
-            }
-            Err(_) => tally.flush(counters),
-        }
+        send_all(&socket, &datagrams);
         if tally.total() >= COUNTER_FLUSH {
             tally.flush(counters);
         }

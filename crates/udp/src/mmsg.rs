@@ -1,17 +1,14 @@
 //! Batched UDP I/O on Linux: `recvmmsg` / `sendmmsg` move up to [`BATCH`] datagrams per system
-//! call. The only `unsafe` in the server, kept to building the C structures these calls take.
+//! call. The `unsafe` is kept to building the C structures these calls take.
 
 use std::io;
 use std::mem::{size_of, zeroed};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
 
 use socket2::SockAddr;
 
-/// Datagrams per system call.
-pub const BATCH: usize = 32;
-/// Largest datagram read; longer ones arrive truncated (and fail STUN's length check).
-pub const DATAGRAM: usize = 2048;
+use crate::{Handle, BATCH, DATAGRAM};
 
 /// Receive buffers and source addresses for one batch.
 pub struct Inbox {
@@ -19,6 +16,12 @@ pub struct Inbox {
     addrs: Box<[libc::sockaddr_storage; BATCH]>,
     lens: [usize; BATCH],
     count: usize,
+}
+
+impl Default for Inbox {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Inbox {
@@ -33,9 +36,10 @@ impl Inbox {
         }
     }
 
-    /// Blocks (up to the socket's read timeout) for at least one datagram, then takes whatever
-    /// else is already queued, up to [`BATCH`].
-    pub fn receive(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+    /// Waits (on a blocking socket, up to its read timeout) for at least one datagram, then takes
+    /// whatever else is already queued, up to [`BATCH`]. A non-blocking socket with nothing
+    /// queued answers `WouldBlock`.
+    pub fn receive(&mut self, socket: &impl Handle) -> io::Result<usize> {
         // SAFETY: iovec and mmsghdr are plain old data; zeroed is a valid starting value.
         let mut iovecs: [libc::iovec; BATCH] = unsafe { zeroed() };
         let mut headers: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
@@ -52,7 +56,7 @@ impl Inbox {
         // across the call and have the sizes given.
         let n = unsafe {
             libc::recvmmsg(
-                socket.as_raw_fd(),
+                socket.as_fd().as_raw_fd(),
                 headers.as_mut_ptr(),
                 BATCH as libc::c_uint,
                 libc::MSG_WAITFORONE,
@@ -113,9 +117,10 @@ fn to_socket_addr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
     }
 }
 
-/// Sends each `(bytes, destination)` with as few `sendmmsg` calls as it takes. Datagrams the
-/// kernel refuses (a full buffer, an unreachable peer) are dropped, as UDP would.
-pub fn send_all(socket: &UdpSocket, datagrams: &[(&[u8], SocketAddr)]) {
+/// Sends each `(bytes, destination)` with as few `sendmmsg` calls as it takes; returns how many
+/// the kernel took. Datagrams it refuses (an unreachable peer) are dropped, as UDP would; on a
+/// non-blocking socket whose buffer is full, the rest of the batch is dropped at once.
+pub fn send_all(socket: &impl Handle, datagrams: &[(&[u8], SocketAddr)]) -> usize {
     let addrs: Vec<SockAddr> = datagrams
         .iter()
         .map(|(_, to)| SockAddr::from(*to))
@@ -133,24 +138,28 @@ pub fn send_all(socket: &UdpSocket, datagrams: &[(&[u8], SocketAddr)]) {
         header.msg_hdr.msg_iov = &mut iovecs[i];
         header.msg_hdr.msg_iovlen = 1;
     }
-    let mut sent = 0;
-    while sent < headers.len() {
-        let remaining = &mut headers[sent..];
+    let (mut done, mut taken) = (0, 0);
+    while done < headers.len() {
+        let remaining = &mut headers[done..];
         // SAFETY: headers point into `iovecs`, `addrs` and `datagrams`, all alive here; the
         // kernel only reads them.
         let n = unsafe {
             libc::sendmmsg(
-                socket.as_raw_fd(),
+                socket.as_fd().as_raw_fd(),
                 remaining.as_mut_ptr(),
                 remaining.len() as libc::c_uint,
                 0,
             )
         };
-        if n <= 0 {
-            // Skip the datagram that failed and go on with the rest.
-            sent += 1;
+        if n > 0 {
+            done += n as usize;
+            taken += n as usize;
+        } else if io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock {
+            break;
         } else {
-            sent += n as usize;
+            // Skip the datagram that failed and go on with the rest.
+            done += 1;
         }
     }
+    taken
 }
