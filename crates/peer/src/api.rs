@@ -101,6 +101,16 @@ pub(crate) struct EventQueue {
 }
 
 impl EventQueue {
+    /// Everything queued, in order (the tests' view of what the application would see).
+    #[cfg(test)]
+    pub(crate) fn take_all(&self) -> Vec<Event> {
+        self.items
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+            .collect()
+    }
+
     pub(crate) fn push(&self, event: Event) {
         self.items
             .lock()

@@ -28,6 +28,8 @@ use table::{PeerTable, Transmit};
 mod connect;
 mod deliver;
 mod table;
+#[cfg(test)]
+mod tests;
 
 /// What the handles ask of the loop.
 pub(crate) enum Command {

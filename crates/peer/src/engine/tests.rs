@@ -1,0 +1,367 @@
+//! The peer table without a network: a native client `Rtc` and the table exchange datagrams in
+//! memory, and time only moves when the test moves it. What the handshake costs here is what the
+//! protocols' timers cost, with no CPU or socket in the way.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::change::SdpAnswer;
+use str0m::channel::ChannelId;
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event as RtcEvent, Input, Output, Rtc};
+use switchboard_protocol::PeerId;
+use tokio::sync::oneshot;
+
+use super::table::PeerTable;
+use super::Command;
+use crate::api::{Channel, Data, Event, EventQueue};
+use crate::channels::{channel_config, CHANNELS};
+use crate::config::PeerConfig;
+use crate::stats::Stats;
+
+const SERVER: &str = "127.0.0.1:5000";
+
+/// A browser-like client: full ICE, the two pre-negotiated channels.
+struct Client {
+    rtc: Rtc,
+    addr: SocketAddr,
+    reliable: ChannelId,
+    unreliable: ChannelId,
+    events: Vec<RtcEvent>,
+    /// Its next timeout.
+    deadline: Instant,
+}
+
+impl Client {
+    /// Takes the client's outputs up to its next timeout: datagrams for the server (into `out`),
+    /// events (kept). Returns the timeout.
+    fn drain(&mut self, out: &mut Vec<(SocketAddr, Vec<u8>)>) -> Instant {
+        loop {
+            match self.rtc.poll_output().unwrap() {
+                Output::Timeout(at) => return at,
+                Output::Transmit(t) => {
+                    assert_eq!(t.destination, SERVER.parse::<SocketAddr>().unwrap());
+                    out.push((self.addr, t.contents.into()));
+                }
+                Output::Event(event) => self.events.push(event),
+            }
+        }
+    }
+}
+
+/// The table, a clock the test moves, and clients.
+struct World {
+    table: PeerTable,
+    events: Arc<EventQueue>,
+    now: Instant,
+    start: Instant,
+}
+
+impl World {
+    fn new(config: PeerConfig) -> Self {
+        let events = Arc::new(EventQueue::default());
+        let now = Instant::now();
+        let cert = str0m::crypto::from_feature_flags()
+            .dtls_provider
+            .generate_certificate();
+        let table = PeerTable::new(
+            Arc::new(config),
+            vec![SERVER.parse().unwrap()],
+            cert,
+            events.clone(),
+            Stats::default(),
+            now,
+        );
+        Self {
+            table,
+            events,
+            now,
+            start: now,
+        }
+    }
+
+    /// A client offers; the table answers (`POST /connect` without HTTP).
+    fn connect(&mut self, port: u16) -> (Client, PeerId) {
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let mut rtc = Rtc::builder()
+            .clear_codecs()
+            .set_stats_interval(None)
+            .build(self.now);
+        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        let mut api = rtc.sdp_api();
+        let ids: Vec<ChannelId> = CHANNELS
+            .iter()
+            .map(|&(channel, label)| api.add_channel_with_config(channel_config(channel, label)))
+            .collect();
+        let (offer, pending) = api.apply().unwrap();
+        let (reply, mut answer) = oneshot::channel();
+        self.table.handle_command(
+            self.now,
+            Command::Connect {
+                offer: offer.to_sdp_string(),
+                ip: Some(addr.ip()),
+                reply,
+            },
+        );
+        let (peer, answer) = answer.try_recv().unwrap().unwrap();
+        rtc.sdp_api()
+            .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
+            .unwrap();
+        let client = Client {
+            rtc,
+            addr,
+            reliable: ids[0],
+            unreliable: ids[1],
+            events: Vec::new(),
+            deadline: self.now,
+        };
+        (client, peer)
+    }
+
+    /// Moves every datagram both ways until neither side has one to send (each `Rtc` drained
+    /// after every input, as str0m asks). Time does not move.
+    fn exchange(&mut self, clients: &mut [&mut Client]) {
+        let server: SocketAddr = SERVER.parse().unwrap();
+        let mut to_server = Vec::new();
+        for client in clients.iter_mut() {
+            client.deadline = client.drain(&mut to_server);
+        }
+        loop {
+            for (from, bytes) in to_server.drain(..) {
+                self.table.handle_datagram(self.now, from, &bytes);
+            }
+            let to_clients = self.table.take_transmits();
+            if to_clients.is_empty() {
+                return;
+            }
+            for (to, bytes) in to_clients {
+                let client = clients.iter_mut().find(|c| c.addr == to).unwrap();
+                let receive = Receive::new(Protocol::Udp, to, server, &bytes).unwrap();
+                client
+                    .rtc
+                    .handle_input(Input::Receive(self.now, receive))
+                    .unwrap();
+                client.deadline = client.drain(&mut to_server);
+            }
+        }
+    }
+
+    /// Moves time to the earliest deadline of the table and the clients and lets them handle it.
+    /// Returns false, without moving time, once that deadline is more than `limit` after the
+    /// start.
+    fn advance(&mut self, clients: &mut [&mut Client], limit: Duration) -> bool {
+        let clients_next = clients.iter().map(|c| c.deadline).min();
+        let next = [self.table.poll_timeout(), clients_next]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(self.now)
+            .max(self.now);
+        if next - self.start > limit {
+            return false;
+        }
+        self.now = next;
+        self.table.handle_timeout(self.now);
+        for client in clients.iter_mut() {
+            client.rtc.handle_input(Input::Timeout(self.now)).unwrap();
+        }
+        true
+    }
+
+    /// Exchanges what is ready, then moves time.
+    fn step(&mut self, clients: &mut [&mut Client], limit: Duration) -> bool {
+        self.exchange(clients);
+        self.advance(clients, limit)
+    }
+
+    /// Runs until `done` says so (given the events so far), within `limit` of simulated time.
+    fn run_until(
+        &mut self,
+        clients: &mut [&mut Client],
+        limit: Duration,
+        mut done: impl FnMut(&[Event], &[&mut Client]) -> bool,
+    ) -> Vec<Event> {
+        let mut seen = Vec::new();
+        loop {
+            self.exchange(clients);
+            seen.extend(self.events.take_all());
+            if done(&seen, clients) {
+                return seen;
+            }
+            assert!(self.advance(clients, limit), "not done within {limit:?}");
+        }
+    }
+}
+
+/// A whole binary message in the data channel framing (docs/protocol.md).
+fn whole(bytes: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(bytes);
+    frame
+}
+
+fn opened(events: &[Event], peer: PeerId) -> bool {
+    events
+        .iter()
+        .any(|e| matches!(e, Event::Open(p) if *p == peer))
+}
+
+#[test]
+fn a_client_connects_exchanges_messages_both_ways_and_is_kicked_without_a_network() {
+    let mut world = World::new(PeerConfig::default());
+    let (mut client, peer) = world.connect(6000);
+    world.run_until(&mut [&mut client], Duration::from_secs(5), |events, _| {
+        opened(events, peer)
+    });
+    let handshake = world.now - world.start;
+    eprintln!("HANDSHAKE {handshake:?}");
+    // On a perfect network with no CPU cost, what is left is the protocols' pacing.
+    assert!(handshake < Duration::from_millis(300), "{handshake:?}");
+
+    // Client to server, both channels.
+    for (id, text) in [(client.reliable, "in-order"), (client.unreliable, "lossy")] {
+        let mut channel = client.rtc.channel(id).unwrap();
+        channel.write(true, &whole(text.as_bytes())).unwrap();
+    }
+    let events = world.run_until(&mut [&mut client], Duration::from_secs(10), |events, _| {
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::Received(..)))
+            .count()
+            == 2
+    });
+    let received: Vec<(Channel, Data)> = events
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Received(p, channel, data) if p == peer => Some((channel, data)),
+            _ => None,
+        })
+        .collect();
+    assert!(received.contains(&(Channel::Reliable, Data::Binary(b"in-order".to_vec()))));
+    assert!(received.contains(&(Channel::Unreliable, Data::Binary(b"lossy".to_vec()))));
+
+    // Server to client: a reliable message of 1 MiB, past str0m's 128 KiB of SCTP buffer, arrives
+    // whole through the peer's outbox.
+    let big: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+    world.table.handle_command(
+        world.now,
+        Command::Send {
+            peers: Some(vec![peer]),
+            channel: Channel::Reliable,
+            data: Data::Binary(big.clone()),
+        },
+    );
+    let mut reassembler = switchboard_protocol::frame::Reassembler::new(16 << 20);
+    let mut got = None;
+    while got.is_none() {
+        assert!(world.step(&mut [&mut client], Duration::from_secs(60)));
+        for event in client.events.drain(..) {
+            if let RtcEvent::ChannelData(data) = event {
+                if data.id == client.reliable {
+                    if let Ok(Some(message)) = reassembler.push(&data.data) {
+                        got = Some(message);
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(
+        got,
+        Some(switchboard_protocol::frame::Message::Binary(big.clone()))
+    );
+
+    // A kick: the application hears `Closed`, the client gets the goodbye with the reason.
+    world.table.handle_command(
+        world.now,
+        Command::Kick {
+            peer,
+            reason: "cheating".into(),
+        },
+    );
+    let events = world.events.take_all();
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::Closed(p, r) if *p == peer && r == "kicked: cheating")));
+    let mut goodbye = None;
+    for _ in 0..1000 {
+        if !world.step(&mut [&mut client], Duration::from_secs(120)) {
+            break;
+        }
+        for event in client.events.drain(..) {
+            if let RtcEvent::ChannelData(data) = event {
+                if let Ok(Some(switchboard_protocol::frame::Message::Goodbye(reason))) =
+                    reassembler.push(&data.data)
+                {
+                    goodbye = Some(reason);
+                }
+            }
+        }
+        if goodbye.is_some() && world.table.peer_count() == 0 {
+            break;
+        }
+    }
+    assert_eq!(goodbye.as_deref(), Some("cheating"));
+    assert_eq!(
+        world.table.peer_count(),
+        0,
+        "the peer is removed after its goodbye"
+    );
+}
+
+#[test]
+fn a_client_that_never_completes_its_handshake_is_dropped_at_connect_timeout() {
+    let config = PeerConfig {
+        connect_timeout: Duration::from_secs(2),
+        ..PeerConfig::default()
+    };
+    let mut world = World::new(config);
+    let (_client, peer) = world.connect(6001);
+    assert_eq!(world.table.peer_count(), 1);
+    // The client's datagrams never arrive: only time passes.
+    while world.table.peer_count() > 0 {
+        let at = world
+            .table
+            .poll_timeout()
+            .expect("a half-open peer has a deadline");
+        assert!(
+            at - world.start <= Duration::from_secs(2),
+            "{:?}",
+            at - world.start
+        );
+        world.now = at;
+        world.table.handle_timeout(at);
+        world.table.take_transmits();
+    }
+    assert!(world.now - world.start >= Duration::from_secs(2));
+    // It never opened, so the application never heard of it.
+    assert!(!world
+        .events
+        .take_all()
+        .iter()
+        .any(|e| matches!(e, Event::Open(p) | Event::Closed(p, _) if *p == peer)));
+}
+
+#[test]
+fn plain_stun_is_answered_and_unknown_datagrams_are_dropped() {
+    let mut world = World::new(PeerConfig::default());
+    let source: SocketAddr = "192.0.2.7:4242".parse().unwrap();
+    // A STUN Binding request without USERNAME: a plain STUN client.
+    let mut request = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
+    request.extend_from_slice(&[9; 12]);
+    world.table.handle_datagram(world.now, source, &request);
+    let replies = world.table.take_transmits();
+    assert_eq!(replies.len(), 1);
+    assert_eq!(replies[0].0, source);
+    assert_eq!(
+        &replies[0].1[..2],
+        &[0x01, 0x01],
+        "a Binding success response"
+    );
+    // DTLS from an address nobody has: dropped.
+    world
+        .table
+        .handle_datagram(world.now, source, &[22, 254, 253, 0, 0]);
+    assert!(world.table.take_transmits().is_empty());
+    assert_eq!(world.table.peer_count(), 0);
+}
