@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 pub use switchboard_protocol::PeerId;
 
 use crate::config::PeerConfig;
-use crate::engine::{self, Command};
+use crate::engine::{self, Command, Shards};
 use crate::stats::Stats;
 
 /// The two channels every connection has: `reliable` (ordered, retransmitted, large messages
@@ -159,7 +159,7 @@ impl Events {
 /// The server peer. Clone it freely; every method returns at once.
 #[derive(Clone)]
 pub struct Server {
-    commands: mpsc::Sender<Command>,
+    shards: Arc<Shards>,
     local_addr: SocketAddr,
     advertised: Arc<Vec<SocketAddr>>,
     config: Arc<PeerConfig>,
@@ -172,10 +172,10 @@ impl Server {
         let queue = Arc::new(EventQueue::default());
         let config = Arc::new(config);
         let stats = Stats::default();
-        let (commands, local_addr, advertised) =
+        let (shards, local_addr, advertised) =
             engine::start(config.clone(), queue.clone(), stats.clone()).await?;
         let server = Server {
-            commands,
+            shards: Arc::new(shards),
             local_addr,
             advertised: Arc::new(advertised),
             config,
@@ -218,7 +218,8 @@ impl Server {
         ip: Option<IpAddr>,
     ) -> Result<(PeerId, String), ConnectError> {
         let (reply, answer) = oneshot::channel();
-        self.commands
+        self.shards
+            .any()
             .send(Command::Connect { offer, ip, reply })
             .await
             .map_err(|_| ConnectError::Stopped)?;
@@ -227,47 +228,69 @@ impl Server {
 
     /// Sends on the reliable channel (ordered, retransmitted; large messages are chunked).
     pub fn send_reliable(&self, peer: PeerId, data: impl Into<Data>) {
-        self.command(Command::Send {
-            peers: Some(vec![peer]),
-            channel: Channel::Reliable,
-            data: data.into(),
-        });
+        self.to_peer(
+            peer,
+            Command::Send {
+                peers: Some(vec![peer]),
+                channel: Channel::Reliable,
+                data: data.into(),
+            },
+        );
     }
 
     /// Sends on the unreliable channel (unordered, never retransmitted; one frame at most).
     pub fn send_unreliable(&self, peer: PeerId, data: impl Into<Data>) {
-        self.command(Command::Send {
-            peers: Some(vec![peer]),
-            channel: Channel::Unreliable,
-            data: data.into(),
-        });
+        self.to_peer(
+            peer,
+            Command::Send {
+                peers: Some(vec![peer]),
+                channel: Channel::Unreliable,
+                data: data.into(),
+            },
+        );
     }
 
     /// Sends to every open peer, reliably.
     pub fn broadcast_reliable(&self, data: impl Into<Data>) {
-        self.command(Command::Send {
+        let data = data.into();
+        self.to_all(|| Command::Send {
             peers: None,
             channel: Channel::Reliable,
-            data: data.into(),
+            data: data.clone(),
         });
     }
 
     /// Sends to every open peer, unreliably.
     pub fn broadcast_unreliable(&self, data: impl Into<Data>) {
-        self.command(Command::Send {
+        let data = data.into();
+        self.to_all(|| Command::Send {
             peers: None,
             channel: Channel::Unreliable,
-            data: data.into(),
+            data: data.clone(),
         });
     }
 
     /// Sends to a set of peers.
     pub fn send_to(&self, peers: &[PeerId], channel: Channel, data: impl Into<Data>) {
-        self.command(Command::Send {
-            peers: Some(peers.to_vec()),
-            channel,
-            data: data.into(),
-        });
+        let data = data.into();
+        let mut by_shard: Vec<(usize, Vec<PeerId>)> = Vec::new();
+        for &peer in peers {
+            let Some(shard) = self.shards.shard_of(peer) else {
+                continue;
+            };
+            match by_shard.iter_mut().find(|(s, _)| *s == shard) {
+                Some((_, list)) => list.push(peer),
+                None => by_shard.push((shard, vec![peer])),
+            }
+        }
+        for (shard, peers) in by_shard {
+            let command = Command::Send {
+                peers: Some(peers),
+                channel,
+                data: data.clone(),
+            };
+            Self::queue(&self.shards.all()[shard], command);
+        }
     }
 
     /// Bytes sent to a peer and not yet taken by it: reliable frames waiting for room, plus what
@@ -276,7 +299,8 @@ impl Server {
     /// behind; past `send_queue_bytes` a reliable send closes the peer.
     pub async fn buffered(&self, peer: PeerId) -> Option<usize> {
         let (reply, buffered) = oneshot::channel();
-        self.commands
+        self.shards
+            .of(peer)?
             .send(Command::Buffered { peer, reply })
             .await
             .ok()?;
@@ -286,16 +310,20 @@ impl Server {
     /// Closes a peer's connection: the browser gets a `close` event with this reason (a goodbye
     /// after everything already sent), then its data channels and association are closed.
     pub fn kick(&self, peer: PeerId, reason: &str) {
-        self.command(Command::Kick {
+        self.to_peer(
             peer,
-            reason: reason.to_owned(),
-        });
+            Command::Kick {
+                peer,
+                reason: reason.to_owned(),
+            },
+        );
     }
 
     /// Hub way: an offer for a peer of the hub room (its hub id becomes its id here).
     pub(crate) async fn offer(&self, peer: PeerId) -> Result<String, ConnectError> {
         let (reply, offer) = oneshot::channel();
-        self.commands
+        self.shards
+            .any()
             .send(Command::Offer { peer, reply })
             .await
             .map_err(|_| ConnectError::Stopped)?;
@@ -304,18 +332,19 @@ impl Server {
 
     /// Hub way: a peer's answer to our offer.
     pub(crate) fn answer(&self, peer: PeerId, sdp: String) {
-        self.command(Command::Answer { peer, sdp });
+        self.to_peer(peer, Command::Answer { peer, sdp });
     }
 
     /// Hub way: the peer left the hub room.
     pub(crate) fn drop_peer(&self, peer: PeerId, reason: String) {
-        self.command(Command::Drop { peer, reason });
+        self.to_peer(peer, Command::Drop { peer, reason });
     }
 
     /// How the peer is connected, or `None` if it is not (or no longer) connected.
     pub async fn transport(&self, peer: PeerId) -> Option<Transport> {
         let (reply, transport) = oneshot::channel();
-        self.commands
+        self.shards
+            .of(peer)?
             .send(Command::Transport { peer, reply })
             .await
             .ok()?;
@@ -329,7 +358,8 @@ impl Server {
         ip: Option<IpAddr>,
     ) -> Result<engine::Attached, ConnectError> {
         let (reply, attached) = oneshot::channel();
-        self.commands
+        self.shards
+            .any()
             .send(Command::Attach { ip, reply })
             .await
             .map_err(|_| ConnectError::Stopped)?;
@@ -339,8 +369,10 @@ impl Server {
     /// WebSocket fallback: a whole message from a WebSocket peer. Waits for room in the command
     /// queue (backpressure on the socket) rather than dropping it.
     pub(crate) async fn socket_received(&self, peer: PeerId, channel: Channel, data: Data) {
-        let _ = self
-            .commands
+        let Some(shard) = self.shards.of(peer) else {
+            return;
+        };
+        let _ = shard
             .send(Command::SocketReceived {
                 peer,
                 channel,
@@ -351,27 +383,39 @@ impl Server {
 
     /// WebSocket fallback: the socket ended.
     pub(crate) async fn detach_socket(&self, peer: PeerId, reason: String) {
-        let _ = self.commands.send(Command::Drop { peer, reason }).await;
+        if let Some(shard) = self.shards.of(peer) {
+            let _ = shard.send(Command::Drop { peer, reason }).await;
+        }
     }
 
     /// How many peers the server holds, connected or still connecting, on either transport
     /// (half-open ones are dropped after `connect_timeout`).
     pub async fn peer_count(&self) -> usize {
-        let (reply, count) = oneshot::channel();
-        if self.commands.send(Command::Count { reply }).await.is_err() {
-            return 0;
-        }
-        count.await.unwrap_or(0)
+        self.shards.peer_count()
     }
 
     /// Stops the network loop: every peer gets a goodbye (`shutdown`) and is closed (within
     /// `close_linger`); new peers are refused.
     pub fn shutdown(&self) {
-        self.command(Command::Shutdown);
+        self.to_all(|| Command::Shutdown);
     }
 
-    fn command(&self, command: Command) {
-        if self.commands.try_send(command).is_err() {
+    /// A command for one peer, to its shard (none: the peer is gone, nothing to do).
+    fn to_peer(&self, peer: PeerId, command: Command) {
+        if let Some(shard) = self.shards.of(peer) {
+            Self::queue(shard, command);
+        }
+    }
+
+    /// A command for every shard, made once per shard.
+    fn to_all(&self, make: impl Fn() -> Command) {
+        for shard in self.shards.all() {
+            Self::queue(shard, make());
+        }
+    }
+
+    fn queue(shard: &mpsc::Sender<Command>, command: Command) {
+        if shard.try_send(command).is_err() {
             tracing::warn!("server peer command queue full or closed: a command was dropped");
         }
     }

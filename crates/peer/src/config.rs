@@ -57,6 +57,13 @@ pub struct PeerConfig {
     /// application serves `http::router` with `into_make_service_with_connect_info::<SocketAddr>`
     /// (without the peer's address there is no per-address count). More are refused with 429.
     pub max_peers_per_ip: usize,
+    /// Shards of the network loop: each owns the peers it holds and its own socket on the one
+    /// UDP port (`SO_REUSEPORT`), so the peers' work spreads over cores. 0: one per core.
+    pub shards: usize,
+    /// Kernel receive and send buffer asked for each UDP socket, bytes (the kernel caps it at
+    /// `net.core.rmem_max` / `wmem_max`): bursts from thousands of peers queue instead of
+    /// being dropped.
+    pub udp_buffer_bytes: usize,
     /// When set, `POST /connect` and `GET /connect/ws` need a valid token (the hub's JWTs:
     /// `?token=` or `Authorization: Bearer`); others get 401 with the reason. `None`: open.
     pub auth: Option<switchboard_auth::Verifier>,
@@ -84,6 +91,8 @@ impl Default for PeerConfig {
             socket_control_per_second: 10,
             socket_control_burst: 50,
             max_peers_per_ip: 64,
+            shards: 0,
+            udp_buffer_bytes: 4 << 20,
             auth: None,
         }
     }

@@ -44,8 +44,20 @@ pub fn classify(datagram: &[u8]) -> Kind<'_> {
 #[derive(Debug, Default)]
 pub struct Routes {
     by_ufrag: HashMap<String, PeerId>,
+    ufrag_of: HashMap<PeerId, String>,
     by_addr: HashMap<SocketAddr, PeerId>,
     addrs_of: HashMap<PeerId, Vec<SocketAddr>>,
+}
+
+/// The local ufrag of a peer made by shard `shard`: the shard in two hex digits, then random
+/// characters, so that any shard can tell from an ICE check which shard made its peer.
+pub fn shard_ufrag(shard: u8, random: &str) -> String {
+    format!("{shard:02x}{random}")
+}
+
+/// The shard that made the peer with this local ufrag, if the ufrag is one of ours.
+pub fn shard_of_ufrag(ufrag: &str) -> Option<u8> {
+    u8::from_str_radix(ufrag.get(..2)?, 16).ok()
 }
 
 /// Where a datagram goes.
@@ -62,15 +74,31 @@ pub enum Route {
 impl Routes {
     /// A peer was given this local ufrag.
     pub fn add_peer(&mut self, peer: PeerId, local_ufrag: String) {
-        self.by_ufrag.insert(local_ufrag, peer);
+        self.by_ufrag.insert(local_ufrag.clone(), peer);
+        self.ufrag_of.insert(peer, local_ufrag);
     }
 
     /// Forgets a peer, its ufrag and its addresses.
     pub fn remove_peer(&mut self, peer: PeerId) {
-        self.by_ufrag.retain(|_, p| *p != peer);
+        if let Some(ufrag) = self.ufrag_of.remove(&peer) {
+            self.by_ufrag.remove(&ufrag);
+        }
         for addr in self.addrs_of.remove(&peer).unwrap_or_default() {
             self.by_addr.remove(&addr);
         }
+    }
+
+    /// The peer given this local ufrag.
+    pub fn peer_of_ufrag(&self, local_ufrag: &str) -> Option<PeerId> {
+        self.by_ufrag.get(local_ufrag).copied()
+    }
+
+    /// Whether a datagram from the peer's browser has reached this table yet (an address
+    /// was learned for it).
+    pub fn has_heard(&self, peer: PeerId) -> bool {
+        self.addrs_of
+            .get(&peer)
+            .is_some_and(|addrs| !addrs.is_empty())
     }
 
     /// Routes a datagram from `source`. A valid ICE check teaches the source address.
@@ -165,6 +193,17 @@ mod tests {
             Route::Drop
         );
         assert_eq!(routes.len(), 1);
+        assert_eq!(routes.peer_of_ufrag("srvB"), Some(b));
+        assert!(routes.has_heard(b));
+    }
+
+    #[test]
+    fn a_ufrag_names_the_shard_that_made_it() {
+        assert_eq!(shard_of_ufrag(&shard_ufrag(0, "abcd")), Some(0));
+        assert_eq!(shard_of_ufrag(&shard_ufrag(0xa7, "x")), Some(0xa7));
+        assert_eq!(shard_of_ufrag("z"), None);
+        assert_eq!(shard_of_ufrag("zz12"), None);
+        assert_eq!(shard_of_ufrag(""), None);
     }
 
     #[test]

@@ -40,6 +40,7 @@ mod engine;
 pub mod http;
 pub mod hub;
 mod origins;
+mod roster;
 mod slot;
 mod socket;
 mod socket_queue;

@@ -16,6 +16,12 @@ pub struct Stats {
     pub queued_bytes: Gauge,
     /// `POST /connect` and `/connect/ws` requests refused for a missing or bad token.
     pub auth_refused: Counter,
+    /// ICE checks that reached a shard other than their peer's and were sent on to it.
+    pub checks_passed_on: Counter,
+    /// Peers handed from the shard that made them to the shard their browser's datagrams reach.
+    pub peers_moved: Counter,
+    /// Datagrams the kernel did not take (a full socket buffer): dropped, as UDP would.
+    pub send_dropped: Counter,
 }
 
 impl Stats {
@@ -31,6 +37,21 @@ impl Stats {
             "send_queue_full",
             "Peers closed because their reliable send queue overflowed",
             self.send_queue_full.clone(),
+        );
+        registry.register(
+            "checks_passed_on",
+            "ICE checks that reached another shard than their peer's and were passed on",
+            self.checks_passed_on.clone(),
+        );
+        registry.register(
+            "peers_moved",
+            "Peers handed to the shard their browser's datagrams reach",
+            self.peers_moved.clone(),
+        );
+        registry.register(
+            "send_dropped",
+            "Datagrams the kernel did not take (full socket buffer)",
+            self.send_dropped.clone(),
         );
         registry.register(
             "queued_bytes",

@@ -4,8 +4,9 @@
 //! * [`Inbox`] receives up to [`BATCH`] datagrams per call and [`send_all`] sends a batch: on
 //!   Linux with one `recvmmsg` / `sendmmsg` system call (`mmsg`), elsewhere one datagram per
 //!   call. Both work on blocking sockets and on non-blocking ones (a tokio socket's `try_io`).
-//! * [`claim_port`] and [`bind_shared`]: one port, one socket per worker with `SO_REUSEPORT`,
-//!   so the kernel spreads the sources over the workers and keeps each source on one of them.
+//! * [`claim_port`] and [`bind`] with `reuse_port`: one port, one socket per worker with
+//!   `SO_REUSEPORT`, so the kernel spreads the sources over the workers and keeps each source on
+//!   one of them.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -59,15 +60,19 @@ pub struct Buffers {
     pub send: Option<usize>,
 }
 
-/// A socket bound to `addr` with `SO_REUSEPORT` (on Unix), so that several can share the port
-/// [`claim_port`] found. Blocking; set a read timeout or make it non-blocking as the shell needs.
-pub fn bind_shared(addr: SocketAddr, buffers: Buffers) -> io::Result<UdpSocket> {
+/// A socket bound to `addr` with the kernel buffers asked for. With `reuse_port`, it has
+/// `SO_REUSEPORT` (on Unix), so that several can share the port [`claim_port`] found; without, a
+/// port in use is an error. Blocking; set a read timeout or make it non-blocking as the shell
+/// needs.
+pub fn bind(addr: SocketAddr, buffers: Buffers, reuse_port: bool) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
     #[cfg(unix)]
-    socket.set_reuse_port(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     // Best effort: a smaller buffer only means drops under bursts.
     if let Some(bytes) = buffers.receive {
         let _ = socket.set_recv_buffer_size(bytes);
@@ -145,10 +150,14 @@ mod tests {
     #[test]
     fn a_claimed_port_is_shared_by_reuse_port_sockets_and_refused_to_others() {
         let addr = claim_port(loopback()).unwrap();
-        let first = bind_shared(addr, Buffers::default()).unwrap();
-        let second = bind_shared(addr, Buffers::default()).unwrap();
+        let first = bind(addr, Buffers::default(), true).unwrap();
+        let second = bind(addr, Buffers::default(), true).unwrap();
         assert_eq!(first.local_addr().unwrap(), second.local_addr().unwrap());
         // A port held by reuse-port sockets cannot be claimed by a plain bind.
         assert!(claim_port(addr).is_err());
+        assert!(bind(addr, Buffers::default(), false).is_err());
+        // Nor can a plainly bound port be shared.
+        let alone = bind(loopback(), Buffers::default(), false).unwrap();
+        assert!(bind(alone.local_addr().unwrap(), Buffers::default(), true).is_err());
     }
 }

@@ -7,24 +7,32 @@ use std::time::Instant;
 
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::channel::ChannelId;
-use str0m::{Candidate, Rtc};
+use str0m::{Candidate, IceCreds, Rtc};
 use switchboard_protocol::PeerId;
 
 use super::table::PeerTable;
 use super::Attached;
 use crate::api::{Channel, ConnectError, Event};
 use crate::channels::{channel_config, CHANNELS};
+use crate::demux::shard_ufrag;
 use crate::slot::Slot;
 use crate::socket_queue::frame_queue;
 
 impl PeerTable {
-    /// A new `Rtc` for a peer, ice-lite, with this server's candidates.
+    /// A new `Rtc` for a peer, ice-lite, with this server's candidates, and a local ufrag that
+    /// names this shard (so a check that reaches another shard's socket is sent here).
     fn new_rtc(&self, now: Instant) -> Rtc {
+        let shard = u8::try_from(self.shard).unwrap_or(u8::MAX);
+        let credentials = IceCreds {
+            ufrag: shard_ufrag(shard, &random_ice_chars(UFRAG_RANDOM_CHARS)),
+            pass: random_ice_chars(PASSWORD_CHARS),
+        };
         // Data channels only: no codecs, no periodic stats.
         let mut config = Rtc::builder()
             .set_ice_lite(true)
             .clear_codecs()
-            .set_stats_interval(None);
+            .set_stats_interval(None)
+            .set_local_ice_credentials(credentials);
         if let Some(cert) = &self.dtls_cert {
             config = config.set_dtls_cert(cert.clone());
         }
@@ -37,10 +45,14 @@ impl PeerTable {
         rtc
     }
 
-    /// Registers a new peer's slot: its route, its connect deadline.
-    fn admit(&mut self, peer: PeerId, mut slot: Slot) {
+    /// Registers a peer's slot here (new, or handed over by another shard): its route, its
+    /// deadlines.
+    pub(super) fn admit(&mut self, peer: PeerId, mut slot: Slot) {
         let ufrag = slot.rtc.direct_api().local_ice_credentials().ufrag;
         self.deadlines.push(Reverse((slot.connect_by, peer)));
+        if slot.timeout != slot.connect_by {
+            self.deadlines.push(Reverse((slot.timeout, peer)));
+        }
         self.peers.insert(peer, slot);
         self.routes.add_peer(peer, ufrag);
     }
@@ -54,26 +66,21 @@ impl PeerTable {
         })
     }
 
-    /// Refuses a new peer when shutting down, when `max_peers` are there (both transports), or
-    /// when its address has `max_peers_per_ip`.
+    /// Refuses a new peer early when shutting down, when `max_peers` are there (both
+    /// transports, every shard), or when its address has `max_peers_per_ip`. The roster checks
+    /// again when it counts the peer.
     fn has_room(&self, ip: Option<IpAddr>) -> Result<(), ConnectError> {
         if self.stopping {
             Err(ConnectError::Stopped)
-        } else if self.peer_count() >= self.config.max_peers {
-            Err(ConnectError::Full(self.config.max_peers))
-        } else if !self.origins.has_room(ip) {
-            Err(ConnectError::TooManyFromAddress(
-                self.config.max_peers_per_ip,
-            ))
         } else {
-            Ok(())
+            self.roster.has_room(ip)
         }
     }
 
     /// Hub way: the server offers (its candidates in the offer; an ice-lite server needs none of
     /// the browser's, it answers the browser's checks).
     pub(super) fn offer(&mut self, peer: PeerId) -> Result<String, ConnectError> {
-        if self.peers.contains_key(&peer) {
+        if self.roster.shard_of(peer).is_some() {
             return Err(ConnectError::InvalidOffer(
                 "already connecting to this peer".into(),
             ));
@@ -104,6 +111,7 @@ impl PeerTable {
             slot.ids.insert(channel, cid);
         }
         slot.pending = Some(pending);
+        self.roster.admit(peer, None, self.shard)?;
         self.admit(peer, slot);
         self.settle(peer)?;
         Ok(offer.to_sdp_string())
@@ -131,7 +139,7 @@ impl PeerTable {
     pub(super) fn attach(&mut self, ip: Option<IpAddr>) -> Result<Attached, ConnectError> {
         self.has_room(ip)?;
         let peer = PeerId::from_u128(rand::random());
-        self.origins.add(peer, ip);
+        self.roster.admit(peer, ip, self.shard)?;
         let (frames, outgoing) = frame_queue();
         self.sockets.insert(peer, frames);
         self.events.push(Event::Open(peer));
@@ -162,7 +170,7 @@ impl PeerTable {
             ConnectError::InvalidOffer("the offer cannot be accepted (a data channel offer with ICE credentials and a DTLS fingerprint is needed)".into())
         })?;
         let peer = PeerId::from_u128(rand::random());
-        self.origins.add(peer, ip);
+        self.roster.admit(peer, ip, self.shard)?;
         let slot = Slot::new(
             rtc,
             now + self.config.connect_timeout,
@@ -184,6 +192,18 @@ impl PeerTable {
         }
         Ok((peer, answer.to_sdp_string()))
     }
+}
+
+/// Random characters after the shard's two in a local ufrag (ICE asks for at least 24 bits of
+/// randomness; these carry about 60).
+const UFRAG_RANDOM_CHARS: usize = 10;
+/// Characters of a local ICE password (ICE asks for at least 128 bits; these carry about 143).
+const PASSWORD_CHARS: usize = 24;
+
+/// Random ICE characters (letters and digits).
+fn random_ice_chars(count: usize) -> String {
+    use rand::distr::{Alphanumeric, SampleString};
+    Alphanumeric.sample_string(&mut rand::rng(), count)
 }
 
 /// Whether an SDP offers a data channel: an `m=application` section over (UDP/)DTLS/SCTP. An offer

@@ -222,7 +222,7 @@ impl PeerTable {
     /// association are closed (at the latest after `close_linger`); without, they are closed now.
     pub(super) fn close(&mut self, peer: PeerId, reason: String, goodbye: Option<&str>) {
         if let Some(socket) = self.sockets.remove(&peer) {
-            self.origins.remove(peer);
+            self.roster.remove(peer);
             if let Some(goodbye) = goodbye {
                 let mut message = vec![channel_id(Channel::Reliable)];
                 message.extend_from_slice(&frame::goodbye(goodbye));
@@ -266,7 +266,7 @@ impl PeerTable {
             return;
         };
         self.routes.remove_peer(peer);
-        self.origins.remove(peer);
+        self.roster.remove(peer);
         self.stats.queued_bytes.dec_by(gauge(slot.outbox.bytes()));
         slot.shut();
         for _ in 0..CLOSE_OUTPUTS {

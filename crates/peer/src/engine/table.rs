@@ -22,7 +22,7 @@ use super::Command;
 use crate::api::{Event, EventQueue, Transport};
 use crate::config::PeerConfig;
 use crate::demux::{Route, Routes};
-use crate::origins::Origins;
+use crate::roster::Roster;
 use crate::slot::Slot;
 use crate::socket_queue::FrameSender;
 use crate::stats::Stats;
@@ -58,14 +58,30 @@ pub(crate) struct PeerTable {
     pub(super) now: Instant,
     /// Shutting down: no new peers; the loop ends once every peer is closed.
     pub(super) stopping: bool,
-    /// Peers per address (`max_peers_per_ip`).
-    pub(super) origins: Origins,
+    /// Which shard holds each peer, and the admission counts every shard shares.
+    pub(super) roster: Arc<Roster>,
+    /// This table's shard, and how many there are.
+    pub(super) shard: usize,
+    pub(super) shards: usize,
+    /// Commands for other shards (checks, peers handed over, commands passed on), in order.
+    pub(super) transfers: Vec<(usize, Command)>,
+}
+
+/// Where a table sits: its shard, the number of shards, the roster they share.
+pub(crate) struct Place {
+    /// This shard's index.
+    pub(crate) shard: usize,
+    /// How many shards there are.
+    pub(crate) shards: usize,
+    /// The roster every shard shares.
+    pub(crate) roster: Arc<Roster>,
 }
 
 impl PeerTable {
     /// An empty table whose peers are reached at `advertised`; their events go to `events`.
     pub(crate) fn new(
         config: Arc<PeerConfig>,
+        place: Place,
         advertised: Vec<SocketAddr>,
         dtls_cert: Option<str0m::config::DtlsCert>,
         events: Arc<EventQueue>,
@@ -85,7 +101,10 @@ impl PeerTable {
             transmits: Vec::new(),
             now,
             stopping: false,
-            origins: Origins::new(config.max_peers_per_ip),
+            roster: place.roster,
+            shard: place.shard,
+            shards: place.shards.max(1),
+            transfers: Vec::new(),
             config,
         }
     }
@@ -98,6 +117,11 @@ impl PeerTable {
     /// The datagrams to send now, in order (the table keeps none).
     pub(crate) fn take_transmits(&mut self) -> Vec<Transmit> {
         std::mem::take(&mut self.transmits)
+    }
+
+    /// The commands for other shards, each with its shard, in order.
+    pub(crate) fn take_transfers(&mut self) -> Vec<(usize, Command)> {
+        std::mem::take(&mut self.transfers)
     }
 
     /// Starts the shutdown: every peer is told (`shutdown`) and closed; new peers are refused.
@@ -133,7 +157,7 @@ impl PeerTable {
                     self.transmits.push((source, self.stun_out[..n].to_vec()));
                 }
             }
-            Route::Drop => {}
+            Route::Drop => self.foreign(source, datagram),
             Route::Peer(peer) => {
                 let destination = self.destination_for(source);
                 let Some(slot) = self.peers.get_mut(&peer) else {
@@ -165,6 +189,18 @@ impl PeerTable {
     /// What a handle asks.
     pub(crate) fn handle_command(&mut self, now: Instant, command: Command) {
         self.now = now;
+        let command = match &command {
+            Command::Kick { peer, .. }
+            | Command::Answer { peer, .. }
+            | Command::Drop { peer, .. } => {
+                let peer = *peer;
+                match self.pass_on(peer, command) {
+                    Some(command) => command,
+                    None => return,
+                }
+            }
+            _ => command,
+        };
         match command {
             Command::Connect { offer, ip, reply } => {
                 let _ = reply.send(self.connect(&offer, ip));
@@ -196,9 +232,6 @@ impl PeerTable {
             }
             Command::Answer { peer, sdp } => self.answer(peer, &sdp),
             Command::Drop { peer, reason } => self.close(peer, reason.clone(), Some(&reason)),
-            Command::Count { reply } => {
-                let _ = reply.send(self.peer_count());
-            }
             Command::Buffered { peer, reply } => {
                 let buffered = match self.sockets.get(&peer) {
                     Some(socket) => Some(socket.bytes()),
@@ -235,10 +268,22 @@ impl PeerTable {
                 }
             }
             Command::Shutdown => self.stop(now),
+            Command::Check {
+                from_shard,
+                source,
+                datagram,
+            } => self.check_elsewhere(from_shard, source, datagram),
+            Command::Adopt {
+                peer,
+                slot,
+                source,
+                datagram,
+            } => self.adopt(peer, *slot, source, &datagram),
         }
     }
 
     /// Peers on both transports, open or connecting.
+    #[cfg(test)]
     pub(crate) fn peer_count(&self) -> usize {
         self.peers.len() + self.sockets.len()
     }

@@ -13,11 +13,12 @@ use str0m::{Candidate, Event as RtcEvent, Input, Output, Rtc};
 use switchboard_protocol::PeerId;
 use tokio::sync::oneshot;
 
-use super::table::PeerTable;
+use super::table::{PeerTable, Place};
 use super::Command;
 use crate::api::{Channel, Data, Event, EventQueue};
 use crate::channels::{channel_config, CHANNELS};
 use crate::config::PeerConfig;
+use crate::roster::Roster;
 use crate::stats::Stats;
 
 const SERVER: &str = "127.0.0.1:5000";
@@ -50,39 +51,85 @@ impl Client {
     }
 }
 
-/// The table, a clock the test moves, and clients.
+/// The shards' tables with the roster they share, the kernel's choice of shard for each client
+/// address, a clock the test moves, and clients.
 struct World {
-    table: PeerTable,
+    tables: Vec<PeerTable>,
+    roster: Arc<Roster>,
+    /// The shard whose socket a client's datagrams reach (SO_REUSEPORT hashes the address).
+    kernel: fn(SocketAddr) -> usize,
     events: Arc<EventQueue>,
+    stats: Stats,
     now: Instant,
     start: Instant,
 }
 
 impl World {
     fn new(config: PeerConfig) -> Self {
+        Self::sharded(config, 1, |_| 0)
+    }
+
+    fn sharded(config: PeerConfig, shards: usize, kernel: fn(SocketAddr) -> usize) -> Self {
         let events = Arc::new(EventQueue::default());
+        let stats = Stats::default();
         let now = Instant::now();
         let cert = str0m::crypto::from_feature_flags()
             .dtls_provider
             .generate_certificate();
-        let table = PeerTable::new(
-            Arc::new(config),
-            vec![SERVER.parse().unwrap()],
-            cert,
-            events.clone(),
-            Stats::default(),
-            now,
-        );
+        let config = Arc::new(config);
+        let roster = Arc::new(Roster::new(config.max_peers, config.max_peers_per_ip));
+        let tables = (0..shards)
+            .map(|shard| {
+                let place = Place {
+                    shard,
+                    shards,
+                    roster: roster.clone(),
+                };
+                PeerTable::new(
+                    config.clone(),
+                    place,
+                    vec![SERVER.parse().unwrap()],
+                    cert.clone(),
+                    events.clone(),
+                    stats.clone(),
+                    now,
+                )
+            })
+            .collect();
         Self {
-            table,
+            tables,
+            roster,
+            kernel,
             events,
+            stats,
             now,
             start: now,
         }
     }
 
-    /// A client offers; the table answers (`POST /connect` without HTTP).
+    /// Passes the tables' transfers to their shards until there are none.
+    fn transfer(&mut self) {
+        loop {
+            let mut moved = false;
+            for from in 0..self.tables.len() {
+                for (to, command) in self.tables[from].take_transfers() {
+                    self.tables[to].handle_command(self.now, command);
+                    moved = true;
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// A client offers; shard 0 answers (`POST /connect` without HTTP).
     fn connect(&mut self, port: u16) -> (Client, PeerId) {
+        self.connect_on(0, port)
+    }
+
+    /// A client offers; the table of `shard` answers.
+    fn connect_on(&mut self, shard: usize, port: u16) -> (Client, PeerId) {
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let mut rtc = Rtc::builder()
             .clear_codecs()
@@ -96,7 +143,7 @@ impl World {
             .collect();
         let (offer, pending) = api.apply().unwrap();
         let (reply, mut answer) = oneshot::channel();
-        self.table.handle_command(
+        self.tables[shard].handle_command(
             self.now,
             Command::Connect {
                 offer: offer.to_sdp_string(),
@@ -129,9 +176,15 @@ impl World {
         }
         loop {
             for (from, bytes) in to_server.drain(..) {
-                self.table.handle_datagram(self.now, from, &bytes);
+                let shard = (self.kernel)(from);
+                self.tables[shard].handle_datagram(self.now, from, &bytes);
             }
-            let to_clients = self.table.take_transmits();
+            self.transfer();
+            let to_clients: Vec<_> = self
+                .tables
+                .iter_mut()
+                .flat_map(PeerTable::take_transmits)
+                .collect();
             if to_clients.is_empty() {
                 return;
             }
@@ -152,7 +205,12 @@ impl World {
     /// start.
     fn advance(&mut self, clients: &mut [&mut Client], limit: Duration) -> bool {
         let clients_next = clients.iter().map(|c| c.deadline).min();
-        let next = [self.table.poll_timeout(), clients_next]
+        let tables_next = self
+            .tables
+            .iter_mut()
+            .filter_map(PeerTable::poll_timeout)
+            .min();
+        let next = [tables_next, clients_next]
             .into_iter()
             .flatten()
             .min()
@@ -162,7 +220,10 @@ impl World {
             return false;
         }
         self.now = next;
-        self.table.handle_timeout(self.now);
+        for table in &mut self.tables {
+            table.handle_timeout(self.now);
+        }
+        self.transfer();
         for client in clients.iter_mut() {
             client.rtc.handle_input(Input::Timeout(self.now)).unwrap();
         }
@@ -244,7 +305,7 @@ fn a_client_connects_exchanges_messages_both_ways_and_is_kicked_without_a_networ
     // Server to client: a reliable message of 1 MiB, past str0m's 128 KiB of SCTP buffer, arrives
     // whole through the peer's outbox.
     let big: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
-    world.table.handle_command(
+    world.tables[0].handle_command(
         world.now,
         Command::Send {
             peers: Some(vec![peer]),
@@ -272,7 +333,7 @@ fn a_client_connects_exchanges_messages_both_ways_and_is_kicked_without_a_networ
     );
 
     // A kick: the application hears `Closed`, the client gets the goodbye with the reason.
-    world.table.handle_command(
+    world.tables[0].handle_command(
         world.now,
         Command::Kick {
             peer,
@@ -297,13 +358,13 @@ fn a_client_connects_exchanges_messages_both_ways_and_is_kicked_without_a_networ
                 }
             }
         }
-        if goodbye.is_some() && world.table.peer_count() == 0 {
+        if goodbye.is_some() && world.tables[0].peer_count() == 0 {
             break;
         }
     }
     assert_eq!(goodbye.as_deref(), Some("cheating"));
     assert_eq!(
-        world.table.peer_count(),
+        world.tables[0].peer_count(),
         0,
         "the peer is removed after its goodbye"
     );
@@ -317,11 +378,10 @@ fn a_client_that_never_completes_its_handshake_is_dropped_at_connect_timeout() {
     };
     let mut world = World::new(config);
     let (_client, peer) = world.connect(6001);
-    assert_eq!(world.table.peer_count(), 1);
+    assert_eq!(world.tables[0].peer_count(), 1);
     // The client's datagrams never arrive: only time passes.
-    while world.table.peer_count() > 0 {
-        let at = world
-            .table
+    while world.tables[0].peer_count() > 0 {
+        let at = world.tables[0]
             .poll_timeout()
             .expect("a half-open peer has a deadline");
         assert!(
@@ -330,8 +390,8 @@ fn a_client_that_never_completes_its_handshake_is_dropped_at_connect_timeout() {
             at - world.start
         );
         world.now = at;
-        world.table.handle_timeout(at);
-        world.table.take_transmits();
+        world.tables[0].handle_timeout(at);
+        world.tables[0].take_transmits();
     }
     assert!(world.now - world.start >= Duration::from_secs(2));
     // It never opened, so the application never heard of it.
@@ -349,8 +409,8 @@ fn plain_stun_is_answered_and_unknown_datagrams_are_dropped() {
     // A STUN Binding request without USERNAME: a plain STUN client.
     let mut request = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
     request.extend_from_slice(&[9; 12]);
-    world.table.handle_datagram(world.now, source, &request);
-    let replies = world.table.take_transmits();
+    world.tables[0].handle_datagram(world.now, source, &request);
+    let replies = world.tables[0].take_transmits();
     assert_eq!(replies.len(), 1);
     assert_eq!(replies[0].0, source);
     assert_eq!(
@@ -359,9 +419,117 @@ fn plain_stun_is_answered_and_unknown_datagrams_are_dropped() {
         "a Binding success response"
     );
     // DTLS from an address nobody has: dropped.
-    world
-        .table
-        .handle_datagram(world.now, source, &[22, 254, 253, 0, 0]);
-    assert!(world.table.take_transmits().is_empty());
-    assert_eq!(world.table.peer_count(), 0);
+    world.tables[0].handle_datagram(world.now, source, &[22, 254, 253, 0, 0]);
+    assert!(world.tables[0].take_transmits().is_empty());
+    assert_eq!(world.tables[0].peer_count(), 0);
+}
+
+/// Clients on odd ports reach shard 1's socket, even ports shard 0's.
+fn by_port_parity(addr: SocketAddr) -> usize {
+    usize::from(addr.port() % 2)
+}
+
+#[test]
+fn a_peer_made_on_one_shard_moves_to_the_shard_its_browser_reaches_and_every_command_follows() {
+    let mut world = World::sharded(PeerConfig::default(), 2, by_port_parity);
+    // Made on shard 0, reaching shard 1 (odd port): it must move. Made on shard 1, reaching
+    // shard 1: it stays. Made on shard 1, reaching shard 0: it moves the other way.
+    let (mut moving, moving_id) = world.connect_on(0, 7001);
+    let (mut staying, staying_id) = world.connect_on(1, 7003);
+    let (mut back, back_id) = world.connect_on(1, 7004);
+    assert_eq!(world.roster.shard_of(moving_id), Some(0));
+    let ids = [moving_id, staying_id, back_id];
+    world.run_until(
+        &mut [&mut moving, &mut staying, &mut back],
+        Duration::from_secs(5),
+        |events, _| ids.iter().all(|&id| opened(events, id)),
+    );
+    assert_eq!(world.roster.shard_of(moving_id), Some(1));
+    assert_eq!(world.roster.shard_of(staying_id), Some(1));
+    assert_eq!(world.roster.shard_of(back_id), Some(0));
+    assert_eq!(world.stats.peers_moved.get(), 2);
+    assert_eq!(world.roster.len(), 3);
+    assert_eq!(world.tables[0].peer_count(), 1);
+    assert_eq!(world.tables[1].peer_count(), 2);
+
+    // A broadcast goes to every shard and reaches every peer.
+    for table in &mut world.tables {
+        table.handle_command(
+            world.now,
+            Command::Send {
+                peers: None,
+                channel: Channel::Reliable,
+                data: Data::Text("tick".into()),
+            },
+        );
+    }
+    let got_tick = |client: &Client| {
+        client.events.iter().any(|e| {
+            matches!(e, RtcEvent::ChannelData(d) if d.id == client.reliable && d.data.ends_with(b"tick"))
+        })
+    };
+    for _ in 0..100 {
+        if [&moving, &staying, &back].iter().all(|c| got_tick(c)) {
+            break;
+        }
+        assert!(world.step(
+            &mut [&mut moving, &mut staying, &mut back],
+            Duration::from_secs(60)
+        ));
+    }
+    assert!([&moving, &staying, &back].iter().all(|c| got_tick(c)));
+
+    // A kick handed to the shard that made the peer (where a handle could still think it is)
+    // is passed on to the shard that holds it.
+    world.tables[0].handle_command(
+        world.now,
+        Command::Kick {
+            peer: moving_id,
+            reason: "bye".into(),
+        },
+    );
+    world.transfer();
+    let events = world.events.take_all();
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::Closed(p, r) if *p == moving_id && r == "kicked: bye")));
+    for _ in 0..1000 {
+        if world.roster.shard_of(moving_id).is_none() {
+            break;
+        }
+        assert!(world.step(
+            &mut [&mut moving, &mut staying, &mut back],
+            Duration::from_secs(120)
+        ));
+    }
+    assert_eq!(
+        world.roster.shard_of(moving_id),
+        None,
+        "gone from the roster"
+    );
+    assert_eq!(world.roster.len(), 2);
+}
+
+#[test]
+fn limits_are_counted_across_shards() {
+    let config = PeerConfig {
+        max_peers: 2,
+        ..PeerConfig::default()
+    };
+    let mut world = World::sharded(config, 2, by_port_parity);
+    world.connect_on(0, 7101);
+    world.connect_on(1, 7102);
+    let (reply, mut answer) = oneshot::channel();
+    world.tables[0].handle_command(
+        world.now,
+        Command::Connect {
+            offer: String::new(),
+            ip: None,
+            reply,
+        },
+    );
+    assert_eq!(
+        answer.try_recv().unwrap().unwrap_err(),
+        crate::api::ConnectError::Full(2)
+    );
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 use switchboard_stun::{respond, Action, DropReason, MAX_RESPONSE_LEN};
-use switchboard_udp::{bind_shared, claim_port, send_all, Buffers, Inbox, BATCH};
+use switchboard_udp::{bind, claim_port, send_all, Buffers, Inbox, BATCH};
 
 /// How often an idle worker checks whether to stop.
 const STOP_CHECK: Duration = Duration::from_millis(100);
@@ -110,7 +110,7 @@ fn bind_worker(addr: SocketAddr) -> io::Result<UdpSocket> {
         send: None,
     };
     let socket =
-        bind_shared(addr, buffers).map_err(|e| io::Error::new(e.kind(), format!("STUN: {e}")))?;
+        bind(addr, buffers, true).map_err(|e| io::Error::new(e.kind(), format!("STUN: {e}")))?;
     socket.set_read_timeout(Some(STOP_CHECK))?;
     Ok(socket)
 }
