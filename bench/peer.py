@@ -3,12 +3,14 @@
 
 Both servers do the same job (bench/anchors/webrtc-rs-echo, crates/peer/examples/echo.rs): accept
 a browser-style offer on POST /connect (data channels pre-negotiated with ids 0 and 1) and echo
-every message on its channel. The load generator (`switchboard-bench peer`, on str0m) opens
-COUNT connections, CONCURRENCY at a time, then pumps RATE messages per second per connection for
-SECS seconds: 64-byte unreliable, then 1 KiB reliable; then FLOOD_RATE 64-byte unreliable messages
-per second per connection, more than either server can echo on this machine, to see how much each
-gets through when overloaded. The anchor named in the issue, geckos.io,
-does not install here (its node-datachannel needs a prebuilt binary from GitHub).
+every message on its channel. For each size in COUNTS (1,000, 5,000, 10,000) the load generator
+(`switchboard-bench peer`, on str0m) opens that many connections, CONCURRENCY at a time, then
+pumps OFFERED messages per second in all for SECS seconds: 64-byte unreliable, then 1 KiB
+reliable; then a FLOOD of 64-byte unreliable messages, more than either server can echo on this
+machine, to see how much each gets through when overloaded. The game row: GAME_PEERS peers each
+send GAME_HZ unreliable 64-byte inputs a second while the server (ECHO_SNAPSHOT_HZ) broadcasts a
+GAME_HZ unreliable 256-byte snapshot to all. ROUNDS alternating rounds, medians and spreads.
+geckos.io does not install here (its node-datachannel needs a prebuilt binary from GitHub).
 
 Prints a table and writes it to bench/results/peer-<UTC time>.md.
 """
@@ -23,15 +25,24 @@ import threading
 
 from benchlib import ROOT, publish, utc_stamp
 
-COUNT = int(os.environ.get("COUNT", "1000"))
+COUNTS = [int(c) for c in os.environ.get("COUNTS", "1000,5000,10000").split(",")]
+ROUNDS = int(os.environ.get("ROUNDS", "3"))
 CONCURRENCY = int(os.environ.get("CONCURRENCY", "32"))
-SECS = int(os.environ.get("SECS", "8"))
-RATE = int(os.environ.get("RATE", "10"))
-FLOOD_RATE = int(os.environ.get("FLOOD_RATE", "100"))
+SECS = int(os.environ.get("SECS", "6"))
+# The offered load is the same total at every size: OFFERED msgs/s in the echo phases, FLOOD in
+# the flood (more than either server can echo on this machine), spread over the peers.
+OFFERED = int(os.environ.get("OFFERED", "10000"))
+FLOOD = int(os.environ.get("FLOOD", "100000"))
+GAME_PEERS = int(os.environ.get("GAME_PEERS", "1000"))
+GAME_HZ = int(os.environ.get("GAME_HZ", "30"))
 BENCH = ROOT / "target/release/switchboard-bench"
 ECHO = ROOT / "target/release/examples/echo"
 ANCHOR_DIR = ROOT / "bench/anchors/webrtc-rs-echo"
 ANCHOR = ANCHOR_DIR / "target/release/webrtc-rs-echo"
+SERVERS = {
+    "switchboard": [ECHO, "127.0.0.1:0", "127.0.0.1:0"],
+    "webrtc_rs": [ANCHOR, "127.0.0.1:0"],
+}
 
 
 def sh(*args, **kw):
@@ -39,8 +50,9 @@ def sh(*args, **kw):
     subprocess.run(args, check=True, **kw)
 
 
-def serve(cmd):
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+def serve(cmd, env=None):
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env={**os.environ, **(env or {})})
     first = proc.stdout.readline()
     match = re.search(r"http://([^/\s]+)/", first)
     if not match:
@@ -51,23 +63,40 @@ def serve(cmd):
     return proc, match.group(1)
 
 
-def measure(cmd):
-    proc, http = serve(cmd)
+def measure(name, count, game=False):
+    """One server process, COUNT connections, then the echo phases (or the game row)."""
+    # Every peer comes from 127.0.0.1: the per-address limit is lifted for the load.
+    env = {"ECHO_MAX_PEERS": "50000", "ECHO_MAX_PEERS_PER_IP": "50000"}
+    if game:
+        env["ECHO_SNAPSHOT_HZ"] = str(GAME_HZ)
+    proc, http = serve(SERVERS[name], env)
+    rate = GAME_HZ if game else max(1, OFFERED // count)
+    args = [BENCH, "peer", "--http", http, "--server-pid", str(proc.pid), "--count", str(count),
+            "--concurrency", str(CONCURRENCY), "--secs", str(SECS), "--rate", str(rate),
+            "--flood-rate", str(max(1, FLOOD // count))]
+    if game:
+        args += ["--snapshot-hz", str(GAME_HZ)]
     try:
-        out = subprocess.run([BENCH, "peer", "--http", http, "--server-pid", str(proc.pid), "--count", str(COUNT),
-                              "--concurrency", str(CONCURRENCY), "--secs", str(SECS), "--rate", str(RATE),
-                              "--flood-rate", str(FLOOD_RATE)],
-                             check=True, capture_output=True, text=True).stdout
+        out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
         result = json.loads(out.strip().splitlines()[-1])
         # Server CPU per 1,000 echoed messages: the servers' own cost, whatever the offered load.
         for phase in ("unreliable64", "reliable1k", "flood64"):
             echoed = result.get(f"{phase}_echoed_per_s", 0) * SECS
             if echoed:
                 result[f"{phase}_cpu_ms_per_1k"] = result[f"{phase}_server_cpu_s"] * 1e6 / echoed
+        if game:
+            moved = result["game_inputs_delivered_per_s"] + result["game_snapshots_received_per_s"]
+            if moved:
+                result["game_cpu_ms_per_1k"] = result["game_server_cpu_s"] * 1e6 / (moved * SECS)
         return result
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        proc.wait(timeout=30)
+
+
+def median(values):
+    values = sorted(values)
+    return values[len(values) // 2] if values else None
 
 
 def ratio(ours, theirs, higher_is_better=True):
@@ -76,42 +105,91 @@ def ratio(ours, theirs, higher_is_better=True):
     return f"{(ours / theirs if higher_is_better else theirs / ours):.2f}x"
 
 
+ECHO_ROWS = [
+    ("connections opened", "connected", True, "{:,.0f}"),
+    ("connections per second", "connections_per_s", True, "{:,.1f}"),
+    ("connect time p50, ms (offer to both channels open)", "connect_p50_ms", False, "{:,.1f}"),
+    ("connect time p99, ms", "connect_p99_ms", False, "{:,.1f}"),
+    ("server CPU to accept all, s", "server_cpu_connect_s", False, "{:,.2f}"),
+    ("memory per idle peer, KiB", "idle_bytes_per_peer", False, "{:,.1f}"),
+    ("unreliable 64 B offered, msgs/s", "unreliable64_offered_per_s", True, "{:,.0f}"),
+    ("unreliable 64 B echoed, msgs/s", "unreliable64_echoed_per_s", True, "{:,.0f}"),
+    ("server CPU per 1,000 unreliable echoes, ms", "unreliable64_cpu_ms_per_1k", False, "{:,.0f}"),
+    ("reliable 1 KiB goodput echoed, KiB/s", "reliable1k_bytes_per_s", True, "{:,.0f}"),
+    ("server CPU per 1,000 reliable 1 KiB echoes, ms", "reliable1k_cpu_ms_per_1k", False, "{:,.0f}"),
+    ("memory per busy peer, KiB", "reliable1k_busy_bytes_per_peer", False, "{:,.1f}"),
+    ("flood: unreliable 64 B offered, msgs/s", "flood64_offered_per_s", True, "{:,.0f}"),
+    ("flood: unreliable 64 B echoed, msgs/s", "flood64_echoed_per_s", True, "{:,.0f}"),
+    ("flood: server CPU per 1,000 echoes, ms", "flood64_cpu_ms_per_1k", False, "{:,.0f}"),
+]
+GAME_ROWS = [
+    ("inputs sent, msgs/s", "game_inputs_sent_per_s", True, "{:,.0f}"),
+    ("inputs delivered, msgs/s", "game_inputs_delivered_per_s", True, "{:,.0f}"),
+    ("input loss", "game_inputs_loss", False, "{:.2%}"),
+    ("snapshots expected, msgs/s", "game_snapshots_expected_per_s", True, "{:,.0f}"),
+    ("snapshots delivered, msgs/s", "game_snapshots_received_per_s", True, "{:,.0f}"),
+    ("snapshot loss", "game_snapshots_loss", False, "{:.2%}"),
+    ("server CPU, s", "game_server_cpu_s", False, "{:,.2f}"),
+    ("server CPU per 1,000 messages in or out, ms", "game_cpu_ms_per_1k", False, "{:,.1f}"),
+    ("memory per busy peer, KiB", "game_busy_bytes_per_peer", False, "{:,.1f}"),
+]
+
+
+def table(rows, runs):
+    """Medians of the rounds with their min-max spread, and the ratio of the medians (above 1:
+    Switchboard ahead)."""
+    lines = [f"| measure | Switchboard server peer (str0m), median (min-max) | webrtc-rs 0.14, median (min-max) | ratio |",
+             "|---|---|---|---|"]
+    for label, key, higher, fmt in rows:
+        scale = 1 / 1024 if ("KiB" in label and "per 1,000" not in label) else 1
+        cells, mids = [], []
+        for name in SERVERS:
+            values = [r[key] * scale for r in runs[name] if isinstance(r.get(key), (int, float))]
+            mid = median(values)
+            mids.append(mid)
+            cells.append(f"{fmt.format(mid)} ({fmt.format(min(values))}-{fmt.format(max(values))})" if values else "n/a")
+        ours, theirs = mids
+        if ours is None or theirs is None:
+            shown = "n/a"
+        elif ours == theirs:
+            shown = "1.00x"
+        elif (higher and theirs == 0) or (not higher and ours == 0):
+            shown = "ahead (other 0)" if ours != theirs else "1.00x"
+        else:
+            shown = f"{(ours / theirs if higher else theirs / ours):.2f}x"
+        lines.append(f"| {label} | {cells[0]} | {cells[1]} | {shown} |")
+    return lines
+
+
 def main():
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     sh("cargo", "build", "--release", "-q", "-p", "switchboard-bench", "-p", "switchboard-peer", "--examples", "--bins", cwd=ROOT)
     sh("cargo", "build", "--release", "-q", cwd=ANCHOR_DIR)
-    ours = measure([ECHO, "127.0.0.1:0", "127.0.0.1:0"])
-    theirs = measure([ANCHOR, "127.0.0.1:0"])
-    rows = [
-        ("connections opened (of COUNT)", "connected", True, "{:,.0f}"),
-        ("connections per second", "connections_per_s", True, "{:,.1f}"),
-        ("connect time p50, ms (offer to both channels open)", "connect_p50_ms", False, "{:,.0f}"),
-        ("connect time p99, ms", "connect_p99_ms", False, "{:,.0f}"),
-        ("server CPU to accept all, s", "server_cpu_connect_s", False, "{:,.2f}"),
-        ("memory per idle peer, KiB", "idle_bytes_per_peer", False, "{:,.1f}"),
-        ("unreliable 64 B echoed, msgs/s", "unreliable64_echoed_per_s", True, "{:,.0f}"),
-        ("server CPU during unreliable phase, s", "unreliable64_server_cpu_s", False, "{:,.2f}"),
-        ("server CPU per 1,000 unreliable echoes, ms", "unreliable64_cpu_ms_per_1k", False, "{:,.0f}"),
-        ("reliable 1 KiB goodput echoed, KiB/s", "reliable1k_bytes_per_s", True, "{:,.0f}"),
-        ("server CPU during reliable phase, s", "reliable1k_server_cpu_s", False, "{:,.2f}"),
-        ("server CPU per 1,000 reliable 1,024 B echoes, ms", "reliable1k_cpu_ms_per_1k", False, "{:,.0f}"),
-        ("memory per busy peer, KiB", "reliable1k_busy_bytes_per_peer", False, "{:,.1f}"),
-        ("flood: unreliable 64 B offered, msgs/s", "flood64_offered_per_s", True, "{:,.0f}"),
-        ("flood: unreliable 64 B echoed, msgs/s", "flood64_echoed_per_s", True, "{:,.0f}"),
-        ("flood: server CPU per 1,000 echoes, ms", "flood64_cpu_ms_per_1k", False, "{:,.0f}"),
-    ]
+    echo_runs = {count: {name: [] for name in SERVERS} for count in COUNTS}
+    game_runs = {name: [] for name in SERVERS}
+    for round_ in range(ROUNDS):
+        # Alternating order: neither server always runs on a machine the other just warmed.
+        order = list(SERVERS) if round_ % 2 == 0 else list(reversed(SERVERS))
+        for count in COUNTS:
+            for name in order:
+                print(f"round {round_ + 1}/{ROUNDS}: {name}, {count} peers", file=sys.stderr)
+                echo_runs[count][name].append(measure(name, count))
+        for name in order:
+            print(f"round {round_ + 1}/{ROUNDS}: {name}, game row", file=sys.stderr)
+            game_runs[name].append(measure(name, GAME_PEERS, game=True))
     stamp = utc_stamp()
     lines = [f"# Server peer benchmark ({stamp})", "",
-             f"{COUNT} connections ({CONCURRENCY} at a time), then {RATE} msgs/s per connection for {SECS} s per phase, "
-             f"then a flood of {FLOOD_RATE} msgs/s per connection; loopback, 2 cores shared by server and load generator.", "",
-             "| measure | Switchboard server peer (str0m) | webrtc-rs 0.14 echo | ratio |", "|---|---|---|---|"]
-    for label, key, higher, fmt in rows:
-        a, b = ours.get(key), theirs.get(key)
-        scale = 1 / 1024 if "KiB" in label else 1
-        show = lambda v: fmt.format(v * scale) if isinstance(v, (int, float)) else "n/a"
-        lines.append(f"| {label} | {show(a)} | {show(b)} | {ratio(a, b, higher)} |")
-    lines += ["", "Raw: " + json.dumps({"switchboard": ours, "webrtc_rs": theirs})]
+             f"Medians of {ROUNDS} alternating rounds (min-max in brackets); every run is a fresh server process. "
+             f"Connections {CONCURRENCY} at a time; then {SECS} s per phase at {OFFERED:,} msgs/s offered in all "
+             f"(64 B unreliable, then 1 KiB reliable), then a flood of {FLOOD:,} msgs/s in all. Loopback, 2 cores "
+             "shared by the server and the load generator (`switchboard-bench peer`, str0m, one UDP socket per "
+             "connection). Switchboard runs its default shards (one per core).", ""]
+    for count in COUNTS:
+        lines += [f"## {count:,} concurrent peers", ""] + table(ECHO_ROWS, echo_runs[count]) + [""]
+    lines += [f"## Game row: {GAME_PEERS:,} peers, {GAME_HZ} unreliable 64 B inputs/s each, a {GAME_HZ} Hz unreliable "
+              "256 B snapshot broadcast to all", ""] + table(GAME_ROWS, game_runs) + [""]
+    lines += ["Raw: " + json.dumps({"echo": echo_runs, "game": game_runs})]
     publish("peer", stamp, lines)
 
 

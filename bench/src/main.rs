@@ -86,6 +86,10 @@ enum Command {
         /// overload the server and see what it can echo.
         #[arg(long, default_value_t = 100)]
         flood_rate: u32,
+        /// Game row instead of the echo phases: the server (started with ECHO_SNAPSHOT_HZ)
+        /// broadcasts this many snapshots a second; each connection sends `rate` inputs a second.
+        #[arg(long, default_value_t = 0)]
+        snapshot_hz: u32,
     },
     /// Connect rate: joins welcomed per second and connect time; prints one line of JSON.
     Connects {
@@ -194,8 +198,8 @@ fn main() -> ExitCode {
                 );
                 Ok(())
             }
-            Command::Peer { http, server_pid, count, concurrency, secs, rate, flood_rate } => {
-                let line = peer::run(peer::PeerRun { http, server_pid, count, concurrency, secs, rate, flood_rate }).await?;
+            Command::Peer { http, server_pid, count, concurrency, secs, rate, flood_rate, snapshot_hz } => {
+                let line = peer::run(peer::PeerRun { http, server_pid, count, concurrency, secs, rate, flood_rate, snapshot_hz }).await?;
                 println!("{line}");
                 Ok(())
             }

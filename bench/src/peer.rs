@@ -30,7 +30,14 @@ pub struct PeerRun {
     pub rate: u32,
     /// Messages per second each connection sends in the flood phase.
     pub flood_rate: u32,
+    /// Game row instead of the echo phases: the server broadcasts this many snapshots a second
+    /// (started with `ECHO_SNAPSHOT_HZ`); each client sends `rate` 64-byte inputs a second.
+    pub snapshot_hz: u32,
 }
+
+/// The tag byte of the game's inputs, and of the server's snapshots.
+const INPUT_TAG: u8 = 0xAA;
+const SNAPSHOT_TAG: u8 = 0xEE;
 
 /// Traffic phases the connections follow.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -52,6 +59,9 @@ struct Counters {
     sent: AtomicU64,
     echoed: AtomicU64,
     bytes: AtomicU64,
+    /// Game snapshots received, and the most inputs any snapshot said the server had.
+    snapshots: AtomicU64,
+    server_inputs: AtomicU64,
 }
 
 pub async fn run(cfg: PeerRun) -> Result<String, String> {
@@ -120,6 +130,11 @@ pub async fn run(cfg: PeerRun) -> Result<String, String> {
             (idle_rss.saturating_sub(base_rss) * 1024) as f64 / connected.max(1) as f64
         ),
     ];
+    if cfg.snapshot_hz > 0 {
+        results.push(game_phase(&cfg, &phase_tx, &counters, base_rss, connected).await?);
+        let _ = phase_tx.send(Phase::Stop);
+        return Ok(format!("{{{}}}", results.join(",")));
+    }
     let phases = [
         ("unreliable64", false, 64usize, cfg.rate),
         ("reliable1k", true, 1024, cfg.rate),
@@ -158,6 +173,57 @@ pub async fn run(cfg: PeerRun) -> Result<String, String> {
     }
     let _ = phase_tx.send(Phase::Stop);
     Ok(format!("{{{}}}", results.join(",")))
+}
+
+/// The game row: every client sends `rate` unreliable 64-byte inputs a second while the server
+/// broadcasts `snapshot_hz` snapshots; inputs delivered (from the server's own count, carried in
+/// its snapshots) and snapshots received, with their loss.
+async fn game_phase(
+    cfg: &PeerRun,
+    phase_tx: &watch::Sender<Phase>,
+    counters: &Counters,
+    base_rss: u64,
+    connected: usize,
+) -> Result<String, String> {
+    counters.sent.store(0, Ordering::Relaxed);
+    counters.snapshots.store(0, Ordering::Relaxed);
+    let inputs_before = counters.server_inputs.load(Ordering::Relaxed);
+    let cpu = cpu_seconds(cfg.server_pid)?;
+    let _ = phase_tx.send(Phase::Pump {
+        tag: INPUT_TAG,
+        reliable: false,
+        size: 64,
+        rate: cfg.rate,
+    });
+    let window = Instant::now();
+    tokio::time::sleep(Duration::from_secs(cfg.secs)).await;
+    let _ = phase_tx.send(Phase::Idle);
+    let secs = window.elapsed().as_secs_f64();
+    let sent = counters.sent.load(Ordering::Relaxed) as f64 / secs;
+    let snapshots = counters.snapshots.load(Ordering::Relaxed) as f64 / secs;
+    let busy_rss = rss_kib(cfg.server_pid)?;
+    let cpu = cpu_seconds(cfg.server_pid)? - cpu;
+    // Inputs still in flight when the window closed are counted by the next snapshots.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let delivered = counters
+        .server_inputs
+        .load(Ordering::Relaxed)
+        .saturating_sub(inputs_before) as f64
+        / secs;
+    let expected = f64::from(cfg.snapshot_hz) * connected as f64;
+    let loss = |got: f64, wanted: f64| {
+        if wanted > 0.0 {
+            (1.0 - got / wanted).max(0.0)
+        } else {
+            0.0
+        }
+    };
+    Ok(format!(
+        r#""game_inputs_sent_per_s":{sent:.0},"game_inputs_delivered_per_s":{delivered:.0},"game_inputs_loss":{:.4},"game_snapshots_expected_per_s":{expected:.0},"game_snapshots_received_per_s":{snapshots:.0},"game_snapshots_loss":{:.4},"game_server_cpu_s":{cpu:.2},"game_busy_bytes_per_peer":{:.0}"#,
+        loss(delivered, sent),
+        loss(snapshots, expected),
+        (busy_rss.saturating_sub(base_rss) * 1024) as f64 / connected.max(1) as f64
+    ))
 }
 
 fn cpu_seconds(pid: u32) -> Result<f64, String> {
@@ -357,6 +423,17 @@ impl Client {
                         let Event::ChannelData(data) = event else {
                             continue;
                         };
+                        if data.data.get(1) == Some(&SNAPSHOT_TAG) {
+                            counters.snapshots.fetch_add(1, Ordering::Relaxed);
+                            if let Some(count) = data.data.get(2..10) {
+                                let mut bytes = [0u8; 8];
+                                bytes.copy_from_slice(count);
+                                counters
+                                    .server_inputs
+                                    .fetch_max(u64::from_be_bytes(bytes), Ordering::Relaxed);
+                            }
+                            continue;
+                        }
                         if data.data.get(1).copied() == tag {
                             counters.echoed.fetch_add(1, Ordering::Relaxed);
                             counters

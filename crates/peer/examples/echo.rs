@@ -6,6 +6,13 @@
 //! (defaults 127.0.0.1:8090 and 127.0.0.1:3479; public IPs: what to advertise, default the
 //! bound IP). Prints one line per event on stdout (`open <peer> webrtc|websocket`). With
 //! `ECHO_JWT_SECRET` set, connecting needs an HS256 token signed with it (`PeerConfig::auth`).
+//!
+//! `ECHO_MAX_PEERS` and `ECHO_MAX_PEERS_PER_IP` raise those limits (the load benchmark connects
+//! thousands of peers from 127.0.0.1).
+//!
+//! With `ECHO_SNAPSHOT_HZ=30` it plays the game loop of the benchmark's game row instead of
+//! echoing: it counts every message as an input and broadcasts, that many times per second, an
+//! unreliable 255-byte snapshot: `0xEE`, the inputs received so far (u64, big endian), padding.
 
 use std::io::Write;
 
@@ -37,11 +44,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )?),
         Err(_) => None,
     };
+    let defaults = PeerConfig::default();
+    let limit = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
     let config = PeerConfig {
         listen: udp.parse()?,
         public_ips,
         auth,
-        ..PeerConfig::default()
+        max_peers: limit("ECHO_MAX_PEERS", defaults.max_peers),
+        max_peers_per_ip: limit("ECHO_MAX_PEERS_PER_IP", defaults.max_peers_per_ip),
+        ..defaults
     };
     let max_offer = config.max_offer_bytes;
     let (server, mut events) = Server::new(config).await?;
@@ -79,12 +95,36 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Err(_) => None,
     };
+    if let Some(hz) = std::env::var("ECHO_SNAPSHOT_HZ")
+        .ok()
+        .and_then(|hz| hz.parse::<u32>().ok())
+    {
+        game(&server, &mut events, hz).await;
+    }
     loop {
         // Wait for one event, then take every other one already queued.
         let first = events.recv().await;
         for event in std::iter::once(first).chain(events.pop_all()) {
             handle(&server, event).await;
         }
+    }
+}
+
+/// The benchmark's game loop: inputs counted, a snapshot broadcast `hz` times a second.
+async fn game(server: &Server, events: &mut switchboard_peer::Events, hz: u32) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1) / hz.max(1));
+    let mut inputs: u64 = 0;
+    loop {
+        tick.tick().await;
+        inputs += events
+            .pop_all()
+            .into_iter()
+            .filter(|event| matches!(event, Event::Received(..)))
+            .count() as u64;
+        let mut snapshot = vec![0u8; 255];
+        snapshot[0] = 0xEE;
+        snapshot[1..9].copy_from_slice(&inputs.to_be_bytes());
+        server.broadcast_unreliable(snapshot);
     }
 }
 

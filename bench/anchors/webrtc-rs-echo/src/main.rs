@@ -2,8 +2,13 @@
 //! `crates/peer/examples/echo.rs` (POST /connect with a browser-style offer whose data channels
 //! are pre-negotiated with ids 0 and 1; every message comes back on its channel).
 //!
-//! `webrtc-rs-echo HTTP_ADDR` prints `echo http://ADDR/`.
+//! `webrtc-rs-echo HTTP_ADDR` prints `echo http://ADDR/`. With `ECHO_SNAPSHOT_HZ=30` it plays the
+//! benchmark's game loop instead, as the Switchboard echo does: every message counted as an
+//! input, and that many times a second a 256-byte unreliable snapshot to every peer (the data
+//! channel framing's whole-message byte 0, `0xEE`, the inputs so far as a big-endian u64,
+//! padding).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -23,14 +28,42 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("echo http://{}/", listener.local_addr()?);
     let api = Arc::new(APIBuilder::new().build());
     let keep: Arc<tokio::sync::Mutex<Vec<Arc<RTCPeerConnection>>>> = Arc::default();
+    let game = std::env::var("ECHO_SNAPSHOT_HZ").ok().and_then(|hz| hz.parse::<u32>().ok()).map(|hz| {
+        let game = Arc::new(Game { inputs: AtomicU64::new(0), unreliable: std::sync::Mutex::new(Vec::new()) });
+        tokio::spawn(game.clone().run(hz));
+        game
+    });
     loop {
         let (stream, _) = listener.accept().await?;
-        let (api, keep) = (api.clone(), keep.clone());
+        let (api, keep, game) = (api.clone(), keep.clone(), game.clone());
         tokio::spawn(async move {
-            if let Err(error) = serve(stream, &api, &keep).await {
+            if let Err(error) = serve(stream, &api, &keep, game).await {
                 eprintln!("connect failed: {error}");
             }
         });
+    }
+}
+
+/// The game loop: inputs counted, snapshots to every peer's unreliable channel.
+struct Game {
+    inputs: AtomicU64,
+    unreliable: std::sync::Mutex<Vec<Arc<RTCDataChannel>>>,
+}
+
+impl Game {
+    async fn run(self: Arc<Self>, hz: u32) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1) / hz.max(1));
+        loop {
+            tick.tick().await;
+            let mut snapshot = vec![0u8; 256];
+            snapshot[1] = 0xEE;
+            snapshot[2..10].copy_from_slice(&self.inputs.load(Ordering::Relaxed).to_be_bytes());
+            let snapshot = bytes::Bytes::from(snapshot);
+            let channels = self.unreliable.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            for channel in channels {
+                let _ = channel.send(&snapshot).await;
+            }
+        }
     }
 }
 
@@ -38,6 +71,7 @@ async fn serve(
     mut stream: TcpStream,
     api: &webrtc::api::API,
     keep: &tokio::sync::Mutex<Vec<Arc<RTCPeerConnection>>>,
+    game: Option<Arc<Game>>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut request = Vec::new();
     let mut buf = [0u8; 8192];
@@ -62,7 +96,19 @@ async fn serve(
     for (label, id, ordered, retransmits) in [("reliable", 0u16, true, None), ("unreliable", 1, false, Some(0u16))] {
         let init = RTCDataChannelInit { ordered: Some(ordered), max_retransmits: retransmits, negotiated: Some(id), ..Default::default() };
         let channel = pc.create_data_channel(label, Some(init)).await?;
-        echo(channel);
+        match &game {
+            Some(game) => {
+                let counter = game.clone();
+                channel.on_message(Box::new(move |_| {
+                    counter.inputs.fetch_add(1, Ordering::Relaxed);
+                    Box::pin(async {})
+                }));
+                if retransmits.is_some() {
+                    game.unreliable.lock().unwrap_or_else(|p| p.into_inner()).push(channel);
+                }
+            }
+            None => echo(channel),
+        }
     }
     pc.set_remote_description(RTCSessionDescription::offer(body)?).await?;
     let answer = pc.create_answer(None).await?;
