@@ -22,7 +22,8 @@
 //!
 //! * [`demux`]: which peer a datagram belongs to (pure).
 //! * [`Server`] / [`Events`]: the application's handles; they never block the network loop.
-//! * `engine`: the network loop, one task owning the UDP socket and every `str0m::Rtc`.
+//! * `engine`: the network loop, a shard per core: each a pure peer table (`engine::table`, every
+//!   `str0m::Rtc` it holds) and a thin shell with its own socket on the one port.
 //! * `slot`: one WebRTC peer of that loop; `outbox`: its reliable frames waiting for room in
 //!   the transport (pure), so a full SCTP buffer delays a reliable message and never loses it.
 //! * `channels`: the two pre-negotiated data channels. [`Stats`]: counters for `/metrics`.
