@@ -43,6 +43,8 @@ SERVERS = {
     "switchboard": [ECHO, "127.0.0.1:0", "127.0.0.1:0"],
     "webrtc_rs": [ANCHOR, "127.0.0.1:0"],
 }
+# Switchboard with one shard, at the first size: what the shards bring on this machine.
+ONE_SHARD = [ECHO, "127.0.0.1:0", "127.0.0.1:0"]
 
 
 def sh(*args, **kw):
@@ -69,7 +71,9 @@ def measure(name, count, game=False):
     env = {"ECHO_MAX_PEERS": "50000", "ECHO_MAX_PEERS_PER_IP": "50000"}
     if game:
         env["ECHO_SNAPSHOT_HZ"] = str(GAME_HZ)
-    proc, http = serve(SERVERS[name], env)
+    if name == "switchboard_1":
+        env["ECHO_SHARDS"] = "1"
+    proc, http = serve(ONE_SHARD if name == "switchboard_1" else SERVERS[name], env)
     rate = GAME_HZ if game else max(1, OFFERED // count)
     args = [BENCH, "peer", "--http", http, "--server-pid", str(proc.pid), "--count", str(count),
             "--concurrency", str(CONCURRENCY), "--secs", str(SECS), "--rate", str(rate),
@@ -77,8 +81,13 @@ def measure(name, count, game=False):
     if game:
         args += ["--snapshot-hz", str(GAME_HZ)]
     try:
-        out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
-        result = json.loads(out.strip().splitlines()[-1])
+        run = subprocess.run(args, capture_output=True, text=True)
+        if run.returncode != 0 or proc.poll() is not None:
+            # A server that dies (or a load that fails) is a result, not the end of the bench.
+            reason = (run.stderr.strip().splitlines() or ["exited"])[-1][:200]
+            print(f"{name} at {count}: failed: {reason}", file=sys.stderr)
+            return {"failed_run": reason}
+        result = json.loads(run.stdout.strip().splitlines()[-1])
         # Server CPU per 1,000 echoed messages: the servers' own cost, whatever the offered load.
         for phase in ("unreliable64", "reliable1k", "flood64"):
             echoed = result.get(f"{phase}_echoed_per_s", 0) * SECS
@@ -112,49 +121,57 @@ ECHO_ROWS = [
     ("connect time p99, ms", "connect_p99_ms", False, "{:,.1f}"),
     ("server CPU to accept all, s", "server_cpu_connect_s", False, "{:,.2f}"),
     ("memory per idle peer, KiB", "idle_bytes_per_peer", False, "{:,.1f}"),
-    ("unreliable 64 B offered, msgs/s", "unreliable64_offered_per_s", True, "{:,.0f}"),
+    ("unreliable 64 B offered by the load generator, msgs/s", "unreliable64_offered_per_s", None, "{:,.0f}"),
     ("unreliable 64 B echoed, msgs/s", "unreliable64_echoed_per_s", True, "{:,.0f}"),
     ("server CPU per 1,000 unreliable echoes, ms", "unreliable64_cpu_ms_per_1k", False, "{:,.0f}"),
     ("reliable 1 KiB goodput echoed, KiB/s", "reliable1k_bytes_per_s", True, "{:,.0f}"),
     ("server CPU per 1,000 reliable 1 KiB echoes, ms", "reliable1k_cpu_ms_per_1k", False, "{:,.0f}"),
     ("memory per busy peer, KiB", "reliable1k_busy_bytes_per_peer", False, "{:,.1f}"),
-    ("flood: unreliable 64 B offered, msgs/s", "flood64_offered_per_s", True, "{:,.0f}"),
+    ("flood: unreliable 64 B offered by the load generator, msgs/s", "flood64_offered_per_s", None, "{:,.0f}"),
     ("flood: unreliable 64 B echoed, msgs/s", "flood64_echoed_per_s", True, "{:,.0f}"),
     ("flood: server CPU per 1,000 echoes, ms", "flood64_cpu_ms_per_1k", False, "{:,.0f}"),
 ]
 GAME_ROWS = [
-    ("inputs sent, msgs/s", "game_inputs_sent_per_s", True, "{:,.0f}"),
+    ("inputs sent by the load generator, msgs/s", "game_inputs_sent_per_s", None, "{:,.0f}"),
     ("inputs delivered, msgs/s", "game_inputs_delivered_per_s", True, "{:,.0f}"),
     ("input loss", "game_inputs_loss", False, "{:.2%}"),
-    ("snapshots expected, msgs/s", "game_snapshots_expected_per_s", True, "{:,.0f}"),
+    ("snapshots expected, msgs/s", "game_snapshots_expected_per_s", None, "{:,.0f}"),
     ("snapshots delivered, msgs/s", "game_snapshots_received_per_s", True, "{:,.0f}"),
     ("snapshot loss", "game_snapshots_loss", False, "{:.2%}"),
-    ("server CPU, s", "game_server_cpu_s", False, "{:,.2f}"),
+    ("server CPU in all, s (per message below)", "game_server_cpu_s", None, "{:,.2f}"),
     ("server CPU per 1,000 messages in or out, ms", "game_cpu_ms_per_1k", False, "{:,.1f}"),
     ("memory per busy peer, KiB", "game_busy_bytes_per_peer", False, "{:,.1f}"),
 ]
 
 
-def table(rows, runs):
+def table(rows, runs, names=None):
     """Medians of the rounds with their min-max spread, and the ratio of the medians (above 1:
-    Switchboard ahead)."""
-    lines = [f"| measure | Switchboard server peer (str0m), median (min-max) | webrtc-rs 0.14, median (min-max) | ratio |",
+    the first ahead). Rows whose `higher` is None are context (what the load generator managed to
+    offer, on cores it shares with the server), not scores: no ratio."""
+    names = names or list(SERVERS)
+    heads = {"switchboard": "Switchboard server peer (str0m)", "webrtc_rs": "webrtc-rs 0.14",
+             "switchboard_1": "Switchboard, 1 shard", "pion": "Pion v3"}
+    lines = [f"| measure | {heads[names[0]]}, median (min-max) | {heads[names[1]]}, median (min-max) | ratio |",
              "|---|---|---|---|"]
     for label, key, higher, fmt in rows:
         scale = 1 / 1024 if ("KiB" in label and "per 1,000" not in label) else 1
         cells, mids = [], []
-        for name in SERVERS:
+        for name in names:
             values = [r[key] * scale for r in runs[name] if isinstance(r.get(key), (int, float))]
             mid = median(values)
             mids.append(mid)
             cells.append(f"{fmt.format(mid)} ({fmt.format(min(values))}-{fmt.format(max(values))})" if values else "n/a")
         ours, theirs = mids
-        if ours is None or theirs is None:
+        if higher is None:
+            shown = "(context)"
+        elif ours is None or theirs is None:
             shown = "n/a"
         elif ours == theirs:
             shown = "1.00x"
-        elif (higher and theirs == 0) or (not higher and ours == 0):
-            shown = "ahead (other 0)" if ours != theirs else "1.00x"
+        elif higher and theirs == 0:
+            shown = "ahead (theirs 0)"
+        elif not higher and ours == 0:
+            shown = "ahead (ours 0)"
         else:
             shown = f"{(ours / theirs if higher else theirs / ours):.2f}x"
         lines.append(f"| {label} | {cells[0]} | {cells[1]} | {shown} |")
@@ -168,6 +185,7 @@ def main():
     sh("cargo", "build", "--release", "-q", cwd=ANCHOR_DIR)
     echo_runs = {count: {name: [] for name in SERVERS} for count in COUNTS}
     game_runs = {name: [] for name in SERVERS}
+    shard_runs = {"switchboard": echo_runs[COUNTS[0]]["switchboard"], "switchboard_1": []}
     for round_ in range(ROUNDS):
         # Alternating order: neither server always runs on a machine the other just warmed.
         order = list(SERVERS) if round_ % 2 == 0 else list(reversed(SERVERS))
@@ -178,6 +196,8 @@ def main():
         for name in order:
             print(f"round {round_ + 1}/{ROUNDS}: {name}, game row", file=sys.stderr)
             game_runs[name].append(measure(name, GAME_PEERS, game=True))
+        print(f"round {round_ + 1}/{ROUNDS}: switchboard with 1 shard, {COUNTS[0]} peers", file=sys.stderr)
+        shard_runs["switchboard_1"].append(measure("switchboard_1", COUNTS[0]))
     stamp = utc_stamp()
     lines = [f"# Server peer benchmark ({stamp})", "",
              f"Medians of {ROUNDS} alternating rounds (min-max in brackets); every run is a fresh server process. "
@@ -189,7 +209,9 @@ def main():
         lines += [f"## {count:,} concurrent peers", ""] + table(ECHO_ROWS, echo_runs[count]) + [""]
     lines += [f"## Game row: {GAME_PEERS:,} peers, {GAME_HZ} unreliable 64 B inputs/s each, a {GAME_HZ} Hz unreliable "
               "256 B snapshot broadcast to all", ""] + table(GAME_ROWS, game_runs) + [""]
-    lines += ["Raw: " + json.dumps({"echo": echo_runs, "game": game_runs})]
+    lines += [f"## Shards: one per core (2 here) against one, {COUNTS[0]:,} peers", ""]
+    lines += table(ECHO_ROWS, shard_runs, ["switchboard", "switchboard_1"]) + [""]
+    lines += ["Raw: " + json.dumps({"echo": echo_runs, "game": game_runs, "shards": shard_runs})]
     publish("peer", stamp, lines)
 
 

@@ -8,7 +8,7 @@
 //! `ECHO_JWT_SECRET` set, connecting needs an HS256 token signed with it (`PeerConfig::auth`).
 //!
 //! `ECHO_MAX_PEERS` and `ECHO_MAX_PEERS_PER_IP` raise those limits (the load benchmark connects
-//! thousands of peers from 127.0.0.1).
+//! thousands of peers from 127.0.0.1); `ECHO_SHARDS` sets `PeerConfig::shards`.
 //!
 //! With `ECHO_SNAPSHOT_HZ=30` it plays the game loop of the benchmark's game row instead of
 //! echoing: it counts every message as an input and broadcasts, that many times per second, an
@@ -57,6 +57,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         auth,
         max_peers: limit("ECHO_MAX_PEERS", defaults.max_peers),
         max_peers_per_ip: limit("ECHO_MAX_PEERS_PER_IP", defaults.max_peers_per_ip),
+        shards: limit("ECHO_SHARDS", defaults.shards),
         ..defaults
     };
     let max_offer = config.max_offer_bytes;

@@ -163,3 +163,29 @@ async fn a_sharded_port_in_use_is_an_error_not_shared() {
     let error = switchboard_peer::Server::new(config).await.err();
     assert!(error.is_some(), "a second server on a taken port must fail");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_every_handle_stops_every_shard_and_frees_the_port() {
+    let config = PeerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        shards: SHARDS,
+        ..PeerConfig::default()
+    };
+    let (server, events) = switchboard_peer::Server::new(config).await.unwrap();
+    let addr = server.local_addr();
+    assert!(
+        std::net::UdpSocket::bind(addr).is_err(),
+        "the shards hold the port"
+    );
+    drop((server, events));
+    // The shards hold only weak senders to each other: with every handle gone they stop and
+    // close their sockets.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::net::UdpSocket::bind(addr).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a shard outlived its handles"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,6 +1,7 @@
 //! A minimal echo server on webrtc-rs, the anchor of the server peer benchmark: the same job as
 //! `crates/peer/examples/echo.rs` (POST /connect with a browser-style offer whose data channels
-//! are pre-negotiated with ids 0 and 1; every message comes back on its channel).
+//! are pre-negotiated with ids 0 and 1; every message comes back on its channel), every peer on
+//! one UDP port (its UDP mux).
 //!
 //! `webrtc-rs-echo HTTP_ADDR` prints `echo http://ADDR/`. With `ECHO_SNAPSHOT_HZ=30` it plays the
 //! benchmark's game loop instead, as the Switchboard echo does: every message counted as an
@@ -13,7 +14,12 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use webrtc::api::setting_engine::SettingEngine;
 use webrtc::api::APIBuilder;
+use webrtc::ice::mdns::MulticastDnsMode;
+use webrtc::ice::network_type::NetworkType;
+use webrtc::ice::udp_mux::{UDPMuxDefault, UDPMuxParams};
+use webrtc::ice::udp_network::UDPNetwork;
 use webrtc::data_channel::data_channel_init::RTCDataChannelInit;
 use webrtc::data_channel::data_channel_message::DataChannelMessage;
 use webrtc::data_channel::RTCDataChannel;
@@ -26,7 +32,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:0".into());
     let listener = TcpListener::bind(&addr).await?;
     println!("echo http://{}/", listener.local_addr()?);
-    let api = Arc::new(APIBuilder::new().build());
+    // Every peer on one UDP port (webrtc-rs's UDP mux), as the server peer does: with its default
+    // of a socket per peer, 10,000 peers need more files than this machine allows one process.
+    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    let mux = UDPMuxDefault::new(UDPMuxParams::new(udp));
+    let mut settings = SettingEngine::default();
+    settings.set_udp_network(UDPNetwork::Muxed(mux));
+    settings.set_network_types(vec![NetworkType::Udp4]);
+    // No mDNS: it opens a multicast socket per peer.
+    settings.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
+    let api = Arc::new(APIBuilder::new().with_setting_engine(settings).build());
     let keep: Arc<tokio::sync::Mutex<Vec<Arc<RTCPeerConnection>>>> = Arc::default();
     let game = std::env::var("ECHO_SNAPSHOT_HZ").ok().and_then(|hz| hz.parse::<u32>().ok()).map(|hz| {
         let game = Arc::new(Game { inputs: AtomicU64::new(0), unreliable: std::sync::Mutex::new(Vec::new()) });
@@ -60,8 +75,13 @@ impl Game {
             snapshot[2..10].copy_from_slice(&self.inputs.load(Ordering::Relaxed).to_be_bytes());
             let snapshot = bytes::Bytes::from(snapshot);
             let channels = self.unreliable.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            // One task per send, so its sends spread over every core (sent one after another
+            // they fell behind the 30 Hz tick at 1,000 peers).
             for channel in channels {
-                let _ = channel.send(&snapshot).await;
+                let snapshot = snapshot.clone();
+                tokio::spawn(async move {
+                    let _ = channel.send(&snapshot).await;
+                });
             }
         }
     }

@@ -17,8 +17,8 @@ use crate::socket_queue::Refused;
 const SEND_QUEUE_FULL: &str = "send_queue_full";
 
 impl PeerTable {
-    /// Sends one message to a peer on either transport.
-    pub(super) fn send(&mut self, peer: PeerId, channel: Channel, data: &Data) {
+    /// Sends one message to peers on either transport, framed once for all of them.
+    pub(super) fn send(&mut self, peers: &[PeerId], channel: Channel, data: &Data) {
         let text = matches!(data, Data::Text(_));
         let Some(frames) = frame::encode(
             text,
@@ -27,12 +27,22 @@ impl PeerTable {
             channel == Channel::Reliable,
             self.config.max_message_bytes,
         ) else {
-            tracing::debug!(%peer, "message too big for its channel: dropped");
+            tracing::debug!(
+                peers = peers.len(),
+                "message too big for its channel: dropped"
+            );
             return;
         };
+        for &peer in peers {
+            self.send_frames(peer, channel, &frames);
+        }
+    }
+
+    /// Sends one message's frames to a peer on either transport.
+    fn send_frames(&mut self, peer: PeerId, channel: Channel, frames: &[Vec<u8>]) {
         if self.sockets.contains_key(&peer) {
             for frame in frames {
-                self.write_socket(peer, channel, &frame);
+                self.write_socket(peer, channel, frame);
             }
             return;
         }
@@ -43,7 +53,7 @@ impl PeerTable {
             Channel::Reliable => {
                 let size: usize = frames.iter().map(Vec::len).sum();
                 if slot
-                    .queue_reliable(frames, self.config.send_queue_bytes)
+                    .queue_reliable(frames.to_vec(), self.config.send_queue_bytes)
                     .is_err()
                 {
                     self.overflowed(peer);
@@ -55,7 +65,7 @@ impl PeerTable {
             Channel::Unreliable => {
                 // One frame (unreliable messages are never chunked).
                 for frame in frames {
-                    match slot.write_now(channel, &frame) {
+                    match slot.write_now(channel, frame) {
                         Ok(true) => {}
                         Ok(false) => {
                             self.stats.unreliable_dropped.inc();

@@ -202,7 +202,7 @@ pub(crate) async fn start(
         let shell = Shell {
             table,
             socket,
-            others: queues.clone(),
+            others: queues.iter().map(mpsc::Sender::downgrade).collect(),
         };
         tokio::spawn(shell.run(inbox));
     }
@@ -238,11 +238,12 @@ fn bind(listen: SocketAddr, shards: usize, buffer_bytes: usize) -> std::io::Resu
         .collect()
 }
 
-/// One shard's loop: its table, its socket, and the queues of every shard (for transfers).
+/// One shard's loop: its table, its socket, and the queues of every shard (for transfers; weak,
+/// so that when every handle is gone the queues close and the shards stop).
 struct Shell {
     table: PeerTable,
     socket: UdpSocket,
-    others: Vec<mpsc::Sender<Command>>,
+    others: Vec<mpsc::WeakSender<Command>>,
 }
 
 impl Shell {
@@ -309,7 +310,7 @@ impl Shell {
     /// it again) or a peer handed over (it never opened: its browser times out).
     fn pass_transfers(&mut self) {
         for (shard, command) in self.table.take_transfers() {
-            let Some(queue) = self.others.get(shard) else {
+            let Some(queue) = self.others.get(shard).and_then(mpsc::WeakSender::upgrade) else {
                 continue;
             };
             if let Err(refused) = queue.try_send(command) {

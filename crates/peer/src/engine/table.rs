@@ -220,9 +220,7 @@ impl PeerTable {
                         .chain(self.sockets.keys().copied())
                         .collect(),
                 };
-                for peer in targets {
-                    self.send(peer, channel, &data);
-                }
+                self.send(&targets, channel, &data);
             }
             Command::Kick { peer, reason } => {
                 self.close(peer, format!("kicked: {reason}"), Some(&reason));
