@@ -47,7 +47,7 @@ impl PeerTable {
 
     /// Registers a peer's slot here (new, or handed over by another shard): its route, its
     /// deadlines.
-    pub(super) fn admit(&mut self, peer: PeerId, mut slot: Slot) {
+    pub(super) fn admit(&mut self, peer: PeerId, mut slot: Box<Slot>) {
         let ufrag = slot.rtc.direct_api().local_ice_credentials().ufrag;
         self.deadlines.push(Reverse((slot.connect_by, peer)));
         if slot.timeout != slot.connect_by {
@@ -101,11 +101,11 @@ impl PeerTable {
         let Some((offer, pending)) = api.apply() else {
             return Err(ConnectError::InvalidOffer("no offer".into()));
         };
-        let mut slot = Slot::new(
+        let mut slot = Box::new(Slot::new(
             rtc,
             now + self.config.connect_timeout,
             self.config.max_message_bytes,
-        );
+        ));
         for (channel, cid) in ids {
             slot.channels.insert(cid, channel);
             slot.ids.insert(channel, cid);
@@ -171,11 +171,11 @@ impl PeerTable {
         })?;
         let peer = PeerId::from_u128(rand::random());
         self.roster.admit(peer, ip, self.shard)?;
-        let slot = Slot::new(
+        let slot = Box::new(Slot::new(
             rtc,
             now + self.config.connect_timeout,
             self.config.max_message_bytes,
-        );
+        ));
         self.admit(peer, slot);
         self.settle(peer)?;
         // The browser client's channels are pre-negotiated with fixed ids: create the same.

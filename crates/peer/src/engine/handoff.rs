@@ -69,7 +69,7 @@ impl PeerTable {
             from_shard,
             Command::Adopt {
                 peer,
-                slot: Box::new(slot),
+                slot,
                 source,
                 datagram,
             },
@@ -80,7 +80,7 @@ impl PeerTable {
     pub(super) fn adopt(
         &mut self,
         peer: PeerId,
-        slot: crate::slot::Slot,
+        slot: Box<crate::slot::Slot>,
         source: SocketAddr,
         datagram: &[u8],
     ) {

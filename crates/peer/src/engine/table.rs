@@ -41,7 +41,9 @@ pub(crate) struct PeerTable {
     pub(super) config: Arc<PeerConfig>,
     pub(super) advertised: Vec<SocketAddr>,
     pub(super) routes: Routes,
-    pub(super) peers: HashMap<PeerId, Slot>,
+    /// Boxed: a `Slot` is kilobytes (an `Rtc` inline), and a map of them inline wastes that much
+    /// per empty bucket (up to half the buckets after a growth), and a move copies it whole.
+    pub(super) peers: HashMap<PeerId, Box<Slot>>,
     /// Peers on the WebSocket fallback: the queue of frames to their socket, each a channel byte
     /// and a data channel frame. Dropping a sender ends the socket.
     pub(super) sockets: HashMap<PeerId, FrameSender>,
@@ -237,7 +239,7 @@ impl PeerTable {
                         .peers
                         .get_mut(&peer)
                         .filter(|slot| slot.takes_sends())
-                        .map(Slot::buffered),
+                        .map(|slot| slot.buffered()),
                 };
                 let _ = reply.send(buffered);
             }
@@ -276,7 +278,7 @@ impl PeerTable {
                 slot,
                 source,
                 datagram,
-            } => self.adopt(peer, *slot, source, &datagram),
+            } => self.adopt(peer, slot, source, &datagram),
         }
     }
 
