@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Server peer benchmark: Switchboard's server peer against a webrtc-rs server, same load, one run.
+"""Server peer benchmark: Switchboard's server peer against webrtc-rs and Pion servers, same load,
+one run.
 
-Both servers do the same job (bench/anchors/webrtc-rs-echo, crates/peer/examples/echo.rs): accept
+The servers do the same job (crates/peer/examples/echo.rs, bench/anchors/webrtc-rs-echo,
+bench/anchors/pion-echo), each with every peer on one UDP port: accept
 a browser-style offer on POST /connect (data channels pre-negotiated with ids 0 and 1) and echo
 every message on its channel. For each size in COUNTS (1,000, 5,000, 10,000) the load generator
 (`switchboard-bench peer`, on str0m) opens that many connections, CONCURRENCY at a time, then
@@ -9,7 +11,9 @@ pumps OFFERED messages per second in all for SECS seconds: 64-byte unreliable, t
 reliable; then a FLOOD of 64-byte unreliable messages, more than either server can echo on this
 machine, to see how much each gets through when overloaded. The game row: GAME_PEERS peers each
 send GAME_HZ unreliable 64-byte inputs a second while the server (ECHO_SNAPSHOT_HZ) broadcasts a
-GAME_HZ unreliable 256-byte snapshot to all. ROUNDS alternating rounds, medians and spreads.
+GAME_HZ unreliable 256-byte snapshot to all. ROUNDS rounds in rotating order, medians and
+spreads. Pion is built with Debian's Go and packaged Pion sources when they are installed
+(`apt-get install golang-go golang-github-pion-webrtc.v3-dev`), else left out.
 geckos.io does not install here (its node-datachannel needs a prebuilt binary from GitHub).
 
 Prints a table and writes it to bench/results/peer-<UTC time>.md.
@@ -21,7 +25,9 @@ import re
 import resource
 import subprocess
 import sys
+import shutil
 import threading
+from pathlib import Path
 
 from benchlib import ROOT, publish, utc_stamp
 
@@ -39,10 +45,18 @@ BENCH = ROOT / "target/release/switchboard-bench"
 ECHO = ROOT / "target/release/examples/echo"
 ANCHOR_DIR = ROOT / "bench/anchors/webrtc-rs-echo"
 ANCHOR = ANCHOR_DIR / "target/release/webrtc-rs-echo"
+PION_DIR = ROOT / "bench/anchors/pion-echo"
+PION = ROOT / "target/pion-echo"
+# Debian's Go 1.19 and its packaged Pion v3 sources (golang-github-pion-webrtc.v3-dev): there is
+# no module proxy here, so the anchor is built in GOPATH mode against them.
+PION_SOURCES = Path("/usr/share/gocode/src/github.com/pion/webrtc")
 SERVERS = {
     "switchboard": [ECHO, "127.0.0.1:0", "127.0.0.1:0"],
     "webrtc_rs": [ANCHOR, "127.0.0.1:0"],
+    "pion": [PION, "127.0.0.1:0"],
 }
+HEADS = {"switchboard": "Switchboard server peer (str0m)", "webrtc_rs": "webrtc-rs 0.14", "pion": "Pion v3.1.56",
+         "switchboard_1": "Switchboard, 1 shard"}
 # Switchboard with one shard, at the first size: what the shards bring on this machine.
 ONE_SHARD = [ECHO, "127.0.0.1:0", "127.0.0.1:0"]
 
@@ -93,6 +107,10 @@ def measure(name, count, game=False):
             echoed = result.get(f"{phase}_echoed_per_s", 0) * SECS
             if echoed:
                 result[f"{phase}_cpu_ms_per_1k"] = result[f"{phase}_server_cpu_s"] * 1e6 / echoed
+            # What the server kept up with, whatever the load generator managed to offer.
+            offered = result.get(f"{phase}_offered_per_s", 0)
+            if offered:
+                result[f"{phase}_echoed_share"] = result.get(f"{phase}_echoed_per_s", 0) / offered
         if game:
             moved = result["game_inputs_delivered_per_s"] + result["game_snapshots_received_per_s"]
             if moved:
@@ -108,12 +126,6 @@ def median(values):
     return values[len(values) // 2] if values else None
 
 
-def ratio(ours, theirs, higher_is_better=True):
-    if not ours or not theirs:
-        return "n/a"
-    return f"{(ours / theirs if higher_is_better else theirs / ours):.2f}x"
-
-
 ECHO_ROWS = [
     ("connections opened", "connected", True, "{:,.0f}"),
     ("connections per second", "connections_per_s", True, "{:,.1f}"),
@@ -123,12 +135,15 @@ ECHO_ROWS = [
     ("memory per idle peer, KiB", "idle_bytes_per_peer", False, "{:,.1f}"),
     ("unreliable 64 B offered by the load generator, msgs/s", "unreliable64_offered_per_s", None, "{:,.0f}"),
     ("unreliable 64 B echoed, msgs/s", "unreliable64_echoed_per_s", True, "{:,.0f}"),
+    ("unreliable 64 B echoed, share of offered", "unreliable64_echoed_share", True, "{:.1%}"),
     ("server CPU per 1,000 unreliable echoes, ms", "unreliable64_cpu_ms_per_1k", False, "{:,.0f}"),
     ("reliable 1 KiB goodput echoed, KiB/s", "reliable1k_bytes_per_s", True, "{:,.0f}"),
+    ("reliable 1 KiB echoed, share of offered", "reliable1k_echoed_share", True, "{:.1%}"),
     ("server CPU per 1,000 reliable 1 KiB echoes, ms", "reliable1k_cpu_ms_per_1k", False, "{:,.0f}"),
     ("memory per busy peer, KiB", "reliable1k_busy_bytes_per_peer", False, "{:,.1f}"),
     ("flood: unreliable 64 B offered by the load generator, msgs/s", "flood64_offered_per_s", None, "{:,.0f}"),
     ("flood: unreliable 64 B echoed, msgs/s", "flood64_echoed_per_s", True, "{:,.0f}"),
+    ("flood: unreliable 64 B echoed, share of offered", "flood64_echoed_share", True, "{:.1%}"),
     ("flood: server CPU per 1,000 echoes, ms", "flood64_cpu_ms_per_1k", False, "{:,.0f}"),
 ]
 GAME_ROWS = [
@@ -145,14 +160,14 @@ GAME_ROWS = [
 
 
 def table(rows, runs, names=None):
-    """Medians of the rounds with their min-max spread, and the ratio of the medians (above 1:
-    the first ahead). Rows whose `higher` is None are context (what the load generator managed to
-    offer, on cores it shares with the server), not scores: no ratio."""
-    names = names or list(SERVERS)
-    heads = {"switchboard": "Switchboard server peer (str0m)", "webrtc_rs": "webrtc-rs 0.14",
-             "switchboard_1": "Switchboard, 1 shard", "pion": "Pion v3"}
-    lines = [f"| measure | {heads[names[0]]}, median (min-max) | {heads[names[1]]}, median (min-max) | ratio |",
-             "|---|---|---|---|"]
+    """Medians of the rounds with their min-max spread, and the ratio of the first column's median
+    to each other's (above 1: the first ahead). Rows whose `higher` is None are context (what the
+    load generator managed to offer, on cores it shares with the server), not scores: no ratio."""
+    names = names or [name for name in SERVERS if name in runs]
+    others = names[1:]
+    lines = ["| measure | " + " | ".join(f"{HEADS[n]}, median (min-max)" for n in names) + " | "
+             + " | ".join(f"ratio vs {HEADS[n]}" for n in others) + " |",
+             "|" + "---|" * (1 + len(names) + len(others))]
     for label, key, higher, fmt in rows:
         scale = 1 / 1024 if ("KiB" in label and "per 1,000" not in label) else 1
         cells, mids = [], []
@@ -161,21 +176,40 @@ def table(rows, runs, names=None):
             mid = median(values)
             mids.append(mid)
             cells.append(f"{fmt.format(mid)} ({fmt.format(min(values))}-{fmt.format(max(values))})" if values else "n/a")
-        ours, theirs = mids
-        if higher is None:
-            shown = "(context)"
-        elif ours is None or theirs is None:
-            shown = "n/a"
-        elif ours == theirs:
-            shown = "1.00x"
-        elif higher and theirs == 0:
-            shown = "ahead (theirs 0)"
-        elif not higher and ours == 0:
-            shown = "ahead (ours 0)"
-        else:
-            shown = f"{(ours / theirs if higher else theirs / ours):.2f}x"
-        lines.append(f"| {label} | {cells[0]} | {cells[1]} | {shown} |")
+        ratios = [ratio(mids[0], theirs, higher) for theirs in mids[1:]]
+        lines.append(f"| {label} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
     return lines
+
+
+def ratio(ours, theirs, higher):
+    if higher is None:
+        return "(context)"
+    if ours is None or theirs is None:
+        return "n/a"
+    if ours == theirs:
+        return "1.00x"
+    if higher and theirs == 0:
+        return "ahead (theirs 0)"
+    if not higher and ours == 0:
+        return "ahead (ours 0)"
+    return f"{(ours / theirs if higher else theirs / ours):.2f}x"
+
+
+def build_pion():
+    """Builds the Pion anchor if Debian's Go and Pion sources are here; False (and why) if not."""
+    if not shutil.which("go") or not PION_SOURCES.is_dir():
+        print("Pion anchor skipped: apt-get install golang-go golang-github-pion-webrtc.v3-dev", file=sys.stderr)
+        return False
+    # Debian installs Pion v3 without the /v3 directory its imports name: a GOPATH that adds it.
+    gopath = ROOT / "target/pion-gopath"
+    link = gopath / "src/github.com/pion/webrtc/v3"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.exists():
+        link.symlink_to(PION_SOURCES)
+    env = {**os.environ, "GOPATH": f"{gopath}:/usr/share/gocode", "GO111MODULE": "off",
+           "GOCACHE": str(ROOT / "target/pion-gocache")}
+    sh("go", "build", "-o", str(PION), ".", cwd=PION_DIR, env=env)
+    return True
 
 
 def main():
@@ -183,12 +217,15 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     sh("cargo", "build", "--release", "-q", "-p", "switchboard-bench", "-p", "switchboard-peer", "--examples", "--bins", cwd=ROOT)
     sh("cargo", "build", "--release", "-q", cwd=ANCHOR_DIR)
+    if not build_pion():
+        del SERVERS["pion"]
     echo_runs = {count: {name: [] for name in SERVERS} for count in COUNTS}
     game_runs = {name: [] for name in SERVERS}
     shard_runs = {"switchboard": echo_runs[COUNTS[0]]["switchboard"], "switchboard_1": []}
     for round_ in range(ROUNDS):
-        # Alternating order: neither server always runs on a machine the other just warmed.
-        order = list(SERVERS) if round_ % 2 == 0 else list(reversed(SERVERS))
+        # Rotating order: no server always runs on a machine another just warmed.
+        names = list(SERVERS)
+        order = names[round_ % len(names):] + names[:round_ % len(names)]
         for count in COUNTS:
             for name in order:
                 print(f"round {round_ + 1}/{ROUNDS}: {name}, {count} peers", file=sys.stderr)
@@ -200,11 +237,12 @@ def main():
         shard_runs["switchboard_1"].append(measure("switchboard_1", COUNTS[0]))
     stamp = utc_stamp()
     lines = [f"# Server peer benchmark ({stamp})", "",
-             f"Medians of {ROUNDS} alternating rounds (min-max in brackets); every run is a fresh server process. "
+             f"Medians of {ROUNDS} rounds in rotating order (min-max in brackets); every run is a fresh server process. "
              f"Connections {CONCURRENCY} at a time; then {SECS} s per phase at {OFFERED:,} msgs/s offered in all "
              f"(64 B unreliable, then 1 KiB reliable), then a flood of {FLOOD:,} msgs/s in all. Loopback, 2 cores "
              "shared by the server and the load generator (`switchboard-bench peer`, str0m, one UDP socket per "
-             "connection). Switchboard runs its default shards (one per core).", ""]
+             "connection). Every server has all its peers on one UDP port; Switchboard runs its default shards "
+             "(one per core).", ""]
     for count in COUNTS:
         lines += [f"## {count:,} concurrent peers", ""] + table(ECHO_ROWS, echo_runs[count]) + [""]
     lines += [f"## Game row: {GAME_PEERS:,} peers, {GAME_HZ} unreliable 64 B inputs/s each, a {GAME_HZ} Hz unreliable "

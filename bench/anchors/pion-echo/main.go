@@ -26,6 +26,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pion/ice/v2"
 	"github.com/pion/webrtc/v3"
 )
 
@@ -67,6 +68,8 @@ func main() {
 	settings.SetICEUDPMux(webrtc.NewICEUDPMux(nil, udp))
 	settings.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	settings.SetIncludeLoopbackCandidate(true)
+	// No mDNS: it opens a multicast socket per peer.
+	settings.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	api := webrtc.NewAPI(webrtc.WithSettingEngine(settings))
 
 	var play *game
