@@ -169,7 +169,7 @@ def table(rows, runs, names=None):
              + " | ".join(f"ratio vs {HEADS[n]}" for n in others) + " |",
              "|" + "---|" * (1 + len(names) + len(others))]
     for label, key, higher, fmt in rows:
-        scale = 1 / 1024 if ("KiB" in label and "per 1,000" not in label) else 1
+        scale = 1 / 1024 if ("KiB" in label and "per 1,000" not in label and "share" not in label) else 1
         cells, mids = [], []
         for name in names:
             values = [r[key] * scale for r in runs[name] if isinstance(r.get(key), (int, float))]
