@@ -49,17 +49,6 @@ pub struct Routes {
     addrs_of: HashMap<PeerId, Vec<SocketAddr>>,
 }
 
-/// The local ufrag of a peer made by shard `shard`: the shard in two hex digits, then random
-/// characters, so that any shard can tell from an ICE check which shard made its peer.
-pub fn shard_ufrag(shard: u8, random: &str) -> String {
-    format!("{shard:02x}{random}")
-}
-
-/// The shard that made the peer with this local ufrag, if the ufrag is one of ours.
-pub fn shard_of_ufrag(ufrag: &str) -> Option<u8> {
-    u8::from_str_radix(ufrag.get(..2)?, 16).ok()
-}
-
 /// Where a datagram goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -93,12 +82,9 @@ impl Routes {
         self.by_ufrag.get(local_ufrag).copied()
     }
 
-    /// Whether a datagram from the peer's browser has reached this table yet (an address
-    /// was learned for it).
-    pub fn has_heard(&self, peer: PeerId) -> bool {
-        self.addrs_of
-            .get(&peer)
-            .is_some_and(|addrs| !addrs.is_empty())
+    /// The local ufrag the peer was given.
+    pub fn ufrag_of(&self, peer: PeerId) -> Option<&str> {
+        self.ufrag_of.get(&peer).map(String::as_str)
     }
 
     /// Routes a datagram from `source`. A valid ICE check teaches the source address.
@@ -133,10 +119,11 @@ impl Routes {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn binding(username: Option<&str>) -> Vec<u8> {
+    /// A STUN Binding request, with USERNAME when given (an ICE check).
+    pub(crate) fn binding(username: Option<&str>) -> Vec<u8> {
         let mut out = vec![0u8; 512];
         let n = switchboard_stun::binding_request([7; 12], false, &mut out);
         out.truncate(n);
@@ -194,16 +181,7 @@ mod tests {
         );
         assert_eq!(routes.len(), 1);
         assert_eq!(routes.peer_of_ufrag("srvB"), Some(b));
-        assert!(routes.has_heard(b));
-    }
-
-    #[test]
-    fn a_ufrag_names_the_shard_that_made_it() {
-        assert_eq!(shard_of_ufrag(&shard_ufrag(0, "abcd")), Some(0));
-        assert_eq!(shard_of_ufrag(&shard_ufrag(0xa7, "x")), Some(0xa7));
-        assert_eq!(shard_of_ufrag("z"), None);
-        assert_eq!(shard_of_ufrag("zz12"), None);
-        assert_eq!(shard_of_ufrag(""), None);
+        assert_eq!(routes.ufrag_of(b), Some("srvB"));
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! Which shard holds each peer, and the admission rules every shard shares: `max_peers` in all
 //! and `max_peers_per_ip` per address are counted across shards, so more shards never mean more
-//! peers. The handles read it to send a peer's commands to its shard. Plain bookkeeping behind
-//! one lock, touched when a peer arrives, moves or leaves (not per datagram).
+//! peers. The handles read it to send a peer's commands to its shard. It also knows the local
+//! ufrags of the peers still waiting for their browser's first datagram, and their shard: only a
+//! check for one of those is passed between shards, so ICE checks with made-up ufrags cost a
+//! lookup and never cross a queue. Plain bookkeeping behind one lock, touched when a peer
+//! arrives, is first heard from, moves or leaves, and for datagrams no shard routes.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -22,6 +25,8 @@ pub(crate) struct Roster {
 struct Inner {
     shard_of: HashMap<PeerId, usize>,
     origins: Origins,
+    /// Local ufrag of each peer not heard from yet, and the shard holding it.
+    unheard: HashMap<String, usize>,
 }
 
 impl Roster {
@@ -33,6 +38,7 @@ impl Roster {
             inner: Mutex::new(Inner {
                 shard_of: HashMap::new(),
                 origins: Origins::new(max_peers_per_ip),
+                unheard: HashMap::new(),
             }),
         }
     }
@@ -78,6 +84,21 @@ impl Roster {
         if let Some(at) = self.lock().shard_of.get_mut(&peer) {
             *at = shard;
         }
+    }
+
+    /// The peer given `ufrag`, held by `shard`, waits for its browser's first datagram.
+    pub(crate) fn awaits_check(&self, ufrag: &str, shard: usize) {
+        self.lock().unheard.insert(ufrag.to_owned(), shard);
+    }
+
+    /// The shard holding the peer given `ufrag`, if that peer has not been heard from yet.
+    pub(crate) fn awaited_by(&self, ufrag: &str) -> Option<usize> {
+        self.lock().unheard.get(ufrag).copied()
+    }
+
+    /// The peer given `ufrag` was heard from, or is gone: its checks are no longer passed on.
+    pub(crate) fn heard(&self, ufrag: &str) {
+        self.lock().unheard.remove(ufrag);
     }
 
     /// Forgets `peer` (any number of times).
@@ -130,5 +151,12 @@ mod tests {
         assert_eq!(roster.shard_of(a), None);
         assert_eq!(roster.len(), 2);
         roster.admit(d, Some(ip), 0).unwrap();
+        // Only the checks of peers not heard from yet can name a shard.
+        roster.awaits_check("ufA", 1);
+        assert_eq!(roster.awaited_by("ufA"), Some(1));
+        assert_eq!(roster.awaited_by("made-up"), None);
+        roster.heard("ufA");
+        roster.heard("ufA");
+        assert_eq!(roster.awaited_by("ufA"), None);
     }
 }

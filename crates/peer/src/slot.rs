@@ -23,6 +23,8 @@ pub(crate) struct Slot {
     pub(crate) opened: Vec<ChannelId>,
     /// Every channel is open and the application was told (`Open`).
     pub(crate) open: bool,
+    /// A datagram from its browser reached it: it stays on this shard.
+    pub(crate) heard: bool,
     /// Hub way: our offer, waiting for the answer.
     pub(crate) pending: Option<SdpPendingOffer>,
     /// str0m's next timeout.
@@ -47,6 +49,7 @@ impl Slot {
             unreliable: Reassembler::new(max_message_bytes),
             opened: Vec::new(),
             open: false,
+            heard: false,
             pending: None,
             // Not a real deadline: the first drain replaces it and schedules the real one.
             timeout: connect_by,

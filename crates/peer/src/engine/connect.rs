@@ -7,32 +7,24 @@ use std::time::Instant;
 
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::channel::ChannelId;
-use str0m::{Candidate, IceCreds, Rtc};
+use str0m::{Candidate, Rtc};
 use switchboard_protocol::PeerId;
 
 use super::table::PeerTable;
 use super::Attached;
 use crate::api::{Channel, ConnectError, Event};
 use crate::channels::{channel_config, CHANNELS};
-use crate::demux::shard_ufrag;
 use crate::slot::Slot;
 use crate::socket_queue::frame_queue;
 
 impl PeerTable {
-    /// A new `Rtc` for a peer, ice-lite, with this server's candidates, and a local ufrag that
-    /// names this shard (so a check that reaches another shard's socket is sent here).
+    /// A new `Rtc` for a peer, ice-lite, with this server's candidates.
     fn new_rtc(&self, now: Instant) -> Rtc {
-        let shard = u8::try_from(self.shard).unwrap_or(u8::MAX);
-        let credentials = IceCreds {
-            ufrag: shard_ufrag(shard, &random_ice_chars(UFRAG_RANDOM_CHARS)),
-            pass: random_ice_chars(PASSWORD_CHARS),
-        };
         // Data channels only: no codecs, no periodic stats.
         let mut config = Rtc::builder()
             .set_ice_lite(true)
             .clear_codecs()
-            .set_stats_interval(None)
-            .set_local_ice_credentials(credentials);
+            .set_stats_interval(None);
         if let Some(cert) = &self.dtls_cert {
             config = config.set_dtls_cert(cert.clone());
         }
@@ -46,9 +38,13 @@ impl PeerTable {
     }
 
     /// Registers a peer's slot here (new, or handed over by another shard): its route, its
-    /// deadlines.
+    /// deadlines, and, until its browser is heard from, its ufrag in the roster (so a check
+    /// reaching another shard's socket is passed here).
     pub(super) fn admit(&mut self, peer: PeerId, mut slot: Box<Slot>) {
         let ufrag = slot.rtc.direct_api().local_ice_credentials().ufrag;
+        if !slot.heard {
+            self.roster.awaits_check(&ufrag, self.shard);
+        }
         self.deadlines.push(Reverse((slot.connect_by, peer)));
         if slot.timeout != slot.connect_by {
             self.deadlines.push(Reverse((slot.timeout, peer)));
@@ -192,18 +188,6 @@ impl PeerTable {
         }
         Ok((peer, answer.to_sdp_string()))
     }
-}
-
-/// Random characters after the shard's two in a local ufrag (ICE asks for at least 24 bits of
-/// randomness; these carry about 60).
-const UFRAG_RANDOM_CHARS: usize = 10;
-/// Characters of a local ICE password (ICE asks for at least 128 bits; these carry about 143).
-const PASSWORD_CHARS: usize = 24;
-
-/// Random ICE characters (letters and digits).
-fn random_ice_chars(count: usize) -> String {
-    use rand::distr::{Alphanumeric, SampleString};
-    Alphanumeric.sample_string(&mut rand::rng(), count)
 }
 
 /// Whether an SDP offers a data channel: an `m=application` section over (UDP/)DTLS/SCTP. An offer

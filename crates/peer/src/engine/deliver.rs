@@ -275,6 +275,9 @@ impl PeerTable {
         let Some(mut slot) = self.peers.remove(&peer) else {
             return;
         };
+        if let Some(ufrag) = self.routes.ufrag_of(peer) {
+            self.roster.heard(ufrag);
+        }
         self.routes.remove_peer(peer);
         self.roster.remove(peer);
         self.stats.queued_bytes.dec_by(gauge(slot.outbox.bytes()));

@@ -1,9 +1,10 @@
 //! Peers moving between shards. Every shard has its own socket on the one port (`SO_REUSEPORT`),
 //! and the kernel picks the shard by each browser's address, not by who made its peer. So when a
 //! browser's first ICE check reaches a shard that does not hold its peer, that shard sends the
-//! check to the shard named in the ufrag (`Command::Check`); that shard hands the peer over with
-//! the check (`Command::Adopt`), and from then on the browser's datagrams land where its `Rtc`
-//! is. Only a peer that has not heard from its browser yet moves, so it is never open while it
+//! check to the shard the roster names for its ufrag (`Command::Check`; the roster names only
+//! peers not heard from yet, so made-up ufrags are never passed on); that shard hands the peer
+//! over with the check (`Command::Adopt`), and from then on the browser's datagrams land where
+//! its `Rtc` is. Only a peer that has not heard from its browser yet moves, so it is never open while it
 //! moves and nothing sent to it can be reordered. A check for a peer that has already heard from
 //! its browser on another path is dropped: that candidate pair fails and ICE uses the one that
 //! works. The handles' commands for a peer that moved away are passed on to its new shard.
@@ -14,15 +15,16 @@ use switchboard_protocol::PeerId;
 
 use super::table::PeerTable;
 use super::Command;
-use crate::demux::{classify, shard_of_ufrag, Kind};
+use crate::demux::{classify, Kind};
 
 impl PeerTable {
-    /// A datagram nobody here owns: an ICE check for another shard's peer is sent to that shard.
+    /// A datagram nobody here owns: an ICE check for another shard's peer that has not heard
+    /// from its browser yet is sent to that shard; anything else is dropped.
     pub(super) fn foreign(&mut self, source: SocketAddr, datagram: &[u8]) {
         let Kind::IceCheck(ufrag) = classify(datagram) else {
             return;
         };
-        let Some(shard) = shard_of_ufrag(ufrag).map(usize::from) else {
+        let Some(shard) = self.roster.awaited_by(ufrag) else {
             return;
         };
         if shard != self.shard && shard < self.shards {
@@ -55,8 +57,8 @@ impl PeerTable {
         let movable = self
             .peers
             .get(&peer)
-            .is_some_and(|slot| !slot.open && slot.closing_by.is_none());
-        if !movable || self.routes.has_heard(peer) || from_shard >= self.shards {
+            .is_some_and(|slot| !slot.heard && !slot.open && slot.closing_by.is_none());
+        if !movable || from_shard >= self.shards {
             return;
         }
         let Some(slot) = self.peers.remove(&peer) else {

@@ -168,6 +168,12 @@ impl PeerTable {
                 let Ok(receive) = Receive::new(Protocol::Udp, source, destination, datagram) else {
                     return;
                 };
+                if !slot.heard {
+                    slot.heard = true;
+                    if let Some(ufrag) = self.routes.ufrag_of(peer) {
+                        self.roster.heard(ufrag);
+                    }
+                }
                 let result = slot.rtc.handle_input(Input::Receive(now, receive));
                 self.after(peer, result.map_err(|e| e.to_string()));
             }

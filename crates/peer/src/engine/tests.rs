@@ -533,3 +533,38 @@ fn limits_are_counted_across_shards() {
         crate::api::ConnectError::Full(2)
     );
 }
+
+#[test]
+fn only_checks_for_peers_not_heard_from_yet_cross_between_shards() {
+    let mut world = World::sharded(PeerConfig::default(), 2, by_port_parity);
+    let attacker: SocketAddr = "192.0.2.9:4001".parse().unwrap();
+    // A flood of checks with made-up ufrags at shard 1, some shaped like the old shard-named
+    // ufrags: every one is dropped there, none is queued for shard 0.
+    for i in 0..1000 {
+        let check = crate::demux::tests::binding(Some(&format!("{:02x}made{i}:x", i % 2)));
+        world.tables[1].handle_datagram(world.now, attacker, &check);
+        assert!(world.tables[1].take_transfers().is_empty());
+    }
+    assert_eq!(world.stats.checks_passed_on.get(), 0);
+
+    // A peer made on shard 0 whose browser reaches shard 0: heard there, it stays there.
+    let (mut client, peer) = world.connect_on(0, 7200);
+    let ufrag = world.tables[0].routes.ufrag_of(peer).unwrap().to_owned();
+    assert_eq!(world.roster.awaited_by(&ufrag), Some(0), "awaited before");
+    world.run_until(&mut [&mut client], Duration::from_secs(5), |events, _| {
+        opened(events, peer)
+    });
+    assert_eq!(
+        world.roster.awaited_by(&ufrag),
+        None,
+        "heard: no longer awaited"
+    );
+    // Its ufrag replayed at shard 1 (another path, or someone who saw it): not passed on,
+    // and the peer does not move.
+    let check = crate::demux::tests::binding(Some(&format!("{ufrag}:x")));
+    world.tables[1].handle_datagram(world.now, attacker, &check);
+    assert!(world.tables[1].take_transfers().is_empty());
+    assert_eq!(world.stats.checks_passed_on.get(), 0);
+    assert_eq!(world.roster.shard_of(peer), Some(0));
+    assert_eq!(world.stats.peers_moved.get(), 0);
+}
