@@ -9,8 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -40,6 +38,7 @@ use crate::metrics::Metrics;
 use crate::push::Push;
 use crate::relay::{lock, Owner, Relay};
 use crate::stun::StunServer;
+use crate::ws::{self, Rejection, WebSocketUpgrade};
 
 /// State shared by every connection of one server.
 pub struct Shared {
@@ -594,7 +593,7 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn websocket_without_room(
     headers: HeaderMap,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    upgrade: Result<WebSocketUpgrade, Rejection>,
     query: Result<Query<ConnectQuery>, QueryRejection>,
     connect_info: ConnectInfo<SocketAddr>,
     state: State<Arc<Shared>>,
@@ -604,7 +603,7 @@ async fn websocket_without_room(
 
 async fn websocket(
     headers: HeaderMap,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    upgrade: Result<WebSocketUpgrade, Rejection>,
     Path(room): Path<String>,
     query: Result<Query<ConnectQuery>, QueryRejection>,
     connect_info: ConnectInfo<SocketAddr>,
@@ -615,7 +614,7 @@ async fn websocket(
 
 fn accept(
     headers: HeaderMap,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    upgrade: Result<WebSocketUpgrade, Rejection>,
     room: Option<String>,
     query: Result<Query<ConnectQuery>, QueryRejection>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -674,22 +673,22 @@ fn accept(
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
     };
-    let mut upgrade = limited(upgrade, limits);
-    match &negotiated {
+    let upgrade = match &negotiated {
         Ok(Handshake {
             subprotocol: Some(protocol),
             ..
-        }) => upgrade = upgrade.protocols([*protocol]),
+        }) => upgrade.protocol(protocol),
         Err(Refusal {
             echo_subprotocol: Some(protocol),
             ..
-        }) => upgrade = upgrade.protocols([protocol.clone()]),
-        _ => {}
-    }
+        }) => upgrade.protocol(protocol),
+        _ => upgrade,
+    };
     let ice_servers = ice_servers(
         &shared,
         headers.get(header::HOST).and_then(|h| h.to_str().ok()),
     );
+    let config = ws_config(limits);
     let tasks = shared.tasks.clone();
     let upgraded = Box::new(connection::Upgrade {
         shared,
@@ -697,7 +696,9 @@ fn accept(
         ip,
         ice_servers,
     });
-    upgrade.on_upgrade(move |socket| tasks.track_future(connection::serve(socket, upgraded)))
+    upgrade.on_upgrade(config, move |socket| {
+        tasks.track_future(connection::serve(socket, upgraded))
+    })
 }
 
 /// Auth before the upgrade: what the token grants (`None` when auth is off), or the refusal.
@@ -742,14 +743,14 @@ pub(crate) fn check_capacity_http(shared: &Shared, ip: IpAddr) -> Result<(), Box
     Err(Box::new(refusal(status, &error, None)))
 }
 
-/// The upgrade with the WebSocket limits (buffers, message and frame sizes).
-pub(crate) fn limited(upgrade: WebSocketUpgrade, limits: &Limits) -> WebSocketUpgrade {
-    upgrade
-        .read_buffer_size(limits.read_buffer_bytes)
-        .write_buffer_size(limits.write_buffer_bytes)
-        .max_write_buffer_size(limits.max_write_buffer_bytes)
-        .max_message_size(limits.max_message_bytes)
-        .max_frame_size(limits.max_message_bytes)
+/// A WebSocket's limits (buffers, message and frame sizes).
+pub(crate) fn ws_config(limits: &Limits) -> ws::Config {
+    ws::Config {
+        read_buffer_bytes: limits.read_buffer_bytes,
+        write_buffer_bytes: limits.write_buffer_bytes,
+        max_write_buffer_bytes: limits.max_write_buffer_bytes,
+        max_message_bytes: limits.max_message_bytes,
+    }
 }
 
 /// What a token's permits refuse that is known before the upgrade (the hub decides at join):

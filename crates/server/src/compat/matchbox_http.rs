@@ -9,10 +9,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use switchboard_protocol::{
     validate_room_name, Encoding, ErrorCode, HostLeaves, ProtocolError, Topology,
@@ -20,13 +18,13 @@ use switchboard_protocol::{
 
 use crate::access::Denied;
 use crate::compat::matchbox::{client_server_room, hub_room};
-use crate::connection;
 use crate::handshake::{Dialect, Entry, Handshake};
 use crate::hub::{Destination, Permits, RoomOptions};
 use crate::server::{
-    authorize_connect, canonical_ip, check_capacity_http, denied, ice_servers, limited, precheck,
-    refusal, Shared,
+    authorize_connect, canonical_ip, check_capacity_http, denied, precheck, refusal, Shared,
 };
+use crate::wire::Wire;
+use crate::ws::{Rejection, WebSocketUpgrade};
 
 /// The query matchbox clients may send.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -84,7 +82,7 @@ fn entry(room: &str, next: Option<&str>, topology: Option<&str>) -> Result<Entry
 /// Upgrades a matchbox client and runs its connection.
 pub async fn websocket(
     headers: HeaderMap,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    upgrade: Result<WebSocketUpgrade, Rejection>,
     Path(room): Path<String>,
     query: Result<Query<MatchboxQuery>, QueryRejection>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -131,19 +129,7 @@ pub async fn websocket(
         dialect: Dialect::Matchbox,
         origin: String::new(),
     };
-    let ice_servers = ice_servers(
-        &shared,
-        headers.get(header::HOST).and_then(|h| h.to_str().ok()),
-    );
-    let tasks = shared.tasks.clone();
-    let upgrade = limited(upgrade, &shared.config.limits);
-    let upgraded = Box::new(connection::Upgrade {
-        shared,
-        outcome: Ok(handshake),
-        ip,
-        ice_servers,
-    });
-    upgrade.on_upgrade(move |socket| tasks.track_future(connection::serve(socket, upgraded)))
+    super::upgrade(shared, upgrade, &headers, ip, Wire::Matchbox, Ok(handshake))
 }
 
 #[cfg(test)]

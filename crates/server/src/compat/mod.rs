@@ -14,7 +14,6 @@ pub mod rustysignal_http;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::extract::ws::WebSocketUpgrade;
 use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use switchboard_protocol::ProtocolError;
@@ -22,8 +21,9 @@ use switchboard_protocol::ProtocolError;
 use crate::connection;
 use crate::handshake::Handshake;
 use crate::hub::Permits;
-use crate::server::{ice_servers, limited, origin, Shared};
+use crate::server::{ice_servers, origin, ws_config, Shared};
 use crate::wire::Wire;
+use crate::ws::WebSocketUpgrade;
 
 /// Upgrades a compat client: runs its connection, or tells it in its own protocol why not
 /// (these clients read errors from the socket, not from an HTTP answer) and closes.
@@ -43,14 +43,16 @@ pub(crate) fn upgrade(
         headers.get(header::HOST).and_then(|h| h.to_str().ok()),
     );
     let tasks = shared.tasks.clone();
-    let upgrade = limited(upgrade, &shared.config.limits);
+    let config = ws_config(&shared.config.limits);
     let upgraded = Box::new(connection::Upgrade {
         shared,
         outcome: negotiated.map_err(|error| (wire, error)),
         ip,
         ice_servers,
     });
-    upgrade.on_upgrade(move |socket| tasks.track_future(connection::serve(socket, upgraded)))
+    upgrade.on_upgrade(config, move |socket| {
+        tasks.track_future(connection::serve(socket, upgraded))
+    })
 }
 
 /// With auth on, checks a compat client's token for `user`: what it permits and the user it

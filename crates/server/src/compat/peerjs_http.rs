@@ -8,8 +8,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -23,6 +21,7 @@ use crate::hub::{Destination, RoomOptions};
 use crate::relay::lock;
 use crate::server::{canonical_ip, check_capacity_http, Shared};
 use crate::wire::Wire;
+use crate::ws::{Rejection, WebSocketUpgrade};
 
 /// The query of a PeerJS client's WebSocket.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -99,7 +98,7 @@ fn negotiate(shared: &Shared, ip: IpAddr, query: &PeerjsQuery) -> Result<Handsha
 /// Upgrades a PeerJS client and runs its connection.
 pub async fn websocket(
     headers: HeaderMap,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    upgrade: Result<WebSocketUpgrade, Rejection>,
     query: Result<Query<PeerjsQuery>, QueryRejection>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(shared): State<Arc<Shared>>,

@@ -6,8 +6,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -20,6 +18,7 @@ use crate::handshake::{Dialect, Entry, Handshake};
 use crate::hub::{Destination, RoomOptions};
 use crate::server::{canonical_ip, check_capacity_http, Shared};
 use crate::wire::Wire;
+use crate::ws::{Rejection, WebSocketUpgrade};
 
 /// The query of a rustysignal client.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -76,7 +75,7 @@ fn negotiate(
 async fn serve(
     network: &str,
     headers: HeaderMap,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    upgrade: Result<WebSocketUpgrade, Rejection>,
     query: Result<Query<RustysignalQuery>, QueryRejection>,
     peer: SocketAddr,
     shared: Arc<Shared>,
@@ -100,7 +99,7 @@ async fn serve(
 /// `GET /rustysignal`: the default network.
 pub async fn websocket(
     headers: HeaderMap,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    upgrade: Result<WebSocketUpgrade, Rejection>,
     query: Result<Query<RustysignalQuery>, QueryRejection>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(shared): State<Arc<Shared>>,
@@ -111,7 +110,7 @@ pub async fn websocket(
 /// `GET /rustysignal/{network}`: a network of its own.
 pub async fn websocket_in(
     headers: HeaderMap,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    upgrade: Result<WebSocketUpgrade, Rejection>,
     Path(network): Path<String>,
     query: Result<Query<RustysignalQuery>, QueryRejection>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

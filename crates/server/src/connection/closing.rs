@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::{SinkExt, StreamExt};
+use axum::extract::ws::{CloseFrame, Message};
 use switchboard_protocol::ProtocolError;
 
 use crate::hub::CloseReason;
 use crate::wire::{encode_closing, Wire};
+use crate::ws::{self, WebSocket};
 
 /// How long a closing handshake may take before the socket is simply dropped.
 pub(super) const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -71,7 +71,8 @@ pub(super) async fn close(
                 break;
             }
         }
-        Ok::<(), axum::Error>(())
+        socket.discard_input().await;
+        Ok::<(), ws::Error>(())
     })
     .await;
 }

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use axum::extract::ws::Message;
-use futures_util::{FutureExt, StreamExt};
+use futures_util::FutureExt;
 use switchboard_protocol::{ErrorCode, Frame, LeaveReason, ProtocolError};
 
 use super::{Ending, Pump};
@@ -13,6 +13,7 @@ use crate::cluster::envelope::{Record, WireFrame};
 use crate::hub::CloseReason;
 use crate::relay::{lock, wire_frame};
 use crate::wire::{decode, Inbound};
+use crate::ws;
 
 /// Most data frames taken from the socket per wake-up and given to the hub under one lock.
 const READ_BATCH: usize = 32;
@@ -23,10 +24,10 @@ impl Pump {
     /// control frame, an error or the end of the stream.
     pub(super) fn gather(
         &mut self,
-        first: Option<Result<Message, axum::Error>>,
+        first: Option<Result<Message, ws::Error>>,
         steps: &mut Vec<Step>,
         now: Instant,
-    ) -> Option<Option<Result<Message, axum::Error>>> {
+    ) -> Option<Option<Result<Message, ws::Error>>> {
         let mut next = first;
         loop {
             let step = match &next {

@@ -11,8 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{Message, WebSocket};
-use futures_util::{SinkExt, StreamExt};
+use axum::extract::ws::Message;
 use switchboard_protocol::{
     ErrorCode, IceServer, LeaveReason, PeerId, ProtocolError, ServerMessage,
 };
@@ -36,7 +35,7 @@ use crate::relay::{lock, Closer, Outbox};
 use crate::send_queue::{send_queue, QueueReceiver};
 use crate::server::Shared;
 use crate::wire::{encode_for, Wire};
-use crate::ws_errors::{is_too_big, is_write_buffer_full, violation};
+use crate::ws::{self, WebSocket};
 
 /// Most queued frames written per flush.
 const WRITE_BATCH: usize = 64;
@@ -210,8 +209,8 @@ impl Ending {
 
     /// An ending for a failed write: a slow reader if the socket would not take it, else the
     /// connection is simply gone.
-    fn write_failed(error: &axum::Error) -> Self {
-        if is_write_buffer_full(error) {
+    fn write_failed(error: &ws::Error) -> Self {
+        if matches!(error, ws::Error::WriteBufferFull) {
             Self::slow_reader("more unsent data than max_write_buffer_bytes".into())
         } else {
             Self::quietly(LeaveReason::Closed)
@@ -342,10 +341,10 @@ impl Pump {
                         }
                         Some(None) => return Ending::quietly(LeaveReason::Closed),
                         Some(Some(Err(error))) => {
-                            if let Some((code, reason)) = violation(&error) {
+                            if let Some((code, reason)) = error.violation() {
                                 return Ending { reason: LeaveReason::Closed, may_suspend: false, close: Some(CloseReason::Violation { code, reason }) };
                             }
-                            if !is_too_big(&error) {
+                            if !matches!(error, ws::Error::TooBig) {
                                 return Ending::quietly(LeaveReason::Closed);
                             }
                             let max = limits.max_message_bytes;
@@ -459,7 +458,7 @@ async fn write_batch(
     socket: &mut WebSocket,
     queue: &mut QueueReceiver,
     first: Message,
-) -> Result<(), axum::Error> {
+) -> Result<(), ws::Error> {
     let mut batch = Vec::new();
     queue.take(&mut batch, WRITE_BATCH - 1);
     socket.feed(first).await?;

@@ -7,7 +7,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::WebSocket;
 use switchboard_protocol::{IceServer, LeaveReason};
 
 use super::entry::Place;
@@ -19,6 +18,7 @@ use crate::relay::Closer;
 use crate::send_queue::QueueReceiver;
 use crate::server::Shared;
 use crate::wire::Wire;
+use crate::ws::WebSocket;
 
 /// A connection that enters in its own task step (cluster mode: the room's owner may be another
 /// node): the entering future, then the session it resolves to. Only the step running now is
