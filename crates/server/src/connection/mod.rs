@@ -344,6 +344,10 @@ impl Pump {
                             if let Some((code, reason)) = error.violation() {
                                 return Ending { reason: LeaveReason::Closed, may_suspend: false, close: Some(CloseReason::Violation { code, reason }) };
                             }
+                            if matches!(error, ws::Error::WriteBufferFull) {
+                                // Pongs owed past `max_write_buffer_bytes`: a client that does not read.
+                                return Ending::write_failed(&error);
+                            }
                             if !matches!(error, ws::Error::TooBig) {
                                 return Ending::quietly(LeaveReason::Closed);
                             }
