@@ -213,6 +213,9 @@ struct LimitArgs {
     /// WebSocket read buffer per connection, bytes [default: 2048].
     #[arg(long, env = "SWITCHBOARD_READ_BUFFER_BYTES")]
     read_buffer_bytes: Option<usize>,
+    /// Largest read of a busy WebSocket, bytes [default: 16384].
+    #[arg(long, env = "SWITCHBOARD_BUSY_READ_BUFFER_BYTES")]
+    busy_read_buffer_bytes: Option<usize>,
     /// WebSocket write buffer per connection, bytes [default: 8192].
     #[arg(long, env = "SWITCHBOARD_WRITE_BUFFER_BYTES")]
     write_buffer_bytes: Option<usize>,
@@ -435,6 +438,7 @@ impl ServeArgs {
             heartbeat_interval_ms,
             idle_timeout_ms,
             read_buffer_bytes,
+            busy_read_buffer_bytes,
             write_buffer_bytes,
             shutdown_grace_ms,
             resume_grace_ms,

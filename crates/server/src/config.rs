@@ -396,6 +396,11 @@ impl Config {
                 "limits.idle_timeout_ms must be greater than limits.heartbeat_interval_ms".into(),
             ));
         }
+        if l.busy_read_buffer_bytes < l.read_buffer_bytes {
+            return Err(ConfigError::Invalid(
+                "limits.busy_read_buffer_bytes must be at least limits.read_buffer_bytes".into(),
+            ));
+        }
         if l.max_write_buffer_bytes <= l.write_buffer_bytes {
             return Err(ConfigError::Invalid(
                 "limits.max_write_buffer_bytes must be greater than limits.write_buffer_bytes"
@@ -522,6 +527,10 @@ pub struct Limits {
     pub idle_timeout_ms: u64,
     /// Per-connection WebSocket read buffer, in bytes (grows for larger messages, then shrinks).
     pub read_buffer_bytes: usize,
+    /// Largest read of a busy WebSocket, in bytes: a connection whose reads fill its buffer
+    /// reads up to this much per system call, and returns to `read_buffer_bytes` once its reads
+    /// come up short again. At least `read_buffer_bytes`.
+    pub busy_read_buffer_bytes: usize,
     /// Per-connection WebSocket write buffer, in bytes: frames queued together are written
     /// with one system call up to this size.
     pub write_buffer_bytes: usize,
@@ -596,6 +605,7 @@ impl Default for Limits {
             heartbeat_interval_ms: 5_000,
             idle_timeout_ms: 15_000,
             read_buffer_bytes: 2_048,
+            busy_read_buffer_bytes: 16_384,
             write_buffer_bytes: 8_192,
             shutdown_grace_ms: 2_000,
             resume_grace_ms: 10_000,

@@ -747,6 +747,7 @@ pub(crate) fn check_capacity_http(shared: &Shared, ip: IpAddr) -> Result<(), Box
 pub(crate) fn ws_config(limits: &Limits) -> ws::Config {
     ws::Config {
         read_buffer_bytes: limits.read_buffer_bytes,
+        busy_read_buffer_bytes: limits.busy_read_buffer_bytes,
         write_buffer_bytes: limits.write_buffer_bytes,
         max_write_buffer_bytes: limits.max_write_buffer_bytes,
         max_message_bytes: limits.max_message_bytes,

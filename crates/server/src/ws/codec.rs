@@ -496,6 +496,47 @@ mod tests {
     }
 
     #[test]
+    fn mutated_and_random_input_never_panics_and_always_ends_in_a_message_an_error_or_a_wait() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(6455);
+        let mut valid = frame(false, OP_TEXT, "fragmé".as_bytes());
+        valid.extend(frame(true, OP_PING, b"x"));
+        valid.extend(frame(true, OP_CONTINUATION, "nted".as_bytes()));
+        valid.extend(frame(true, OP_BINARY, &[7; 300]));
+        valid.extend(frame(true, OP_CLOSE, &[0x03, 0xE8]));
+        for round in 0..20_000 {
+            let mut bytes = if round % 4 == 0 {
+                (0..rng.random_range(0..64)).map(|_| rng.random()).collect()
+            } else {
+                let mut bytes = valid.clone();
+                for _ in 0..rng.random_range(1..4) {
+                    let at = rng.random_range(0..bytes.len());
+                    bytes[at] = rng.random();
+                }
+                bytes.truncate(rng.random_range(0..=bytes.len()));
+                bytes
+            };
+            let mut decoder = Decoder::new(1024);
+            let step = rng.random_range(1..=bytes.len().max(1));
+            let mut buf = BytesMut::new();
+            'feed: for chunk in bytes.chunks_mut(step) {
+                buf.extend_from_slice(chunk);
+                loop {
+                    let before = buf.len();
+                    match decoder.decode(&mut buf) {
+                        Ok(Decoded::Message(_)) => assert!(buf.len() < before, "progress"),
+                        Ok(Decoded::NeedBytes(need)) => {
+                            assert!(need > buf.len(), "a wait asks for more than is there");
+                            break;
+                        }
+                        Err(_) => break 'feed,
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn valid_close_codes_and_empty_closes_are_taken() {
         for code in [1000u16, 1001, 1003, 1007, 1011, 1012, 1013, 3000, 4999] {
             let decoded = decode_in_steps(&frame(true, OP_CLOSE, &code.to_be_bytes()), 64, 64);

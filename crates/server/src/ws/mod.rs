@@ -20,6 +20,8 @@ pub use upgrade::{Rejection, WebSocketUpgrade};
 pub struct Config {
     /// Read buffer kept by an idle connection.
     pub read_buffer_bytes: usize,
+    /// Largest read of a busy connection.
+    pub busy_read_buffer_bytes: usize,
     /// Bytes of encoded frames that are written together.
     pub write_buffer_bytes: usize,
     /// Most bytes waiting to be written (pongs owed included) before a write fails.

@@ -35,9 +35,17 @@ pub struct WebSocket<S = TokioIo<hyper::upgrade::Upgraded>> {
     ended: bool,
     /// The client broke the protocol: what it still sends is unreadable.
     broken: bool,
-    /// The read buffer was grown past `read_buffer_bytes` for a large frame.
+    /// The read buffer was grown past `read_buffer_bytes` (a large frame, or a busy client).
     grown: bool,
+    /// How much the next read asks for: `read_buffer_bytes`, doubled (up to
+    /// `busy_read_buffer_bytes`) each time a read fills it.
+    read_size: usize,
+    /// Short reads in a row while `read_size` is above `read_buffer_bytes`.
+    short_reads: u8,
 }
+
+/// Short reads in a row after which a busy connection's reads go back to `read_buffer_bytes`.
+const SHORT_READS_TO_SHRINK: u8 = 8;
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// A WebSocket over `io`, whose handshake is done.
@@ -53,6 +61,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             ended: false,
             broken: false,
             grown: false,
+            read_size: config.read_buffer_bytes,
+            short_reads: 0,
         }
     }
 
@@ -81,13 +91,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                     return Poll::Ready(Some(self.answer(message)));
                 }
                 Ok(Decoded::NeedBytes(need)) => {
-                    // Room for the whole frame, and for at least `read_buffer_bytes` per read
-                    // (what earlier messages took off the front is reclaimed when they are gone).
-                    let room = need.max(self.config.read_buffer_bytes);
+                    // Room for the whole frame, and for a read of `read_size` (what earlier
+                    // messages took off the front is reclaimed when they are gone).
+                    let room = need.max(self.read_size);
                     if self.read.capacity() < room {
                         self.grown |= room > self.config.read_buffer_bytes;
                         self.read.reserve(room - self.read.len());
                     }
+                    let spare = self.read.capacity() - self.read.len();
                     match ready!(tokio_util::io::poll_read_buf(
                         Pin::new(&mut self.io),
                         cx,
@@ -97,6 +108,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                             self.ended = true;
                             return Poll::Ready(None);
                         }
+                        // Reads sized by a large frame say nothing about how busy it is.
+                        Ok(read) if need <= self.read_size => self.adapt_read_size(read >= spare),
                         Ok(_) => {}
                     }
                 }
@@ -132,10 +145,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         Ok(message)
     }
 
-    /// A buffer grown for a large frame is given back once it is empty (the message taken from
-    /// it keeps the large allocation only as long as the message lives).
+    /// A read that filled all the room it had means more is waiting: the next reads ask for
+    /// twice as much (up to `busy_read_buffer_bytes`), so a busy client costs fewer system
+    /// calls; after `SHORT_READS_TO_SHRINK` short reads in a row they ask for
+    /// `read_buffer_bytes` again.
+    fn adapt_read_size(&mut self, filled: bool) {
+        if filled {
+            self.short_reads = 0;
+            self.read_size = (self.read_size * 2).min(self.config.busy_read_buffer_bytes);
+        } else if self.read_size > self.config.read_buffer_bytes {
+            self.short_reads += 1;
+            if self.short_reads >= SHORT_READS_TO_SHRINK {
+                self.short_reads = 0;
+                self.read_size = self.config.read_buffer_bytes;
+            }
+        }
+    }
+
+    /// A buffer grown for a large frame or a busy client is given back once it is empty and
+    /// reads are back to `read_buffer_bytes` (a message taken from it keeps the large
+    /// allocation only as long as the message lives).
     fn shrink_read_buffer(&mut self) {
-        if self.grown && self.read.is_empty() {
+        if self.grown && self.read.is_empty() && self.read_size == self.config.read_buffer_bytes {
             self.grown = false;
             self.read = BytesMut::with_capacity(self.config.read_buffer_bytes);
         }
@@ -226,6 +257,7 @@ mod tests {
     fn config() -> Config {
         Config {
             read_buffer_bytes: 64,
+            busy_read_buffer_bytes: 512,
             write_buffer_bytes: 256,
             max_write_buffer_bytes: 1024,
             max_message_bytes: 64 * 1024,
@@ -273,6 +305,27 @@ mod tests {
         assert!(socket.read.capacity() <= 64, "{}", socket.read.capacity());
         drop(writer.await.unwrap());
         assert!(socket.next().await.is_none(), "the end, without a close");
+    }
+
+    #[tokio::test]
+    async fn a_busy_client_is_read_in_larger_reads_and_an_idle_one_goes_back_to_the_small_buffer() {
+        let (mut socket, mut client) = pair();
+        // 200 small frames at once: the reads fill their room and grow to the busy size.
+        let burst: Vec<u8> = (0..200)
+            .flat_map(|_| client_frame(0x2, &[1u8; 20]))
+            .collect();
+        client.write_all(&burst).await.unwrap();
+        for _ in 0..200 {
+            assert!(matches!(socket.next().await, Some(Ok(Message::Binary(_)))));
+        }
+        assert_eq!(socket.read_size, 512, "grown to busy_read_buffer_bytes");
+        // Frames one at a time: short reads, back to the small size and the small buffer.
+        for _ in 0..SHORT_READS_TO_SHRINK {
+            client.write_all(&client_frame(0x2, b"x")).await.unwrap();
+            assert!(matches!(socket.next().await, Some(Ok(Message::Binary(_)))));
+        }
+        assert_eq!(socket.read_size, 64);
+        assert!(socket.read.capacity() <= 64, "{}", socket.read.capacity());
     }
 
     #[tokio::test]
