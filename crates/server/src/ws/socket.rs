@@ -91,9 +91,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                     return Poll::Ready(Some(self.answer(message)));
                 }
                 Ok(Decoded::NeedBytes(need)) => {
-                    // Room for the whole frame, and for a read of `read_size` (what earlier
-                    // messages took off the front is reclaimed when they are gone).
-                    let room = need.max(self.read_size);
+                    // Room for a read of `read_size`; for a larger frame, room that doubles with
+                    // what has arrived of it (a header alone announcing 64 KiB reserves 64 KiB
+                    // for nobody). What earlier messages took off the front is reclaimed when
+                    // they are gone.
+                    let room = need
+                        .min(self.read.len().max(self.read_size) * 2)
+                        .max(self.read_size);
                     if self.read.capacity() < room {
                         self.grown |= room > self.config.read_buffer_bytes;
                         self.read.reserve(room - self.read.len());
@@ -326,6 +330,22 @@ mod tests {
         }
         assert_eq!(socket.read_size, 64);
         assert!(socket.read.capacity() <= 64, "{}", socket.read.capacity());
+    }
+
+    #[tokio::test]
+    async fn a_header_announcing_a_large_frame_reserves_only_what_arrives() {
+        let (mut socket, mut client) = pair();
+        let frame = client_frame(0x2, &[3u8; 60_000]);
+        client.write_all(&frame[..200]).await.unwrap();
+        let waiting =
+            tokio::time::timeout(std::time::Duration::from_millis(50), socket.next()).await;
+        assert!(waiting.is_err(), "the frame is not whole yet");
+        assert!(socket.read.capacity() <= 1024, "{}", socket.read.capacity());
+        client.write_all(&frame[200..]).await.unwrap();
+        assert_eq!(
+            socket.next().await.unwrap().unwrap(),
+            Message::Binary(Bytes::from(vec![3u8; 60_000]))
+        );
     }
 
     #[tokio::test]
