@@ -182,6 +182,40 @@ impl RoomCore {
         )
     }
 
+    /// The signaling moved to another server node (the old one drained) and `welcome` is the
+    /// new socket's: a resume of this place keeps the room going, and what happened while no
+    /// socket listened is caught up (peers gone meanwhile leave, peers that came meanwhile are
+    /// linked as if they had just joined, the room's state is the welcome's). Anything else ends
+    /// the room with `resume_failed`.
+    pub fn moved(&mut self, welcome: &Welcome) -> Vec<Action> {
+        if welcome.id != self.me || !welcome.resumed {
+            return self.shutdown(
+                "resume_failed",
+                "the room could not be resumed on another server node",
+            );
+        }
+        let mut actions = Vec::new();
+        let gone: Vec<PeerId> = self
+            .members
+            .iter()
+            .map(|p| p.id)
+            .filter(|id| !welcome.peers.iter().any(|p| p.id == *id))
+            .collect();
+        for peer in gone {
+            self.depart(peer, "closed".into(), &mut actions);
+        }
+        for peer in &welcome.peers {
+            self.admit(peer.clone(), Reason::JoinedLater, &mut actions);
+        }
+        if welcome.room_info.host != self.info.host {
+            if let Some(host) = welcome.room_info.host {
+                actions.push(Action::Emit(Event::HostChanged(host)));
+            }
+        }
+        self.info = welcome.room_info.clone();
+        actions
+    }
+
     /// Every channel to `peer` is open.
     pub fn link_open(&mut self, peer: PeerId) -> Vec<Action> {
         let Some(info) = self.members.iter().find(|p| p.id == peer).cloned() else {
@@ -506,6 +540,37 @@ mod tests {
         assert!(matches!(
             dropped.signaling_closed(1006, "").first(),
             Some(Action::Emit(Event::Closed { code, .. })) if code == "connection_closed"
+        ));
+    }
+
+    #[test]
+    fn a_move_to_another_node_catches_up_on_what_happened_meanwhile_or_ends_the_room() {
+        let w = welcome(vec![peer(2, true), peer(3, true)], Topology::Mesh, 2);
+        let mut core = RoomCore::new(&w);
+        core.begin(&w);
+        // Meanwhile 3 left, 4 joined, and the host moved to 4.
+        let mut moved = welcome(vec![peer(2, true), peer(4, true)], Topology::Mesh, 4);
+        moved.resumed = true;
+        let actions = core.moved(&moved);
+        assert!(actions.iter().any(|a| matches!(a,
+            Action::Emit(Event::PeerLeft { peer, reason }) if peer.id == id(3) && reason == "closed")));
+        assert_eq!(links(&actions), vec![(id(4), Role::Offerer)]);
+        assert!(actions.contains(&Action::Emit(Event::HostChanged(id(4)))));
+        assert_eq!(
+            core.member(id(2)),
+            Some(false),
+            "2 stays, its connection untouched"
+        );
+        assert!(!actions
+            .iter()
+            .any(|a| matches!(a, Action::Unlink(p) if *p == id(2))));
+        assert_eq!(core.info().host, Some(id(4)));
+        // A welcome that is not a resume of this place ends the room.
+        let mut other = moved.clone();
+        other.resumed = false;
+        assert!(matches!(
+            core.moved(&other).as_slice(),
+            [Action::Emit(Event::Closed { code, .. }), .., Action::Shutdown] if code == "resume_failed"
         ));
     }
 

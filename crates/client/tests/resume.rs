@@ -110,7 +110,7 @@ async fn a_resumable_peer_whose_process_dies_comes_back_with_its_id_and_nobody_s
     .expect("resumes");
     assert_eq!(back.id(), id);
     assert!(back.resumed());
-    assert_ne!(back.resume_token(), Some(token.as_str()));
+    assert_ne!(back.resume_token().as_deref(), Some(token.as_str()));
     assert_eq!(
         expect(&mut other, "the reconnect", &[id], connected).await,
         id
@@ -206,7 +206,7 @@ fn doomed_peer(url: &str) -> (tokio::runtime::Runtime, Room, String) {
             ..JoinOptions::default()
         };
         let room = runtime.block_on(Room::join(&url, options)).expect("joins");
-        let token = room.resume_token().expect("a resume token").to_owned();
+        let token = room.resume_token().expect("a resume token");
         (runtime, room, token)
     })
     .join()

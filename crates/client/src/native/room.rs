@@ -32,6 +32,8 @@ pub(crate) struct View {
     pub queued: HashMap<PeerId, usize>,
     /// Channels taken out of the events ([`Room::take_channel`]): their messages go here.
     pub diverted: HashMap<usize, mpsc::UnboundedSender<(PeerId, Data)>>,
+    /// The latest resume token (a move to another server node hands out a new one).
+    pub resume_token: Option<String>,
     pub closed: bool,
 }
 
@@ -47,7 +49,6 @@ pub struct Room {
     name: Option<String>,
     room: String,
     resumed: bool,
-    resume_token: Option<String>,
     sending: Sending,
     events: mpsc::UnboundedReceiver<Event>,
 }
@@ -59,39 +60,7 @@ impl Room {
     pub async fn join(url: &str, options: JoinOptions) -> Result<Self, Error> {
         options.validate()?;
         let specs = channel_specs(&options.channels)?;
-        let target = join_url(url, &options)?;
-        let connector = if target.starts_with("wss://") {
-            Some(tls::connector(options.tls_roots_pem.as_deref())?)
-        } else {
-            None
-        };
-        let connecting = tokio_tungstenite::connect_async_tls_with_config(
-            target.as_str(),
-            None,
-            false,
-            connector,
-        );
-        let (mut ws, _) = tokio::time::timeout(options.join_timeout, connecting)
-            .await
-            .map_err(|_| {
-                Error::new(
-                    "join_timeout",
-                    "the server did not accept the connection in time",
-                )
-            })?
-            .map_err(|e| refused(&e))?;
-        let welcome =
-            tokio::time::timeout(options.join_timeout, welcome(&mut ws, options.encoding))
-                .await
-                .map_err(|_| {
-                    Error::new(
-                        "join_timeout",
-                        format!(
-                            "no welcome from the server within {:?}",
-                            options.join_timeout
-                        ),
-                    )
-                })??;
+        let (ws, welcome) = open_signaling(url, &options).await?;
         let Endpoint {
             socket,
             hosts,
@@ -107,6 +76,7 @@ impl Room {
             info: welcome.room_info.clone(),
             queued: HashMap::new(),
             diverted: HashMap::new(),
+            resume_token: welcome.resume_token.clone(),
             closed: false,
         }));
         let (commands, commands_rx) = mpsc::unbounded_channel();
@@ -116,7 +86,6 @@ impl Room {
             name: welcome.name.clone(),
             room: welcome.room.clone(),
             resumed: welcome.resumed,
-            resume_token: welcome.resume_token.clone(),
             sending: Sending {
                 specs: specs.clone(),
                 options: options.clone(),
@@ -126,6 +95,7 @@ impl Room {
             events,
         };
         tokio::spawn(driver::run(Setup {
+            url: url.to_owned(),
             ws,
             socket,
             hosts,
@@ -162,9 +132,10 @@ impl Room {
     }
 
     /// The resume token (with `JoinOptions::resumable`): pass it as `JoinOptions::resume` to
-    /// take this place back after a dropped connection.
-    pub fn resume_token(&self) -> Option<&str> {
-        self.resume_token.as_deref()
+    /// take this place back after a dropped connection. The latest one: when the room's server
+    /// node drains and the room moves to another node by itself, the token changes.
+    pub fn resume_token(&self) -> Option<String> {
+        lock(&self.sending.view).resume_token.clone()
     }
 
     /// The declared channels, with their fixed ids.
@@ -298,6 +269,43 @@ pub(crate) fn refused(error: &tokio_tungstenite::tungstenite::Error) -> Error {
 }
 
 /// Reads frames until the `welcome`; an `error` first (a refused join) is returned as it is.
+/// Opens the signaling socket of a join (or, with `options.resume`, of a resume) and reads its
+/// welcome, each within `join_timeout`.
+pub(crate) async fn open_signaling(
+    url: &str,
+    options: &JoinOptions,
+) -> Result<(driver::Ws, Box<Welcome>), Error> {
+    let target = join_url(url, options)?;
+    let connector = if target.starts_with("wss://") {
+        Some(tls::connector(options.tls_roots_pem.as_deref())?)
+    } else {
+        None
+    };
+    let connecting =
+        tokio_tungstenite::connect_async_tls_with_config(target.as_str(), None, false, connector);
+    let (mut ws, _) = tokio::time::timeout(options.join_timeout, connecting)
+        .await
+        .map_err(|_| {
+            Error::new(
+                "join_timeout",
+                "the server did not accept the connection in time",
+            )
+        })?
+        .map_err(|e| refused(&e))?;
+    let welcome = tokio::time::timeout(options.join_timeout, welcome(&mut ws, options.encoding))
+        .await
+        .map_err(|_| {
+            Error::new(
+                "join_timeout",
+                format!(
+                    "no welcome from the server within {:?}",
+                    options.join_timeout
+                ),
+            )
+        })??;
+    Ok((ws, welcome))
+}
+
 async fn welcome(ws: &mut driver::Ws, encoding: Encoding) -> Result<Box<Welcome>, Error> {
     while let Some(frame) = ws.next().await {
         let frame = frame.map_err(|e| Error::new("connection_failed", e.to_string()))?;

@@ -17,6 +17,10 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+mod moving;
+
+use moving::{opening, Opening};
+
 use super::ice;
 use super::link::{Limits, Link, Outcome};
 use super::room::{lock, View};
@@ -64,6 +68,8 @@ pub(crate) enum Command {
 
 /// Everything the task starts with.
 pub(crate) struct Setup {
+    /// The room URL the join used (a move to another node connects to it again).
+    pub url: String,
     pub ws: Ws,
     pub socket: UdpSocket,
     pub hosts: Vec<SocketAddr>,
@@ -78,6 +84,12 @@ pub(crate) struct Setup {
 }
 
 struct Task {
+    url: String,
+    options: JoinOptions,
+    /// The latest resume token, if the join asked for one.
+    resume_token: Option<String>,
+    /// The signaling socket's replacement, while the room moves to another server node.
+    moving: Option<Opening>,
     ws: Ws,
     socket: UdpSocket,
     hosts: Vec<SocketAddr>,
@@ -106,6 +118,7 @@ const BATCH: usize = 256;
 /// Runs the room until it is closed.
 pub(crate) async fn run(setup: Setup) {
     let Setup {
+        url,
         ws,
         socket,
         hosts,
@@ -121,6 +134,9 @@ pub(crate) async fn run(setup: Setup) {
     let heartbeat = Duration::from_millis(welcome.heartbeat_ms.max(100));
     let silence = Duration::from_millis(welcome.idle_timeout_ms).max(heartbeat * 2);
     let mut task = Task {
+        url,
+        resume_token: welcome.resume_token.clone(),
+        moving: None,
         ws,
         socket,
         hosts,
@@ -135,6 +151,7 @@ pub(crate) async fn run(setup: Setup) {
             max_queued_candidates: options.max_queued_candidates,
         },
         core: RoomCore::new(&welcome),
+        options,
         links: HashMap::new(),
         view,
         events,
@@ -156,6 +173,11 @@ pub(crate) async fn run(setup: Setup) {
             frame = task.ws.next(), if task.signaling_open => {
                 last_heard = Instant::now();
                 task.frame(frame);
+            }
+            opened = opening(&mut task.moving), if task.moving.is_some() => {
+                task.moving = None;
+                last_heard = Instant::now();
+                task.moved(opened).await;
             }
             received = task.socket.recv_from(&mut buf) => {
                 if let Ok((n, source)) = received {
@@ -223,6 +245,12 @@ impl Task {
                 let (code, reason) = close.map_or((1005, String::new()), |c| {
                     (u16::from(c.code), c.reason.to_string())
                 });
+                if code == 1012 && reason == "draining" {
+                    if let Some(token) = self.resume_token.clone() {
+                        self.move_signaling(token);
+                        return;
+                    }
+                }
                 self.signaling_closed(code, &reason);
                 return;
             }
@@ -400,8 +428,13 @@ impl Task {
         }
     }
 
-    /// Sends the messages for the hub, in order.
+    /// Sends the messages for the hub, in order. While the signaling moves they wait (at most
+    /// `MAX_WAITING`; later ones are dropped and reported).
     async fn flush_hub(&mut self) {
+        if self.moving.is_some() {
+            self.hold_for_move();
+            return;
+        }
         if !self.signaling_open {
             self.to_hub.clear();
             return;
