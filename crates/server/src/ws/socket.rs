@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use axum::extract::ws::Message;
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -27,6 +27,8 @@ pub struct WebSocket<S = TokioIo<hyper::upgrade::Upgraded>> {
     read: BytesMut,
     decoder: Decoder,
     write: BytesMut,
+    /// How much of `write` the socket has taken.
+    written: usize,
     /// The client's close frame arrived (nothing is read after it).
     close_received: bool,
     /// Our close frame is encoded (nothing is written after it).
@@ -56,6 +58,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             decoder: Decoder::new(config.max_message_bytes),
             config,
             write: BytesMut::new(),
+            written: 0,
             close_received: false,
             close_sent: false,
             ended: false,
@@ -78,7 +81,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         }
         // Pongs owed to the client go out when the socket takes them, whatever the caller
         // writes (a full socket is the write deadline's business, not the reader's).
-        if !self.write.is_empty() {
+        if self.written < self.write.len() {
             if let Poll::Ready(Err(error)) = self.poll_write_out(cx) {
                 self.ended = true;
                 return Poll::Ready(Some(Err(error)));
@@ -131,7 +134,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         match &message {
             Message::Ping(payload) if !self.close_sent => {
                 let pong = Message::Pong(payload.clone());
-                if self.write.len() + encoded_len(&pong) > self.config.max_write_buffer_bytes {
+                let unsent = self.write.len() - self.written;
+                if unsent + encoded_len(&pong) > self.config.max_write_buffer_bytes {
                     self.ended = true;
                     return Err(Error::WriteBufferFull);
                 }
@@ -201,15 +205,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         if self.close_sent {
             return Ok(());
         }
-        if !self.write.is_empty()
-            && self.write.len() + encoded_len(&message) > self.config.write_buffer_bytes
-        {
+        let unsent = self.write.len() - self.written;
+        if unsent > 0 && unsent + encoded_len(&message) > self.config.write_buffer_bytes {
             self.flush().await?;
-        }
-        if self.write.len() + encoded_len(&message) > self.config.max_write_buffer_bytes
-            && !self.write.is_empty()
-        {
-            return Err(Error::WriteBufferFull);
         }
         self.close_sent = matches!(message, Message::Close(_));
         encode(&message, &mut self.write);
@@ -230,19 +228,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.flush().await
     }
 
-    /// Writes the write buffer out; its allocation is given back when it grew past
-    /// `write_buffer_bytes`.
+    /// Writes the write buffer out; then it is emptied, and its allocation given back when it
+    /// grew past `write_buffer_bytes`.
     fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        while !self.write.is_empty() {
-            let written =
-                ready!(Pin::new(&mut self.io).poll_write(cx, &self.write)).map_err(Error::Io)?;
-            if written == 0 {
+        while self.written < self.write.len() {
+            let unsent = &self.write[self.written..];
+            let taken = ready!(Pin::new(&mut self.io).poll_write(cx, unsent)).map_err(Error::Io)?;
+            if taken == 0 {
                 return Poll::Ready(Err(Error::Io(io::ErrorKind::WriteZero.into())));
             }
-            self.write.advance(written);
+            self.written += taken;
         }
+        self.written = 0;
         if self.write.capacity() > self.config.write_buffer_bytes {
             self.write = BytesMut::new();
+        } else {
+            self.write.clear();
         }
         Poll::Ready(Ok(()))
     }
@@ -390,6 +391,7 @@ mod tests {
         // Past `write_buffer_bytes` the first frames went already; the rest on flush.
         socket.flush().await.unwrap();
         assert!(socket.write.capacity() <= 256);
+        assert!(socket.write.is_empty());
         drop(socket);
         let mut got = Vec::new();
         client.read_to_end(&mut got).await.unwrap();
