@@ -268,7 +268,6 @@ pub(crate) fn refused(error: &tokio_tungstenite::tungstenite::Error) -> Error {
     Error::new("connection_failed", error.to_string())
 }
 
-/// Reads frames until the `welcome`; an `error` first (a refused join) is returned as it is.
 /// Opens the signaling socket of a join (or, with `options.resume`, of a resume) and reads its
 /// welcome, each within `join_timeout`.
 pub(crate) async fn open_signaling(
@@ -306,6 +305,7 @@ pub(crate) async fn open_signaling(
     Ok((ws, welcome))
 }
 
+/// Reads frames until the `welcome`; an `error` first (a refused join) is returned as it is.
 async fn welcome(ws: &mut driver::Ws, encoding: Encoding) -> Result<Box<Welcome>, Error> {
     while let Some(frame) = ws.next().await {
         let frame = frame.map_err(|e| Error::new("connection_failed", e.to_string()))?;

@@ -333,6 +333,58 @@ mod tests {
         assert!(socket.read.capacity() <= 64, "{}", socket.read.capacity());
     }
 
+    #[test]
+    fn reads_double_while_they_fill_and_return_after_exactly_eight_short_ones() {
+        let (socket, _client) = pair();
+        let mut socket = socket;
+        for expected in [128, 256, 512, 512] {
+            socket.adapt_read_size(true);
+            assert_eq!(
+                socket.read_size, expected,
+                "capped at busy_read_buffer_bytes"
+            );
+        }
+        for _ in 1..SHORT_READS_TO_SHRINK {
+            socket.adapt_read_size(false);
+        }
+        assert_eq!(socket.read_size, 512, "seven short reads: still busy");
+        // A full read in between starts the count again.
+        socket.adapt_read_size(true);
+        for _ in 1..SHORT_READS_TO_SHRINK {
+            socket.adapt_read_size(false);
+        }
+        assert_eq!(socket.read_size, 512);
+        socket.adapt_read_size(false);
+        assert_eq!(
+            socket.read_size, 64,
+            "the eighth in a row: back to read_buffer_bytes"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_flush_within_write_buffer_bytes_keeps_its_buffer_and_one_past_it_gives_it_back() {
+        let (mut socket, mut client) = pair();
+        socket
+            .send(Message::Binary(Bytes::from(vec![1u8; 200])))
+            .await
+            .unwrap();
+        assert!(socket.write.is_empty());
+        assert!(socket.write.capacity() >= 204, "kept for the next batch");
+        socket
+            .send(Message::Binary(Bytes::from(vec![2u8; 300])))
+            .await
+            .unwrap();
+        assert_eq!(
+            socket.write.capacity(),
+            0,
+            "grown past 256 bytes: given back"
+        );
+        let mut got = vec![0u8; 204 + 304];
+        client.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got[..5], &[0x82, 126, 0, 200, 1]);
+        assert_eq!(&got[204..209], &[0x82, 126, 1, 44, 2]);
+    }
+
     #[tokio::test]
     async fn a_header_announcing_a_large_frame_reserves_only_what_arrives() {
         let (mut socket, mut client) = pair();
