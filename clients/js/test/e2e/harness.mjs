@@ -2,6 +2,7 @@
 // Chromium driven by playwright-core (which never downloads a browser of its own here).
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
+import { networkInterfaces } from "node:os";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
@@ -192,6 +193,40 @@ export async function join(page, room, options = {}) {
 export async function waitFor(page, predicate, arg, timeoutMs = 20000) {
   const handle = await page.waitForFunction(predicate, arg, { timeout: timeoutMs, polling: 50 });
   return handle.jsonValue();
+}
+
+/**
+ * The ICE candidates the page's connection to peer `other` gathered, as SDP lines without `a=`,
+ * once its gathering is complete.
+ */
+export async function gatheredCandidates(page, other) {
+  await waitFor(page, (id) => window.room.connection(id).rtc.iceGatheringState === "complete", other);
+  return page.evaluate(
+    (id) =>
+      window.room
+        .connection(id)
+        .rtc.localDescription.sdp.split("\r\n")
+        .filter((line) => line.startsWith("a=candidate:"))
+        .map((line) => line.slice(2)),
+    other,
+  );
+}
+
+/**
+ * The candidates (SDP lines) that give away an address of this machine: a host candidate not
+ * named by mDNS, or any candidate carrying a non-loopback interface address. Throws when the
+ * machine has no such interface, as then there is nothing to hide and the check would be empty.
+ */
+export function exposedCandidates(candidates) {
+  const own = Object.values(networkInterfaces())
+    .flat()
+    .filter((address) => !address.internal)
+    .map((address) => address.address);
+  if (own.length === 0) throw new Error("this machine has no network interface besides loopback");
+  return candidates.filter((candidate) => {
+    const address = candidate.split(" ")[4];
+    return own.includes(address) || (candidate.includes(" typ host") && !address.endsWith(".local"));
+  });
 }
 
 /**
