@@ -37,6 +37,7 @@ mod outgoing;
 mod pairing_code;
 pub mod room_core;
 pub mod signal;
+mod signaling_move;
 pub mod topology;
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -116,10 +116,16 @@ fn data_of(value: &JsValue) -> Result<Data, JsError> {
 
 #[wasm_bindgen]
 impl WasmRoom {
-    /// Joins the room at `url` (`ws://host:port/ws/room`), with a user name if given.
-    pub async fn join(url: String, user: Option<String>) -> Result<WasmRoom, JsError> {
+    /// Joins the room at `url` (`ws://host:port/ws/room`), with a user name if given;
+    /// `resumable`: the room keeps its place when its server node drains (cluster mode).
+    pub async fn join(
+        url: String,
+        user: Option<String>,
+        resumable: Option<bool>,
+    ) -> Result<WasmRoom, JsError> {
         let options = JoinOptions {
             user,
+            resumable: resumable.unwrap_or(false),
             ..JoinOptions::default()
         };
         let room = Room::join(&url, options).await.map_err(js_error)?;
@@ -130,6 +136,13 @@ impl WasmRoom {
     #[wasm_bindgen(getter)]
     pub fn id(&self) -> String {
         self.room.id().to_string()
+    }
+
+    /// The latest resume token of a resumable room (it changes when the room moves to another
+    /// server node), else `undefined`.
+    #[wasm_bindgen(getter, js_name = resumeToken)]
+    pub fn resume_token(&self) -> Option<String> {
+        self.room.resume_token()
     }
 
     /// The other peers: `{peer, name, connected}` each.

@@ -1,6 +1,7 @@
 // Cluster mode in Chromium: nodes of one cluster (`switchboard serve --redis`) sharing a real
 // redis-server. Pages on two different nodes form a P2P room; pages behind a load balancer keep
-// their ids, peers and data channels while every node but one is restarted under them.
+// their ids, peers and data channels while every node but one is restarted under them; the Rust
+// client in wasm (the /demo/rust-chat page) does the same while every node is restarted.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import net from "node:net";
@@ -36,6 +37,23 @@ async function startRedis() {
     await new Promise((r) => setTimeout(r, 20));
   }
   return { url: `redis://127.0.0.1:${port}/`, stop: () => child.kill("SIGKILL") };
+}
+
+/**
+ * Restarts the cluster's nodes one after the other (`rounds` of them, the oldest first): each
+ * drains, its pages move their signaling through the balancer, and a fresh node takes its place
+ * in `live` (the balancer's backends).
+ */
+async function restartNodes(live, rounds) {
+  for (let round = 0; round < rounds; round++) {
+    const old = env.nodes.shift();
+    live.splice(live.indexOf(old.url.replace("http://", "")), 1);
+    await old.stop();
+    const fresh = await startServer(nodeArgs());
+    env.nodes.push(fresh);
+    live.push(fresh.url.replace("http://", ""));
+    await new Promise((r) => setTimeout(r, 1000));
+  }
 }
 
 /** A TCP load balancer: each connection goes to the next of `backends` (host:port strings). */
@@ -111,17 +129,8 @@ test("pages keep their ids, peers and channels while the nodes under them restar
   for (const [i, page] of pages.entries()) {
     await waitFor(page, (others) => others.every((id) => window.log.connects.includes(id)), ids.filter((_, j) => j !== i));
   }
-  // Restart two of the three nodes, one after the other: each drains (its rooms go to the
-  // others, its pages move their signaling through the balancer) and a new node takes its place.
-  for (let round = 0; round < 2; round++) {
-    const old = env.nodes.shift();
-    live.splice(live.indexOf(old.url.replace("http://", "")), 1);
-    await old.stop();
-    const fresh = await startServer(nodeArgs());
-    env.nodes.push(fresh);
-    live.push(fresh.url.replace("http://", ""));
-    await new Promise((r) => setTimeout(r, 1000));
-  }
+  // Restart two of the three nodes: at least one page was on one of them.
+  await restartNodes(live, 2);
   // Two of the three nodes went away under the three pages: at least one page moved.
   const sockets = await Promise.all(pages.map((page) => page.evaluate(() => window.sockets)));
   assert.ok(sockets.reduce((a, b) => a + b) >= 4, `signaling sockets per page: ${sockets}`);
@@ -139,5 +148,60 @@ test("pages keep their ids, peers and channels while the nodes under them restar
   await waitFor(late, (others) => others.every((id) => window.log.connects.includes(id)), ids);
   for (const page of pages) await waitFor(page, (id) => window.log.connects.includes(id), lateId);
   assert.deepEqual(pages.flatMap((p) => p.problems), []);
+  balancer.close();
+});
+
+test("the Rust client in wasm keeps its id, peers and channels while every node under it restarts", async () => {
+  const live = env.nodes.map((node) => node.url.replace("http://", ""));
+  const balancer = await startBalancer(live);
+  const js = await openPage(env.browser, { url: balancer.url });
+  const jsId = await join(js, "wasm-rolling", { resume: true });
+  const wasm = await (await env.browser.newContext()).newPage();
+  const problems = [];
+  wasm.on("pageerror", (error) => problems.push(error.message));
+  // Counts the signaling sockets the wasm client opens (each move opens one more).
+  await wasm.addInitScript(() => {
+    window.sockets = 0;
+    const Base = window.WebSocket;
+    window.WebSocket = class extends Base {
+      constructor(...args) {
+        super(...args);
+        window.sockets += 1;
+      }
+    };
+  });
+  await wasm.goto(`${balancer.url}/demo/rust-chat?room=wasm-rolling&resumable`);
+  await wasm.waitForFunction(() => window.wasmRoom !== undefined || window.joinError !== undefined, null, { timeout: 20000 });
+  const first = await wasm.evaluate(() => ({ id: window.wasmRoom?.id, token: window.wasmRoom?.resumeToken, error: window.joinError }));
+  assert.equal(first.error, undefined, "the wasm page joined");
+  assert.match(first.token, /^[0-9a-f]{32}$/);
+  await waitFor(js, (id) => window.log.connects.includes(id), first.id);
+  await wasm.waitForFunction((id) => window.events.some((e) => e.type === "connect" && e.peer === id), jsId, { timeout: 20000 });
+
+  // Every node restarts, so the wasm page's node drains under it at least once.
+  await restartNodes(live, 3);
+  const after = await wasm.evaluate(() => ({
+    id: window.wasmRoom.id,
+    token: window.wasmRoom.resumeToken,
+    sockets: window.sockets,
+    ended: window.events.filter((e) => ["leave", "close", "error"].includes(e.type)),
+  }));
+  assert.ok(after.sockets >= 2, `the wasm page opened ${after.sockets} signaling sockets`);
+  assert.equal(after.id, first.id, "the same id");
+  assert.notEqual(after.token, first.token, "a new resume token (each works once)");
+  assert.deepEqual(after.ended, [], "no leave, close or error on the wasm page");
+  assert.deepEqual(await js.evaluate(() => ({ leaves: window.log.leaves, closes: window.log.closes })), { leaves: [], closes: [] });
+
+  // The data channel never went through a node; the new signaling socket works: a newcomer
+  // meets the wasm page.
+  await js.evaluate((id) => window.room.send(id, "reliable", "after the restarts"), first.id);
+  await wasm.waitForFunction(() => window.events.some((e) => e.type === "message" && e.data === "after the restarts"), null, { timeout: 20000 });
+  await wasm.evaluate((id) => window.wasmRoom.send(id, "reliable", "from wasm"), jsId);
+  await waitFor(js, () => window.log.messages.reliable?.some((m) => m.text === "from wasm"));
+  const late = await openPage(env.browser, { url: balancer.url });
+  const lateId = await join(late, "wasm-rolling", { resume: true });
+  await waitFor(late, (id) => window.log.connects.includes(id), first.id);
+  await wasm.waitForFunction((id) => window.events.some((e) => e.type === "connect" && e.peer === id), lateId, { timeout: 20000 });
+  assert.deepEqual([...problems, ...js.problems, ...late.problems], []);
   balancer.close();
 });

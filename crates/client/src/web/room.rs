@@ -29,7 +29,6 @@ pub struct Room {
     name: Option<String>,
     room: String,
     resumed: bool,
-    resume_token: Option<String>,
     specs: Vec<ChannelSpec>,
     shell: Rc<RefCell<Shell>>,
     events: UnboundedReceiver<Event>,
@@ -48,51 +47,12 @@ impl Room {
     pub async fn join(url: &str, options: JoinOptions) -> Result<Self, Error> {
         options.validate()?;
         let specs = channel_specs(&options.channels)?;
-        let target = join_url(url, &options)?;
-        let ws = WebSocket::new(&target)
-            .map_err(|e| Error::new("connection_failed", format!("{e:?}")))?;
-        ws.set_binary_type(BinaryType::Arraybuffer);
-        let (early_tx, mut early) = mpsc::unbounded();
-        let tx = early_tx.clone();
-        let on_message = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
-            if let Some(event) = event.dyn_ref::<MessageEvent>() {
-                let _ = tx.unbounded_send(Early::Frame(event.data()));
-            }
-        });
-        let on_close = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
-            let (code, reason) = event
-                .dyn_ref::<CloseEvent>()
-                .map_or((1006, String::new()), |e| (e.code(), e.reason()));
-            let _ = early_tx.unbounded_send(Early::Closed(code, reason));
-        });
-        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-        let waiting = Box::pin(welcome(&target, &mut early, options.encoding));
-        let timeout = Box::pin(sleep(options.join_timeout));
-        let outcome = match select(waiting, timeout).await {
-            Either::Left((outcome, _)) => outcome,
-            Either::Right(_) => Err(Error::new(
-                "join_timeout",
-                format!(
-                    "no welcome from the server within {:?}",
-                    options.join_timeout
-                ),
-            )),
-        };
-        let welcome = match outcome {
-            Ok(welcome) => welcome,
-            Err(error) => {
-                ws.set_onmessage(None);
-                ws.set_onclose(None);
-                let _ = ws.close();
-                return Err(error);
-            }
-        };
-        // Frames after the welcome that arrived before the shell took over.
-        let mut frames = Vec::new();
-        while let Ok(Early::Frame(frame)) = early.try_recv() {
-            frames.push(frame);
-        }
+        let Opened {
+            ws,
+            welcome,
+            early: frames,
+            handlers,
+        } = open_signaling(url, &options).await?;
         let rtc = rtc_configuration(&welcome)?;
         let (events_tx, events) = mpsc::unbounded();
         let room = Self {
@@ -100,7 +60,6 @@ impl Room {
             name: welcome.name.clone(),
             room: welcome.room.clone(),
             resumed: welcome.resumed,
-            resume_token: welcome.resume_token.clone(),
             specs: specs.clone(),
             shell: Shell::start(
                 Setup {
@@ -111,12 +70,13 @@ impl Room {
                     rtc,
                     events: events_tx,
                     welcome,
+                    url: url.to_owned(),
                 },
                 frames,
             ),
             events,
         };
-        drop((on_message, on_close));
+        drop(handlers);
         Ok(room)
     }
 
@@ -141,9 +101,10 @@ impl Room {
     }
 
     /// The resume token (with `JoinOptions::resumable`): pass it as `JoinOptions::resume` to
-    /// take this place back after a dropped connection.
-    pub fn resume_token(&self) -> Option<&str> {
-        self.resume_token.as_deref()
+    /// take this place back after a dropped connection. The latest one: when the room's server
+    /// node drains and the room moves to another node by itself, the token changes.
+    pub fn resume_token(&self) -> Option<String> {
+        self.shell.borrow().resume_token()
     }
 
     /// The declared channels, with their fixed ids.
@@ -257,6 +218,73 @@ impl Drop for Room {
     fn drop(&mut self) {
         self.shell.borrow_mut().close();
     }
+}
+
+/// A signaling socket opened and welcomed, not yet listened to by a shell.
+pub(crate) struct Opened {
+    /// The socket.
+    pub ws: WebSocket,
+    /// The server's welcome.
+    pub welcome: Box<Welcome>,
+    /// Frames after the welcome that arrived before a shell took over.
+    pub early: Vec<JsValue>,
+    /// The socket's callbacks until then: drop them once the shell has put its own.
+    pub handlers: [Closure<dyn FnMut(JsValue)>; 2],
+}
+
+/// Opens the signaling socket of a join (or of a room moving to another node, with
+/// `options.resume` set) and waits for the welcome, within `options.join_timeout`.
+pub(crate) async fn open_signaling(url: &str, options: &JoinOptions) -> Result<Opened, Error> {
+    let target = join_url(url, options)?;
+    let ws =
+        WebSocket::new(&target).map_err(|e| Error::new("connection_failed", format!("{e:?}")))?;
+    ws.set_binary_type(BinaryType::Arraybuffer);
+    let (early_tx, mut early) = mpsc::unbounded();
+    let tx = early_tx.clone();
+    let on_message = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
+        if let Some(event) = event.dyn_ref::<MessageEvent>() {
+            let _ = tx.unbounded_send(Early::Frame(event.data()));
+        }
+    });
+    let on_close = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
+        let (code, reason) = event
+            .dyn_ref::<CloseEvent>()
+            .map_or((1006, String::new()), |e| (e.code(), e.reason()));
+        let _ = early_tx.unbounded_send(Early::Closed(code, reason));
+    });
+    ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+    let waiting = Box::pin(welcome(&target, &mut early, options.encoding));
+    let timeout = Box::pin(sleep(options.join_timeout));
+    let outcome = match select(waiting, timeout).await {
+        Either::Left((outcome, _)) => outcome,
+        Either::Right(_) => Err(Error::new(
+            "join_timeout",
+            format!(
+                "no welcome from the server within {:?}",
+                options.join_timeout
+            ),
+        )),
+    };
+    let welcome = match outcome {
+        Ok(welcome) => welcome,
+        Err(error) => {
+            ws.set_onmessage(None);
+            ws.set_onclose(None);
+            let _ = ws.close();
+            return Err(error);
+        }
+    };
+    let mut frames = Vec::new();
+    while let Ok(Early::Frame(frame)) = early.try_recv() {
+        frames.push(frame);
+    }
+    Ok(Opened {
+        ws,
+        welcome,
+        early: frames,
+        handlers: [on_message, on_close],
+    })
 }
 
 /// The ICE servers of the welcome (the hub's STUN server, TURN credentials) for every

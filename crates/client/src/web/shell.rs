@@ -20,12 +20,14 @@ use web_sys::{CloseEvent, MessageEvent, RtcConfiguration, WebSocket};
 
 use super::link::{Limits, Link, LinkEvent, Outcome};
 use super::ops::{run_ops, LinkOwner};
+use super::room::{open_signaling, Opened};
 use super::timer::Timer;
 use crate::channels::ChannelSpec;
 use crate::event::Event;
 use crate::options::JoinOptions;
 use crate::outgoing;
 use crate::room_core::{Action, RoomCore};
+use crate::signaling_move::{is_drain, keep_first};
 use crate::Error;
 
 /// A link and the serial that tells its callbacks from those of an earlier link to that peer.
@@ -51,6 +53,12 @@ pub(crate) struct Shell {
     serials: u64,
     events: UnboundedSender<Event>,
     signaling_open: bool,
+    /// The room's URL, to connect to again when its server node drains.
+    url: String,
+    resume_token: Option<String>,
+    /// A new signaling socket is being opened (the node drained): messages for the hub wait.
+    moving: bool,
+    waiting: Vec<ClientMessage>,
     done: bool,
     last_heard: f64,
     silence_ms: f64,
@@ -67,6 +75,8 @@ pub(crate) struct Setup {
     pub options: JoinOptions,
     pub rtc: RtcConfiguration,
     pub events: UnboundedSender<Event>,
+    /// The room's URL as the application gave it.
+    pub url: String,
 }
 
 /// Calls `f` on the shell if the room still exists.
@@ -88,6 +98,7 @@ impl Shell {
             options,
             rtc,
             events,
+            url,
         } = setup;
         let heartbeat_ms = welcome.heartbeat_ms.max(100);
         let silence_ms = welcome.idle_timeout_ms.max(heartbeat_ms * 2);
@@ -115,6 +126,10 @@ impl Shell {
                 serials: 0,
                 events,
                 signaling_open: true,
+                url,
+                resume_token: welcome.resume_token.clone(),
+                moving: false,
+                waiting: Vec::new(),
                 done: false,
                 last_heard: js_sys::Date::now(),
                 silence_ms: silence_ms as f64,
@@ -178,13 +193,82 @@ impl Shell {
         self.perform(actions);
     }
 
+    /// The server closed the signaling socket: when its node drains, a resumable room moves to
+    /// another node; else it is over, or goes on over the peer connections after `detach`.
     fn signaling_closed(&mut self, code: u16, reason: &str) {
         if !self.signaling_open {
             return;
         }
         self.signaling_open = false;
+        if is_drain(code, reason) && !self.done {
+            if let Some(token) = self.resume_token.clone() {
+                self.move_signaling(token);
+                return;
+            }
+        }
         let actions = self.core.signaling_closed(code, reason);
         self.perform(actions);
+    }
+
+    /// Connects to the room's URL again with the resume token (a load balancer picks another
+    /// node), keeping the id, the peers and their connections. The old socket's callbacks are
+    /// detached, not dropped: this may run inside one of them.
+    fn move_signaling(&mut self, token: String) {
+        self.moving = true;
+        self.ws.set_onmessage(None);
+        self.ws.set_onclose(None);
+        let url = self.url.clone();
+        let mut options = self.options.clone();
+        options.resume = Some(token);
+        let me = self.me.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let opened = open_signaling(&url, &options).await;
+            match me.upgrade() {
+                Some(shell) => shell.borrow_mut().moved(opened),
+                None => {
+                    if let Ok(opened) = opened {
+                        opened.ws.set_onmessage(None);
+                        opened.ws.set_onclose(None);
+                        let _ = opened.ws.close_with_code_and_reason(1000, "closed");
+                    }
+                }
+            }
+        });
+    }
+
+    /// The new signaling socket is open (or could not be): the room goes on with it, caught up
+    /// on what happened meanwhile, and sends what waited; or it ends.
+    fn moved(&mut self, opened: Result<Opened, Error>) {
+        self.moving = false;
+        let opened = match opened {
+            Ok(opened) if self.done => {
+                opened.ws.set_onmessage(None);
+                opened.ws.set_onclose(None);
+                let _ = opened.ws.close_with_code_and_reason(1000, "closed");
+                return;
+            }
+            Ok(opened) => opened,
+            Err(_) if self.done => return,
+            Err(error) => {
+                let actions = self.core.shutdown(&error.code, &error.message);
+                self.perform(actions);
+                return;
+            }
+        };
+        self.ws = opened.ws;
+        self.listen();
+        drop(opened.handlers);
+        self.signaling_open = true;
+        self.last_heard = js_sys::Date::now();
+        self.resume_token = opened.welcome.resume_token.clone();
+        for message in std::mem::take(&mut self.waiting) {
+            self.transmit(&message);
+        }
+        let actions = self.core.moved(&opened.welcome);
+        self.perform(actions);
+        for frame in opened.early {
+            self.frame(&frame);
+        }
     }
 
     /// The heartbeat: a ping, or the end when the server has been silent too long.
@@ -324,6 +408,13 @@ impl Shell {
 
     /// Sends a message to the hub; a socket that refuses it is closed.
     fn transmit(&mut self, message: &ClientMessage) {
+        if self.moving {
+            self.waiting.push(message.clone());
+            if let Some(error) = keep_first(&mut self.waiting) {
+                self.emit(Event::Error { error, peer: None });
+            }
+            return;
+        }
         if !self.signaling_open {
             return;
         }
@@ -341,6 +432,11 @@ impl Shell {
         if sent.is_err() {
             self.signaling_closed(1006, "");
         }
+    }
+
+    /// The latest resume token (it changes when the room moves to another node).
+    pub(crate) fn resume_token(&self) -> Option<String> {
+        self.resume_token.clone()
     }
 
     /// Whether the room is over.

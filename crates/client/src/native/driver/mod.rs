@@ -28,6 +28,7 @@ use crate::channels::ChannelSpec;
 use crate::event::Event;
 use crate::options::JoinOptions;
 use crate::room_core::{Action, RoomCore};
+use crate::signaling_move::is_drain;
 use crate::Error;
 
 /// The signaling WebSocket.
@@ -245,7 +246,7 @@ impl Task {
                 let (code, reason) = close.map_or((1005, String::new()), |c| {
                     (u16::from(c.code), c.reason.to_string())
                 });
-                if code == 1012 && reason == "draining" {
+                if is_drain(code, &reason) {
                     if let Some(token) = self.resume_token.clone() {
                         self.move_signaling(token);
                         return;
@@ -429,7 +430,7 @@ impl Task {
     }
 
     /// Sends the messages for the hub, in order. While the signaling moves they wait (at most
-    /// `MAX_WAITING`; later ones are dropped and reported).
+    /// `signaling_move::MAX_WAITING`; later ones are dropped and reported).
     async fn flush_hub(&mut self) {
         if self.moving.is_some() {
             self.hold_for_move();

@@ -10,28 +10,18 @@ use switchboard_protocol::Welcome;
 use super::{Task, Ws};
 use crate::event::Event;
 use crate::native::room::{lock, open_signaling};
+use crate::signaling_move::keep_first;
 use crate::Error;
 
 /// A new signaling socket being opened, with its welcome.
 pub(super) type Opening = Pin<Box<dyn Future<Output = Result<(Ws, Box<Welcome>), Error>> + Send>>;
 
-/// Messages for the hub kept while the signaling moves to another node; more are dropped.
-const MAX_WAITING: usize = 1024;
-
 impl Task {
-    /// Keeps the messages for the hub while the signaling moves (at most `MAX_WAITING`; later
-    /// ones are dropped and reported).
+    /// Keeps the messages for the hub while the signaling moves (at most
+    /// `signaling_move::MAX_WAITING`; later ones are dropped and reported).
     pub(super) fn hold_for_move(&mut self) {
-        if keep_first(&mut self.to_hub, MAX_WAITING) > 0 {
-            self.emit(Event::Error {
-                error: Error::new(
-                    "signaling_moving",
-                    format!(
-                        "more than {MAX_WAITING} messages for the server while it moved: the rest were dropped"
-                    ),
-                ),
-                peer: None,
-            });
+        if let Some(error) = keep_first(&mut self.to_hub) {
+            self.emit(Event::Error { error, peer: None });
         }
     }
 
@@ -74,32 +64,5 @@ pub(super) async fn opening(moving: &mut Option<Opening>) -> Result<(Ws, Box<Wel
     match moving {
         Some(opening) => opening.await,
         None => std::future::pending().await,
-    }
-}
-
-/// Keeps the first `max` of `waiting`; returns how many later ones were dropped.
-fn keep_first<T>(waiting: &mut Vec<T>, max: usize) -> usize {
-    let dropped = waiting.len().saturating_sub(max);
-    waiting.truncate(max);
-    dropped
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_waiting_messages_are_kept_up_to_the_bound_and_the_later_ones_dropped() {
-        let mut waiting: Vec<usize> = (0..MAX_WAITING).collect();
-        assert_eq!(keep_first(&mut waiting, MAX_WAITING), 0);
-        assert_eq!(waiting.len(), MAX_WAITING);
-        waiting.push(MAX_WAITING);
-        waiting.push(MAX_WAITING + 1);
-        assert_eq!(keep_first(&mut waiting, MAX_WAITING), 2);
-        assert_eq!(
-            waiting,
-            (0..MAX_WAITING).collect::<Vec<_>>(),
-            "the first ones, in order"
-        );
     }
 }

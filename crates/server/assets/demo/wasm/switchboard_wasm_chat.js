@@ -337,12 +337,14 @@ export class WasmRoom {
         }
     }
     /**
-     * Joins the room at `url` (`ws://host:port/ws/room`), with a user name if given.
+     * Joins the room at `url` (`ws://host:port/ws/room`), with a user name if given;
+     * `resumable`: the room keeps its place when its server node drains (cluster mode).
      * @param {string} url
      * @param {string | null} [user]
+     * @param {boolean | null} [resumable]
      * @returns {Promise<WasmRoom>}
      */
-    static join(url, user) {
+    static join(url, user, resumable) {
         let ptr0, len0, ptr1, len1;
         try {
             ptr0 = passStringToWasm0(url, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
@@ -354,7 +356,7 @@ export class WasmRoom {
             if (ptr0) { wasm.__wbindgen_free(ptr0, len0 * 1, 1); }
             throw e;
         }
-        const ret = wasm.wasmroom_join(ptr0, len0, ptr1, len1);
+        const ret = wasm.wasmroom_join(ptr0, len0, ptr1, len1, isLikeNone(resumable) ? 0xFFFFFF : resumable ? 1 : 0);
         return ret;
     }
     /**
@@ -374,6 +376,20 @@ export class WasmRoom {
     poll() {
         const ret = wasm.wasmroom_poll(this.__wbg_ptr);
         return ret;
+    }
+    /**
+     * The latest resume token of a resumable room (it changes when the room moves to another
+     * server node), else `undefined`.
+     * @returns {string | undefined}
+     */
+    get resumeToken() {
+        const ret = wasm.wasmroom_resumeToken(this.__wbg_ptr);
+        let v1;
+        if (ret[0] !== 0) {
+            v1 = getStringFromWasm0(ret[0], ret[1]);
+            wasm.__wbindgen_free(ret[0], ret[1] * 1, 1);
+        }
+        return v1;
     }
     /**
      * Sends a string or `Uint8Array` to one peer on a channel.
@@ -1001,17 +1017,17 @@ function __wbg_get_imports() {
             return ret;
         },
         __wbindgen_generic_0000000000000001: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 107, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 100, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
             const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h1514289f7aa9705f);
             return ret;
         },
         __wbindgen_generic_0000000000000002: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 399, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 401, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
             const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h6c1f09c59fc26bcd);
             return ret;
         },
         __wbindgen_generic_0000000000000003: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [], shim_idx: 108, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [], shim_idx: 101, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
             const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h71421eb488136c53);
             return ret;
         },
