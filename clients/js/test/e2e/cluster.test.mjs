@@ -39,6 +39,18 @@ async function startRedis() {
   return { url: `redis://127.0.0.1:${port}/`, stop: () => child.kill("SIGKILL") };
 }
 
+/** In a page: counts the WebSocket connections it opens in `window.sockets` (a move opens one). */
+function countSockets() {
+  window.sockets = 0;
+  const Base = window.WebSocket;
+  window.WebSocket = class extends Base {
+    constructor(...args) {
+      super(...args);
+      window.sockets += 1;
+    }
+  };
+}
+
 /**
  * Restarts the cluster's nodes one after the other (`rounds` of them, the oldest first): each
  * drains, its pages move their signaling through the balancer, and a fresh node takes its place
@@ -112,17 +124,7 @@ test("pages keep their ids, peers and channels while the nodes under them restar
   const ids = [];
   for (let i = 0; i < 3; i++) {
     const page = await openPage(env.browser, { url: balancer.url });
-    // Counts the signaling sockets the client opens (a move opens one more).
-    await page.evaluate(() => {
-      window.sockets = 0;
-      const Base = window.WebSocket;
-      window.WebSocket = class extends Base {
-        constructor(...args) {
-          super(...args);
-          window.sockets += 1;
-        }
-      };
-    });
+    await page.evaluate(countSockets);
     ids.push(await join(page, "rolling", { resume: true }));
     pages.push(page);
   }
@@ -159,17 +161,7 @@ test("the Rust client in wasm keeps its id, peers and channels while every node 
   const wasm = await (await env.browser.newContext()).newPage();
   const problems = [];
   wasm.on("pageerror", (error) => problems.push(error.message));
-  // Counts the signaling sockets the wasm client opens (each move opens one more).
-  await wasm.addInitScript(() => {
-    window.sockets = 0;
-    const Base = window.WebSocket;
-    window.WebSocket = class extends Base {
-      constructor(...args) {
-        super(...args);
-        window.sockets += 1;
-      }
-    };
-  });
+  await wasm.addInitScript(countSockets);
   await wasm.goto(`${balancer.url}/demo/rust-chat?room=wasm-rolling&resumable`);
   await wasm.waitForFunction(() => window.wasmRoom !== undefined || window.joinError !== undefined, null, { timeout: 20000 });
   const first = await wasm.evaluate(() => ({ id: window.wasmRoom?.id, token: window.wasmRoom?.resumeToken, error: window.joinError }));
