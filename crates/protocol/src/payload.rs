@@ -9,8 +9,9 @@ use serde_json::value::RawValue;
 ///
 /// A payload keeps the form it arrived in, so relaying between two peers of the same encoding
 /// copies bytes and never rebuilds a tree. Between encodings it is converted: JSON values map to
-/// their MessagePack equivalents; MessagePack `bin` becomes an array of byte values in JSON, and a
-/// map whose keys are not strings or numbers cannot be sent to a JSON peer.
+/// their MessagePack equivalents; MessagePack `bin` becomes an array of byte values in JSON, map
+/// keys that are numbers or booleans become strings, and a map with any other non-string key
+/// (nil, bin, an array, a map) cannot be sent to a JSON peer.
 #[derive(Debug, Clone)]
 pub enum Payload {
     /// Received from (or built for) a JSON connection: the exact JSON text.
@@ -97,9 +98,23 @@ mod tests {
     }
 
     #[test]
-    fn non_string_map_keys_cannot_become_json() {
-        let key = rmpv::Value::Binary(vec![0]);
-        let mp = Payload::MsgPack(rmpv::Value::Map(vec![(key, rmpv::Value::Nil)]));
-        assert!(mp.to_json_string().is_err());
+    fn map_keys_become_json_strings_when_they_are_scalars_and_fail_otherwise() {
+        let map = |key| Payload::MsgPack(rmpv::Value::Map(vec![(key, rmpv::Value::Nil)]));
+        for (key, json) in [
+            (rmpv::Value::from("k"), r#"{"k":null}"#),
+            (rmpv::Value::from(7), r#"{"7":null}"#),
+            (rmpv::Value::from(-1.5), r#"{"-1.5":null}"#),
+            (rmpv::Value::from(true), r#"{"true":null}"#),
+        ] {
+            assert_eq!(map(key).to_json_string().unwrap(), json);
+        }
+        for key in [
+            rmpv::Value::Nil,
+            rmpv::Value::Binary(vec![0]),
+            rmpv::Value::Array(vec![]),
+            rmpv::Value::Map(vec![]),
+        ] {
+            assert!(map(key.clone()).to_json_string().is_err(), "{key}");
+        }
     }
 }
