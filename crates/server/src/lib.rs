@@ -32,7 +32,6 @@ mod send_queue;
 pub mod server;
 mod stun;
 mod wire;
-mod ws;
 
 pub use config::{Config, ConfigError, Limits, StunConfig};
 pub use server::{Server, StartError};

@@ -38,7 +38,7 @@ use crate::metrics::Metrics;
 use crate::push::Push;
 use crate::relay::{lock, Owner, Relay};
 use crate::stun::StunServer;
-use crate::ws::{self, Rejection, WebSocketUpgrade};
+use switchboard_ws::{self as ws, Rejection, WebSocketUpgrade};
 
 /// State shared by every connection of one server.
 pub struct Shared {

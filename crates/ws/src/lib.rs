@@ -1,17 +1,20 @@
-//! The server's own WebSocket layer (RFC 6455, server side): the upgrade, a pure codec and a
+//! Switchboard's own WebSocket layer (RFC 6455, server side): the upgrade, a pure codec and a
 //! thin socket shell. It replaces axum's (tungstenite's) on the hub's hot path: one read buffer
 //! that hands out messages without copying them, unmasking a word at a time, UTF-8 checked once
 //! per message, frames batched into one write. The messages are axum's `Message` values, so the
-//! rest of the server and the server peer's WebSocket fallback share one message type.
+//! rest of the server and the server peer's WebSocket fallback share one message type. A crate of
+//! its own so that the codec can be fuzzed (`fuzz/`, target `ws_decode`) without the server.
 //!
 //! * `codec`: bytes to messages and back (pure).
 //! * `socket`: `WebSocket`, the connection's reads and writes.
 //! * `upgrade`: `WebSocketUpgrade`, the HTTP/1.1 upgrade and its refusals.
 
-mod codec;
+pub mod codec;
 mod socket;
 mod upgrade;
 
+/// The messages and close frames the codec reads and writes: axum's.
+pub use axum::extract::ws::{CloseFrame, Message};
 pub use socket::WebSocket;
 pub use upgrade::{Rejection, WebSocketUpgrade};
 

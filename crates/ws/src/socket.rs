@@ -17,8 +17,8 @@ use bytes::BytesMut;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::codec::{close_reply, encode, encoded_len, Decoded, Decoder};
-use super::{Config, Error};
+use crate::codec::{close_reply, encode, encoded_len, Decoded, Decoder};
+use crate::{Config, Error};
 
 /// An upgraded WebSocket connection, server side.
 pub struct WebSocket<S = TokioIo<hyper::upgrade::Upgraded>> {
@@ -251,8 +251,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::codec::unmask;
     use super::*;
+    use crate::codec::unmask;
     use axum::extract::ws::CloseFrame;
     use bytes::Bytes;
     use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};

@@ -13,7 +13,7 @@ use base64::Engine as _;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
-use super::{Config, WebSocket};
+use crate::{Config, WebSocket};
 
 /// The GUID every accept key is made with (RFC 6455, 1.3).
 const ACCEPT_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";

@@ -24,7 +24,7 @@ use crate::server::{
     authorize_connect, canonical_ip, check_capacity_http, denied, precheck, refusal, Shared,
 };
 use crate::wire::Wire;
-use crate::ws::{Rejection, WebSocketUpgrade};
+use switchboard_ws::{Rejection, WebSocketUpgrade};
 
 /// The query matchbox clients may send.
 #[derive(Debug, Default, serde::Deserialize)]

@@ -23,7 +23,7 @@ use crate::handshake::Handshake;
 use crate::hub::Permits;
 use crate::server::{ice_servers, origin, ws_config, Shared};
 use crate::wire::Wire;
-use crate::ws::WebSocketUpgrade;
+use switchboard_ws::WebSocketUpgrade;
 
 /// Upgrades a compat client: runs its connection, or tells it in its own protocol why not
 /// (these clients read errors from the socket, not from an HTTP answer) and closes.

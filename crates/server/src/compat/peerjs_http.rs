@@ -21,7 +21,7 @@ use crate::hub::{Destination, RoomOptions};
 use crate::relay::lock;
 use crate::server::{canonical_ip, check_capacity_http, Shared};
 use crate::wire::Wire;
-use crate::ws::{Rejection, WebSocketUpgrade};
+use switchboard_ws::{Rejection, WebSocketUpgrade};
 
 /// The query of a PeerJS client's WebSocket.
 #[derive(Debug, Default, serde::Deserialize)]

@@ -18,7 +18,7 @@ use crate::handshake::{Dialect, Entry, Handshake};
 use crate::hub::{Destination, RoomOptions};
 use crate::server::{canonical_ip, check_capacity_http, Shared};
 use crate::wire::Wire;
-use crate::ws::{Rejection, WebSocketUpgrade};
+use switchboard_ws::{Rejection, WebSocketUpgrade};
 
 /// The query of a rustysignal client.
 #[derive(Debug, Default, serde::Deserialize)]

@@ -8,7 +8,7 @@ use switchboard_protocol::ProtocolError;
 
 use crate::hub::CloseReason;
 use crate::wire::{encode_closing, Wire};
-use crate::ws::{self, WebSocket};
+use switchboard_ws::{self as ws, WebSocket};
 
 /// How long a closing handshake may take before the socket is simply dropped.
 pub(super) const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);

@@ -13,7 +13,7 @@ use crate::cluster::envelope::{Record, WireFrame};
 use crate::hub::CloseReason;
 use crate::relay::{lock, wire_frame};
 use crate::wire::{decode, Inbound};
-use crate::ws;
+use switchboard_ws as ws;
 
 /// Most data frames taken from the socket per wake-up and given to the hub under one lock.
 const READ_BATCH: usize = 32;

@@ -35,7 +35,7 @@ use crate::relay::{lock, Closer, Outbox};
 use crate::send_queue::{send_queue, QueueReceiver};
 use crate::server::Shared;
 use crate::wire::{encode_for, Wire};
-use crate::ws::{self, WebSocket};
+use switchboard_ws::{self as ws, WebSocket};
 
 /// Most queued frames written per flush.
 const WRITE_BATCH: usize = 64;

@@ -18,7 +18,7 @@ use crate::relay::Closer;
 use crate::send_queue::QueueReceiver;
 use crate::server::Shared;
 use crate::wire::Wire;
-use crate::ws::WebSocket;
+use switchboard_ws::WebSocket;
 
 /// A connection that enters in its own task step (cluster mode: the room's owner may be another
 /// node): the entering future, then the session it resolves to. Only the step running now is

@@ -13,7 +13,7 @@
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use super::Error;
+use crate::Error;
 
 const OP_CONTINUATION: u8 = 0x0;
 const OP_TEXT: u8 = 0x1;
@@ -27,7 +27,7 @@ const MAX_CONTROL_PAYLOAD: usize = 125;
 
 /// What the decoder made of the bytes read so far.
 #[derive(Debug, PartialEq)]
-pub(super) enum Decoded {
+pub enum Decoded {
     /// A whole message (a data message, or a control frame).
     Message(Message),
     /// The buffer must hold at least this many bytes (from its start) before the next frame is
@@ -44,7 +44,7 @@ struct Fragmented {
 
 /// Turns the bytes a client sent into messages. Holds only an unfinished fragmented message.
 #[derive(Debug)]
-pub(super) struct Decoder {
+pub struct Decoder {
     max_message_bytes: usize,
     fragmented: Option<Fragmented>,
 }
@@ -61,7 +61,7 @@ struct Header {
 
 impl Decoder {
     /// A decoder refusing frames and messages larger than `max_message_bytes`.
-    pub(super) fn new(max_message_bytes: usize) -> Self {
+    pub fn new(max_message_bytes: usize) -> Self {
         Self {
             max_message_bytes,
             fragmented: None,
@@ -71,7 +71,7 @@ impl Decoder {
     /// Takes the next whole message from the front of `buf` (consuming its frames), or says
     /// how many bytes the next frame needs. A broken rule is an error: the connection must be
     /// closed, with the code the error names.
-    pub(super) fn decode(&mut self, buf: &mut BytesMut) -> Result<Decoded, Error> {
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Decoded, Error> {
         loop {
             let header = match self.header(buf)? {
                 Ok(header) => header,
@@ -222,7 +222,7 @@ fn close_code_allowed(code: u16) -> bool {
 }
 
 /// Unmasks (or masks) `payload` in place, a word at a time.
-pub(super) fn unmask(payload: &mut [u8], mask: [u8; 4]) {
+pub fn unmask(payload: &mut [u8], mask: [u8; 4]) {
     let word = u64::from_ne_bytes([
         mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3],
     ]);
@@ -238,7 +238,7 @@ pub(super) fn unmask(payload: &mut [u8], mask: [u8; 4]) {
 }
 
 /// Appends `message` as one unmasked server frame to `out`.
-pub(super) fn encode(message: &Message, out: &mut BytesMut) {
+pub fn encode(message: &Message, out: &mut BytesMut) {
     let (opcode, payload): (u8, &[u8]) = match message {
         Message::Text(text) => (OP_TEXT, text.as_bytes()),
         Message::Binary(bytes) => (OP_BINARY, bytes),
@@ -265,7 +265,7 @@ pub(super) fn encode(message: &Message, out: &mut BytesMut) {
 }
 
 /// The bytes `message` takes as a server frame.
-pub(super) fn encoded_len(message: &Message) -> usize {
+pub fn encoded_len(message: &Message) -> usize {
     let payload = match message {
         Message::Text(text) => text.len(),
         Message::Binary(bytes) | Message::Ping(bytes) | Message::Pong(bytes) => bytes.len(),
@@ -301,7 +301,7 @@ fn put_header(opcode: u8, payload_len: usize, out: &mut BytesMut) {
 }
 
 /// The reply to a client's close frame: the same code (without its reason), or an empty close.
-pub(super) fn close_reply(frame: &Option<CloseFrame>) -> Message {
+pub fn close_reply(frame: &Option<CloseFrame>) -> Message {
     Message::Close(frame.as_ref().map(|f| CloseFrame {
         code: f.code,
         reason: Utf8Bytes::from_static(""),
