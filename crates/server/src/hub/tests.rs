@@ -299,6 +299,30 @@ fn rate_limit_answers_the_first_drop_then_stays_quiet() {
 }
 
 #[test]
+fn pings_count_against_the_message_rate_like_any_message() {
+    let t0 = Instant::now();
+    let mut hub = Hub::new(limits());
+    join(&mut hub, 1, "r", None, t0).unwrap();
+    join(&mut hub, 2, "r", None, t0).unwrap();
+    let ping = || ClientMessage::Ping { nonce: Some(7) };
+    // The burst (2) spent on pings, each answered...
+    for _ in 0..2 {
+        assert_eq!(
+            only(handle(&mut hub, 1, ping(), t0)),
+            Delivery {
+                to: vec![id(1)],
+                message: ServerMessage::Pong { nonce: Some(7) },
+            }
+        );
+    }
+    // ...leaves nothing for a message: it is dropped with `rate_limited`.
+    assert_eq!(
+        error_code(handle(&mut hub, 1, send(Target::Room), t0)),
+        Some(ErrorCode::RateLimited)
+    );
+}
+
+#[test]
 fn leaving_announces_and_removes_empty_rooms() {
     let now = Instant::now();
     let mut hub = Hub::new(limits());
