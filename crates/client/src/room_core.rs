@@ -195,6 +195,11 @@ impl RoomCore {
             );
         }
         let mut actions = Vec::new();
+        // The room's state is the welcome's from now on, but the host: a new host is taken
+        // below as a `host_changed`, after the peers are caught up, so that a new host links to
+        // every client, newcomers included.
+        let was = std::mem::replace(&mut self.info, welcome.room_info.clone());
+        self.info.host = was.host;
         let gone: Vec<PeerId> = self
             .members
             .iter()
@@ -207,12 +212,21 @@ impl RoomCore {
         for peer in &welcome.peers {
             self.admit(peer.clone(), Reason::JoinedLater, &mut actions);
         }
-        if welcome.room_info.host != self.info.host {
-            if let Some(host) = welcome.room_info.host {
-                actions.push(Action::Emit(Event::HostChanged(host)));
-            }
+        match welcome.room_info.host {
+            Some(host) if was.host != Some(host) => self.host_changed(host, &mut actions),
+            host => self.info.host = host,
         }
-        self.info = welcome.room_info.clone();
+        if self.info.started && !was.started {
+            actions.push(Action::Emit(Event::Started));
+        }
+        if let Some(meta) = self
+            .info
+            .meta
+            .clone()
+            .filter(|meta| was.meta.as_ref() != Some(meta))
+        {
+            actions.push(Action::Emit(Event::MetaChanged(meta)));
+        }
         actions
     }
 
@@ -572,6 +586,40 @@ mod tests {
             core.moved(&other).as_slice(),
             [Action::Emit(Event::Closed { code, .. }), .., Action::Shutdown] if code == "resume_failed"
         ));
+    }
+
+    #[test]
+    fn a_move_that_made_us_host_of_a_star_links_every_client_and_reports_the_rooms_news() {
+        let w = welcome(vec![peer(2, true), peer(3, true)], Topology::Star, 2);
+        let mut core = RoomCore::new(&w);
+        assert_eq!(links(&core.begin(&w)), vec![(id(2), Role::Answerer)]);
+        // Meanwhile the host (2) left, we became host, 4 joined, the room started, meta changed.
+        let mut moved = welcome(vec![peer(3, true), peer(4, true)], Topology::Star, 1);
+        moved.resumed = true;
+        moved.room_info.started = true;
+        moved.room_info.meta =
+            Some(switchboard_protocol::Payload::from_json(r#"{"round":2}"#).unwrap());
+        let actions = core.moved(&moved);
+        assert!(actions.contains(&Action::Unlink(id(2))));
+        let mut linked = links(&actions);
+        linked.sort_by_key(|(peer, _)| *peer);
+        assert_eq!(
+            linked,
+            vec![(id(3), Role::Offerer), (id(4), Role::Offerer)],
+            "the new host offers to every client, the one it knew and the newcomer"
+        );
+        assert!(actions.contains(&Action::Emit(Event::HostChanged(id(1)))));
+        assert!(actions.contains(&Action::Emit(Event::Started)));
+        assert!(actions
+            .iter()
+            .any(|a| matches!(a, Action::Emit(Event::MetaChanged(_)))));
+        assert_eq!(core.info().host, Some(id(1)));
+        // The same state again reports nothing new.
+        let again = core.moved(&moved);
+        assert!(!again.iter().any(|a| matches!(
+            a,
+            Action::Emit(Event::HostChanged(_) | Event::Started | Event::MetaChanged(_))
+        )));
     }
 
     #[test]

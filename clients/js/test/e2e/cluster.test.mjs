@@ -158,7 +158,8 @@ test("the Rust client in wasm keeps its id, peers and channels while every node 
   const balancer = await startBalancer(live);
   const js = await openPage(env.browser, { url: balancer.url });
   const jsId = await join(js, "wasm-rolling", { resume: true });
-  const wasm = await (await env.browser.newContext()).newPage();
+  const context = await env.browser.newContext();
+  const wasm = await context.newPage();
   const problems = [];
   wasm.on("pageerror", (error) => problems.push(error.message));
   await wasm.addInitScript(countSockets);
@@ -170,8 +171,10 @@ test("the Rust client in wasm keeps its id, peers and channels while every node 
   await waitFor(js, (id) => window.log.connects.includes(id), first.id);
   await wasm.waitForFunction((id) => window.events.some((e) => e.type === "connect" && e.peer === id), jsId, { timeout: 20000 });
 
-  // Every node restarts, so the wasm page's node drains under it at least once.
+  // Every node restarts, so the wasm page's node drains under it at least once; if it was the
+  // last one, its move may still be under way: wait for the new token.
   await restartNodes(live, 3);
+  await wasm.waitForFunction((token) => window.wasmRoom.resumeToken !== token, first.token, { timeout: 20000 });
   const after = await wasm.evaluate(() => ({
     id: window.wasmRoom.id,
     token: window.wasmRoom.resumeToken,
@@ -195,5 +198,6 @@ test("the Rust client in wasm keeps its id, peers and channels while every node 
   await waitFor(late, (id) => window.log.connects.includes(id), first.id);
   await wasm.waitForFunction((id) => window.events.some((e) => e.type === "connect" && e.peer === id), lateId, { timeout: 20000 });
   assert.deepEqual([...problems, ...js.problems, ...late.problems], []);
+  await context.close();
   balancer.close();
 });

@@ -118,6 +118,7 @@ test("a browser with mDNS-hidden candidates connects (the server learns its addr
   try {
     const page = await openEchoPage(echo, mdns);
     await connect(page);
+    await page.waitForFunction(() => window.conn.rtc.iceGatheringState === "complete", null, { timeout: 10000 });
     const offered = await page.evaluate(() => window.conn.rtc.localDescription.sdp.split("\r\n").filter((line) => line.startsWith("a=candidate:")));
     assert.deepEqual(exposedCandidates(offered), [], "the offer gives away no address of this machine");
     await page.evaluate(() => window.conn.send("reliable", "through mdns"));

@@ -27,7 +27,7 @@ use crate::event::Event;
 use crate::options::JoinOptions;
 use crate::outgoing;
 use crate::room_core::{Action, RoomCore};
-use crate::signaling_move::{is_drain, keep_first};
+use crate::signaling_move::{dropped_error, is_drain, keep_first, still_addressed};
 use crate::Error;
 
 /// A link and the serial that tells its callbacks from those of an earlier link to that peer.
@@ -59,6 +59,8 @@ pub(crate) struct Shell {
     /// A new signaling socket is being opened (the node drained): messages for the hub wait.
     moving: bool,
     waiting: Vec<ClientMessage>,
+    /// Messages for the hub dropped during the move (past `signaling_move::MAX_WAITING`).
+    dropped: usize,
     done: bool,
     last_heard: f64,
     silence_ms: f64,
@@ -130,6 +132,7 @@ impl Shell {
                 resume_token: welcome.resume_token.clone(),
                 moving: false,
                 waiting: Vec::new(),
+                dropped: 0,
                 done: false,
                 last_heard: js_sys::Date::now(),
                 silence_ms: silence_ms as f64,
@@ -237,7 +240,8 @@ impl Shell {
     }
 
     /// The new signaling socket is open (or could not be): the room goes on with it, caught up
-    /// on what happened meanwhile, and sends what waited; or it ends.
+    /// on what happened meanwhile, and sends what waited (not to peers that left meanwhile); or
+    /// it ends.
     fn moved(&mut self, opened: Result<Opened, Error>) {
         self.moving = false;
         let opened = match opened {
@@ -261,11 +265,23 @@ impl Shell {
         self.signaling_open = true;
         self.last_heard = js_sys::Date::now();
         self.resume_token = opened.welcome.resume_token.clone();
-        for message in std::mem::take(&mut self.waiting) {
-            self.transmit(&message);
-        }
         let actions = self.core.moved(&opened.welcome);
         self.perform(actions);
+        if self.done {
+            return;
+        }
+        let dropped = std::mem::take(&mut self.dropped);
+        if dropped > 0 {
+            self.emit(Event::Error {
+                error: dropped_error(dropped),
+                peer: None,
+            });
+        }
+        for message in std::mem::take(&mut self.waiting) {
+            if still_addressed(&message, |peer| self.core.member(peer).is_some()) {
+                self.transmit(&message);
+            }
+        }
         for frame in opened.early {
             self.frame(&frame);
         }
@@ -410,9 +426,7 @@ impl Shell {
     fn transmit(&mut self, message: &ClientMessage) {
         if self.moving {
             self.waiting.push(message.clone());
-            if let Some(error) = keep_first(&mut self.waiting) {
-                self.emit(Event::Error { error, peer: None });
-            }
+            self.dropped += keep_first(&mut self.waiting);
             return;
         }
         if !self.signaling_open {

@@ -10,7 +10,7 @@ use switchboard_protocol::Welcome;
 use super::{Task, Ws};
 use crate::event::Event;
 use crate::native::room::{lock, open_signaling};
-use crate::signaling_move::keep_first;
+use crate::signaling_move::{dropped_error, keep_first, still_addressed};
 use crate::Error;
 
 /// A new signaling socket being opened, with its welcome.
@@ -20,8 +20,12 @@ impl Task {
     /// Keeps the messages for the hub while the signaling moves (at most
     /// `signaling_move::MAX_WAITING`; later ones are dropped and reported).
     pub(super) fn hold_for_move(&mut self) {
-        if let Some(error) = keep_first(&mut self.to_hub) {
-            self.emit(Event::Error { error, peer: None });
+        let dropped = keep_first(&mut self.to_hub);
+        if dropped > 0 {
+            self.emit(Event::Error {
+                error: dropped_error(dropped),
+                peer: None,
+            });
         }
     }
 
@@ -55,6 +59,9 @@ impl Task {
         lock(&self.view).resume_token = welcome.resume_token.clone();
         let actions = self.core.moved(&welcome);
         self.perform(actions);
+        let core = &self.core;
+        self.to_hub
+            .retain(|message| still_addressed(message, |peer| core.member(peer).is_some()));
         self.flush_hub().await;
     }
 }
