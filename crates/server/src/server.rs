@@ -502,13 +502,18 @@ fn admin_router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-/// `GET /healthz`: `ok`; in cluster mode 503 `redis unreachable` while the store does not
-/// answer (peers on this node keep talking to each other meanwhile).
+/// `GET /healthz`: `ok`; 503 `shutting down` once the server is stopping, and in cluster mode
+/// 503 `draining` while this node drains (a balancer's health check then sends new peers, and
+/// the moving ones, elsewhere) and `redis unreachable` while the store does not answer (peers on
+/// this node keep talking to each other meanwhile).
 async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
+    let unavailable = |why: &'static str| (StatusCode::SERVICE_UNAVAILABLE, why).into_response();
+    if shared.shutdown.is_cancelled() {
+        return unavailable("shutting down\n");
+    }
     match &shared.cluster {
-        Some(cluster) if !cluster.reachable() => {
-            (StatusCode::SERVICE_UNAVAILABLE, "redis unreachable\n").into_response()
-        }
+        Some(cluster) if cluster.is_draining() => unavailable("draining\n"),
+        Some(cluster) if !cluster.reachable() => unavailable("redis unreachable\n"),
         _ => "ok\n".into_response(),
     }
 }

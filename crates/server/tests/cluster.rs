@@ -453,6 +453,46 @@ async fn garbage_and_forged_records_on_a_nodes_channel_are_dropped_and_counted()
 }
 
 #[tokio::test]
+async fn an_admin_drain_sends_the_peers_elsewhere_and_healthz_tells_balancers_to_follow() {
+    let cluster = Cluster::start_with(|config| {
+        roomy(config);
+        config.admin_token = Some("an admin token long enough".into());
+    })
+    .await;
+    let mut ann = Client::join(cluster.addr(1), "drained", "user=ann").await;
+    let mut bob = Client::join(cluster.addr(0), "drained", "user=bob&resumable=true").await;
+    ann.recv().await;
+    let (bob_id, token) = (bob.id(), bob.welcome.resume_token.clone().unwrap());
+    let (status, _) = http_get(cluster.addr(0), "/healthz").await;
+    assert!(status.contains("200"), "{status}");
+    let (status, body) = request(
+        cluster.addr(0),
+        "POST",
+        "/admin/drain",
+        Some("an admin token long enough"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(bob.closed().await, (1012, "draining".into()));
+    // The drained node stays up but says so to health checks, and refuses new peers; the others
+    // are healthy.
+    let (status, body) = http_get(cluster.addr(0), "/healthz").await;
+    assert!(status.contains("503"), "{status}");
+    assert_eq!(body, "draining\n");
+    let (status, _) = http_get(cluster.addr(1), "/healthz").await;
+    assert!(status.contains("200"), "{status}");
+    let mut refused = raw(cluster.addr(0), "/ws/drained").await;
+    let (code, close, _) = expect_refusal(&mut refused, switchboard_protocol::Encoding::Json).await;
+    assert_eq!((code, close), (ErrorCode::Draining, 1012));
+    // Bob comes back through another node with his token; ann sees nothing.
+    let back = Client::at(cluster.addr(2), &format!("/ws/drained?resume={token}")).await;
+    assert!(back.welcome.resumed);
+    assert_eq!(back.id(), bob_id);
+    ann.expect_silence(Duration::from_millis(300)).await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_peer_resumes_on_another_node_keeps_its_id_and_the_room_sees_nothing() {
     let cluster = Cluster::start().await;
     let mut ann = Client::join(cluster.addr(0), "resumes", "user=ann").await;
