@@ -25,6 +25,10 @@ import { roleFor, shouldLink } from "./topology.js";
 
 /** Most messages held for the server while the signaling socket moves to another node. */
 const MAX_WAITING = 1024;
+/** Failures of a reconnect during a move that are worth another attempt: the node reached was draining too, gone, or slow. */
+const RETRYABLE = new Set(["draining", "unavailable", "connection_failed", "connection_closed", "join_timeout"]);
+/** The wait before the next reconnect during a move, after `failed` failed ones: 100 ms doubling, at most 2 s. */
+const retryDelay = (failed: number): number => Math.min(100 * 2 ** Math.min(failed, 5), 2000);
 
 /** A peer of the room, as `room.peers` reports it. */
 export interface Peer extends PeerInfo {
@@ -161,7 +165,7 @@ export class Room {
     this.moving = true;
     this.lastHeard = Date.now();
     try {
-      const { socket, welcome } = await reopen(token);
+      const { socket, welcome } = await this.reopenWhileKept(token, reopen);
       if (this.closed) {
         socket.close(1000);
         return;
@@ -180,6 +184,24 @@ export class Room {
     } catch (error) {
       const failure = error as SwitchboardError;
       this.shutdown(failure.code ?? "connection_closed", failure.message);
+    }
+  }
+
+  /**
+   * Connects again with the resume token; an attempt that reaches a node that is draining too (a
+   * balancer that has not taken it out yet), or gone, is tried again while the server keeps the
+   * place (`resume_grace_ms`) and the room is open.
+   */
+  private async reopenWhileKept(token: string, reopen: (token: string) => Promise<{ socket: WebSocket; welcome: Welcome }>): Promise<{ socket: WebSocket; welcome: Welcome }> {
+    const deadline = Date.now() + (this.welcome.resume_grace_ms ?? 0);
+    for (let failed = 0; ; failed++) {
+      try {
+        return await reopen(token);
+      } catch (error) {
+        const delay = retryDelay(failed);
+        if (this.closed || !RETRYABLE.has((error as SwitchboardError).code) || Date.now() + delay >= deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
     }
   }
 
@@ -410,6 +432,9 @@ export class Room {
         this.iceServersChanged(message.ice_servers);
         return;
       case "error":
+        // `draining` comes right before the close that moves the room (or, without a resume
+        // token, ends it with that code): as in the Rust client, the close tells it.
+        if (message.code === "draining") return;
         this.events.emit("error", { error: new SwitchboardError(message.code, message.message) });
         return;
       case "welcome":

@@ -1,6 +1,8 @@
 //! What the native and the browser shells share when a room's signaling moves to another server
 //! node: the close that asks for it, and the bound on what waits for the new socket.
 
+use std::time::Duration;
+
 use switchboard_protocol::{ClientMessage, PeerId, Target};
 
 use crate::Error;
@@ -12,6 +14,22 @@ pub(crate) const MAX_WAITING: usize = 1024;
 /// rolling restart: close code 1012, reason `draining`); a resumable room then moves.
 pub(crate) fn is_drain(code: u16, reason: &str) -> bool {
     code == 1012 && reason == "draining"
+}
+
+/// Whether a failed attempt to reconnect during a move is worth another: the node reached was
+/// draining too (a balancer that has not taken it out yet), was gone, or did not answer in time.
+/// Anything else (the token refused, the room closed) ends the room.
+pub(crate) fn worth_retrying(code: &str) -> bool {
+    matches!(
+        code,
+        "draining" | "unavailable" | "connection_failed" | "connection_closed" | "join_timeout"
+    )
+}
+
+/// The wait before the next attempt to reconnect, after `failed` failed ones: 100 ms, doubling,
+/// at most 2 s. Attempts go on while the resume grace period of the room's place lasts.
+pub(crate) fn retry_delay(failed: u32) -> Duration {
+    Duration::from_millis(100u64.saturating_mul(1 << failed.min(5)).min(2_000))
 }
 
 /// Keeps the first [`MAX_WAITING`] of `waiting`; returns how many later ones were dropped.
@@ -110,5 +128,23 @@ mod tests {
             is_member
         ));
         assert!(still_addressed(&ClientMessage::Detach, is_member));
+    }
+
+    #[test]
+    fn a_move_tries_again_after_refusals_of_the_moment_with_growing_waits() {
+        for code in [
+            "draining",
+            "unavailable",
+            "connection_failed",
+            "connection_closed",
+            "join_timeout",
+        ] {
+            assert!(worth_retrying(code), "{code}");
+        }
+        for code in ["resume_failed", "room_closed", "kicked", "unauthorized"] {
+            assert!(!worth_retrying(code), "{code}");
+        }
+        let waits: Vec<u64> = (0..8).map(|n| retry_delay(n).as_millis() as u64).collect();
+        assert_eq!(waits, [100, 200, 400, 800, 1600, 2000, 2000, 2000]);
     }
 }

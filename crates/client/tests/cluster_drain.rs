@@ -173,3 +173,49 @@ async fn rooms_follow_their_signaling_to_another_node_when_theirs_drains() {
     third.shutdown().await;
     fourth.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_that_reaches_the_draining_node_and_then_a_stopped_one_tries_again() {
+    let redis = redis::Redis::start();
+    let first = node(&redis).await;
+    let second = node(&redis).await;
+    // The balancer sends everything to the first node, and goes on doing so while it drains and
+    // after it stopped (no health check); only later does it send connections to the second.
+    let balancer = Balancer::start(vec![first.local_addr()]).await;
+    let options = JoinOptions {
+        resumable: true,
+        ..JoinOptions::default()
+    };
+    let url = balancer.room_url("retried");
+    let mut a = Room::join(&url, options.clone()).await.expect("a joins");
+    let mut b = Room::join(&url, options.clone()).await.expect("b joins");
+    let (id_a, id_b) = (a.id(), b.id());
+    let tokens = (a.resume_token(), b.resume_token());
+    assert_eq!(expect(&mut a, "b connected", connected).await, id_b);
+    assert_eq!(expect(&mut b, "a connected", connected).await, id_a);
+
+    let stopping = tokio::spawn(async move { first.shutdown().await });
+    settle(&mut a, Duration::from_millis(300)).await;
+    settle(&mut b, Duration::from_millis(300)).await;
+    stopping.await.expect("the first node stops");
+    settle(&mut a, Duration::from_millis(300)).await;
+    balancer.set(vec![second.local_addr()]);
+    settle(&mut a, Duration::from_millis(2_500)).await;
+    settle(&mut b, Duration::from_millis(100)).await;
+
+    // Both moved after refusals: same ids, new tokens, nobody left, the channel still works and
+    // the signaling too.
+    assert_eq!((a.id(), b.id()), (id_a, id_b));
+    assert_ne!(a.resume_token(), tokens.0, "a moved");
+    assert_ne!(b.resume_token(), tokens.1, "b moved");
+    b.send(id_a, "reliable", "after the retries")
+        .expect("queued");
+    assert_eq!(
+        expect(&mut a, "b's message", text_from(id_b)).await,
+        "after the retries"
+    );
+    let mut late = Room::join(&url, options).await.expect("late joins");
+    expect(&mut late, "a peer", connected).await;
+    assert_eq!(expect(&mut a, "late connected", connected).await, late.id());
+    second.shutdown().await;
+}

@@ -201,3 +201,45 @@ test("the Rust client in wasm keeps its id, peers and channels while every node 
   await context.close();
   balancer.close();
 });
+
+test("a move that first reaches the draining node, then a stopped one, tries again until a live node takes it (JS and wasm)", async () => {
+  // The balancer sends every connection to the first node, and keeps doing so while that node
+  // drains and after it stopped (a balancer without health checks); only later does it send
+  // them to the others.
+  const [first, ...others] = env.nodes.map((node) => node.url.replace("http://", ""));
+  const live = [first];
+  const balancer = await startBalancer(live);
+  const js = await openPage(env.browser, { url: balancer.url });
+  await js.evaluate(countSockets);
+  const jsId = await join(js, "retried", { resume: true });
+  const context = await env.browser.newContext();
+  const wasm = await context.newPage();
+  await wasm.addInitScript(countSockets);
+  await wasm.goto(`${balancer.url}/demo/rust-chat?room=retried&resumable`);
+  await wasm.waitForFunction(() => window.wasmRoom !== undefined || window.joinError !== undefined, null, { timeout: 20000 });
+  const wasmId = await wasm.evaluate(() => window.wasmRoom.id);
+  await waitFor(js, (id) => window.log.connects.includes(id), wasmId);
+
+  const old = env.nodes.shift();
+  await old.stop();
+  await new Promise((r) => setTimeout(r, 600));
+  live.splice(0, live.length, ...others);
+  env.nodes.push(await startServer(nodeArgs()));
+
+  // Both moved, after at least one refused or failed attempt each: same ids, nobody left.
+  await js.waitForFunction(() => window.sockets >= 3 && window.room.connection !== undefined, null, { timeout: 20000 });
+  await wasm.waitForFunction(() => window.sockets >= 3, null, { timeout: 20000 });
+  await js.evaluate((id) => window.room.send(id, "reliable", "after the retries"), wasmId);
+  await wasm.waitForFunction(() => window.events.some((e) => e.type === "message" && e.data === "after the retries"), null, { timeout: 20000 });
+  const late = await openPage(env.browser, { url: balancer.url });
+  const lateId = await join(late, "retried", { resume: true });
+  await waitFor(js, (id) => window.log.connects.includes(id), lateId);
+  await wasm.waitForFunction((id) => window.events.some((e) => e.type === "connect" && e.peer === id), lateId, { timeout: 20000 });
+  const jsState = await js.evaluate(() => ({ id: window.room.id, leaves: window.log.leaves, closes: window.log.closes, errors: window.log.errors }));
+  assert.deepEqual(jsState, { id: jsId, leaves: [], closes: [], errors: [] });
+  const wasmState = await wasm.evaluate(() => ({ id: window.wasmRoom.id, ended: window.events.filter((e) => ["leave", "close", "error"].includes(e.type)) }));
+  assert.deepEqual(wasmState, { id: wasmId, ended: [] });
+  assert.deepEqual([...js.problems, ...late.problems], []);
+  await context.close();
+  balancer.close();
+});

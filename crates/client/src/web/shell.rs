@@ -21,13 +21,15 @@ use web_sys::{CloseEvent, MessageEvent, RtcConfiguration, WebSocket};
 use super::link::{Limits, Link, LinkEvent, Outcome};
 use super::ops::{run_ops, LinkOwner};
 use super::room::{open_signaling, Opened};
-use super::timer::Timer;
+use super::timer::{sleep, Timer};
 use crate::channels::ChannelSpec;
 use crate::event::Event;
 use crate::options::JoinOptions;
 use crate::outgoing;
 use crate::room_core::{Action, RoomCore};
-use crate::signaling_move::{dropped_error, is_drain, keep_first, still_addressed};
+use crate::signaling_move::{
+    dropped_error, is_drain, keep_first, retry_delay, still_addressed, worth_retrying,
+};
 use crate::Error;
 
 /// A link and the serial that tells its callbacks from those of an earlier link to that peer.
@@ -56,6 +58,8 @@ pub(crate) struct Shell {
     /// The room's URL, to connect to again when its server node drains.
     url: String,
     resume_token: Option<String>,
+    /// How long the server keeps the room's place for a resume, in ms (a move is tried that long).
+    resume_grace_ms: f64,
     /// A new signaling socket is being opened (the node drained): messages for the hub wait.
     moving: bool,
     waiting: Vec<ClientMessage>,
@@ -130,6 +134,7 @@ impl Shell {
                 signaling_open: true,
                 url,
                 resume_token: welcome.resume_token.clone(),
+                resume_grace_ms: welcome.resume_grace_ms as f64,
                 moving: false,
                 waiting: Vec::new(),
                 dropped: 0,
@@ -214,7 +219,8 @@ impl Shell {
     }
 
     /// Connects to the room's URL again with the resume token (a load balancer picks another
-    /// node), keeping the id, the peers and their connections. The old socket's callbacks are
+    /// node), keeping the id, the peers and their connections; an attempt that reaches a draining
+    /// or gone node is tried again while the server keeps the place. The old socket's callbacks are
     /// detached, not dropped: this may run inside one of them.
     fn move_signaling(&mut self, token: String) {
         self.moving = true;
@@ -224,8 +230,24 @@ impl Shell {
         let mut options = self.options.clone();
         options.resume = Some(token);
         let me = self.me.clone();
+        let deadline = js_sys::Date::now() + self.resume_grace_ms;
         wasm_bindgen_futures::spawn_local(async move {
-            let opened = open_signaling(&url, &options).await;
+            let mut failed = 0;
+            let opened = loop {
+                match open_signaling(&url, &options).await {
+                    // The balancer sent us to a node that is draining too, or gone: again,
+                    // while the server keeps the place (and the room is still there).
+                    Err(error) if worth_retrying(&error.code) && me.strong_count() > 0 => {
+                        let delay = retry_delay(failed);
+                        if js_sys::Date::now() + delay.as_secs_f64() * 1000.0 >= deadline {
+                            break Err(error);
+                        }
+                        sleep(delay).await;
+                        failed += 1;
+                    }
+                    opened => break opened,
+                }
+            };
             match me.upgrade() {
                 Some(shell) => shell.borrow_mut().moved(opened),
                 None => {
@@ -265,6 +287,7 @@ impl Shell {
         self.signaling_open = true;
         self.last_heard = js_sys::Date::now();
         self.resume_token = opened.welcome.resume_token.clone();
+        self.resume_grace_ms = opened.welcome.resume_grace_ms as f64;
         let actions = self.core.moved(&opened.welcome);
         self.perform(actions);
         if self.done {

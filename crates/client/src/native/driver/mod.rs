@@ -89,6 +89,8 @@ struct Task {
     options: JoinOptions,
     /// The latest resume token, if the join asked for one.
     resume_token: Option<String>,
+    /// How long the server keeps the room's place for a resume (a move is tried that long).
+    resume_grace: Duration,
     /// The signaling socket's replacement, while the room moves to another server node.
     moving: Option<Opening>,
     ws: Ws,
@@ -137,6 +139,7 @@ pub(crate) async fn run(setup: Setup) {
     let mut task = Task {
         url,
         resume_token: welcome.resume_token.clone(),
+        resume_grace: Duration::from_millis(welcome.resume_grace_ms),
         moving: None,
         ws,
         socket,

@@ -4,13 +4,16 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::{Duration, Instant};
 
 use switchboard_protocol::Welcome;
 
 use super::{Task, Ws};
 use crate::event::Event;
 use crate::native::room::{lock, open_signaling};
-use crate::signaling_move::{dropped_error, keep_first, still_addressed};
+use crate::signaling_move::{
+    dropped_error, keep_first, retry_delay, still_addressed, worth_retrying,
+};
 use crate::Error;
 
 /// A new signaling socket being opened, with its welcome.
@@ -31,15 +34,33 @@ impl Task {
 
     /// The server node is draining (a cluster's rolling restart): the room connects again with
     /// its resume token (a load balancer picks another node), keeping its id, its peers and
-    /// their connections. What it sends to the hub meanwhile waits for the new socket.
+    /// their connections; an attempt that reaches a draining or gone node is tried again (see
+    /// `signaling_move::retry_delay`) while the server keeps the place. What the room sends to
+    /// the hub meanwhile waits for the new socket.
     pub(super) fn move_signaling(&mut self, token: String) {
         self.signaling_open = false;
         let url = self.url.clone();
         let mut options = self.options.clone();
         options.resume = Some(token);
-        self.moving = Some(Box::pin(
-            async move { open_signaling(&url, &options).await },
-        ));
+        let deadline = Instant::now() + self.resume_grace;
+        self.moving = Some(Box::pin(async move {
+            let mut failed = 0;
+            loop {
+                match open_signaling(&url, &options).await {
+                    // The balancer sent us to a node that is draining too, or gone: again,
+                    // while the server keeps the place.
+                    Err(error) if worth_retrying(&error.code) => {
+                        let delay = retry_delay(failed);
+                        if Instant::now() + delay >= deadline {
+                            return Err(error);
+                        }
+                        tokio::time::sleep(delay).await;
+                        failed += 1;
+                    }
+                    opened => return opened,
+                }
+            }
+        }));
     }
 
     /// The new signaling socket is open (or could not be): the room goes on with it, caught up
@@ -56,6 +77,7 @@ impl Task {
         self.ws = ws;
         self.signaling_open = true;
         self.resume_token = welcome.resume_token.clone();
+        self.resume_grace = Duration::from_millis(welcome.resume_grace_ms);
         lock(&self.view).resume_token = welcome.resume_token.clone();
         let actions = self.core.moved(&welcome);
         self.perform(actions);
