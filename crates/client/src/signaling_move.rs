@@ -19,7 +19,7 @@ pub(crate) fn is_drain(code: u16, reason: &str) -> bool {
 /// Whether a failed attempt to reconnect during a move is worth another: the node reached was
 /// draining too (a balancer that has not taken it out yet), was gone, or did not answer in time.
 /// Anything else (the token refused, the room closed) ends the room.
-pub(crate) fn worth_retrying(code: &str) -> bool {
+fn worth_retrying(code: &str) -> bool {
     matches!(
         code,
         "draining" | "unavailable" | "connection_failed" | "connection_closed" | "join_timeout"
@@ -27,9 +27,35 @@ pub(crate) fn worth_retrying(code: &str) -> bool {
 }
 
 /// The wait before the next attempt to reconnect, after `failed` failed ones: 100 ms, doubling,
-/// at most 2 s. Attempts go on while the resume grace period of the room's place lasts.
-pub(crate) fn retry_delay(failed: u32) -> Duration {
+/// at most 2 s.
+fn retry_delay(failed: u32) -> Duration {
     Duration::from_millis(100u64.saturating_mul(1 << failed.min(5)).min(2_000))
+}
+
+/// The attempts of one move to reconnect: each failure worth another is followed by a wait
+/// ([`retry_delay`]), as long as the next attempt starts within the room's resume grace period
+/// (after it the server no longer keeps the place). Pure: the shell passes the time elapsed.
+pub(crate) struct Retries {
+    grace: Duration,
+    failed: u32,
+}
+
+impl Retries {
+    /// A move whose place the server keeps for `grace` (the welcome's `resume_grace_ms`).
+    pub(crate) fn new(grace: Duration) -> Self {
+        Self { grace, failed: 0 }
+    }
+
+    /// An attempt failed with `code`, `elapsed` after the move began: the wait before the next
+    /// one, or `None` when the move is over (the failure is the room's end).
+    pub(crate) fn after_failure(&mut self, code: &str, elapsed: Duration) -> Option<Duration> {
+        let delay = retry_delay(self.failed);
+        if !worth_retrying(code) || elapsed + delay >= self.grace {
+            return None;
+        }
+        self.failed += 1;
+        Some(delay)
+    }
 }
 
 /// Keeps the first [`MAX_WAITING`] of `waiting`; returns how many later ones were dropped.
@@ -146,5 +172,31 @@ mod tests {
         }
         let waits: Vec<u64> = (0..8).map(|n| retry_delay(n).as_millis() as u64).collect();
         assert_eq!(waits, [100, 200, 400, 800, 1600, 2000, 2000, 2000]);
+    }
+
+    #[test]
+    fn a_move_gives_up_on_other_refusals_and_when_the_next_attempt_would_start_past_the_grace() {
+        let grace = Duration::from_millis(1_000);
+        let mut retries = Retries::new(grace);
+        assert_eq!(retries.after_failure("resume_failed", Duration::ZERO), None);
+        let mut waits = Vec::new();
+        let mut elapsed = Duration::ZERO;
+        while let Some(wait) = retries.after_failure("draining", elapsed) {
+            waits.push(wait.as_millis());
+            elapsed += wait;
+        }
+        // 100 + 200 + 400 = 700 ms; the next wait (800) would start the attempt at 1,500 ms.
+        assert_eq!(waits, [100, 200, 400]);
+        // One millisecond short of the grace for the first wait: still one more attempt.
+        let mut edge = Retries::new(grace);
+        assert_eq!(
+            edge.after_failure("join_timeout", Duration::from_millis(899)),
+            Some(Duration::from_millis(100))
+        );
+        let mut past = Retries::new(grace);
+        assert_eq!(
+            past.after_failure("join_timeout", Duration::from_millis(900)),
+            None
+        );
     }
 }

@@ -27,9 +27,7 @@ use crate::event::Event;
 use crate::options::JoinOptions;
 use crate::outgoing;
 use crate::room_core::{Action, RoomCore};
-use crate::signaling_move::{
-    dropped_error, is_drain, keep_first, retry_delay, still_addressed, worth_retrying,
-};
+use crate::signaling_move::{dropped_error, is_drain, keep_first, still_addressed, Retries};
 use crate::Error;
 
 /// A link and the serial that tells its callbacks from those of an earlier link to that peer.
@@ -58,8 +56,8 @@ pub(crate) struct Shell {
     /// The room's URL, to connect to again when its server node drains.
     url: String,
     resume_token: Option<String>,
-    /// How long the server keeps the room's place for a resume, in ms (a move is tried that long).
-    resume_grace_ms: f64,
+    /// How long the server keeps the room's place for a resume (a move is tried that long).
+    resume_grace: Duration,
     /// A new signaling socket is being opened (the node drained): messages for the hub wait.
     moving: bool,
     waiting: Vec<ClientMessage>,
@@ -134,7 +132,7 @@ impl Shell {
                 signaling_open: true,
                 url,
                 resume_token: welcome.resume_token.clone(),
-                resume_grace_ms: welcome.resume_grace_ms as f64,
+                resume_grace: Duration::from_millis(welcome.resume_grace_ms),
                 moving: false,
                 waiting: Vec::new(),
                 dropped: 0,
@@ -230,20 +228,19 @@ impl Shell {
         let mut options = self.options.clone();
         options.resume = Some(token);
         let me = self.me.clone();
-        let deadline = js_sys::Date::now() + self.resume_grace_ms;
+        let mut retries = Retries::new(self.resume_grace);
         wasm_bindgen_futures::spawn_local(async move {
-            let mut failed = 0;
+            let started = js_sys::Date::now();
             let opened = loop {
                 match open_signaling(&url, &options).await {
                     // The balancer sent us to a node that is draining too, or gone: again,
                     // while the server keeps the place (and the room is still there).
-                    Err(error) if worth_retrying(&error.code) && me.strong_count() > 0 => {
-                        let delay = retry_delay(failed);
-                        if js_sys::Date::now() + delay.as_secs_f64() * 1000.0 >= deadline {
-                            break Err(error);
+                    Err(error) if me.strong_count() > 0 => {
+                        let elapsed = (js_sys::Date::now() - started).max(0.0) / 1000.0;
+                        match retries.after_failure(&error.code, Duration::from_secs_f64(elapsed)) {
+                            Some(wait) => sleep(wait).await,
+                            None => break Err(error),
                         }
-                        sleep(delay).await;
-                        failed += 1;
                     }
                     opened => break opened,
                 }
@@ -287,7 +284,7 @@ impl Shell {
         self.signaling_open = true;
         self.last_heard = js_sys::Date::now();
         self.resume_token = opened.welcome.resume_token.clone();
-        self.resume_grace_ms = opened.welcome.resume_grace_ms as f64;
+        self.resume_grace = Duration::from_millis(opened.welcome.resume_grace_ms);
         let actions = self.core.moved(&opened.welcome);
         self.perform(actions);
         if self.done {

@@ -11,9 +11,7 @@ use switchboard_protocol::Welcome;
 use super::{Task, Ws};
 use crate::event::Event;
 use crate::native::room::{lock, open_signaling};
-use crate::signaling_move::{
-    dropped_error, keep_first, retry_delay, still_addressed, worth_retrying,
-};
+use crate::signaling_move::{dropped_error, keep_first, still_addressed, Retries};
 use crate::Error;
 
 /// A new signaling socket being opened, with its welcome.
@@ -35,28 +33,24 @@ impl Task {
     /// The server node is draining (a cluster's rolling restart): the room connects again with
     /// its resume token (a load balancer picks another node), keeping its id, its peers and
     /// their connections; an attempt that reaches a draining or gone node is tried again (see
-    /// `signaling_move::retry_delay`) while the server keeps the place. What the room sends to
+    /// `signaling_move::Retries`) while the server keeps the place. What the room sends to
     /// the hub meanwhile waits for the new socket.
     pub(super) fn move_signaling(&mut self, token: String) {
         self.signaling_open = false;
         let url = self.url.clone();
         let mut options = self.options.clone();
         options.resume = Some(token);
-        let deadline = Instant::now() + self.resume_grace;
+        let mut retries = Retries::new(self.resume_grace);
         self.moving = Some(Box::pin(async move {
-            let mut failed = 0;
+            let started = Instant::now();
             loop {
                 match open_signaling(&url, &options).await {
                     // The balancer sent us to a node that is draining too, or gone: again,
                     // while the server keeps the place.
-                    Err(error) if worth_retrying(&error.code) => {
-                        let delay = retry_delay(failed);
-                        if Instant::now() + delay >= deadline {
-                            return Err(error);
-                        }
-                        tokio::time::sleep(delay).await;
-                        failed += 1;
-                    }
+                    Err(error) => match retries.after_failure(&error.code, started.elapsed()) {
+                        Some(wait) => tokio::time::sleep(wait).await,
+                        None => return Err(error),
+                    },
                     opened => return opened,
                 }
             }
